@@ -1,0 +1,641 @@
+//! The writer: appends rows, commits them, closes cleanly.
+//!
+//! Commit protocol (see `docs/design.md` for the failure analysis):
+//!
+//! 1. pending rows are written past the committed end of the data;
+//! 2. the data is synced (`fdatasync`; skipped under [`Durability::Process`]);
+//! 3. a record {sequence, rows, previous rows, data CRC} is written to the
+//!    journal slot holding the older record, and synced (same exception);
+//! 4. the header's shape is rewritten in place (same length, never synced on
+//!    its own: the next commit's data sync or the close flushes it).
+//!
+//! The header is never ahead of the journal and the journal never ahead of
+//! durable data, so a crash at any instant leaves a file numpy reads with
+//! only committed rows, and a journal that recovery trusts.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::element::{self, Element};
+use crate::error::{Error, Result};
+use crate::format::dtype::Dtype;
+use crate::format::header;
+use crate::format::journal::{self, FLAG_CREATED, Record, Slot};
+use crate::options::{AppendOptions, Durability, GroupCommit, LockWait};
+use crate::recovery::{self, Files, Inspection, Layout, Plan};
+use crate::report::{Found, RecoveryReport};
+use crate::storage::{Backend, FsBackend, OpenMode, Storage};
+
+/// Default size of the user-space buffer collecting small appends.
+const DEFAULT_BUFFER_BYTES: usize = 1 << 20;
+
+/// Appends rows to one `.npy` file, crash-safely.
+///
+/// Opened with [`Appender::open_or_recover`] or [`AppendOptions::open`].
+/// Rows passed to [`append`](Self::append) are buffered and written past the
+/// committed end; they become visible to readers and survive a crash only
+/// once [`commit`](Self::commit) returns.
+///
+/// # Dropping
+///
+/// Dropping an appender without [`close`](Self::close) has the effect of a
+/// crash of the process: it releases the lock and nothing else. Committed
+/// rows stay committed and readable; rows appended since the last commit are
+/// lost (the next [`Appender::open_or_recover`] cuts them); the journal stays
+/// next to the file until a later writer closes it. Dropping does no I/O, so
+/// it cannot fail or block.
+pub struct Appender<B: Backend = FsBackend> {
+    backend: B,
+    path: PathBuf,
+    journal_path: PathBuf,
+    durability: Durability,
+    group_commit: GroupCommit,
+    buffer_bytes: usize,
+    state: State<B::File>,
+    report: RecoveryReport,
+    poisoned: Option<String>,
+}
+
+enum State<F> {
+    /// No file yet: it is created by the first append.
+    Unborn { dtype: Option<Dtype>, row_shape: Vec<u64> },
+    Live(Box<Live<F>>),
+}
+
+struct Live<F> {
+    npy: F,
+    journal: F,
+    layout: Layout,
+    /// Values (not bytes) per row.
+    row_values: u64,
+    journal_id: u64,
+    identity_len: u64,
+    next_slot: Slot,
+    next_sequence: u64,
+    committed_rows: u64,
+    cursor: Vec<u8>,
+    /// File offset where the next buffered bytes go.
+    written_end: u64,
+    buffer: Vec<u8>,
+    pending_rows: u64,
+    /// CRC32 of the pending rows already written to the file.
+    pending_crc: crc32fast::Hasher,
+    pending_since: Option<Instant>,
+}
+
+impl Appender<FsBackend> {
+    /// Opens the file at `path` for appending with the default options:
+    /// creates it if missing (dtype and row shape from the first typed
+    /// append), takes over a clean `.npy`, or recovers a crashed writer's
+    /// file to its last commit. See [`Appender::report`] for what was found.
+    pub fn open_or_recover(path: impl AsRef<Path>) -> Result<Self> {
+        AppendOptions::new().open(path)
+    }
+}
+
+impl<B: Backend> Appender<B> {
+    pub(crate) fn open_with(backend: B, path: &Path, options: AppendOptions) -> Result<Self> {
+        let journal_path = recovery::journal_path(path);
+        let mut appender = Self {
+            path: path.to_path_buf(),
+            journal_path,
+            durability: options.durability,
+            group_commit: options.group_commit,
+            buffer_bytes: options.buffer_bytes.unwrap_or(DEFAULT_BUFFER_BYTES).max(1),
+            state: State::Unborn {
+                dtype: options.dtype.clone(),
+                row_shape: options.row_shape.clone().unwrap_or_default(),
+            },
+            report: RecoveryReport::default(),
+            poisoned: None,
+            backend,
+        };
+        appender.open_existing(&options)?;
+        if let State::Unborn {
+            dtype: Some(dtype), ..
+        } = &appender.state
+        {
+            let dtype = dtype.clone();
+            appender.create(dtype)?;
+        }
+        Ok(appender)
+    }
+
+    fn open_existing(&mut self, options: &AppendOptions) -> Result<()> {
+        let (path, journal_path) = (self.path.clone(), self.journal_path.clone());
+        let npy = match self.backend.open(&path, OpenMode::ReadWrite) {
+            Ok(file) => {
+                lock(&file, &path, options.lock_wait)?;
+                Some(file)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&path, "opening", e)),
+        };
+        let journal = match self.backend.open(&journal_path, OpenMode::ReadWrite) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&journal_path, "opening the journal", e)),
+        };
+        let inspection = recovery::inspect(&Files {
+            path: &path,
+            journal_path: &journal_path,
+            npy: npy.as_ref(),
+            journal: journal.as_ref(),
+            tail_policy: options.tail_policy,
+        })?;
+        let plan = match inspection {
+            Inspection::Missing { discard_journal } => {
+                if discard_journal {
+                    drop(journal);
+                    self.backend
+                        .remove(&journal_path)
+                        .map_err(|e| Error::io(&journal_path, "removing an incomplete journal", e))?;
+                    let dir = recovery::parent_dir(&journal_path);
+                    self.backend
+                        .sync_dir(dir)
+                        .map_err(|e| Error::io(dir, "syncing the directory", e))?;
+                    self.report.journal_discarded = true;
+                }
+                return Ok(());
+            }
+            Inspection::Existing(plan) => plan,
+        };
+        check_options(&path, &plan, options)?;
+        let applied = recovery::apply(&self.backend, &path, &journal_path, npy, journal, (*plan).clone())?;
+        self.report = plan.report.clone();
+        let row_values = plan.layout.header.row_shape().iter().product::<u64>();
+        let end = plan.layout.end_of(plan.rows).unwrap_or(u64::MAX);
+        self.state = State::Live(Box::new(Live {
+            npy: applied.npy,
+            journal: applied.journal,
+            row_values,
+            journal_id: applied.identity.journal_id,
+            identity_len: applied.identity.len(),
+            next_slot: applied.newest.0.other(),
+            next_sequence: applied.newest.1.sequence + 1,
+            committed_rows: plan.rows,
+            cursor: applied.newest.1.cursor,
+            written_end: end,
+            buffer: Vec::new(),
+            pending_rows: 0,
+            pending_crc: crc32fast::Hasher::new(),
+            pending_since: None,
+            layout: plan.layout,
+        }));
+        Ok(())
+    }
+
+    /// Creates the file: journal first (it can rebuild the file), then the
+    /// `.npy` with an empty shape, each synced with its directory.
+    fn create(&mut self, dtype: Dtype) -> Result<()> {
+        let State::Unborn { row_shape, .. } = &self.state else {
+            return Ok(());
+        };
+        let mut shape = vec![0];
+        shape.extend_from_slice(row_shape);
+        let bytes = header::build(&dtype, false, &shape).map_err(|e| Error::from_format(&self.path, e))?;
+        let parsed = header::parse(&bytes).map_err(|e| Error::from_format(&self.path, e))?;
+        let layout = Layout::new(parsed).map_err(|e| Error::from_format(&self.path, e))?;
+        let (journal, identity, record) =
+            recovery::create_journal(&self.backend, &self.journal_path, &layout, bytes.clone(), FLAG_CREATED, 0)?;
+        let npy = match self.backend.open(&self.path, OpenMode::CreateNew) {
+            Ok(file) => file,
+            Err(e) => {
+                drop(journal);
+                let _ = self.backend.remove(&self.journal_path);
+                return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::Locked {
+                        path: self.path.clone(),
+                    }
+                } else {
+                    Error::io(&self.path, "creating the file", e)
+                });
+            }
+        };
+        if !npy.try_lock().map_err(|e| Error::io(&self.path, "locking", e))? {
+            return Err(Error::Locked {
+                path: self.path.clone(),
+            });
+        }
+        npy.write_at(&bytes, 0)
+            .and_then(|()| npy.sync_data())
+            .map_err(|e| Error::io(&self.path, "writing the header", e))?;
+        let dir = recovery::parent_dir(&self.path);
+        self.backend
+            .sync_dir(dir)
+            .map_err(|e| Error::io(dir, "syncing the directory", e))?;
+        let row_values = layout.header.row_shape().iter().product::<u64>();
+        self.state = State::Live(Box::new(Live {
+            npy,
+            journal,
+            row_values,
+            journal_id: identity.journal_id,
+            identity_len: identity.len(),
+            next_slot: Slot::B,
+            next_sequence: record.sequence + 1,
+            committed_rows: 0,
+            cursor: Vec::new(),
+            written_end: layout.header.header_len,
+            buffer: Vec::new(),
+            pending_rows: 0,
+            pending_crc: crc32fast::Hasher::new(),
+            pending_since: None,
+            layout,
+        }));
+        self.report.found = Found::NoFile;
+        Ok(())
+    }
+
+    /// What opening found and what recovery changed.
+    pub fn report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The path of the `.npy` file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of the journal next to it.
+    pub fn journal_path(&self) -> &Path {
+        &self.journal_path
+    }
+
+    /// Committed rows: after opening, where appending continues.
+    pub fn len(&self) -> u64 {
+        match &self.state {
+            State::Live(live) => live.committed_rows,
+            State::Unborn { .. } => 0,
+        }
+    }
+
+    /// Whether no row is committed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows appended since the last commit.
+    pub fn pending_rows(&self) -> u64 {
+        match &self.state {
+            State::Live(live) => live.pending_rows,
+            State::Unborn { .. } => 0,
+        }
+    }
+
+    /// The file's dtype; `None` before a new file's first append.
+    pub fn dtype(&self) -> Option<&Dtype> {
+        match &self.state {
+            State::Live(live) => Some(&live.layout.header.dtype),
+            State::Unborn { dtype, .. } => dtype.as_ref(),
+        }
+    }
+
+    /// The shape of one row (the array's shape without its first axis).
+    pub fn row_shape(&self) -> &[u64] {
+        match &self.state {
+            State::Live(live) => live.layout.header.row_shape(),
+            State::Unborn { row_shape, .. } => row_shape,
+        }
+    }
+
+    /// Bytes per row; `None` before a new file's first append.
+    pub fn row_bytes(&self) -> Option<u64> {
+        match &self.state {
+            State::Live(live) => Some(live.layout.row_bytes),
+            State::Unborn { .. } => None,
+        }
+    }
+
+    /// The durability of commits.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Whether an earlier failure poisoned this appender.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::Poisoned {
+                path: self.path.clone(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f`; any error poisons the appender.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.check_poison()?;
+        let result = f(self);
+        if let Err(e) = &result {
+            self.poisoned = Some(e.to_string());
+        }
+        result
+    }
+
+    /// Appends typed values: `values.len()` must be a whole number of rows
+    /// and `T` exactly the file's dtype (no cast). A new file takes its dtype
+    /// from `T`. The rows are pending until the next commit.
+    pub fn append<T: Element>(&mut self, values: &[T]) -> Result<()> {
+        self.check_poison()?;
+        if let State::Unborn { dtype, .. } = &self.state {
+            let dtype = match dtype {
+                Some(d) if element::matches::<T>(d) => d.clone(),
+                Some(d) => {
+                    return Err(Error::DtypeMismatch {
+                        expected: d.to_string(),
+                        found: T::dtype().to_string(),
+                    });
+                }
+                None => T::dtype(),
+            };
+            if values.is_empty() {
+                return Ok(());
+            }
+            self.guarded(|a| a.create(dtype))?;
+        }
+        let State::Live(live) = &self.state else {
+            return Ok(());
+        };
+        if !element::matches::<T>(&live.layout.header.dtype) {
+            return Err(Error::DtypeMismatch {
+                expected: live.layout.header.dtype.to_string(),
+                found: T::dtype().to_string(),
+            });
+        }
+        let per_row = live.row_values;
+        if per_row == 0 || values.len() as u64 % per_row != 0 {
+            return Err(Error::ShapeMismatch {
+                expected: format!(
+                    "a multiple of {per_row} values (rows of shape {:?})",
+                    live.layout.header.row_shape()
+                ),
+                found: format!("{} values", values.len()),
+            });
+        }
+        let rows = values.len() as u64 / per_row;
+        self.append_rows(element::as_bytes(values), rows)
+    }
+
+    /// Appends raw row bytes in the file's own dtype layout (C order, the
+    /// dtype's byte order): `bytes.len()` must be a whole number of rows.
+    /// A new file needs its dtype from [`AppendOptions::dtype`].
+    pub fn append_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.check_poison()?;
+        if let State::Unborn { dtype, .. } = &self.state {
+            let Some(dtype) = dtype.clone() else {
+                return Err(Error::InvalidArgument {
+                    what: format!(
+                        "{}: a new file needs its dtype before raw bytes can be appended; \
+                         set AppendOptions::dtype or make the first append a typed one",
+                        self.path.display()
+                    ),
+                });
+            };
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            self.guarded(|a| a.create(dtype))?;
+        }
+        let State::Live(live) = &self.state else {
+            return Ok(());
+        };
+        let row_bytes = live.layout.row_bytes;
+        if bytes.len() as u64 % row_bytes != 0 {
+            return Err(Error::ShapeMismatch {
+                expected: format!("a multiple of {row_bytes} bytes (whole rows)"),
+                found: format!("{} bytes", bytes.len()),
+            });
+        }
+        let rows = bytes.len() as u64 / row_bytes;
+        self.append_rows(bytes, rows)
+    }
+
+    fn append_rows(&mut self, bytes: &[u8], rows: u64) -> Result<()> {
+        if rows == 0 {
+            return Ok(());
+        }
+        self.guarded(|a| {
+            let path = a.path.clone();
+            let cap = a.buffer_bytes;
+            let State::Live(live) = &mut a.state else {
+                return Ok(());
+            };
+            let total = live
+                .committed_rows
+                .checked_add(live.pending_rows)
+                .and_then(|r| r.checked_add(rows))
+                .filter(|&r| live.layout.end_of(r).is_some())
+                .ok_or_else(|| Error::InvalidArgument {
+                    what: format!("{}: the row count would overflow 64 bits", path.display()),
+                })?;
+            if live.buffer.len() + bytes.len() > cap {
+                live.flush(&path)?;
+            }
+            if bytes.len() >= cap {
+                live.write(&path, bytes)?;
+            } else {
+                live.buffer.extend_from_slice(bytes);
+            }
+            live.pending_rows = total - live.committed_rows;
+            live.pending_since.get_or_insert_with(Instant::now);
+            Ok(())
+        })?;
+        if self.group_commit.is_set() && self.group_due() {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn group_due(&self) -> bool {
+        let State::Live(live) = &self.state else {
+            return false;
+        };
+        let g = &self.group_commit;
+        g.rows.is_some_and(|n| live.pending_rows >= n)
+            || g.bytes
+                .is_some_and(|n| live.pending_rows.saturating_mul(live.layout.row_bytes) >= n)
+            || g.interval
+                .zip(live.pending_since)
+                .is_some_and(|(every, since)| since.elapsed() >= every)
+    }
+
+    /// Makes every pending row committed and returns the committed row count.
+    ///
+    /// When this returns `Ok` under [`Durability::Fsync`] (the default), the
+    /// rows survive power loss; under [`Durability::Process`], they survive
+    /// the death of the process. Readers see them from now on. On error the
+    /// appender is poisoned and the commit is not acknowledged (recovery may
+    /// or may not keep it). Committing with no pending rows does nothing.
+    pub fn commit(&mut self) -> Result<u64> {
+        self.guarded(|a| {
+            let (path, journal_path, durability) = (a.path.clone(), a.journal_path.clone(), a.durability);
+            match &mut a.state {
+                State::Live(live) => live.commit(&path, &journal_path, durability),
+                State::Unborn { .. } => Ok(0),
+            }
+        })
+    }
+
+    /// Commits, makes the header final and durable, removes the journal and
+    /// syncs the directory: the file is left a plain `.npy` with nothing
+    /// beside it. Returns the committed row count. An appender that never
+    /// received a row for a new file creates nothing.
+    ///
+    /// Under both durabilities, close syncs the file before removing the
+    /// journal, so a closed file survives power loss.
+    pub fn close(mut self) -> Result<u64> {
+        let rows = self.commit()?;
+        self.guarded(|a| {
+            let State::Live(live) = std::mem::replace(
+                &mut a.state,
+                State::Unborn {
+                    dtype: None,
+                    row_shape: Vec::new(),
+                },
+            ) else {
+                return Ok(());
+            };
+            let Live { npy, journal, .. } = *live;
+            npy.sync_all().map_err(|e| Error::io(&a.path, "syncing the header", e))?;
+            drop(journal);
+            a.backend
+                .remove(&a.journal_path)
+                .map_err(|e| Error::io(&a.journal_path, "removing the journal", e))?;
+            let dir = recovery::parent_dir(&a.journal_path);
+            a.backend
+                .sync_dir(dir)
+                .map_err(|e| Error::io(dir, "syncing the directory", e))?;
+            drop(npy);
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+}
+
+impl<F: Storage> Live<F> {
+    /// Writes `bytes` (whole rows) at the end of the written data.
+    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+        self.npy
+            .write_at(bytes, self.written_end)
+            .map_err(|e| Error::io(path, "writing rows", e))?;
+        self.pending_crc.update(bytes);
+        self.written_end += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the buffered rows to the file.
+    fn flush(&mut self, path: &Path) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let buffer = std::mem::take(&mut self.buffer);
+        let result = self.write(path, &buffer);
+        self.buffer = buffer;
+        self.buffer.clear();
+        result
+    }
+
+    fn commit(&mut self, path: &Path, journal_path: &Path, durability: Durability) -> Result<u64> {
+        if self.pending_rows == 0 {
+            return Ok(self.committed_rows);
+        }
+        let synced = durability == Durability::Fsync;
+        // 1. rows past the committed end.
+        self.flush(path)?;
+        // 2. rows durable.
+        if synced {
+            self.npy
+                .sync_data()
+                .map_err(|e| Error::io(path, "syncing rows", e))?;
+        }
+        // 3. journal record in the older slot, durable.
+        let rows = self.committed_rows + self.pending_rows;
+        let record = Record {
+            sequence: self.next_sequence,
+            rows,
+            prev_rows: self.committed_rows,
+            data_crc: self.pending_crc.clone().finalize(),
+            data_synced: synced,
+            cursor: self.cursor.clone(),
+        };
+        let bytes = record
+            .encode(self.journal_id)
+            .map_err(|e| Error::from_format(journal_path, e))?;
+        self.journal
+            .write_at(&bytes, journal::slot_offset(self.identity_len, self.next_slot))
+            .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
+        if synced {
+            self.journal
+                .sync_data()
+                .map_err(|e| Error::io(journal_path, "syncing the journal", e))?;
+        }
+        // 4. header shape, in place.
+        let header = self
+            .layout
+            .header_bytes(rows)
+            .map_err(|e| Error::from_format(path, e))?;
+        let skip = self.layout.header.version.prefix_len();
+        self.npy
+            .write_at(header.get(skip..).unwrap_or_default(), skip as u64)
+            .map_err(|e| Error::io(path, "rewriting the header", e))?;
+        self.layout.set_rows(rows);
+        self.committed_rows = rows;
+        self.pending_rows = 0;
+        self.pending_crc = crc32fast::Hasher::new();
+        self.pending_since = None;
+        self.next_slot = self.next_slot.other();
+        self.next_sequence += 1;
+        Ok(rows)
+    }
+}
+
+/// Takes the writer lock on `file`, waiting as `wait` allows.
+fn lock<F: Storage>(file: &F, path: &Path, wait: LockWait) -> Result<()> {
+    let deadline = match wait {
+        LockWait::Fail => None,
+        LockWait::Wait(d) => Some(Instant::now() + d),
+    };
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
+            return Ok(());
+        }
+        match deadline {
+            Some(deadline) if Instant::now() < deadline => {
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            _ => {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+    }
+}
+
+/// Checks explicit dtype and row-shape options against an existing file.
+fn check_options(path: &Path, plan: &Plan, options: &AppendOptions) -> Result<()> {
+    let header = &plan.layout.header;
+    if let Some(dtype) = &options.dtype {
+        if *dtype != header.dtype {
+            return Err(Error::DtypeMismatch {
+                expected: header.dtype.to_string(),
+                found: format!("{dtype} (from the options, for {})", path.display()),
+            });
+        }
+    }
+    if let Some(shape) = &options.row_shape {
+        if shape.as_slice() != header.row_shape() {
+            return Err(Error::ShapeMismatch {
+                expected: format!("rows of shape {:?} ({})", header.row_shape(), path.display()),
+                found: format!("rows of shape {shape:?} in the options"),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! The one error type of the library.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong, as variants a caller can act on.
+///
+/// Each message says what happened, where (path, offset, slot) and what to do.
+/// No file is changed by an operation that returns an error because the file
+/// could not be understood.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another writer holds the lock on the file.
+    #[error(
+        "{path}: another writer has this file open (its lock is held); \
+         wait for it to finish, or stop it (a killed writer's lock is released by the kernel)"
+    )]
+    Locked {
+        /// The `.npy` file.
+        path: PathBuf,
+    },
+
+    /// The file or its journal is not valid.
+    #[error("{path}: corrupt: {what}{}", offset.map(|o| format!(" (at byte {o})")).unwrap_or_default())]
+    Corrupt {
+        /// The file that could not be understood.
+        path: PathBuf,
+        /// Byte offset of the problem in that file, when known.
+        offset: Option<u64>,
+        /// What is wrong.
+        what: String,
+    },
+
+    /// A checksum did not match: the bytes on disk changed after they were written.
+    #[error(
+        "{path}: checksum mismatch in {what} at byte {offset}: expected {expected:#010x}, found {found:#010x}; \
+         the disk returned other bytes than were written and synced, nothing was changed"
+    )]
+    ChecksumMismatch {
+        /// The file holding the checksum.
+        path: PathBuf,
+        /// What the checksum covers.
+        what: String,
+        /// Byte offset of the checked region.
+        offset: u64,
+        /// The stored checksum.
+        expected: u32,
+        /// The checksum of the bytes found.
+        found: u32,
+    },
+
+    /// The journal says rows were committed that the file no longer holds.
+    #[error(
+        "{path}: committed data is missing: {committed_rows} committed rows need {needed_len} bytes, \
+         the file has {actual_len}; nothing was changed (restore the file from a copy, or \
+         delete the journal to fall back to the header, accepting the loss)"
+    )]
+    CommittedDataMissing {
+        /// The `.npy` file.
+        path: PathBuf,
+        /// Rows the journal (or header) says are committed.
+        committed_rows: u64,
+        /// File length those rows need.
+        needed_len: u64,
+        /// Actual file length.
+        actual_len: u64,
+    },
+
+    /// A file without a journal has bytes past the data its header describes.
+    #[error(
+        "{path}: {extra_bytes} bytes past the {header_rows} rows the header describes and no journal \
+         (left by a crashed writer of another tool?); nothing was changed. Choose: cut the file to the \
+         header (TailPolicy::CutToHeader), adopt the {whole_rows} whole rows found \
+         (TailPolicy::AdoptWholeRows), or leave it alone"
+    )]
+    TrailingBytes {
+        /// The `.npy` file.
+        path: PathBuf,
+        /// Rows the header describes.
+        header_rows: u64,
+        /// Bytes past those rows.
+        extra_bytes: u64,
+        /// Whole rows those bytes would make.
+        whole_rows: u64,
+    },
+
+    /// Appended data does not fit the file's row shape.
+    #[error("shape mismatch: expected {expected}, found {found}")]
+    ShapeMismatch {
+        /// What the file needs.
+        expected: String,
+        /// What was given.
+        found: String,
+    },
+
+    /// Appended data or options do not have the file's dtype.
+    #[error("dtype mismatch: the file holds {expected}, found {found}; no value is ever cast")]
+    DtypeMismatch {
+        /// The file's dtype.
+        expected: String,
+        /// The dtype given.
+        found: String,
+    },
+
+    /// Valid input this library does not handle.
+    #[error("{}unsupported: {what}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Unsupported {
+        /// The file, when the problem is in a file.
+        path: Option<PathBuf>,
+        /// What is not supported, and what to do instead.
+        what: String,
+    },
+
+    /// A caller passed an argument that cannot be used.
+    #[error("invalid argument: {what}")]
+    InvalidArgument {
+        /// What is wrong with it.
+        what: String,
+    },
+
+    /// An earlier write or sync failed; this appender acknowledges nothing more.
+    #[error(
+        "{path}: appender is poisoned by an earlier failure ({cause}); nothing after the last \
+         successful commit is durable; drop it and reopen with open_or_recover"
+    )]
+    Poisoned {
+        /// The `.npy` file.
+        path: PathBuf,
+        /// The failure that poisoned it.
+        cause: String,
+    },
+
+    /// The operating system reported an I/O error.
+    #[error("{path}: {op} failed: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Shorthand for results of this library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, op: &'static str, source: io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            op,
+            source,
+        }
+    }
+
+    pub(crate) fn from_format(path: impl Into<PathBuf>, err: crate::format::FormatError) -> Self {
+        use crate::format::FormatError;
+        match err {
+            FormatError::Malformed { offset, what } => Self::Corrupt {
+                path: path.into(),
+                offset,
+                what,
+            },
+            FormatError::Unsupported { what } => Self::Unsupported {
+                path: Some(path.into()),
+                what,
+            },
+        }
+    }
+
+    /// The underlying `io::ErrorKind`, when this is an I/O error.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Self::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+}

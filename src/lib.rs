@@ -1,0 +1,65 @@
+//! Crash-safe appends to NumPy `.npy` files.
+//!
+//! An [`Appender`] appends rows to a plain `.npy` file so that a writer killed
+//! at any instant (`kill -9`, the OOM killer, a power cut) leaves a file that
+//! [`Appender::open_or_recover`] resumes exactly where its last commit ended,
+//! and that `np.load(path, mmap_mode="r")` reads at every moment, never
+//! showing a row that was not committed.
+//!
+//! ```no_run
+//! use npy_append::Appender;
+//!
+//! # fn main() -> npy_append::Result<()> {
+//! let mut w = Appender::open_or_recover("feats.npy")?; // create, resume, or recover
+//! let start = w.len();                                // committed rows: continue here
+//! # let _ = start;
+//! w.append(&[0.5f32, 1.5, 2.5])?;                      // typed, dtype checked, no cast
+//! w.commit()?;                                        // durable: survives kill -9 and power loss
+//! w.close()?;                                         // clean: header final, journal removed
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layers
+//!
+//! - [`format`]: pure functions for the NPY header and the journal layout.
+//! - [`storage`]: the one narrow interface every byte goes through, with the
+//!   real file system and an in-memory backend.
+//! - [`Appender`], [`AppendOptions`], [`RecoveryReport`], [`Error`]: the API.
+//!
+//! `docs/design.md` describes the on-disk protocol and its failure analysis.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+#![warn(clippy::pedantic)]
+#![allow(
+    clippy::module_name_repetitions,
+    clippy::missing_errors_doc,
+    clippy::must_use_candidate,
+    clippy::cast_possible_truncation,
+    reason = "errors are documented on the error enum; u64 -> usize casts are bounded before use"
+)]
+
+mod appender;
+mod element;
+mod error;
+pub mod format;
+mod options;
+mod recovery;
+mod report;
+pub mod storage;
+
+pub use appender::Appender;
+pub use element::Element;
+pub use error::{Error, Result};
+pub use format::dtype::Dtype;
+pub use options::{AppendOptions, Durability, GroupCommit, LockWait, TailPolicy};
+pub use recovery::journal_path;
+pub use report::{Found, RecoveryReport};

@@ -1,0 +1,185 @@
+//! How an [`crate::Appender`] is opened and when it commits.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::appender::Appender;
+use crate::format::dtype::Dtype;
+use crate::storage::{Backend, FsBackend};
+use crate::{Error, Result};
+
+/// What a returned [`Appender::commit`] survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Data and journal are synced (`fdatasync`) before `commit` returns: the
+    /// commit survives power loss and kernel crashes.
+    #[default]
+    Fsync,
+    /// The same writes in the same order, without syncs: the commit survives
+    /// the death of the process (`kill -9`, OOM) because the kernel keeps the
+    /// written pages, but not power loss. After a power loss, recovery checks
+    /// the newest commits against their checksums and keeps the longest prefix
+    /// that passes. [`Appender::close`] still syncs once.
+    Process,
+}
+
+/// Commit automatically once enough rows, bytes or time have accumulated.
+///
+/// Every limit that is set triggers a commit when reached, checked after each
+/// append; [`Appender::close`] always commits. The default commits only when
+/// [`Appender::commit`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupCommit {
+    /// Commit when this many rows are pending.
+    pub rows: Option<u64>,
+    /// Commit when this many bytes are pending.
+    pub bytes: Option<u64>,
+    /// Commit when the oldest pending row is this old.
+    pub interval: Option<Duration>,
+}
+
+impl GroupCommit {
+    /// Commit every `rows` rows.
+    pub fn rows(rows: u64) -> Self {
+        Self {
+            rows: Some(rows),
+            ..Self::default()
+        }
+    }
+
+    /// Commit every `bytes` bytes.
+    pub fn bytes(bytes: u64) -> Self {
+        Self {
+            bytes: Some(bytes),
+            ..Self::default()
+        }
+    }
+
+    /// Commit when pending rows are `interval` old.
+    pub fn interval(interval: Duration) -> Self {
+        Self {
+            interval: Some(interval),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.rows.is_some() || self.bytes.is_some() || self.interval.is_some()
+    }
+}
+
+/// What to do when another writer holds the file's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LockWait {
+    /// Return [`Error::Locked`] at once.
+    #[default]
+    Fail,
+    /// Retry until the lock is free or the duration has passed, then return
+    /// [`Error::Locked`].
+    Wait(Duration),
+}
+
+/// What to do with bytes past the data a header describes when the file has
+/// no journal (another tool's writer crashed, or the file was cut).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TailPolicy {
+    /// Change nothing and return [`Error::TrailingBytes`].
+    #[default]
+    Refuse,
+    /// Cut the file to the rows the header describes.
+    CutToHeader,
+    /// Keep every whole row found past the header's rows and cut the partial
+    /// row at the end, if any.
+    AdoptWholeRows,
+}
+
+/// Options for opening an [`Appender`]; `AppendOptions::new().open(path)`.
+#[derive(Debug, Clone, Default)]
+pub struct AppendOptions {
+    pub(crate) dtype: Option<Dtype>,
+    pub(crate) row_shape: Option<Vec<u64>>,
+    pub(crate) durability: Durability,
+    pub(crate) group_commit: GroupCommit,
+    pub(crate) lock_wait: LockWait,
+    pub(crate) tail_policy: TailPolicy,
+    pub(crate) buffer_bytes: Option<usize>,
+}
+
+impl AppendOptions {
+    /// The defaults: fsync durability, explicit commits, fail at once when
+    /// locked, refuse unexplained trailing bytes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The dtype of a new file, as numpy writes it in a header (`"<f4"`,
+    /// `"|u1"`, `"[('a', '<i4'), ('b', '<f8', (3,))]"`); checked against an
+    /// existing file.
+    pub fn dtype(mut self, descr: &str) -> Result<Self> {
+        let text = descr.trim();
+        let literal = if text.starts_with('[') || text.starts_with('\'') || text.starts_with('"') {
+            text.to_owned()
+        } else {
+            format!("'{text}'")
+        };
+        let dtype = Dtype::parse_descr(&literal).map_err(|e| Error::InvalidArgument {
+            what: format!("dtype {descr:?}: {e}"),
+        })?;
+        self.dtype = Some(dtype);
+        Ok(self)
+    }
+
+    /// The dtype of a new file, as a parsed [`Dtype`].
+    pub fn dtype_value(mut self, dtype: Dtype) -> Self {
+        self.dtype = Some(dtype);
+        self
+    }
+
+    /// The shape of one row (`[]`, the default, makes a 1-D array; `[128]`
+    /// makes an `(N, 128)` array); checked against an existing file.
+    pub fn row_shape(mut self, shape: &[u64]) -> Self {
+        self.row_shape = Some(shape.to_vec());
+        self
+    }
+
+    /// What a returned commit survives.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// When to commit without an explicit call.
+    pub fn group_commit(mut self, group_commit: GroupCommit) -> Self {
+        self.group_commit = group_commit;
+        self
+    }
+
+    /// What to do when another writer holds the lock.
+    pub fn lock_wait(mut self, lock_wait: LockWait) -> Self {
+        self.lock_wait = lock_wait;
+        self
+    }
+
+    /// What to do with unexplained bytes past the header's data.
+    pub fn tail_policy(mut self, tail_policy: TailPolicy) -> Self {
+        self.tail_policy = tail_policy;
+        self
+    }
+
+    /// Size of the user-space buffer that collects small appends before they
+    /// are written (default 1 MiB).
+    pub fn buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = Some(bytes);
+        self
+    }
+
+    /// Opens, creates or recovers the file at `path` on the real file system.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Appender<FsBackend>> {
+        Appender::open_with(FsBackend, path.as_ref(), self)
+    }
+
+    /// Opens, creates or recovers the file at `path` on `backend`.
+    pub fn open_with<B: Backend>(self, backend: B, path: impl AsRef<Path>) -> Result<Appender<B>> {
+        Appender::open_with(backend, path.as_ref(), self)
+    }
+}

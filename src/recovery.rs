@@ -1,0 +1,869 @@
+//! Deciding what a file's committed state is, and restoring it.
+//!
+//! [`inspect`] reads the `.npy` and its journal (never writing) and returns a
+//! [`Plan`]: the committed row count and the changes that bring the file to
+//! exactly that state. [`apply`] carries a plan out. Splitting the two lets a
+//! dry run report what recovery would do, and keeps every decision in one
+//! place.
+//!
+//! Recovery only ever cuts bytes past the committed end and rewrites the
+//! header to the committed shape, so it can be killed at any point and run
+//! again with the same result.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format::FormatError;
+use crate::format::header::{self, Header};
+use crate::format::journal::{self, Identity, Record, Slot};
+use crate::options::TailPolicy;
+use crate::report::{Found, RecoveryReport};
+use crate::storage::{Backend, OpenMode, Storage};
+
+/// Largest `.npy` header this library reads (a `u32` length field could claim
+/// 4 GiB; numpy itself refuses headers over 10,000 bytes by default).
+pub(crate) const MAX_HEADER_LEN: u64 = journal::MAX_SNAPSHOT_LEN;
+
+/// Bytes read at a time when checking a commit's data checksum.
+const CRC_CHUNK: usize = 1 << 20;
+
+/// The journal path of a `.npy` path: `<file>.journal`.
+pub fn journal_path(path: &Path) -> PathBuf {
+    let mut os = path.as_os_str().to_owned();
+    os.push(".journal");
+    PathBuf::from(os)
+}
+
+/// The directory holding `path` (for directory syncs).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// A `.npy` header checked for appending, with the derived sizes.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    /// The header, its shape set to the committed rows.
+    pub header: Header,
+    /// Bytes per row.
+    pub row_bytes: u64,
+}
+
+impl Layout {
+    /// Checks that `header` describes a file rows can be appended to.
+    pub(crate) fn new(header: Header) -> Result<Self, FormatError> {
+        if header.fortran_order {
+            return Err(FormatError::unsupported(
+                "Fortran-order (fortran_order: True) arrays cannot be appended to; \
+                 save the array in C order (np.ascontiguousarray) first",
+            ));
+        }
+        let Some((_, row_shape)) = header.shape.split_first() else {
+            return Err(FormatError::unsupported(
+                "a 0-d array (shape ()) has no axis to grow; save it with shape (1,) to append",
+            ));
+        };
+        let itemsize = header.dtype.itemsize()?;
+        let row_bytes = row_shape
+            .iter()
+            .try_fold(itemsize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| FormatError::malformed(None, "row size overflows 64 bits"))?;
+        if row_bytes == 0 {
+            return Err(FormatError::unsupported(format!(
+                "rows of {row_shape:?} with dtype {} have zero bytes, so rows cannot be counted",
+                header.dtype
+            )));
+        }
+        header.data_len()?;
+        let mut widest = header.shape.clone();
+        if let Some(first) = widest.first_mut() {
+            *first = u64::MAX;
+        }
+        header::build_with_len(
+            header.version,
+            &header.dtype,
+            header.fortran_order,
+            &widest,
+            header.header_len,
+        )
+        .map_err(|_| {
+            FormatError::unsupported(format!(
+                "the {}-byte header has no room to grow the row count to 20 digits \
+                 (written by numpy < 1.24 or another tool); rewrite it with numpy >= 1.24: \
+                 np.save(path, np.load(path))",
+                header.header_len
+            ))
+        })?;
+        Ok(Self { header, row_bytes })
+    }
+
+    /// Rows in the header's shape.
+    pub(crate) fn rows(&self) -> u64 {
+        self.header.shape.first().copied().unwrap_or(0)
+    }
+
+    /// The file length `rows` rows need.
+    pub(crate) fn end_of(&self, rows: u64) -> Option<u64> {
+        rows.checked_mul(self.row_bytes)?
+            .checked_add(self.header.header_len)
+    }
+
+    /// The header bytes for `rows` rows, the same length as the current header.
+    pub(crate) fn header_bytes(&self, rows: u64) -> Result<Vec<u8>, FormatError> {
+        let mut shape = self.header.shape.clone();
+        if let Some(first) = shape.first_mut() {
+            *first = rows;
+        }
+        header::build_with_len(
+            self.header.version,
+            &self.header.dtype,
+            self.header.fortran_order,
+            &shape,
+            self.header.header_len,
+        )
+    }
+
+    /// Sets the header's row count.
+    pub(crate) fn set_rows(&mut self, rows: u64) {
+        if let Some(first) = self.header.shape.first_mut() {
+            *first = rows;
+        }
+    }
+}
+
+/// What the journal file held.
+#[derive(Debug)]
+pub(crate) struct JournalRead {
+    pub identity: Result<Identity, FormatError>,
+    pub slots: Vec<(Slot, Record)>,
+}
+
+impl JournalRead {
+    /// The valid slot with the highest sequence number.
+    pub(crate) fn newest(&self) -> Option<&(Slot, Record)> {
+        self.slots.iter().max_by_key(|(_, r)| r.sequence)
+    }
+
+    /// The valid slot with the lowest sequence number, when both are valid.
+    pub(crate) fn older(&self) -> Option<&(Slot, Record)> {
+        if self.slots.len() < 2 {
+            return None;
+        }
+        self.slots.iter().min_by_key(|(_, r)| r.sequence)
+    }
+}
+
+fn read_vec<F: Storage>(file: &F, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut buf = vec![0u8; len];
+    file.read_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
+/// Reads the identity and both slots of a journal. Never fails on content:
+/// unreadable parts come back as errors inside the result.
+pub(crate) fn read_journal<F: Storage>(file: &F) -> io::Result<JournalRead> {
+    let len = file.len()?;
+    let fixed_len = len.min(journal::IDENTITY_FIXED_LEN as u64);
+    let fixed = read_vec(file, 0, fixed_len)?;
+    let identity = match Identity::decode_prefix(&fixed) {
+        Err(e) => Err(e),
+        Ok(prefix) => {
+            let want = journal::IDENTITY_FIXED_LEN as u64 + prefix.snapshot_len;
+            if want > len {
+                Err(FormatError::malformed(
+                    Some(len),
+                    format!("journal is {len} bytes, its identity block needs {want}"),
+                ))
+            } else {
+                Identity::decode(&read_vec(file, 0, want)?)
+            }
+        }
+    };
+    let mut slots = Vec::new();
+    if let Ok(id) = &identity {
+        for slot in [Slot::A, Slot::B] {
+            let at = journal::slot_offset(id.len(), slot);
+            let Some(avail) = len.checked_sub(at) else { continue };
+            let fixed = read_vec(file, at, avail.min(journal::SLOT_FIXED_LEN as u64))?;
+            let Some(need) = Record::encoded_len(&fixed) else { continue };
+            if need as u64 > avail {
+                continue;
+            }
+            let bytes = read_vec(file, at, need as u64)?;
+            if let Ok(record) = Record::decode(&bytes, id.journal_id) {
+                slots.push((slot, record));
+            }
+        }
+    }
+    Ok(JournalRead { identity, slots })
+}
+
+/// The header of a `.npy` and its raw bytes (as many as the file has, up to
+/// the header length it claims).
+pub(crate) struct HeaderRead {
+    pub header: Result<Header, FormatError>,
+    pub raw: Vec<u8>,
+}
+
+/// Reads and parses the header of a `.npy` of length `len`.
+pub(crate) fn read_header<F: Storage>(file: &F, len: u64) -> io::Result<HeaderRead> {
+    let prefix = read_vec(file, 0, len.min(12))?;
+    let header_len = match header::parse_prefix(&prefix) {
+        Ok((_, header_len)) => header_len,
+        Err(e) => {
+            return Ok(HeaderRead {
+                header: Err(e),
+                raw: prefix,
+            });
+        }
+    };
+    if header_len > MAX_HEADER_LEN {
+        return Ok(HeaderRead {
+            header: Err(FormatError::unsupported(format!(
+                "header claims {header_len} bytes, over the {MAX_HEADER_LEN}-byte limit"
+            ))),
+            raw: prefix,
+        });
+    }
+    if header_len > len {
+        return Ok(HeaderRead {
+            header: Err(FormatError::malformed(
+                Some(8),
+                format!("header claims {header_len} bytes but the file has only {len}"),
+            )),
+            raw: read_vec(file, 0, len)?,
+        });
+    }
+    let raw = read_vec(file, 0, header_len)?;
+    Ok(HeaderRead {
+        header: header::parse(&raw),
+        raw,
+    })
+}
+
+/// CRC32 of the file bytes `start..end`.
+pub(crate) fn crc_of<F: Storage>(file: &F, start: u64, end: u64) -> io::Result<u32> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; CRC_CHUNK.min(usize::try_from(end.saturating_sub(start)).unwrap_or(CRC_CHUNK))];
+    let mut at = start;
+    while at < end {
+        let n = (end - at).min(buf.len() as u64) as usize;
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        file.read_at(chunk, at)?;
+        hasher.update(chunk);
+        at += n as u64;
+    }
+    Ok(hasher.finalize())
+}
+
+/// What to do with the journal.
+#[derive(Debug, Clone)]
+pub(crate) enum JournalPlan {
+    /// Keep the existing journal; commits continue after `newest`.
+    Keep {
+        identity: Identity,
+        newest: (Slot, Record),
+        /// A record to write first, when the committed state is not the
+        /// newest valid record (it replaces a record whose data is gone).
+        reanchor: Option<(Slot, Record)>,
+    },
+    /// Create a journal for a file that has none (or whose journal was
+    /// never completed, which is removed first).
+    Create { discard_existing: bool },
+}
+
+/// The committed state of an existing file and the changes that restore it.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub layout: Layout,
+    pub rows: u64,
+    /// Cut the file to this length.
+    pub cut_to: Option<u64>,
+    /// Write these header bytes at offset 0.
+    pub header_write: Option<Vec<u8>>,
+    /// The `.npy` does not exist and must be created (it was being created
+    /// when its writer died, and nothing was committed).
+    pub create_npy: bool,
+    pub journal: JournalPlan,
+    pub report: RecoveryReport,
+}
+
+/// What [`inspect`] found.
+#[derive(Debug)]
+pub(crate) enum Inspection {
+    /// No file and no usable journal: a new file is to be created.
+    Missing { discard_journal: bool },
+    /// A file (or a journal that can rebuild it).
+    Existing(Box<Plan>),
+}
+
+/// The inputs of [`inspect`]: the opened files and their paths (for messages).
+pub(crate) struct Files<'a, F> {
+    pub path: &'a Path,
+    pub journal_path: &'a Path,
+    pub npy: Option<&'a F>,
+    pub journal: Option<&'a F>,
+    pub tail_policy: TailPolicy,
+}
+
+/// Decides the committed state of a file and its journal, reading only.
+pub(crate) fn inspect<F: Storage>(files: &Files<'_, F>) -> Result<Inspection> {
+    let io_err = |path: &Path, op| {
+        let path = path.to_path_buf();
+        move |e| Error::io(path, op, e)
+    };
+    let npy_read = match files.npy {
+        Some(npy) => {
+            let len = npy.len().map_err(io_err(files.path, "reading the length"))?;
+            let header = read_header(npy, len).map_err(io_err(files.path, "reading the header"))?;
+            Some((npy, len, header))
+        }
+        None => None,
+    };
+    let journal = match files.journal {
+        Some(j) => Some(read_journal(j).map_err(io_err(files.journal_path, "reading the journal"))?),
+        None => None,
+    };
+    match (npy_read, journal) {
+        (None, None) => Ok(Inspection::Missing {
+            discard_journal: false,
+        }),
+        (None, Some(journal)) => match journal.identity {
+            Err(_) => Ok(Inspection::Missing {
+                discard_journal: true,
+            }),
+            Ok(identity) => plan_missing_npy(files, identity, &journal.slots).map(|p| Inspection::Existing(Box::new(p))),
+        },
+        (Some((npy, len, header)), None) => {
+            plan_without_journal(files, npy, len, header, false).map(|p| Inspection::Existing(Box::new(p)))
+        }
+        (Some((npy, len, header)), Some(journal)) => match journal.identity {
+            // A journal whose identity never became valid was being created
+            // when its writer died: no commit can depend on it.
+            Err(_) => plan_without_journal(files, npy, len, header, true).map(|p| Inspection::Existing(Box::new(p))),
+            Ok(ref identity) => {
+                plan_with_journal(files, npy, len, header, identity.clone(), &journal).map(|p| Inspection::Existing(Box::new(p)))
+            }
+        },
+    }
+}
+
+fn corrupt(path: &Path, err: FormatError) -> Error {
+    Error::from_format(path, err)
+}
+
+fn plan_without_journal<F: Storage>(
+    files: &Files<'_, F>,
+    _npy: &F,
+    len: u64,
+    read: HeaderRead,
+    discard_existing: bool,
+) -> Result<Plan> {
+    let header = read.header.map_err(|e| corrupt(files.path, e))?;
+    let layout = Layout::new(header).map_err(|e| corrupt(files.path, e))?;
+    let header_rows = layout.rows();
+    let expected = layout.end_of(header_rows).ok_or_else(|| {
+        corrupt(
+            files.path,
+            FormatError::malformed(None, "data size of the header's shape overflows 64 bits"),
+        )
+    })?;
+    if len < expected {
+        return Err(Error::CommittedDataMissing {
+            path: files.path.to_path_buf(),
+            committed_rows: header_rows,
+            needed_len: expected,
+            actual_len: len,
+        });
+    }
+    let mut report = RecoveryReport {
+        found: Found::Clean,
+        journal_discarded: discard_existing,
+        ..RecoveryReport::default()
+    };
+    let extra = len - expected;
+    let rows = if extra == 0 {
+        header_rows
+    } else {
+        let whole_rows = extra / layout.row_bytes;
+        match files.tail_policy {
+            TailPolicy::Refuse => {
+                return Err(Error::TrailingBytes {
+                    path: files.path.to_path_buf(),
+                    header_rows,
+                    extra_bytes: extra,
+                    whole_rows,
+                });
+            }
+            TailPolicy::CutToHeader => header_rows,
+            TailPolicy::AdoptWholeRows => {
+                report.adopted_rows = whole_rows;
+                header_rows + whole_rows
+            }
+        }
+    };
+    finish_plan(files.path, layout, rows, len, &read.raw, JournalPlan::Create { discard_existing }, report)
+}
+
+/// Fills in the cut and the header rewrite that bring a file of length `len`
+/// whose header bytes are `raw` to `rows` committed rows.
+fn finish_plan(
+    path: &Path,
+    mut layout: Layout,
+    rows: u64,
+    len: u64,
+    raw: &[u8],
+    journal: JournalPlan,
+    mut report: RecoveryReport,
+) -> Result<Plan> {
+    let end = layout.end_of(rows).ok_or_else(|| {
+        corrupt(path, FormatError::malformed(None, "committed data size overflows 64 bits"))
+    })?;
+    let cut_to = (len > end).then_some(end);
+    let wanted = layout.header_bytes(rows).map_err(|e| corrupt(path, e))?;
+    let header_write = (raw != wanted.as_slice()).then_some(wanted);
+    layout.set_rows(rows);
+    report.committed_rows = rows;
+    report.bytes_cut = len.saturating_sub(end);
+    report.header_rewritten = header_write.is_some();
+    Ok(Plan {
+        layout,
+        rows,
+        cut_to,
+        header_write,
+        create_npy: false,
+        journal,
+        report,
+    })
+}
+
+/// The header the journal's snapshot describes, checked.
+fn snapshot_layout(path: &Path, journal_path: &Path, identity: &Identity) -> Result<Layout> {
+    let snap = header::parse(&identity.snapshot).map_err(|e| {
+        corrupt(
+            journal_path,
+            FormatError::malformed(Some(journal::IDENTITY_FIXED_LEN as u64), format!("header snapshot: {e}")),
+        )
+    })?;
+    let layout = Layout::new(snap).map_err(|e| corrupt(path, e))?;
+    if layout.row_bytes != identity.row_bytes || layout.header.header_len != identity.header_len {
+        return Err(corrupt(
+            journal_path,
+            FormatError::malformed(None, "journal identity disagrees with its own header snapshot"),
+        ));
+    }
+    Ok(layout)
+}
+
+fn plan_missing_npy<F: Storage>(files: &Files<'_, F>, identity: Identity, slots: &[(Slot, Record)]) -> Result<Plan> {
+    let layout = snapshot_layout(files.path, files.journal_path, &identity)?;
+    let newest = slots.iter().max_by_key(|(_, r)| r.sequence).cloned();
+    let rows = newest.as_ref().map_or(0, |(_, r)| r.rows);
+    if !identity.created() || rows > 0 {
+        return Err(Error::CommittedDataMissing {
+            path: files.path.to_path_buf(),
+            committed_rows: rows,
+            needed_len: layout.end_of(rows).unwrap_or(u64::MAX),
+            actual_len: 0,
+        });
+    }
+    // The writer died while creating the file, before any commit.
+    let header_write = layout.header_bytes(0).map_err(|e| corrupt(files.path, e))?;
+    let (newest, reanchor) = match newest {
+        Some(n) => (n, None),
+        None => {
+            let record = Record {
+                sequence: 1,
+                data_synced: true,
+                ..Record::default()
+            };
+            ((Slot::A, record.clone()), Some((Slot::A, record)))
+        }
+    };
+    Ok(Plan {
+        layout,
+        rows: 0,
+        cut_to: None,
+        header_write: Some(header_write),
+        create_npy: true,
+        journal: JournalPlan::Keep {
+            identity,
+            newest,
+            reanchor,
+        },
+        report: RecoveryReport {
+            found: Found::Journal,
+            header_rewritten: true,
+            ..RecoveryReport::default()
+        },
+    })
+}
+
+fn plan_with_journal<F: Storage>(
+    files: &Files<'_, F>,
+    npy: &F,
+    len: u64,
+    read: HeaderRead,
+    identity: Identity,
+    journal: &JournalRead,
+) -> Result<Plan> {
+    let layout = snapshot_layout(files.path, files.journal_path, &identity)?;
+    let snap = &layout.header;
+    match &read.header {
+        Ok(h) => {
+            if h.header_len != snap.header_len
+                || h.dtype != snap.dtype
+                || h.fortran_order != snap.fortran_order
+                || h.row_shape() != snap.row_shape()
+            {
+                return Err(corrupt(
+                    files.journal_path,
+                    FormatError::malformed(
+                        None,
+                        format!(
+                            "journal belongs to another file: it describes dtype {} with rows of shape {:?} \
+                             and a {}-byte header, {} has dtype {} with rows of shape {:?} and a {}-byte header; \
+                             move the journal away if it is not this file's",
+                            snap.dtype,
+                            snap.row_shape(),
+                            snap.header_len,
+                            files.path.display(),
+                            h.dtype,
+                            h.row_shape(),
+                            h.header_len
+                        ),
+                    ),
+                ));
+            }
+        }
+        Err(e) => {
+            // A torn header write. It can be rebuilt from the snapshot when
+            // the bytes that are never rewritten (magic, version, length)
+            // match it, or when the writer created the file itself.
+            let keep = snap.version.prefix_len().min(read.raw.len());
+            let same_prefix = read.raw.get(..keep) == identity.snapshot.get(..keep);
+            if !(same_prefix || identity.created()) {
+                return Err(corrupt(
+                    files.path,
+                    FormatError::malformed(
+                        Some(0),
+                        format!(
+                            "header is unreadable ({e}) and does not start like the header in {}",
+                            files.journal_path.display()
+                        ),
+                    ),
+                ));
+            }
+        }
+    }
+
+    let mut report = RecoveryReport {
+        found: Found::Journal,
+        ..RecoveryReport::default()
+    };
+    let check = |record: &Record| -> Result<CommitCheck> {
+        let (Some(start), Some(end)) = (layout.end_of(record.prev_rows), layout.end_of(record.rows)) else {
+            return Ok(CommitCheck::Short { needed: u64::MAX });
+        };
+        if end > len {
+            return Ok(CommitCheck::Short { needed: end });
+        }
+        let found = crc_of(npy, start, end).map_err(|e| Error::io(files.path, "reading committed data", e))?;
+        Ok(if found == record.data_crc {
+            CommitCheck::Ok
+        } else {
+            CommitCheck::BadCrc { start, found }
+        })
+    };
+
+    let Some(newest) = journal.newest().cloned() else {
+        // Identity valid, no valid slot: the journal's first write was torn
+        // (the identity and slot A are written together), or a power loss
+        // under process durability destroyed both slots. The header is the
+        // best evidence left.
+        let rows = match &read.header {
+            Ok(h) if layout.end_of(h.shape.first().copied().unwrap_or(0)).is_some_and(|end| end <= len) => {
+                h.shape.first().copied().unwrap_or(0)
+            }
+            _ if identity.created() => 0,
+            _ => {
+                return Err(corrupt(
+                    files.journal_path,
+                    FormatError::malformed(
+                        None,
+                        "both journal slots fail their checksum and the file's header does not describe its data",
+                    ),
+                ));
+            }
+        };
+        let record = Record {
+            sequence: 1,
+            rows,
+            prev_rows: rows,
+            data_crc: 0,
+            data_synced: false,
+            cursor: Vec::new(),
+        };
+        let plan_journal = JournalPlan::Keep {
+            identity,
+            newest: (Slot::A, record.clone()),
+            reanchor: Some((Slot::A, record)),
+        };
+        return finish_plan(files.path, layout, rows, len, &read.raw, plan_journal, report);
+    };
+
+    let newest_slot = newest.0;
+    let (rows, chosen, reanchor) = match check(&newest.1)? {
+        CommitCheck::Ok => (newest.1.rows, newest.clone(), None),
+        CommitCheck::Short { needed } if newest.1.data_synced => {
+            // The data was synced before this record was written: if it is
+            // gone, the disk lost synced data. Never guess.
+            return Err(Error::CommittedDataMissing {
+                path: files.path.to_path_buf(),
+                committed_rows: newest.1.rows,
+                needed_len: needed,
+                actual_len: len,
+            });
+        }
+        CommitCheck::BadCrc { start, found } if newest.1.data_synced => {
+            return Err(Error::ChecksumMismatch {
+                path: files.path.to_path_buf(),
+                what: format!(
+                    "rows {}..{} of commit {} (journal slot {})",
+                    newest.1.prev_rows, newest.1.rows, newest.1.sequence, newest.0
+                ),
+                offset: start,
+                expected: newest.1.data_crc,
+                found,
+            });
+        }
+        CommitCheck::Short { .. } | CommitCheck::BadCrc { .. } => {
+            // Process durability and a power loss: the newest commit's data
+            // did not all reach the disk. Fall back to the older commit.
+            let older = journal.older().cloned().filter(|(_, r)| r.sequence < newest.1.sequence);
+            let fallback = match older {
+                Some(older) if matches!(check(&older.1)?, CommitCheck::Ok) => {
+                    let record = Record {
+                        sequence: newest.1.sequence + 1,
+                        ..older.1.clone()
+                    };
+                    Some((older.1.rows, record))
+                }
+                Some(older) => Some(unverified(older.1.prev_rows, newest.1.sequence + 1)),
+                None => Some(unverified(newest.1.prev_rows, newest.1.sequence + 1)),
+            };
+            match fallback {
+                Some((rows, record)) if layout.end_of(rows).is_some_and(|end| end <= len) => {
+                    report.dropped_rows = newest.1.rows - rows;
+                    (rows, (newest_slot, record.clone()), Some((newest_slot, record)))
+                }
+                _ => {
+                    return Err(Error::CommittedDataMissing {
+                        path: files.path.to_path_buf(),
+                        committed_rows: newest.1.rows,
+                        needed_len: layout.end_of(newest.1.rows).unwrap_or(u64::MAX),
+                        actual_len: len,
+                    });
+                }
+            }
+        }
+    };
+    let plan_journal = JournalPlan::Keep {
+        identity,
+        newest: chosen,
+        reanchor,
+    };
+    finish_plan(files.path, layout, rows, len, &read.raw, plan_journal, report)
+}
+
+/// A record for `rows` rows whose data could not be checked.
+fn unverified(rows: u64, sequence: u64) -> (u64, Record) {
+    (
+        rows,
+        Record {
+            sequence,
+            rows,
+            prev_rows: rows,
+            data_crc: 0,
+            data_synced: false,
+            cursor: Vec::new(),
+        },
+    )
+}
+
+enum CommitCheck {
+    Ok,
+    Short { needed: u64 },
+    BadCrc { start: u64, found: u32 },
+}
+
+/// A file (and journal) after [`apply`]: ready for appending.
+pub(crate) struct Applied<F> {
+    pub npy: F,
+    pub journal: F,
+    pub identity: Identity,
+    pub newest: (Slot, Record),
+}
+
+/// A random journal id.
+pub(crate) fn new_journal_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// Creates a journal for `layout` with one record of `rows` rows: identity
+/// and slot A in one write, then synced, then the directory synced.
+pub(crate) fn create_journal<B: Backend>(
+    backend: &B,
+    journal_path: &Path,
+    layout: &Layout,
+    snapshot: Vec<u8>,
+    flags: u32,
+    rows: u64,
+) -> Result<(B::File, Identity, Record)> {
+    let identity = Identity {
+        flags,
+        journal_id: new_journal_id(),
+        header_len: layout.header.header_len,
+        row_bytes: layout.row_bytes,
+        snapshot,
+    };
+    let record = Record {
+        sequence: 1,
+        rows,
+        prev_rows: rows,
+        data_crc: 0,
+        data_synced: true,
+        cursor: Vec::new(),
+    };
+    let mut bytes = identity.encode().map_err(|e| Error::from_format(journal_path, e))?;
+    bytes.extend(record.encode(identity.journal_id).map_err(|e| Error::from_format(journal_path, e))?);
+    let file = backend.open(journal_path, OpenMode::CreateNew).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            Error::Locked {
+                path: journal_path.to_path_buf(),
+            }
+        } else {
+            Error::io(journal_path, "creating the journal", e)
+        }
+    })?;
+    file.write_at(&bytes, 0)
+        .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
+    file.sync_data()
+        .map_err(|e| Error::io(journal_path, "syncing the journal", e))?;
+    let dir = parent_dir(journal_path);
+    backend
+        .sync_dir(dir)
+        .map_err(|e| Error::io(dir, "syncing the directory", e))?;
+    Ok((file, identity, record))
+}
+
+/// Carries out `plan` on the locked, writable `npy` (or creates it), with
+/// the already opened journal `journal` (if any).
+pub(crate) fn apply<B: Backend>(
+    backend: &B,
+    path: &Path,
+    journal_path: &Path,
+    npy: Option<B::File>,
+    journal: Option<B::File>,
+    plan: Plan,
+) -> Result<Applied<B::File>> {
+    let npy = match npy {
+        Some(npy) => npy,
+        None => {
+            let file = backend.open(path, OpenMode::CreateNew).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    Error::Locked {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    Error::io(path, "creating the file", e)
+                }
+            })?;
+            if !file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            file
+        }
+    };
+    let reanchor = match &plan.journal {
+        JournalPlan::Keep { reanchor, .. } => reanchor.clone(),
+        JournalPlan::Create { .. } => None,
+    };
+    let (journal, identity, newest) = match plan.journal {
+        JournalPlan::Create { discard_existing } => {
+            drop(journal);
+            if discard_existing {
+                backend
+                    .remove(journal_path)
+                    .map_err(|e| Error::io(journal_path, "removing an incomplete journal", e))?;
+            }
+            // Rows adopted from another tool's tail were never synced by us.
+            npy.sync_data().map_err(|e| Error::io(path, "syncing", e))?;
+            let snapshot = plan
+                .layout
+                .header_bytes(plan.rows)
+                .map_err(|e| Error::from_format(path, e))?;
+            let (file, identity, record) = create_journal(backend, journal_path, &plan.layout, snapshot, 0, plan.rows)?;
+            (file, identity, (Slot::A, record))
+        }
+        JournalPlan::Keep {
+            identity, newest, ..
+        } => {
+            let file = journal.ok_or_else(|| Error::Corrupt {
+                path: journal_path.to_path_buf(),
+                offset: None,
+                what: "journal disappeared while opening".to_owned(),
+            })?;
+            (file, identity, newest)
+        }
+    };
+    let mut changed = plan.create_npy;
+    if let Some(len) = plan.cut_to {
+        npy.set_len(len).map_err(|e| Error::io(path, "cutting uncommitted bytes", e))?;
+        changed = true;
+    }
+    if let Some(bytes) = &plan.header_write {
+        npy.write_at(bytes, 0).map_err(|e| Error::io(path, "rewriting the header", e))?;
+        changed = true;
+    }
+    if changed {
+        npy.sync_all().map_err(|e| Error::io(path, "syncing", e))?;
+    }
+    if plan.create_npy {
+        let dir = parent_dir(path);
+        backend
+            .sync_dir(dir)
+            .map_err(|e| Error::io(dir, "syncing the directory", e))?;
+    }
+    if let Some((slot, record)) = reanchor {
+        let bytes = record
+            .encode(identity.journal_id)
+            .map_err(|e| Error::from_format(journal_path, e))?;
+        journal
+            .write_at(&bytes, journal::slot_offset(identity.len(), slot))
+            .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
+        journal
+            .sync_data()
+            .map_err(|e| Error::io(journal_path, "syncing the journal", e))?;
+    }
+    Ok(Applied {
+        npy,
+        journal,
+        identity,
+        newest,
+    })
+}

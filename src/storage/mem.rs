@@ -1,0 +1,271 @@
+//! Files kept in memory, with injectable I/O errors.
+//!
+//! Every write is "durable" at once (there is no page cache to lose); the
+//! backend's use is to run the behaviour tests without a disk and to make the
+//! n-th operation of a kind fail, or a write fail for lack of space.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::{Backend, OpenMode, Storage};
+
+/// The kinds of operation a [`MemBackend`] counts and can make fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemOp {
+    /// [`Storage::write_at`].
+    Write,
+    /// [`Storage::set_len`].
+    SetLen,
+    /// [`Storage::sync_data`] and [`Storage::sync_all`].
+    Sync,
+    /// [`Backend::remove`].
+    Remove,
+    /// [`Backend::sync_dir`].
+    SyncDir,
+    /// [`Backend::open`] with [`OpenMode::CreateNew`].
+    Create,
+}
+
+#[derive(Debug, Default)]
+struct FileData {
+    bytes: Vec<u8>,
+    locked_by: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    files: HashMap<PathBuf, Arc<Mutex<FileData>>>,
+    counts: HashMap<MemOp, u64>,
+    fail_at: Option<(MemOp, u64)>,
+    size_limit: Option<u64>,
+}
+
+/// An in-memory file system; clones share the same files.
+#[derive(Debug, Clone, Default)]
+pub struct MemBackend {
+    state: Arc<Mutex<State>>,
+}
+
+/// An open file of [`MemBackend`].
+#[derive(Debug)]
+pub struct MemFile {
+    id: u64,
+    data: Arc<Mutex<FileData>>,
+    state: Arc<Mutex<State>>,
+    writable: bool,
+}
+
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl State {
+    /// Counts one operation of `op`; an error when it is the one to fail.
+    fn count(&mut self, op: MemOp) -> io::Result<()> {
+        let n = self.counts.entry(op).or_insert(0);
+        *n += 1;
+        if self.fail_at == Some((op, *n)) {
+            return Err(io::Error::other(format!("injected failure of {op:?} #{n}")));
+        }
+        Ok(())
+    }
+}
+
+impl MemBackend {
+    /// An empty file system.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the `nth` (1-based, counted from now on) operation of kind `op` fail.
+    pub fn fail_at(&self, op: MemOp, nth: u64) {
+        let mut state = lock(&self.state);
+        let done = state.counts.get(&op).copied().unwrap_or(0);
+        state.fail_at = Some((op, done + nth));
+    }
+
+    /// Stops injecting failures.
+    pub fn clear_failure(&self) {
+        lock(&self.state).fail_at = None;
+    }
+
+    /// Makes writes and `set_len` fail with `StorageFull` once a file would
+    /// grow past `limit` bytes (`None`: no limit).
+    pub fn set_size_limit(&self, limit: Option<u64>) {
+        lock(&self.state).size_limit = limit;
+    }
+
+    /// How many operations of kind `op` were done so far.
+    pub fn count(&self, op: MemOp) -> u64 {
+        lock(&self.state).counts.get(&op).copied().unwrap_or(0)
+    }
+
+    /// A copy of the bytes of the file at `path`.
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let state = lock(&self.state);
+        state.files.get(path).map(|f| lock(f).bytes.clone())
+    }
+
+    /// Creates or replaces the file at `path` with `bytes`.
+    pub fn put(&self, path: &Path, bytes: &[u8]) {
+        let mut state = lock(&self.state);
+        state.files.insert(
+            path.to_path_buf(),
+            Arc::new(Mutex::new(FileData {
+                bytes: bytes.to_vec(),
+                locked_by: None,
+            })),
+        );
+    }
+}
+
+impl Backend for MemBackend {
+    type File = MemFile;
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<MemFile> {
+        let mut state = lock(&self.state);
+        let data = match mode {
+            OpenMode::Read | OpenMode::ReadWrite => state
+                .files
+                .get(path)
+                .cloned()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?,
+            OpenMode::CreateNew => {
+                if state.files.contains_key(path) {
+                    return Err(io::ErrorKind::AlreadyExists.into());
+                }
+                state.count(MemOp::Create)?;
+                let data = Arc::new(Mutex::new(FileData::default()));
+                state.files.insert(path.to_path_buf(), Arc::clone(&data));
+                data
+            }
+        };
+        Ok(MemFile {
+            id: NEXT_HANDLE.fetch_add(1, Ordering::Relaxed),
+            data,
+            state: Arc::clone(&self.state),
+            writable: mode != OpenMode::Read,
+        })
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        Ok(lock(&self.state).files.contains_key(path))
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut state = lock(&self.state);
+        state.count(MemOp::Remove)?;
+        state
+            .files
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| io::ErrorKind::NotFound.into())
+    }
+
+    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        lock(&self.state).count(MemOp::SyncDir)
+    }
+}
+
+impl MemFile {
+    fn check_writable(&self) -> io::Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "file opened read-only",
+            ))
+        }
+    }
+
+    fn check_size(&self, new_len: u64) -> io::Result<()> {
+        match lock(&self.state).size_limit {
+            Some(limit) if new_len > limit => Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device (simulated)",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn to_usize(n: u64) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))
+}
+
+impl Storage for MemFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(lock(&self.data).bytes.len() as u64)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let data = lock(&self.data);
+        let start = to_usize(offset)?;
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| data.bytes.get(start..end))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.check_writable()?;
+        lock(&self.state).count(MemOp::Write)?;
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset overflow"))?;
+        let mut data = lock(&self.data);
+        if end > data.bytes.len() as u64 {
+            self.check_size(end)?;
+            data.bytes.resize(to_usize(end)?, 0);
+        }
+        let (start, end) = (to_usize(offset)?, to_usize(end)?);
+        if let Some(dst) = data.bytes.get_mut(start..end) {
+            dst.copy_from_slice(buf);
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.check_writable()?;
+        lock(&self.state).count(MemOp::SetLen)?;
+        self.check_size(len)?;
+        lock(&self.data).bytes.resize(to_usize(len)?, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        lock(&self.state).count(MemOp::Sync)
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        lock(&self.state).count(MemOp::Sync)
+    }
+
+    fn try_lock(&self) -> io::Result<bool> {
+        let mut data = lock(&self.data);
+        match data.locked_by {
+            Some(owner) if owner != self.id => Ok(false),
+            _ => {
+                data.locked_by = Some(self.id);
+                Ok(true)
+            }
+        }
+    }
+}
+
+impl Drop for MemFile {
+    fn drop(&mut self) {
+        let mut data = lock(&self.data);
+        if data.locked_by == Some(self.id) {
+            data.locked_by = None;
+        }
+    }
+}

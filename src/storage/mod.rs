@@ -1,0 +1,68 @@
+//! The one narrow interface through which every byte reaches a file.
+//!
+//! The appender, the recovery code and the reader never touch `std::fs`
+//! directly: they go through a [`Backend`] (which opens, removes and syncs
+//! directory entries) and its [`Storage`] handles (positional reads and
+//! writes, `set_len`, syncs and the writer lock; there is no seek cursor).
+//! [`FsBackend`] is the real file system; [`MemBackend`] keeps files in
+//! memory and can inject I/O errors, and test backends built on the same
+//! traits simulate power loss.
+
+mod fs;
+mod mem;
+
+pub use fs::{FsBackend, FsFile};
+pub use mem::{MemBackend, MemFile, MemOp};
+
+use std::io;
+use std::path::Path;
+
+/// How [`Backend::open`] opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    Read,
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write; the file must not exist yet and is created empty.
+    CreateNew,
+}
+
+/// One open file, addressed by byte offset.
+///
+/// Implementations must not reorder or merge calls made on one handle in a
+/// way that a real file would not; a sync makes every earlier write of this
+/// handle durable.
+pub trait Storage: Send {
+    /// The current length of the file in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Fills `buf` from `offset`; an `UnexpectedEof` error when the file ends first.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`, growing the file when needed.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Cuts or extends (with zeros) the file to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the written data and the length durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Makes data and all metadata durable (`fsync`).
+    fn sync_all(&self) -> io::Result<()>;
+    /// Takes the exclusive writer lock without waiting: `Ok(false)` when
+    /// another handle holds it. The lock is released when the handle is
+    /// dropped (or its process dies).
+    fn try_lock(&self) -> io::Result<bool>;
+}
+
+/// A file system: opens files and changes directory entries.
+pub trait Backend {
+    /// The handle type of an open file.
+    type File: Storage;
+    /// Opens `path` in `mode`; `NotFound` when it must exist and does not,
+    /// `AlreadyExists` when it must not exist and does.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Self::File>;
+    /// Whether `path` exists.
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// Removes the file at `path` (not durable until [`Backend::sync_dir`]).
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the entries of the directory `dir` durable (created and removed files).
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
