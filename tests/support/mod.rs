@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests (`mod support;`).
+//!
+//! The API is deliberately small:
+//!
+//! - [`python`]: the Python interpreter that has numpy, if any;
+//! - [`require_numpy`]: the same, or a `SKIP` line (a panic under `CI=true`);
+//! - [`run_python`]: runs a snippet and returns its stdout, panicking on failure.
+//!
+//! `scripts/test.sh` creates a virtualenv with numpy and points
+//! `NPY_APPEND_PYTHON` at it; without it, a system `python3` that can
+//! `import numpy` is used.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The Python interpreter with numpy: `$NPY_APPEND_PYTHON` if set (trusted as
+/// is, so a broken setting fails loudly in `run_python`), else `python3` when
+/// `python3 -c "import numpy"` succeeds, else `None`.
+pub fn python() -> Option<PathBuf> {
+    if let Some(py) = std::env::var_os("NPY_APPEND_PYTHON").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(py));
+    }
+    let ok = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then(|| PathBuf::from("python3"))
+}
+
+/// The Python interpreter with numpy for the test named `test`.
+///
+/// When there is none, prints `SKIP <test>: numpy not available (run
+/// scripts/test.sh)` and returns `None`, so the caller returns early; but
+/// under `CI=true` it panics, because CI must never skip the numpy tests.
+pub fn require_numpy(test: &str) -> Option<PathBuf> {
+    if let Some(py) = python() {
+        return Some(py);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: numpy is required under CI=true (run the tests through scripts/test.sh)");
+    }
+    eprintln!("SKIP {test}: numpy not available (run scripts/test.sh)");
+    None
+}
+
+/// Runs `py -c code args...` and returns its stdout; panics with the exit
+/// status and stderr when it fails.
+pub fn run_python(py: &Path, code: &str, args: &[&str]) -> String {
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", py.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python failed ({}):\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
