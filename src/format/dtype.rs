@@ -1,10 +1,10 @@
-//! NumPy dtype descriptors as they appear in the `'descr'` entry of an NPY
-//! header: parsing, item sizes, and rendering exactly as NumPy writes them.
+//! numpy dtype descriptors as they appear in the `'descr'` entry of an NPY
+//! header: parsing, item sizes, and rendering exactly as numpy writes them.
 //!
 //! A descriptor is either a type string such as `'<f4'`, `'|S5'` or
 //! `'<M8[ns]'`, or, for structured arrays, a list of fields such as
 //! `[('a', '<i4'), ('b', '<f8', (3,))]`. Parsing normalizes the byte order the
-//! way NumPy does (`=` becomes the host order, one-byte and byte-string types
+//! way numpy does (`=` becomes the host order, one-byte and byte-string types
 //! have no order), so `Dtype::parse_descr(&d.descr_repr()) == Ok(d)` for every
 //! dtype this module produces.
 
@@ -14,7 +14,7 @@ use std::fmt;
 use super::FormatError;
 use super::pyliteral::{self, PyValue};
 
-/// Byte order of a scalar type: the first character of a NumPy type string.
+/// Byte order of a scalar type: the first character of a numpy type string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ByteOrder {
     /// `<`: least significant byte first.
@@ -36,7 +36,7 @@ impl ByteOrder {
         }
     }
 
-    /// The character NumPy uses for this order: `<`, `>` or `|`.
+    /// The character numpy uses for this order: `<`, `>` or `|`.
     #[must_use]
     pub const fn as_char(self) -> char {
         match self {
@@ -74,7 +74,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The character NumPy uses for this kind in a type string.
+    /// The character numpy uses for this kind in a type string.
     #[must_use]
     pub const fn as_char(self) -> char {
         match self {
@@ -91,7 +91,7 @@ impl Kind {
         }
     }
 
-    /// Whether NumPy renders this kind with `|` at the given item size.
+    /// Whether numpy renders this kind with `|` at the given item size.
     const fn order_not_applicable(self, size: u64) -> bool {
         match self {
             Self::Bool | Self::Bytes | Self::Void => true,
@@ -101,25 +101,25 @@ impl Kind {
     }
 }
 
-/// A non-structured NumPy type such as `<f4`, `|S5` or `<M8[ns]`.
+/// A non-structured numpy type such as `<f4`, `|S5` or `<M8[ns]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scalar {
     /// What the bytes mean.
     pub kind: Kind,
-    /// The byte order. After parsing this is normalized as NumPy does:
+    /// The byte order. After parsing this is normalized as numpy does:
     /// [`ByteOrder::NotApplicable`] exactly for booleans, byte strings, void
     /// and one-byte numbers; `<` or `>` for everything else.
     pub order: ByteOrder,
     /// Bytes per item (`U5` has size 20).
     pub size: u64,
     /// For `M8`/`m8`: the unit inside the brackets, such as `"ns"` or
-    /// `"10ms"` (a multiplier of 1 is dropped, as NumPy does); `None` for the
+    /// `"10ms"` (a multiplier of 1 is dropped, as numpy does); `None` for the
     /// generic unit (`M8` with no brackets) and for every other kind.
     pub unit: Option<String>,
 }
 
 impl Scalar {
-    /// The type string NumPy writes for this type (`dtype.str`), such as
+    /// The type string numpy writes for this type (`dtype.str`), such as
     /// `<f4`, `|u1`, `|S5`, `<U5`, `<M8[ns]`.
     ///
     /// The byte order is normalized: `|` for booleans, byte strings, void and
@@ -144,7 +144,7 @@ impl Scalar {
 /// One field of a structured dtype.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Field {
-    /// The field name. An empty name marks padding, which NumPy writes as
+    /// The field name. An empty name marks padding, which numpy writes as
     /// `('', '|V4')`.
     pub name: String,
     /// The optional title (`(('title', 'name'), '<i4')`).
@@ -155,17 +155,17 @@ pub struct Field {
     pub shape: Vec<u64>,
 }
 
-/// A NumPy dtype as it can appear in an NPY header.
+/// A numpy dtype as it can appear in an NPY header.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Dtype {
     /// A single type such as `<f4`.
     Scalar(Scalar),
     /// A structured type: fields in order, packed, with explicit padding
-    /// fields (named `''`) where NumPy leaves gaps.
+    /// fields (named `''`) where numpy leaves gaps.
     Structured(Vec<Field>),
 }
 
-/// The byte order NumPy would report for `kind`/`size` given `order`.
+/// The byte order numpy would report for `kind`/`size` given `order`.
 fn normalize_order(kind: Kind, order: ByteOrder, size: u64) -> ByteOrder {
     if kind.order_not_applicable(size) {
         ByteOrder::NotApplicable
@@ -199,7 +199,7 @@ impl Dtype {
     /// [`FormatError::Malformed`] if the text is not a valid descriptor (the
     /// offset is within `text` when the literal itself is broken);
     /// [`FormatError::Unsupported`] for object dtypes and other descriptors
-    /// NumPy accepts but this crate cannot append to.
+    /// numpy accepts but this crate cannot append to.
     pub fn parse_descr(text: &str) -> Result<Self, FormatError> {
         let value = pyliteral::parse(text)?;
         Self::from_literal(&value)
@@ -249,7 +249,7 @@ impl Dtype {
         }
     }
 
-    /// The exact text NumPy writes as the `'descr'` value of an NPY header:
+    /// The exact text numpy writes as the `'descr'` value of an NPY header:
     /// `repr(dtype.str)` for a scalar (`'<f4'`), `repr(dtype.descr)` for a
     /// structured dtype (`[('a', '<i4'), ('b', '<f8', (3,))]`).
     #[must_use]
@@ -472,7 +472,10 @@ fn parse_shape(field: &PyValue, value: &PyValue) -> Result<Vec<u64>, FormatError
     match value {
         PyValue::Tuple(items) => items.iter().map(dim).collect(),
         PyValue::Int(_) => Ok(vec![dim(value)?]),
-        _ => Err(bad_field(field, "the subarray shape must be a tuple of ints")),
+        _ => Err(bad_field(
+            field,
+            "the subarray shape must be a tuple of ints",
+        )),
     }
 }
 
@@ -629,7 +632,11 @@ mod tests {
         assert_eq!(parse("'|f8'"), sc(Kind::Float, HOST, 8));
         assert_eq!(parse("'=U2'"), sc(Kind::Unicode, HOST, 8));
         assert_eq!(parse("'=u1'"), sc(Kind::UInt, NA, 1));
-        let host = if cfg!(target_endian = "big") { '>' } else { '<' };
+        let host = if cfg!(target_endian = "big") {
+            '>'
+        } else {
+            '<'
+        };
         assert_eq!(parse("'=f8'").descr_repr(), format!("'{host}f8'"));
         assert_eq!(
             Dtype::scalar(Kind::Int, ByteOrder::NotApplicable, 4),
@@ -652,11 +659,19 @@ mod tests {
             ("'<M8'", dt(Kind::Datetime, None), "'<M8'"),
             ("'<M8[ns]'", dt(Kind::Datetime, Some("ns")), "'<M8[ns]'"),
             ("'<M8[D]'", dt(Kind::Datetime, Some("D")), "'<M8[D]'"),
-            ("'<M8[10ms]'", dt(Kind::Datetime, Some("10ms")), "'<M8[10ms]'"),
+            (
+                "'<M8[10ms]'",
+                dt(Kind::Datetime, Some("10ms")),
+                "'<M8[10ms]'",
+            ),
             ("'<M8[1ms]'", dt(Kind::Datetime, Some("ms")), "'<M8[ms]'"),
             ("'<m8'", dt(Kind::Timedelta, None), "'<m8'"),
             ("'<m8[Y]'", dt(Kind::Timedelta, Some("Y")), "'<m8[Y]'"),
-            ("'<m8[25as]'", dt(Kind::Timedelta, Some("25as")), "'<m8[25as]'"),
+            (
+                "'<m8[25as]'",
+                dt(Kind::Timedelta, Some("25as")),
+                "'<m8[25as]'",
+            ),
         ];
         for (text, want, repr) in cases {
             let got = parse(text);
@@ -664,7 +679,9 @@ mod tests {
             assert_eq!(got.descr_repr(), repr, "{text}");
             assert_eq!(got.itemsize().unwrap(), 8);
         }
-        for unit in ["Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as"] {
+        for unit in [
+            "Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as",
+        ] {
             let d = parse(&format!("'>m8[{unit}]'"));
             assert_eq!(parse(&d.descr_repr()), d);
         }
@@ -673,18 +690,56 @@ mod tests {
     #[test]
     fn bad_type_strings() {
         for text in [
-            "''", "'<'", "'<f3'", "'x4'", "'<i16'", "'<i3'", "'<f'", "'f'", "'i'", "'b2'",
-            "'<c4'", "'<f04'", "'S'", "'U'", "'<U-1'", "'<M4'", "'<M8[]'", "'<M8[xs]'",
-            "'<M8[0s]'", "'<M8[01s]'", "'<M8[ns'", "'<M8ns'", "'<M8[ns]x'", "'<m'", "'<M'",
-            "'<<f4'", "' <f4'", "'<f4 '", "'<U4611686018427387904'", "'<S99999999999999999999'",
-            "'float32'", "'<F4'", "'?'", "3", "None", "True", "{}", "'<f4' 3",
+            "''",
+            "'<'",
+            "'<f3'",
+            "'x4'",
+            "'<i16'",
+            "'<i3'",
+            "'<f'",
+            "'f'",
+            "'i'",
+            "'b2'",
+            "'<c4'",
+            "'<f04'",
+            "'S'",
+            "'U'",
+            "'<U-1'",
+            "'<M4'",
+            "'<M8[]'",
+            "'<M8[xs]'",
+            "'<M8[0s]'",
+            "'<M8[01s]'",
+            "'<M8[ns'",
+            "'<M8ns'",
+            "'<M8[ns]x'",
+            "'<m'",
+            "'<M'",
+            "'<<f4'",
+            "' <f4'",
+            "'<f4 '",
+            "'<U4611686018427387904'",
+            "'<S99999999999999999999'",
+            "'float32'",
+            "'<F4'",
+            "'?'",
+            "3",
+            "None",
+            "True",
+            "{}",
+            "'<f4' 3",
         ] {
             match Dtype::parse_descr(text) {
                 Err(FormatError::Malformed { .. }) => {}
                 other => panic!("{text} should be malformed, got {other:?}"),
             }
         }
-        assert!(Dtype::parse_descr("'<i16'").unwrap_err().to_string().contains("'<i16'"));
+        assert!(
+            Dtype::parse_descr("'<i16'")
+                .unwrap_err()
+                .to_string()
+                .contains("'<i16'")
+        );
     }
 
     #[test]
@@ -740,7 +795,11 @@ mod tests {
             ("[('a', '<i4', (1,))]", "[('a', '<i4', (1,))]", 4),
             ("[(('T', 'a'), '<i4')]", "[(('T', 'a'), '<i4')]", 4),
             ("[(u'a', '<f8'),]", "[('a', '<f8')]", 8),
-            ("[('', '|V4'), ('', '|V2')]", "[('', '|V4'), ('', '|V2')]", 6),
+            (
+                "[('', '|V4'), ('', '|V2')]",
+                "[('', '|V4'), ('', '|V2')]",
+                6,
+            ),
             (
                 "[('s', [('x', '<i2'), ('y', '<i2')], (2,))]",
                 "[('s', [('x', '<i2'), ('y', '<i2')], (2,))]",

@@ -1,6 +1,6 @@
 //! A small parser for the subset of Python literal syntax that NPY headers use.
 //!
-//! NumPy writes its header as `repr()` of a dict and reads it back with
+//! numpy writes its header as `repr()` of a dict and reads it back with
 //! `ast.literal_eval`. This module accepts the part of that grammar a header
 //! can contain — dicts, lists, tuples, strings, decimal integers, `True`,
 //! `False` and `None` — with Python's rules for each, and rejects everything
@@ -104,7 +104,7 @@ pub(crate) fn parse(text: &str) -> Result<PyValue, FormatError> {
 }
 
 /// Like [`parse`], but also accepts Python 2's `L` suffix on integers
-/// (`(3L, 4L)`), which NumPy strips from version 1.0 and 2.0 headers written
+/// (`(3L, 4L)`), which numpy strips from version 1.0 and 2.0 headers written
 /// by Python 2 before evaluating them.
 pub(crate) fn parse_py2_compat(text: &str) -> Result<PyValue, FormatError> {
     parse_inner(text, true)
@@ -228,15 +228,17 @@ impl Parser<'_> {
                     return Ok((items, comma));
                 }
                 Some(_) => {
-                    return Err(self.err_at(
-                        self.pos,
-                        format!("expected ',' or '{}'", char::from(close)),
-                    ));
+                    return Err(
+                        self.err_at(self.pos, format!("expected ',' or '{}'", char::from(close)))
+                    );
                 }
                 None => {
                     return Err(self.err_at(
                         self.pos,
-                        format!("unexpected end of text, expected ',' or '{}'", char::from(close)),
+                        format!(
+                            "unexpected end of text, expected ',' or '{}'",
+                            char::from(close)
+                        ),
                     ));
                 }
             }
@@ -279,9 +281,10 @@ impl Parser<'_> {
                 }
                 Some(_) => return Err(self.err_at(self.pos, "expected ':' after a dict key")),
                 None => {
-                    return Err(
-                        self.err_at(self.pos, "unexpected end of text, expected ':' after a dict key")
-                    );
+                    return Err(self.err_at(
+                        self.pos,
+                        "unexpected end of text, expected ':' after a dict key",
+                    ));
                 }
             }
             let value = self.value(depth)?;
@@ -295,7 +298,9 @@ impl Parser<'_> {
                 }
                 Some(_) => return Err(self.err_at(self.pos, "expected ',' or '}'")),
                 None => {
-                    return Err(self.err_at(self.pos, "unexpected end of text, expected ',' or '}'"));
+                    return Err(
+                        self.err_at(self.pos, "unexpected end of text, expected ',' or '}'")
+                    );
                 }
             }
         }
@@ -315,7 +320,10 @@ impl Parser<'_> {
             "True" => Ok(PyValue::Bool(true)),
             "False" => Ok(PyValue::Bool(false)),
             "None" => Ok(PyValue::None),
-            _ => Err(self.err_at(start, format!("unknown name {word:?} (only literals are allowed)"))),
+            _ => Err(self.err_at(
+                start,
+                format!("unknown name {word:?} (only literals are allowed)"),
+            )),
         }
     }
 
@@ -460,97 +468,105 @@ impl Parser<'_> {
             } else if c == '\n' && !triple {
                 return Err(self.err_at(start, "unterminated string literal"));
             } else if c == '\\' {
-                let Some((j, e)) = chars.next() else {
+                let Some((at_escaped, escaped)) = chars.next() else {
                     break;
                 };
                 if raw {
                     // Raw strings keep the backslash; it only stops the next
                     // character from ending the string.
                     out.push('\\');
-                    out.push(e);
+                    out.push(escaped);
                     continue;
                 }
-                let esc_at = base.saturating_add(j);
-                match e {
-                    '\n' => {}
-                    '\r' => {
-                        if let Some((_, '\n')) = chars.peek() {
-                            chars.next();
-                        }
-                    }
-                    '\\' | '\'' | '"' => out.push(e),
-                    'a' => out.push('\x07'),
-                    'b' => out.push('\x08'),
-                    'f' => out.push('\x0c'),
-                    'n' => out.push('\n'),
-                    'r' => out.push('\r'),
-                    't' => out.push('\t'),
-                    'v' => out.push('\x0b'),
-                    '0'..='7' => {
-                        let mut v = e.to_digit(8).unwrap_or(0);
-                        for _ in 0..2 {
-                            match chars.peek().and_then(|&(_, d)| d.to_digit(8)) {
-                                Some(d) => {
-                                    v = v.saturating_mul(8).saturating_add(d);
-                                    chars.next();
-                                }
-                                None => break,
-                            }
-                        }
-                        // At most 0o777, always a valid scalar value.
-                        out.push(char::from_u32(v).unwrap_or(char::REPLACEMENT_CHARACTER));
-                    }
-                    'x' | 'u' | 'U' => {
-                        let n = match e {
-                            'x' => 2,
-                            'u' => 4,
-                            _ => 8,
-                        };
-                        let mut v: u32 = 0;
-                        for _ in 0..n {
-                            match chars.peek().and_then(|&(_, d)| d.to_digit(16)) {
-                                Some(d) => {
-                                    v = v.saturating_mul(16).saturating_add(d);
-                                    chars.next();
-                                }
-                                None => {
-                                    return Err(self.err_at(
-                                        esc_at.saturating_sub(1),
-                                        format!("truncated \\{e} escape in string literal"),
-                                    ));
-                                }
-                            }
-                        }
-                        match char::from_u32(v) {
-                            Some(ch) => out.push(ch),
-                            None => {
-                                return Err(self.err_at(
-                                    esc_at.saturating_sub(1),
-                                    format!(
-                                        "escape \\{e} does not encode a Unicode scalar value \
-                                         (U+{v:04X})"
-                                    ),
-                                ));
-                            }
-                        }
-                    }
-                    'N' => {
-                        return Err(self.err_at(
-                            esc_at.saturating_sub(1),
-                            "\\N{...} escapes are not supported",
-                        ));
-                    }
-                    other => {
-                        // Python keeps unknown escapes as they are.
-                        out.push('\\');
-                        out.push(other);
-                    }
-                }
+                self.escape(escaped, base.saturating_add(at_escaped), &mut chars, out)?;
             } else {
                 out.push(c);
             }
         }
         Err(self.err_at(start, "unterminated string literal"))
+    }
+
+    /// Resolves the escape `\\escaped` (the backslash is at `at - 1`) in a
+    /// non-raw string, reading any further digits from `chars`.
+    fn escape(
+        &self,
+        escaped: char,
+        at: usize,
+        chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
+        out: &mut String,
+    ) -> Result<(), FormatError> {
+        let backslash_at = at.saturating_sub(1);
+        match escaped {
+            '\n' => {}
+            '\r' => {
+                if let Some((_, '\n')) = chars.peek() {
+                    chars.next();
+                }
+            }
+            '\\' | '\'' | '"' => out.push(escaped),
+            'a' => out.push('\x07'),
+            'b' => out.push('\x08'),
+            'f' => out.push('\x0c'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'v' => out.push('\x0b'),
+            '0'..='7' => {
+                let mut value = escaped.to_digit(8).unwrap_or(0);
+                for _ in 0..2 {
+                    match chars.peek().and_then(|&(_, digit)| digit.to_digit(8)) {
+                        Some(digit) => {
+                            value = value.saturating_mul(8).saturating_add(digit);
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                // At most 0o777, always a valid scalar value.
+                out.push(char::from_u32(value).unwrap_or(char::REPLACEMENT_CHARACTER));
+            }
+            'x' | 'u' | 'U' => {
+                let len = match escaped {
+                    'x' => 2,
+                    'u' => 4,
+                    _ => 8,
+                };
+                let mut value: u32 = 0;
+                for _ in 0..len {
+                    match chars.peek().and_then(|&(_, digit)| digit.to_digit(16)) {
+                        Some(digit) => {
+                            value = value.saturating_mul(16).saturating_add(digit);
+                            chars.next();
+                        }
+                        None => {
+                            return Err(self.err_at(
+                                backslash_at,
+                                format!("truncated \\{escaped} escape in string literal"),
+                            ));
+                        }
+                    }
+                }
+                let ch = char::from_u32(value).ok_or_else(|| {
+                    self.err_at(
+                        backslash_at,
+                        format!(
+                            "escape \\{escaped} does not encode a Unicode scalar value \
+                             (U+{value:04X})"
+                        ),
+                    )
+                })?;
+                out.push(ch);
+            }
+            'N' => {
+                return Err(self.err_at(backslash_at, "\\N{...} escapes are not supported"));
+            }
+            other => {
+                // Python keeps unknown escapes as they are.
+                out.push('\\');
+                out.push(other);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -634,14 +650,14 @@ fn non_printable(c: char) -> bool {
         (0xfdd0, 0xfdef), // noncharacters
         (0xfeff, 0xfeff),
         (0xfff9, 0xfffb),
-        (0x110bd, 0x110bd),
-        (0x110cd, 0x110cd),
-        (0x13430, 0x1343f),
-        (0x1bca0, 0x1bca3),
-        (0x1d173, 0x1d17a),
-        (0xe0001, 0xe0001),
-        (0xe0020, 0xe007f),
-        (0xf0000, 0x10ffff), // private use planes (and their noncharacters)
+        (0x1_10bd, 0x1_10bd),
+        (0x1_10cd, 0x1_10cd),
+        (0x1_3430, 0x1_343f),
+        (0x1_bca0, 0x1_bca3),
+        (0x1_d173, 0x1_d17a),
+        (0xe_0001, 0xe_0001),
+        (0xe_0020, 0xe_007f),
+        (0xf_0000, 0x10_ffff), // private use planes (and their noncharacters)
     ];
     let v = u32::from(c);
     // U+xxFFFE and U+xxFFFF are noncharacters in every plane.
@@ -722,10 +738,10 @@ mod tests {
         ] {
             assert!(parse(text).is_err(), "{text:?} should fail");
         }
-        assert_eq!(parse_py2_compat("(3L, 4l)").unwrap(), PyValue::Tuple(vec![
-            PyValue::Int(3),
-            PyValue::Int(4)
-        ]));
+        assert_eq!(
+            parse_py2_compat("(3L, 4l)").unwrap(),
+            PyValue::Tuple(vec![PyValue::Int(3), PyValue::Int(4)])
+        );
         assert!(parse_py2_compat("L").is_err());
         assert!(parse_py2_compat("3LL").is_err());
     }
@@ -753,7 +769,10 @@ mod tests {
             ok("{'a': 1, \"b\": [True, None],}"),
             PyValue::Dict(vec![
                 (s("a"), PyValue::Int(1)),
-                (s("b"), PyValue::List(vec![PyValue::Bool(true), PyValue::None])),
+                (
+                    s("b"),
+                    PyValue::List(vec![PyValue::Bool(true), PyValue::None])
+                ),
             ])
         );
         assert_eq!(
@@ -772,9 +791,36 @@ mod tests {
     #[test]
     fn bad_containers() {
         for text in [
-            "", " ", "(", ")", "(,)", "[,]", "{,}", "(1,,)", "[1 2]", "{1}", "{1, 2}", "{1:}",
-            "{:1}", "{1:2", "[1", "(1", "{'a' 1}", "[1]]", "{} {}", "true", "none", "nan", "x",
-            "\0", "#", "{'a': 1} # c", "[1;]", "é", "(1 2)", "{1: 2 3}",
+            "",
+            " ",
+            "(",
+            ")",
+            "(,)",
+            "[,]",
+            "{,}",
+            "(1,,)",
+            "[1 2]",
+            "{1}",
+            "{1, 2}",
+            "{1:}",
+            "{:1}",
+            "{1:2",
+            "[1",
+            "(1",
+            "{'a' 1}",
+            "[1]]",
+            "{} {}",
+            "true",
+            "none",
+            "nan",
+            "x",
+            "\0",
+            "#",
+            "{'a': 1} # c",
+            "[1;]",
+            "é",
+            "(1 2)",
+            "{1: 2 3}",
         ] {
             assert!(parse(text).is_err(), "{text:?} should fail");
         }
@@ -792,7 +838,7 @@ mod tests {
         assert_eq!(ok("'it\\'s'"), s("it's"));
         assert_eq!(ok("\"it's\""), s("it's"));
         assert_eq!(
-            ok(r"'\\ \' \" \n \r \t \a \b \f \v \0 \101 \777 \x41 \u00e9 \U0001F600 \q'"),
+            ok(r#"'\\ \' \" \n \r \t \a \b \f \v \0 \101 \777 \x41 \u00e9 \U0001F600 \q'"#),
             s("\\ ' \" \n \r \t \x07 \x08 \x0c \x0b \0 A \u{1ff} A é 😀 \\q")
         );
         assert_eq!(ok("'a\\\nb'"), s("ab"));
@@ -805,9 +851,25 @@ mod tests {
     #[test]
     fn bad_strings() {
         for text in [
-            "'", "'abc", "\"abc'", "'a\nb'", "'''abc''", "'\\'", "'\\x4'", "'\\xzz'", "'\\u12'",
-            "'\\U0011ffff'", "'\\ud800'", "'\\N{DASH}'", "b'x'", "f'x'", "rb'x'", "ur'x'", "'a' b'c'",
-            "r'\\'", "'a' 1",
+            "'",
+            "'abc",
+            "\"abc'",
+            "'a\nb'",
+            "'''abc''",
+            "'\\'",
+            "'\\x4'",
+            "'\\xzz'",
+            "'\\u12'",
+            "'\\U0011ffff'",
+            "'\\ud800'",
+            "'\\N{DASH}'",
+            "b'x'",
+            "f'x'",
+            "rb'x'",
+            "ur'x'",
+            "'a' b'c'",
+            "r'\\'",
+            "'a' 1",
         ] {
             assert!(parse(text).is_err(), "{text:?} should fail");
         }
@@ -830,7 +892,11 @@ mod tests {
         assert!(parse(&nested(100_000)).is_err());
         assert!(parse(&"(".repeat(100_000)).is_err());
         assert!(parse(&"{1:".repeat(100_000)).is_err());
-        let parens = format!("{}1{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+        let parens = format!(
+            "{}1{}",
+            "(".repeat(MAX_DEPTH + 1),
+            ")".repeat(MAX_DEPTH + 1)
+        );
         assert!(parse(&parens).is_err());
     }
 
@@ -855,8 +921,20 @@ mod tests {
     #[test]
     fn repr_round_trips() {
         let samples = [
-            "", "a", "it's", "\"", "'\"", "\\", "\\'", "\t\n\r\0", "é", "α", "😀", "\u{7f}\u{80}",
-            "\u{2028}", "mixed 'q' \"d\" \\ \u{1}",
+            "",
+            "a",
+            "it's",
+            "\"",
+            "'\"",
+            "\\",
+            "\\'",
+            "\t\n\r\0",
+            "é",
+            "α",
+            "😀",
+            "\u{7f}\u{80}",
+            "\u{2028}",
+            "mixed 'q' \"d\" \\ \u{1}",
         ];
         for sample in samples {
             assert_eq!(parse(&repr_str(sample)).unwrap(), s(sample), "{sample:?}");

@@ -1,0 +1,1052 @@
+//! The NPY header: parsing it as numpy's `read_array_header` does, and
+//! building it byte for byte as `np.save` does (numpy 1.24 and later).
+//!
+//! Layout: the magic string [`MAGIC`], a major and a minor version byte, the
+//! length of the header text (a little-endian `u16` in version 1.0, `u32` in
+//! versions 2.0 and 3.0), then the header text itself: a Python dict literal
+//! with the keys `'descr'`, `'fortran_order'` and `'shape'`, padded with
+//! spaces and ending in `\n` so that the data that follows starts at a
+//! multiple of [`ARRAY_ALIGN`] bytes. The text is latin-1 in versions 1.0 and
+//! 2.0 and UTF-8 in version 3.0.
+
+use std::fmt;
+
+use super::FormatError;
+use super::dtype::Dtype;
+use super::pyliteral::{self, PyValue};
+
+/// The first six bytes of every NPY file.
+pub const MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// Digits numpy reserves for the growth axis length: `np.save` pads the header
+/// with spaces so that the first (C order) or last (Fortran order) dimension
+/// can grow to this many digits without changing the header length.
+pub const GROWTH_AXIS_MAX_DIGITS: usize = 21;
+
+/// numpy pads the header so that the data starts at a multiple of this.
+pub const ARRAY_ALIGN: usize = 64;
+
+/// Magic plus the two version bytes.
+const MAGIC_LEN: usize = 8;
+
+/// An NPY format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    /// 1.0: latin-1 header text, `u16` length.
+    V1,
+    /// 2.0: latin-1 header text, `u32` length.
+    V2,
+    /// 3.0: UTF-8 header text, `u32` length.
+    V3,
+}
+
+impl Version {
+    /// Bytes before the header text: magic, version and length field
+    /// (10 for version 1.0, 12 otherwise).
+    #[must_use]
+    pub const fn prefix_len(self) -> usize {
+        match self {
+            Self::V1 => 10,
+            Self::V2 | Self::V3 => 12,
+        }
+    }
+
+    /// The `(major, minor)` version bytes.
+    #[must_use]
+    pub const fn major_minor(self) -> (u8, u8) {
+        match self {
+            Self::V1 => (1, 0),
+            Self::V2 => (2, 0),
+            Self::V3 => (3, 0),
+        }
+    }
+
+    /// Largest header text length the length field can hold.
+    const fn max_text_len(self) -> u64 {
+        match self {
+            Self::V1 => 0xffff,
+            Self::V2 | Self::V3 => 0xffff_ffff,
+        }
+    }
+
+    /// Whether the header text is UTF-8 (else latin-1).
+    const fn is_utf8(self) -> bool {
+        matches!(self, Self::V3)
+    }
+}
+
+impl fmt::Display for Version {
+    /// `1.0`, `2.0` or `3.0`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (major, minor) = self.major_minor();
+        write!(f, "{major}.{minor}")
+    }
+}
+
+/// A parsed NPY header.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// The format version.
+    pub version: Version,
+    /// The element type.
+    pub dtype: Dtype,
+    /// Whether the data is in Fortran (column-major) order.
+    pub fortran_order: bool,
+    /// The array shape; empty for a 0-d array.
+    pub shape: Vec<u64>,
+    /// Total bytes before the data: magic, version, length field and text.
+    pub header_len: u64,
+}
+
+impl Header {
+    /// Offset of the first data byte in the file (= [`Header::header_len`]).
+    #[must_use]
+    pub fn data_offset(&self) -> u64 {
+        self.header_len
+    }
+
+    /// The shape of one row: the shape without the growth axis, which is the
+    /// first dimension in C order and the last in Fortran order. Empty for
+    /// 0-d and 1-d arrays.
+    #[must_use]
+    pub fn row_shape(&self) -> &[u64] {
+        let shape = self.shape.as_slice();
+        let rest = if self.fortran_order {
+            shape.split_last().map(|(_, rest)| rest)
+        } else {
+            shape.split_first().map(|(_, rest)| rest)
+        };
+        rest.unwrap_or_default()
+    }
+
+    /// The length of the growth axis (first dimension in C order, last in
+    /// Fortran order); `None` for a 0-d array.
+    #[must_use]
+    pub fn growth_len(&self) -> Option<u64> {
+        growth_dim(&self.shape, self.fortran_order)
+    }
+
+    /// Bytes of array data the header describes: the product of the shape
+    /// times the item size.
+    ///
+    /// # Errors
+    ///
+    /// [`FormatError::Malformed`] if the product overflows `u64`.
+    pub fn data_len(&self) -> Result<u64, FormatError> {
+        let itemsize = self.dtype.itemsize()?;
+        self.shape
+            .iter()
+            .try_fold(itemsize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| {
+                FormatError::malformed(
+                    None,
+                    format!(
+                        "array data size overflows 64 bits (shape {}, item size {itemsize})",
+                        pyliteral::repr_tuple(&self.shape)
+                    ),
+                )
+            })
+    }
+}
+
+fn growth_dim(shape: &[u64], fortran_order: bool) -> Option<u64> {
+    if fortran_order {
+        shape.last().copied()
+    } else {
+        shape.first().copied()
+    }
+}
+
+fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Reads the fixed-size start of an NPY file: checks the magic and version
+/// and returns the version and the total header length (the offset of the
+/// first data byte).
+///
+/// `bytes` needs at least [`Version::prefix_len`] bytes: 10 for version 1.0,
+/// 12 otherwise (passing 12 or more always suffices).
+///
+/// # Errors
+///
+/// [`FormatError::Malformed`] if `bytes` is too short or does not start with
+/// [`MAGIC`]; [`FormatError::Unsupported`] for a version other than 1.0, 2.0
+/// or 3.0.
+pub fn parse_prefix(bytes: &[u8]) -> Result<(Version, u64), FormatError> {
+    if bytes.is_empty() {
+        return Err(too_short(0, MAGIC_LEN));
+    }
+    let magic = bytes.get(..MAGIC.len()).unwrap_or(bytes);
+    if !MAGIC.starts_with(magic) {
+        return Err(FormatError::malformed(
+            Some(0),
+            "not an NPY file: it does not start with the magic string \\x93NUMPY",
+        ));
+    }
+    let (Some(&major), Some(&minor)) = (bytes.get(6), bytes.get(7)) else {
+        return Err(too_short(bytes.len(), MAGIC_LEN));
+    };
+    let version = match (major, minor) {
+        (1, 0) => Version::V1,
+        (2, 0) => Version::V2,
+        (3, 0) => Version::V3,
+        _ => {
+            return Err(FormatError::unsupported(format!(
+                "unsupported NPY version {major}.{minor} (only 1.0, 2.0 and 3.0 are known)"
+            )));
+        }
+    };
+    let prefix = version.prefix_len();
+    let field = bytes
+        .get(MAGIC_LEN..prefix)
+        .ok_or_else(|| too_short(bytes.len(), prefix))?;
+    let text_len = match *field {
+        [a, b] => u64::from(u16::from_le_bytes([a, b])),
+        [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
+        _ => return Err(too_short(bytes.len(), prefix)),
+    };
+    // At most 12 + 0xffff_ffff: cannot overflow.
+    let total = to_u64(prefix).saturating_add(text_len);
+    Ok((version, total))
+}
+
+fn too_short(have: usize, need: usize) -> FormatError {
+    FormatError::malformed(
+        Some(to_u64(have)),
+        format!("NPY header truncated: need {need} bytes, have {have}"),
+    )
+}
+
+/// Parses a complete NPY header.
+///
+/// `bytes` must hold at least the first `header_len` bytes of the file (as
+/// returned by [`parse_prefix`]); anything after them is ignored.
+///
+/// # Errors
+///
+/// [`FormatError::Malformed`] if the header is truncated or breaks any rule
+/// numpy's reader enforces (the text must be a dict literal with exactly the
+/// keys `'descr'`, `'fortran_order'` and `'shape'`; `shape` a tuple of
+/// non-negative ints; `fortran_order` a bool; `descr` a valid descriptor);
+/// [`FormatError::Unsupported`] for unknown versions and for dtypes this crate
+/// cannot append to (such as object arrays). Offsets are from the start of
+/// `bytes`.
+pub fn parse(bytes: &[u8]) -> Result<Header, FormatError> {
+    let (version, header_len) = parse_prefix(bytes)?;
+    let prefix = version.prefix_len();
+    let end = usize::try_from(header_len)
+        .ok()
+        .filter(|&end| end <= bytes.len())
+        .ok_or_else(|| {
+            FormatError::malformed(
+                Some(to_u64(bytes.len())),
+                format!(
+                    "NPY header truncated: the header is {header_len} bytes, only {} available",
+                    bytes.len()
+                ),
+            )
+        })?;
+    let raw = bytes.get(prefix..end).unwrap_or_default();
+    let base = to_u64(prefix);
+
+    let value = if version.is_utf8() {
+        let text = std::str::from_utf8(raw).map_err(|e| {
+            FormatError::malformed(
+                Some(base.saturating_add(to_u64(e.valid_up_to()))),
+                format!("NPY version {version} header text is not valid UTF-8"),
+            )
+        })?;
+        pyliteral::parse(text).map_err(|e| relocate(e, |off| base.saturating_add(off)))?
+    } else {
+        let text: String = raw.iter().copied().map(char::from).collect();
+        pyliteral::parse_py2_compat(&text).map_err(|e| {
+            relocate(e, |off| {
+                // Byte offsets in the decoded text differ from file offsets
+                // for characters >= 0x80 (one byte in latin-1, two in UTF-8).
+                let chars = usize::try_from(off)
+                    .ok()
+                    .and_then(|off| text.get(..off))
+                    .map_or(off, |s| to_u64(s.chars().count()));
+                base.saturating_add(chars)
+            })
+        })?
+    };
+    let (dtype, fortran_order, shape) = header_fields(&value)?;
+    Ok(Header {
+        version,
+        dtype,
+        fortran_order,
+        shape,
+        header_len,
+    })
+}
+
+fn relocate(err: FormatError, map: impl Fn(u64) -> u64) -> FormatError {
+    match err {
+        FormatError::Malformed {
+            offset: Some(off),
+            what,
+        } => FormatError::Malformed {
+            offset: Some(map(off)),
+            what,
+        },
+        other => other,
+    }
+}
+
+fn header_err(what: impl Into<String>) -> FormatError {
+    FormatError::malformed(None, what)
+}
+
+/// Checks the header dict and extracts its three entries.
+fn header_fields(value: &PyValue) -> Result<(Dtype, bool, Vec<u64>), FormatError> {
+    let PyValue::Dict(items) = value else {
+        return Err(header_err(format!(
+            "NPY header is not a dict but a {}",
+            value.type_name()
+        )));
+    };
+    let mut descr = None;
+    let mut fortran = None;
+    let mut shape = None;
+    for (key, value) in items {
+        let slot = match key {
+            PyValue::Str(k) if k == "descr" => &mut descr,
+            PyValue::Str(k) if k == "fortran_order" => &mut fortran,
+            PyValue::Str(k) if k == "shape" => &mut shape,
+            other => {
+                return Err(header_err(format!(
+                    "NPY header has an unexpected key {other}"
+                )));
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(header_err(format!("NPY header has the key {key} twice")));
+        }
+    }
+    let descr = descr.ok_or_else(|| header_err("NPY header has no 'descr' key"))?;
+    let fortran = fortran.ok_or_else(|| header_err("NPY header has no 'fortran_order' key"))?;
+    let shape = shape.ok_or_else(|| header_err("NPY header has no 'shape' key"))?;
+
+    let PyValue::Bool(fortran) = *fortran else {
+        return Err(header_err(format!(
+            "NPY header 'fortran_order' is not a bool: {fortran}"
+        )));
+    };
+    let bad_shape = || header_err(format!("NPY header 'shape' is not valid: {shape}"));
+    let PyValue::Tuple(dims) = shape else {
+        return Err(bad_shape());
+    };
+    let dims = dims
+        .iter()
+        .map(|d| match d {
+            PyValue::Int(n) => u64::try_from(*n).map_err(|_| bad_shape()),
+            _ => Err(bad_shape()),
+        })
+        .collect::<Result<Vec<u64>, _>>()?;
+    let dtype = Dtype::from_literal(descr).map_err(|e| match e {
+        FormatError::Malformed { offset, what } => FormatError::Malformed {
+            offset,
+            what: format!("NPY header 'descr' is not valid: {what}"),
+        },
+        other @ FormatError::Unsupported { .. } => other,
+    })?;
+    Ok((dtype, fortran, dims))
+}
+
+/// The header dict text numpy writes, without any padding.
+fn dict_text(dtype: &Dtype, fortran_order: bool, shape: &[u64]) -> String {
+    format!(
+        "{{'descr': {}, 'fortran_order': {}, 'shape': {}, }}",
+        dtype.descr_repr(),
+        if fortran_order { "True" } else { "False" },
+        pyliteral::repr_tuple(shape),
+    )
+}
+
+/// Encodes header text for `version`: latin-1 for 1.0 and 2.0, UTF-8 for 3.0.
+/// `None` if a character is not latin-1 and the version needs latin-1.
+fn encode(version: Version, text: &str) -> Option<Vec<u8>> {
+    if version.is_utf8() {
+        Some(text.as_bytes().to_vec())
+    } else {
+        text.chars().map(|c| u8::try_from(c).ok()).collect()
+    }
+}
+
+/// Assembles prefix, text, `pad` spaces and the final newline. `None` if the
+/// text length does not fit the version's length field.
+fn assemble(version: Version, text: &[u8], pad: usize) -> Option<Vec<u8>> {
+    let text_len = text.len().checked_add(pad)?.checked_add(1)?;
+    if to_u64(text_len) > version.max_text_len() {
+        return None;
+    }
+    let (major, minor) = version.major_minor();
+    let mut out = Vec::with_capacity(version.prefix_len().checked_add(text_len)?);
+    out.extend_from_slice(MAGIC);
+    out.push(major);
+    out.push(minor);
+    match version {
+        Version::V1 => out.extend_from_slice(&u16::try_from(text_len).ok()?.to_le_bytes()),
+        Version::V2 | Version::V3 => {
+            out.extend_from_slice(&u32::try_from(text_len).ok()?.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(text);
+    out.resize(out.len().checked_add(pad)?, b' ');
+    out.push(b'\n');
+    Some(out)
+}
+
+/// Builds the header `np.save` writes for an array of this dtype, order and
+/// shape, byte for byte (numpy 1.24 and later): the dict text, spaces for the
+/// growth axis to reach [`GROWTH_AXIS_MAX_DIGITS`] digits, then spaces and a
+/// newline up to a multiple of [`ARRAY_ALIGN`] bytes, in the lowest version
+/// that can hold it (1.0; 2.0 if the text is longer than 65535 bytes; 3.0 if
+/// a field name is not latin-1).
+///
+/// Because of the growth padding, headers for shapes that differ only in the
+/// growth axis have the same length.
+///
+/// # Errors
+///
+/// [`FormatError::Unsupported`] if the header would be longer than 4 GiB.
+pub fn build(dtype: &Dtype, fortran_order: bool, shape: &[u64]) -> Result<Vec<u8>, FormatError> {
+    let mut text = dict_text(dtype, fortran_order, shape);
+    if let Some(dim) = growth_dim(shape, fortran_order) {
+        let digits = dim.to_string().len();
+        let spaces = GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits);
+        text.extend(std::iter::repeat_n(' ', spaces));
+    }
+    for version in [Version::V1, Version::V2, Version::V3] {
+        let Some(encoded) = encode(version, &text) else {
+            continue;
+        };
+        let fixed = version
+            .prefix_len()
+            .saturating_add(encoded.len())
+            .saturating_add(1);
+        let pad = ARRAY_ALIGN - fixed % ARRAY_ALIGN;
+        if let Some(out) = assemble(version, &encoded, pad) {
+            return Ok(out);
+        }
+    }
+    Err(FormatError::unsupported(format!(
+        "NPY header for dtype {dtype} would be longer than 4 GiB"
+    )))
+}
+
+/// Builds a header with the same text as [`build`] in the given version,
+/// padded with spaces to exactly `header_len` bytes in total (ending in
+/// `\n`), so it can overwrite an existing header of that length in place.
+///
+/// `header_len` is the length of a header the caller already holds (from
+/// [`parse_prefix`]); this function allocates that many bytes.
+///
+/// # Errors
+///
+/// [`FormatError::Unsupported`] if the text does not fit in `header_len`
+/// bytes, if `header_len` is too large for the version's length field, or if
+/// the version cannot encode the text (a non-latin-1 field name in a version
+/// 1.0 or 2.0 header).
+pub fn build_with_len(
+    version: Version,
+    dtype: &Dtype,
+    fortran_order: bool,
+    shape: &[u64],
+    header_len: u64,
+) -> Result<Vec<u8>, FormatError> {
+    let text = dict_text(dtype, fortran_order, shape);
+    let encoded = encode(version, &text).ok_or_else(|| {
+        FormatError::unsupported(format!(
+            "NPY version {version} headers are latin-1 and cannot hold the field names of \
+             dtype {dtype} (version 3.0 is needed)"
+        ))
+    })?;
+    let prefix = version.prefix_len();
+    let needed = to_u64(prefix)
+        .saturating_add(to_u64(encoded.len()))
+        .saturating_add(1);
+    if header_len < needed {
+        return Err(FormatError::unsupported(format!(
+            "NPY header needs {needed} bytes but only {header_len} are available"
+        )));
+    }
+    let too_long = || {
+        FormatError::unsupported(format!(
+            "NPY version {version} header cannot be {header_len} bytes long"
+        ))
+    };
+    let pad = header_len
+        .checked_sub(needed)
+        .and_then(|p| usize::try_from(p).ok())
+        .ok_or_else(too_long)?;
+    assemble(version, &encoded, pad).ok_or_else(too_long)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::dtype::{ByteOrder, Kind};
+
+    // Golden headers written by numpy 2.4 (np.save, or its _write_array_header
+    // for shapes too large to allocate).
+    const F4_3: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }                                                            \x0a";
+    const B1_0: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '|b1', 'fortran_order': False, 'shape': (0,), }                                                            \x0a";
+    const U5_2: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '<U5', 'fortran_order': False, 'shape': (2,), }                                                            \x0a";
+    const STRUCT_7: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': [('a', '<i4'), ('b', '<f8', (3,))], 'fortran_order': False, 'shape': (7,), }                               \x0a";
+    const FORTRAN_3X4: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': True, 'shape': (3, 4), }                                                           \x0a";
+    const C_3X4: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }                                                          \x0a";
+    const ALPHA_2: &[u8] = b"\x93NUMPY\x03\x00t\x00\x00\x00{'descr': [('\xce\xb1', '<i4')], 'fortran_order': False, 'shape': (2,), }                                                \x0a";
+    const EACUTE_2: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': [('\xe9', '<i4')], 'fortran_order': False, 'shape': (2,), }                                                   \x0a";
+    const SCALAR_0D: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '<i8', 'fortran_order': False, 'shape': (), }                                                              \x0a";
+    const BE_I2_5: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '>i2', 'fortran_order': False, 'shape': (5,), }                                                            \x0a";
+    const M8NS_4: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '<M8[ns]', 'fortran_order': False, 'shape': (4,), }                                                        \x0a";
+    const TITLED_1: &[u8] = b"\x93NUMPY\x01\x00\xb6\x00{'descr': [(('Title A', 'a'), '<i4'), ('', '|V4'), ('b', '|u1'), ('', '|V3')], 'fortran_order': False, 'shape': (1,), }                                                              \x0a";
+    const NESTED_2: &[u8] = b"\x93NUMPY\x01\x00\xb6\x00{'descr': [('s', [('x', '<i2'), ('y', '|u1')], (2,)), ('t', '<c16')], 'fortran_order': False, 'shape': (2,), }                                                                       \x0a";
+    const HUGE_GROWTH: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 2), }                                       \x0a";
+    const GROWTH_1: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }                                                          \x0a";
+    const FORTRAN_GROWTH: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': True, 'shape': (2, 10000000000000000000), }                                        \x0a";
+    const EMPTY_DIMS: &[u8] = b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (0, 0, 0), }                                                       \x0a";
+
+    const GOLDEN: &[&[u8]] = &[
+        F4_3,
+        B1_0,
+        U5_2,
+        STRUCT_7,
+        FORTRAN_3X4,
+        C_3X4,
+        ALPHA_2,
+        EACUTE_2,
+        SCALAR_0D,
+        BE_I2_5,
+        M8NS_4,
+        TITLED_1,
+        NESTED_2,
+        HUGE_GROWTH,
+        GROWTH_1,
+        FORTRAN_GROWTH,
+        EMPTY_DIMS,
+    ];
+
+    fn f4() -> Dtype {
+        Dtype::scalar(Kind::Float, ByteOrder::Little, 4)
+    }
+
+    fn malformed(bytes: &[u8]) -> FormatError {
+        match parse(bytes) {
+            Err(e @ FormatError::Malformed { .. }) => e,
+            other => panic!(
+                "{:?} should be malformed, got {other:?}",
+                String::from_utf8_lossy(bytes)
+            ),
+        }
+    }
+
+    /// Wraps `text` in a version 1.0 prefix (no padding or newline added).
+    fn v1(text: &[u8]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&u16::try_from(text.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(text);
+        out
+    }
+
+    fn v3(text: &[u8]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[3, 0]);
+        out.extend_from_slice(&u32::try_from(text.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(text);
+        out
+    }
+
+    #[test]
+    fn f4_matches_numpy_by_arithmetic() {
+        // The text is 57 characters, plus 21 - 1 growth spaces (the length 3
+        // has one digit) = 77; plus the newline = 78; 10 + 78 = 88, so 40
+        // more spaces reach 128. The length field is 118 = b'v', and 60
+        // spaces precede the newline.
+        let text = "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }";
+        assert_eq!(text.len(), 57);
+        let mut want = b"\x93NUMPY\x01\x00v\x00".to_vec();
+        want.extend_from_slice(text.as_bytes());
+        want.extend(std::iter::repeat_n(b' ', 60));
+        want.push(b'\n');
+        assert_eq!(want.len(), 128);
+        assert_eq!(want, F4_3);
+        assert_eq!(build(&f4(), false, &[3]).unwrap(), want);
+    }
+
+    #[test]
+    fn golden_round_trip() {
+        for &golden in GOLDEN {
+            let h = parse(golden).unwrap();
+            assert_eq!(h.header_len, u64::try_from(golden.len()).unwrap());
+            assert_eq!(h.data_offset() % 64, 0);
+            assert_eq!(
+                build(&h.dtype, h.fortran_order, &h.shape).unwrap(),
+                golden,
+                "{}",
+                String::from_utf8_lossy(golden)
+            );
+            let again =
+                build_with_len(h.version, &h.dtype, h.fortran_order, &h.shape, h.header_len)
+                    .unwrap();
+            assert_eq!(again, golden);
+            assert_eq!(parse_prefix(golden).unwrap(), (h.version, h.header_len));
+        }
+    }
+
+    #[test]
+    fn golden_contents() {
+        let h = parse(STRUCT_7).unwrap();
+        assert_eq!(h.version, Version::V1);
+        assert_eq!(h.shape, [7]);
+        assert!(!h.fortran_order);
+        assert_eq!(h.dtype.itemsize().unwrap(), 28);
+        assert_eq!(h.data_len().unwrap(), 196);
+        assert_eq!(h.growth_len(), Some(7));
+        assert!(h.row_shape().is_empty());
+
+        let h = parse(FORTRAN_3X4).unwrap();
+        assert!(h.fortran_order);
+        assert_eq!(h.row_shape(), [3]);
+        assert_eq!(h.growth_len(), Some(4));
+        assert_eq!(h.data_len().unwrap(), 96);
+
+        let h = parse(C_3X4).unwrap();
+        assert_eq!(h.row_shape(), [4]);
+        assert_eq!(h.growth_len(), Some(3));
+
+        let h = parse(SCALAR_0D).unwrap();
+        assert!(h.shape.is_empty());
+        assert!(h.row_shape().is_empty());
+        assert_eq!(h.growth_len(), None);
+        assert_eq!(h.data_len().unwrap(), 8);
+
+        let h = parse(ALPHA_2).unwrap();
+        assert_eq!(h.version, Version::V3);
+        assert!(h.dtype.has_non_latin1());
+        assert_eq!(h.dtype.fields().unwrap()[0].name, "α");
+
+        let h = parse(EACUTE_2).unwrap();
+        assert_eq!(h.version, Version::V1);
+        assert_eq!(h.dtype.fields().unwrap()[0].name, "é");
+
+        let h = parse(TITLED_1).unwrap();
+        assert_eq!(h.dtype.itemsize().unwrap(), 12);
+        assert_eq!(
+            h.dtype.fields().unwrap()[0].title.as_deref(),
+            Some("Title A")
+        );
+
+        let h = parse(HUGE_GROWTH).unwrap();
+        assert!(h.data_len().is_err());
+        assert_eq!(h.growth_len(), Some(u64::MAX));
+        assert_eq!(parse(B1_0).unwrap().data_len().unwrap(), 0);
+    }
+
+    #[test]
+    fn growth_axis_keeps_length() {
+        let dtypes = [
+            f4(),
+            Dtype::parse_descr("[('a', '<i4'), ('b', '<f8', (3,))]").unwrap(),
+            Dtype::parse_descr("[('α', '<i4')]").unwrap(),
+        ];
+        for dtype in &dtypes {
+            for fortran in [false, true] {
+                let lens: Vec<usize> = (0..20)
+                    .map(|digits| {
+                        let n = if digits == 0 {
+                            0
+                        } else {
+                            10u64.pow(digits) - 1
+                        };
+                        let shape: &[u64] = if fortran { &[5, 2, n] } else { &[n, 5, 2] };
+                        let built = build(dtype, fortran, shape).unwrap();
+                        let h = parse(&built).unwrap();
+                        assert_eq!(h.growth_len(), Some(n));
+                        assert_eq!(h.shape, shape);
+                        assert_eq!(&h.dtype, dtype);
+                        assert_eq!(h.header_len % 64, 0);
+                        built.len()
+                    })
+                    .chain([u64::MAX].map(|n| {
+                        let shape: &[u64] = if fortran { &[5, 2, n] } else { &[n, 5, 2] };
+                        build(dtype, fortran, shape).unwrap().len()
+                    }))
+                    .collect();
+                assert!(lens.iter().all(|&l| l == lens[0]), "{lens:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn rewrite_in_place() {
+        let dtype = f4();
+        let old = build(&dtype, false, &[0, 3]).unwrap();
+        let (version, len) = parse_prefix(&old).unwrap();
+        let new = build_with_len(version, &dtype, false, &[123_456, 3], len).unwrap();
+        assert_eq!(new.len(), old.len());
+        assert_eq!(new, build(&dtype, false, &[123_456, 3]).unwrap());
+        let h = parse(&new).unwrap();
+        assert_eq!(h.shape, [123_456, 3]);
+        // Odd lengths work too: the text is just padded.
+        let odd = build_with_len(Version::V2, &dtype, true, &[7], 100).unwrap();
+        assert_eq!(odd.len(), 100);
+        assert_eq!(odd.last(), Some(&b'\n'));
+        let h = parse(&odd).unwrap();
+        assert_eq!(
+            (h.version, h.header_len, h.fortran_order),
+            (Version::V2, 100, true)
+        );
+        // Exactly fitting: prefix + text + newline.
+        let text_len = dict_text(&dtype, false, &[7]).len();
+        let tight = u64::try_from(10 + text_len + 1).unwrap();
+        assert!(build_with_len(Version::V1, &dtype, false, &[7], tight).is_ok());
+        assert!(matches!(
+            build_with_len(Version::V1, &dtype, false, &[7], tight - 1),
+            Err(FormatError::Unsupported { .. })
+        ));
+        assert!(build_with_len(Version::V1, &dtype, false, &[7], 0).is_err());
+        assert!(build_with_len(Version::V1, &dtype, false, &[7], 10 + 65_536).is_err());
+        assert!(build_with_len(Version::V1, &dtype, false, &[7], 10 + 65_535).is_ok());
+        assert!(build_with_len(Version::V2, &dtype, false, &[7], u64::MAX).is_err());
+        // Non-latin-1 names need version 3.0.
+        let alpha = Dtype::parse_descr("[('α', '<i4')]").unwrap();
+        assert!(matches!(
+            build_with_len(Version::V1, &alpha, false, &[7], 128),
+            Err(FormatError::Unsupported { .. })
+        ));
+        assert!(build_with_len(Version::V2, &alpha, false, &[7], 128).is_err());
+        let v3 = build_with_len(Version::V3, &alpha, false, &[7], 128).unwrap();
+        assert_eq!(parse(&v3).unwrap().dtype, alpha);
+    }
+
+    #[test]
+    fn large_headers_use_v2_and_v3() {
+        // numpy: 5000 fields 'f0'.. '<i4' -> version 2.0, 89024 bytes;
+        // the same with 'α0'.. -> version 3.0, 94016 bytes.
+        let fields = |prefix: &str| {
+            let list: Vec<String> = (0..5000)
+                .map(|i| format!("('{prefix}{i}', '<i4')"))
+                .collect();
+            Dtype::parse_descr(&format!("[{}]", list.join(", "))).unwrap()
+        };
+        let latin = fields("f");
+        let built = build(&latin, false, &[1]).unwrap();
+        assert_eq!(built.len(), 89_024);
+        assert_eq!(&built[..12], b"\x93NUMPY\x02\x00\xb4[\x01\x00");
+        let h = parse(&built).unwrap();
+        assert_eq!((h.version, h.dtype), (Version::V2, latin));
+
+        let greek = fields("α");
+        let built = build(&greek, false, &[1]).unwrap();
+        assert_eq!(built.len(), 94_016);
+        assert_eq!(&built[..12], b"\x93NUMPY\x03\x004o\x01\x00");
+        let h = parse(&built).unwrap();
+        assert_eq!((h.version, h.dtype), (Version::V3, greek));
+    }
+
+    #[test]
+    fn prefix_errors() {
+        assert!(matches!(
+            parse_prefix(b""),
+            Err(FormatError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_prefix(b"\x93"),
+            Err(FormatError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_prefix(b"\x93NUMPY"),
+            Err(FormatError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_prefix(b"\x93NUMPY\x01"),
+            Err(FormatError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_prefix(b"\x93NUMPY\x01\x00v"),
+            Err(FormatError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_prefix(b"\x93NUMPY\x02\x00v\x00\x00"),
+            Err(FormatError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_prefix(b"PK\x03\x04NUMPY\x01\x00"),
+            Err(FormatError::Malformed {
+                offset: Some(0),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_prefix(b"x"),
+            Err(FormatError::Malformed { .. })
+        ));
+        for (major, minor) in [(0, 0), (4, 0), (1, 5), (2, 1), (255, 255)] {
+            let bytes = [0x93, b'N', b'U', b'M', b'P', b'Y', major, minor, 0, 0, 0, 0];
+            match parse_prefix(&bytes) {
+                Err(FormatError::Unsupported { what }) => {
+                    assert!(what.contains(&format!("version {major}.{minor}")), "{what}");
+                }
+                other => panic!("{major}.{minor}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            parse_prefix(b"\x93NUMPY\x01\x00\xff\xff").unwrap(),
+            (Version::V1, 10 + 65_535)
+        );
+        assert_eq!(
+            parse_prefix(b"\x93NUMPY\x02\x00\xff\xff\xff\xff").unwrap(),
+            (Version::V2, 12 + 0xffff_ffff)
+        );
+        assert_eq!(
+            parse_prefix(b"\x93NUMPY\x03\x00\x00\x00\x00\x00").unwrap(),
+            (Version::V3, 12)
+        );
+        assert_eq!(Version::V1.to_string(), "1.0");
+        assert_eq!(Version::V2.to_string(), "2.0");
+        assert_eq!(Version::V3.to_string(), "3.0");
+    }
+
+    #[test]
+    fn truncated_headers() {
+        for cut in 0..F4_3.len() {
+            assert!(parse(&F4_3[..cut]).is_err(), "cut at {cut}");
+        }
+        // The length field claims more than there is.
+        let mut long = F4_3.to_vec();
+        long[8] = 0xff;
+        assert!(parse(&long).is_err());
+        // Extra bytes after the header are ignored.
+        let mut extra = F4_3.to_vec();
+        extra.extend_from_slice(&[0xde, 0xad]);
+        assert_eq!(parse(&extra).unwrap(), parse(F4_3).unwrap());
+    }
+
+    #[test]
+    fn malformed_headers() {
+        let texts: &[&[u8]] = &[
+            b"",
+            b"   ",
+            b"\n",
+            b"[]",
+            b"None",
+            b"'descr'",
+            b"{}",
+            b"{'descr': '<f4', 'fortran_order': False}",
+            b"{'descr': '<f4', 'shape': (3,)}",
+            b"{'fortran_order': False, 'shape': (3,)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'extra': 1}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 1: 1}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,), 'shape': (3,)}",
+            b"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (3,)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (-1,)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (3, -1)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': 3}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (3)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': [3]}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (3.0,)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (1e3,)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': ('3',)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (True,)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (None,)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': ((3,),)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551616,)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (999999999999999999999999999999999999999999,)}",
+            b"{'descr': '<f4', 'fortran_order': 0, 'shape': (3,)}",
+            b"{'descr': '<f4', 'fortran_order': 'False', 'shape': (3,)}",
+            b"{'descr': '<f4', 'fortran_order': None, 'shape': (3,)}",
+            b"{'descr': '<f3', 'fortran_order': False, 'shape': (3,)}",
+            b"{'descr': 'x4', 'fortran_order': False, 'shape': (3,)}",
+            b"{'descr': '', 'fortran_order': False, 'shape': (3,)}",
+            b"{'descr': 4, 'fortran_order': False, 'shape': (3,)}",
+            b"{'descr': [], 'fortran_order': False, 'shape': (3,)}",
+            b"{'descr': '<f4, 'fortran_order': False, 'shape': (3,)}",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,)",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,)} }",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,)}\x00",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,)} # comment",
+            b"{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }\n\n x",
+            b"{'descr': '<f4', 'fortran_order': Flase, 'shape': (3,)}",
+            b"{\"descr\": '<f4', 'fortran_order': False, 'shape': (3,), 'shape ': ()}",
+            b"{'descr': b'<f4', 'fortran_order': False, 'shape': (3,)}",
+            b"{'descr'; '<f4', 'fortran_order': False, 'shape': (3,)}",
+            b"{'descr', '<f4', 'fortran_order', False, 'shape', (3,)}",
+        ];
+        for text in texts {
+            malformed(&v1(text));
+        }
+        let deep = format!(
+            "{{'descr': {}'<f4'{}, 'fortran_order': False, 'shape': (3,)}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        malformed(&v1(deep.as_bytes()));
+        let deep = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': {}3,){}}}",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        );
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&[2, 0]);
+        bytes.extend_from_slice(&u32::try_from(deep.len()).unwrap().to_le_bytes());
+        bytes.extend_from_slice(deep.as_bytes());
+        malformed(&bytes);
+    }
+
+    #[test]
+    fn accepted_variants() {
+        let ok = |text: &[u8]| match parse(&v1(text)) {
+            Ok(h) => h,
+            Err(e) => panic!("{:?}: {e}", String::from_utf8_lossy(text)),
+        };
+        // Any key order, double quotes, no trailing comma, no padding,
+        // Python 2 long suffixes, whitespace anywhere.
+        let text = b"{\"shape\": (3L, 4L), \"fortran_order\": True, \"descr\": \"<f8\"}";
+        let h = ok(text);
+        assert_eq!(h.shape, [3, 4]);
+        assert!(h.fortran_order);
+        assert_eq!(h.header_len, 10 + u64::try_from(text.len()).unwrap());
+        let h = ok(b" {\n'descr' : '<i2' ,\t'fortran_order':False,'shape':( 5 , )}\n\n");
+        assert_eq!(h.shape, [5]);
+        let h = ok(b"{'descr': u'<f4', 'fortran_order': False, 'shape': (3,2,)}");
+        assert_eq!(h.shape, [3, 2]);
+        // Unsupported, not malformed: object arrays.
+        assert!(matches!(
+            parse(&v1(
+                b"{'descr': '|O', 'fortran_order': False, 'shape': (3,)}"
+            )),
+            Err(FormatError::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn encodings() {
+        // Latin-1 in version 1.0: byte 0xE9 is 'é'.
+        let h = parse(&v1(
+            b"{'descr': [('\xe9', '<i4')], 'fortran_order': False, 'shape': (2,)}",
+        ))
+        .unwrap();
+        assert_eq!(h.dtype.fields().unwrap()[0].name, "é");
+        // The same bytes in version 3.0 are not UTF-8.
+        let e = malformed(&v3(
+            b"{'descr': [('\xe9', '<i4')], 'fortran_order': False, 'shape': (2,)}",
+        ));
+        assert!(
+            matches!(
+                e,
+                FormatError::Malformed {
+                    offset: Some(25),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // UTF-8 in version 3.0.
+        let h = parse(&v3(
+            "{'descr': [('é', '<i4')], 'fortran_order': False, 'shape': (2,)}".as_bytes(),
+        ))
+        .unwrap();
+        assert_eq!(h.dtype.fields().unwrap()[0].name, "é");
+        // Error offsets are file offsets, also after latin-1 characters.
+        let e = malformed(&v1(
+            b"{'descr': [('\xe9', '<i4')], 'fortran_order': x, 'shape': (2,)}",
+        ));
+        assert!(
+            matches!(
+                e,
+                FormatError::Malformed {
+                    offset: Some(53),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    /// xorshift64*: a tiny deterministic generator for the fuzz tests.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
+        }
+    }
+
+    #[test]
+    fn fuzz_never_panics() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let alphabet: &[u8] = b"{}[]()',:\" \n0123456789-+TrueFalseNone<>|=fiuScUVMm8L\\x\x93\xe9";
+        let mut parsed = 0usize;
+        for case in 0..6000 {
+            let golden = GOLDEN[case % GOLDEN.len()];
+            let mut bytes = golden.to_vec();
+            match case % 4 {
+                // Flip random bytes.
+                0 => {
+                    for _ in 0..=rng.below(4) {
+                        let i = rng.below(bytes.len());
+                        bytes[i] = u8::try_from(rng.next() & 0xff).unwrap();
+                    }
+                }
+                // Replace bytes in the text with syntax characters.
+                1 => {
+                    for _ in 0..=rng.below(6) {
+                        let i = 10 + rng.below(bytes.len() - 10);
+                        bytes[i] = alphabet[rng.below(alphabet.len())];
+                    }
+                }
+                // Truncate, or cut a piece out of the middle.
+                2 => {
+                    let i = rng.below(bytes.len());
+                    if rng.next().is_multiple_of(2) {
+                        bytes.truncate(i);
+                    } else {
+                        let j = i + rng.below(bytes.len() - i);
+                        bytes.drain(i..j);
+                    }
+                }
+                // Random bytes behind a valid prefix of a random version.
+                _ => {
+                    let len = rng.below(200);
+                    let mut text: Vec<u8> = (0..len)
+                        .map(|_| alphabet[rng.below(alphabet.len())])
+                        .collect();
+                    if rng.next().is_multiple_of(3) {
+                        text = (0..len)
+                            .map(|_| u8::try_from(rng.next() & 0xff).unwrap())
+                            .collect();
+                    }
+                    bytes = if rng.next().is_multiple_of(2) {
+                        v1(&text)
+                    } else {
+                        v3(&text)
+                    };
+                }
+            }
+            if let Ok(h) = parse(&bytes) {
+                parsed += 1;
+                let _ = h.data_len();
+                let _ = h.row_shape();
+                let _ = h.dtype.descr_repr();
+                let _ = build(&h.dtype, h.fortran_order, &h.shape);
+                let _ =
+                    build_with_len(h.version, &h.dtype, h.fortran_order, &h.shape, h.header_len);
+            }
+            let _ = parse_prefix(&bytes);
+        }
+        // Some mutations (e.g. in the padding) leave a valid header.
+        assert!(parsed > 0);
+    }
+}
