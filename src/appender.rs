@@ -58,7 +58,10 @@ pub struct Appender<B: Backend = FsBackend> {
 
 enum State<F> {
     /// No file yet: it is created by the first append.
-    Unborn { dtype: Option<Dtype>, row_shape: Vec<u64> },
+    Unborn {
+        dtype: Option<Dtype>,
+        row_shape: Vec<u64>,
+    },
     Live(Box<Live<F>>),
 }
 
@@ -94,7 +97,7 @@ impl Appender<FsBackend> {
 }
 
 impl<B: Backend> Appender<B> {
-    pub(crate) fn open_with(backend: B, path: &Path, options: AppendOptions) -> Result<Self> {
+    pub(crate) fn open_with(backend: B, path: &Path, options: &AppendOptions) -> Result<Self> {
         let journal_path = recovery::journal_path(path);
         let mut appender = Self {
             path: path.to_path_buf(),
@@ -110,13 +113,13 @@ impl<B: Backend> Appender<B> {
             poisoned: None,
             backend,
         };
-        appender.open_existing(&options)?;
+        appender.open_existing(options)?;
         if let State::Unborn {
             dtype: Some(dtype), ..
         } = &appender.state
         {
             let dtype = dtype.clone();
-            appender.create(dtype)?;
+            appender.create(&dtype)?;
         }
         Ok(appender)
     }
@@ -147,9 +150,9 @@ impl<B: Backend> Appender<B> {
             Inspection::Missing { discard_journal } => {
                 if discard_journal {
                     drop(journal);
-                    self.backend
-                        .remove(&journal_path)
-                        .map_err(|e| Error::io(&journal_path, "removing an incomplete journal", e))?;
+                    self.backend.remove(&journal_path).map_err(|e| {
+                        Error::io(&journal_path, "removing an incomplete journal", e)
+                    })?;
                     let dir = recovery::parent_dir(&journal_path);
                     self.backend
                         .sync_dir(dir)
@@ -161,7 +164,14 @@ impl<B: Backend> Appender<B> {
             Inspection::Existing(plan) => plan,
         };
         check_options(&path, &plan, options)?;
-        let applied = recovery::apply(&self.backend, &path, &journal_path, npy, journal, (*plan).clone())?;
+        let applied = recovery::apply(
+            &self.backend,
+            &path,
+            &journal_path,
+            npy,
+            journal,
+            (*plan).clone(),
+        )?;
         self.report = plan.report.clone();
         let row_values = plan.layout.header.row_shape().iter().product::<u64>();
         let end = plan.layout.end_of(plan.rows).unwrap_or(u64::MAX);
@@ -170,7 +180,7 @@ impl<B: Backend> Appender<B> {
             journal: applied.journal,
             row_values,
             journal_id: applied.identity.journal_id,
-            identity_len: applied.identity.len(),
+            identity_len: applied.identity.block_len(),
             next_slot: applied.newest.0.other(),
             next_sequence: applied.newest.1.sequence + 1,
             committed_rows: plan.rows,
@@ -187,17 +197,24 @@ impl<B: Backend> Appender<B> {
 
     /// Creates the file: journal first (it can rebuild the file), then the
     /// `.npy` with an empty shape, each synced with its directory.
-    fn create(&mut self, dtype: Dtype) -> Result<()> {
+    fn create(&mut self, dtype: &Dtype) -> Result<()> {
         let State::Unborn { row_shape, .. } = &self.state else {
             return Ok(());
         };
         let mut shape = vec![0];
         shape.extend_from_slice(row_shape);
-        let bytes = header::build(&dtype, false, &shape).map_err(|e| Error::from_format(&self.path, e))?;
+        let bytes =
+            header::build(dtype, false, &shape).map_err(|e| Error::from_format(&self.path, e))?;
         let parsed = header::parse(&bytes).map_err(|e| Error::from_format(&self.path, e))?;
         let layout = Layout::new(parsed).map_err(|e| Error::from_format(&self.path, e))?;
-        let (journal, identity, record) =
-            recovery::create_journal(&self.backend, &self.journal_path, &layout, bytes.clone(), FLAG_CREATED, 0)?;
+        let (journal, identity, record) = recovery::create_journal(
+            &self.backend,
+            &self.journal_path,
+            &layout,
+            bytes.clone(),
+            FLAG_CREATED,
+            0,
+        )?;
         let npy = match self.backend.open(&self.path, OpenMode::CreateNew) {
             Ok(file) => file,
             Err(e) => {
@@ -212,7 +229,10 @@ impl<B: Backend> Appender<B> {
                 });
             }
         };
-        if !npy.try_lock().map_err(|e| Error::io(&self.path, "locking", e))? {
+        if !npy
+            .try_lock()
+            .map_err(|e| Error::io(&self.path, "locking", e))?
+        {
             return Err(Error::Locked {
                 path: self.path.clone(),
             });
@@ -230,7 +250,7 @@ impl<B: Backend> Appender<B> {
             journal,
             row_values,
             journal_id: identity.journal_id,
-            identity_len: identity.len(),
+            identity_len: identity.block_len(),
             next_slot: Slot::B,
             next_sequence: record.sequence + 1,
             committed_rows: 0,
@@ -355,7 +375,7 @@ impl<B: Backend> Appender<B> {
             if values.is_empty() {
                 return Ok(());
             }
-            self.guarded(|a| a.create(dtype))?;
+            self.guarded(|a| a.create(&dtype))?;
         }
         let State::Live(live) = &self.state else {
             return Ok(());
@@ -367,7 +387,7 @@ impl<B: Backend> Appender<B> {
             });
         }
         let per_row = live.row_values;
-        if per_row == 0 || values.len() as u64 % per_row != 0 {
+        if per_row == 0 || !(values.len() as u64).is_multiple_of(per_row) {
             return Err(Error::ShapeMismatch {
                 expected: format!(
                     "a multiple of {per_row} values (rows of shape {:?})",
@@ -398,13 +418,13 @@ impl<B: Backend> Appender<B> {
             if bytes.is_empty() {
                 return Ok(());
             }
-            self.guarded(|a| a.create(dtype))?;
+            self.guarded(|a| a.create(&dtype))?;
         }
         let State::Live(live) = &self.state else {
             return Ok(());
         };
         let row_bytes = live.layout.row_bytes;
-        if bytes.len() as u64 % row_bytes != 0 {
+        if !(bytes.len() as u64).is_multiple_of(row_bytes) {
             return Err(Error::ShapeMismatch {
                 expected: format!("a multiple of {row_bytes} bytes (whole rows)"),
                 found: format!("{} bytes", bytes.len()),
@@ -472,7 +492,8 @@ impl<B: Backend> Appender<B> {
     /// or may not keep it). Committing with no pending rows does nothing.
     pub fn commit(&mut self) -> Result<u64> {
         self.guarded(|a| {
-            let (path, journal_path, durability) = (a.path.clone(), a.journal_path.clone(), a.durability);
+            let (path, journal_path, durability) =
+                (a.path.clone(), a.journal_path.clone(), a.durability);
             match &mut a.state {
                 State::Live(live) => live.commit(&path, &journal_path, durability),
                 State::Unborn { .. } => Ok(0),
@@ -500,7 +521,8 @@ impl<B: Backend> Appender<B> {
                 return Ok(());
             };
             let Live { npy, journal, .. } = *live;
-            npy.sync_all().map_err(|e| Error::io(&a.path, "syncing the header", e))?;
+            npy.sync_all()
+                .map_err(|e| Error::io(&a.path, "syncing the header", e))?;
             drop(journal);
             a.backend
                 .remove(&a.journal_path)
@@ -566,7 +588,10 @@ impl<F: Storage> Live<F> {
             .encode(self.journal_id)
             .map_err(|e| Error::from_format(journal_path, e))?;
         self.journal
-            .write_at(&bytes, journal::slot_offset(self.identity_len, self.next_slot))
+            .write_at(
+                &bytes,
+                journal::slot_offset(self.identity_len, self.next_slot),
+            )
             .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
         if synced {
             self.journal
@@ -621,18 +646,26 @@ fn lock<F: Storage>(file: &F, path: &Path, wait: LockWait) -> Result<()> {
 /// Checks explicit dtype and row-shape options against an existing file.
 fn check_options(path: &Path, plan: &Plan, options: &AppendOptions) -> Result<()> {
     let header = &plan.layout.header;
-    if let Some(dtype) = &options.dtype {
-        if *dtype != header.dtype {
+    if let Some(dtype) = &options.dtype
+        && *dtype != header.dtype
+    {
+        {
             return Err(Error::DtypeMismatch {
                 expected: header.dtype.to_string(),
                 found: format!("{dtype} (from the options, for {})", path.display()),
             });
         }
     }
-    if let Some(shape) = &options.row_shape {
-        if shape.as_slice() != header.row_shape() {
+    if let Some(shape) = &options.row_shape
+        && shape.as_slice() != header.row_shape()
+    {
+        {
             return Err(Error::ShapeMismatch {
-                expected: format!("rows of shape {:?} ({})", header.row_shape(), path.display()),
+                expected: format!(
+                    "rows of shape {:?} ({})",
+                    header.row_shape(),
+                    path.display()
+                ),
                 found: format!("rows of shape {shape:?} in the options"),
             });
         }

@@ -56,17 +56,23 @@ pub(crate) fn as_bytes<T: Element>(values: &[T]) -> &[u8] {
     // SAFETY: every `Element` is a primitive without padding or invalid bit
     // patterns when viewed as bytes (`bool` is one byte holding 0 or 1), the
     // pointer and length come from a valid slice, and u8 has alignment 1.
-    unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values)) }
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    }
 }
 
 /// Whether `file` is exactly the dtype of `T`: same kind and size, and the
 /// host's byte order (or none for one-byte types).
 pub(crate) fn matches<T: Element>(file: &Dtype) -> bool {
     let Dtype::Scalar(s) = file else { return false };
-    let Dtype::Scalar(want) = T::dtype() else { return false };
+    let Dtype::Scalar(want) = T::dtype() else {
+        return false;
+    };
     s.kind == want.kind
         && s.size == want.size
-        && (s.order == want.order || s.size == 1 || s.order == ByteOrder::NotApplicable && want.size == 1)
+        && (s.order == want.order
+            || s.size == 1
+            || s.order == ByteOrder::NotApplicable && want.size == 1)
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@
     clippy::missing_errors_doc,
     clippy::must_use_candidate,
     clippy::cast_possible_truncation,
+    clippy::doc_markdown,
     reason = "errors are documented on the error enum; u64 -> usize casts are bounded before use"
 )]
 

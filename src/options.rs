@@ -40,6 +40,7 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Commit every `rows` rows.
+    #[must_use]
     pub fn rows(rows: u64) -> Self {
         Self {
             rows: Some(rows),
@@ -48,6 +49,7 @@ impl GroupCommit {
     }
 
     /// Commit every `bytes` bytes.
+    #[must_use]
     pub fn bytes(bytes: u64) -> Self {
         Self {
             bytes: Some(bytes),
@@ -56,6 +58,7 @@ impl GroupCommit {
     }
 
     /// Commit when pending rows are `interval` old.
+    #[must_use]
     pub fn interval(interval: Duration) -> Self {
         Self {
             interval: Some(interval),
@@ -130,6 +133,7 @@ impl AppendOptions {
     }
 
     /// The dtype of a new file, as a parsed [`Dtype`].
+    #[must_use]
     pub fn dtype_value(mut self, dtype: Dtype) -> Self {
         self.dtype = Some(dtype);
         self
@@ -137,30 +141,35 @@ impl AppendOptions {
 
     /// The shape of one row (`[]`, the default, makes a 1-D array; `[128]`
     /// makes an `(N, 128)` array); checked against an existing file.
+    #[must_use]
     pub fn row_shape(mut self, shape: &[u64]) -> Self {
         self.row_shape = Some(shape.to_vec());
         self
     }
 
     /// What a returned commit survives.
+    #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
     }
 
     /// When to commit without an explicit call.
+    #[must_use]
     pub fn group_commit(mut self, group_commit: GroupCommit) -> Self {
         self.group_commit = group_commit;
         self
     }
 
     /// What to do when another writer holds the lock.
+    #[must_use]
     pub fn lock_wait(mut self, lock_wait: LockWait) -> Self {
         self.lock_wait = lock_wait;
         self
     }
 
     /// What to do with unexplained bytes past the header's data.
+    #[must_use]
     pub fn tail_policy(mut self, tail_policy: TailPolicy) -> Self {
         self.tail_policy = tail_policy;
         self
@@ -168,6 +177,7 @@ impl AppendOptions {
 
     /// Size of the user-space buffer that collects small appends before they
     /// are written (default 1 MiB).
+    #[must_use]
     pub fn buffer_bytes(mut self, bytes: usize) -> Self {
         self.buffer_bytes = Some(bytes);
         self
@@ -175,11 +185,11 @@ impl AppendOptions {
 
     /// Opens, creates or recovers the file at `path` on the real file system.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Appender<FsBackend>> {
-        Appender::open_with(FsBackend, path.as_ref(), self)
+        Appender::open_with(FsBackend, path.as_ref(), &self)
     }
 
     /// Opens, creates or recovers the file at `path` on `backend`.
     pub fn open_with<B: Backend>(self, backend: B, path: impl AsRef<Path>) -> Result<Appender<B>> {
-        Appender::open_with(backend, path.as_ref(), self)
+        Appender::open_with(backend, path.as_ref(), &self)
     }
 }

@@ -186,10 +186,14 @@ pub(crate) fn read_journal<F: Storage>(file: &F) -> io::Result<JournalRead> {
     let mut slots = Vec::new();
     if let Ok(id) = &identity {
         for slot in [Slot::A, Slot::B] {
-            let at = journal::slot_offset(id.len(), slot);
-            let Some(avail) = len.checked_sub(at) else { continue };
+            let at = journal::slot_offset(id.block_len(), slot);
+            let Some(avail) = len.checked_sub(at) else {
+                continue;
+            };
             let fixed = read_vec(file, at, avail.min(journal::SLOT_FIXED_LEN as u64))?;
-            let Some(need) = Record::encoded_len(&fixed) else { continue };
+            let Some(need) = Record::encoded_len(&fixed) else {
+                continue;
+            };
             if need as u64 > avail {
                 continue;
             }
@@ -248,7 +252,8 @@ pub(crate) fn read_header<F: Storage>(file: &F, len: u64) -> io::Result<HeaderRe
 /// CRC32 of the file bytes `start..end`.
 pub(crate) fn crc_of<F: Storage>(file: &F, start: u64, end: u64) -> io::Result<u32> {
     let mut hasher = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; CRC_CHUNK.min(usize::try_from(end.saturating_sub(start)).unwrap_or(CRC_CHUNK))];
+    let mut buf =
+        vec![0u8; CRC_CHUNK.min(usize::try_from(end.saturating_sub(start)).unwrap_or(CRC_CHUNK))];
     let mut at = start;
     while at < end {
         let n = (end - at).min(buf.len() as u64) as usize;
@@ -318,14 +323,18 @@ pub(crate) fn inspect<F: Storage>(files: &Files<'_, F>) -> Result<Inspection> {
     };
     let npy_read = match files.npy {
         Some(npy) => {
-            let len = npy.len().map_err(io_err(files.path, "reading the length"))?;
+            let len = npy
+                .len()
+                .map_err(io_err(files.path, "reading the length"))?;
             let header = read_header(npy, len).map_err(io_err(files.path, "reading the header"))?;
             Some((npy, len, header))
         }
         None => None,
     };
     let journal = match files.journal {
-        Some(j) => Some(read_journal(j).map_err(io_err(files.journal_path, "reading the journal"))?),
+        Some(j) => {
+            Some(read_journal(j).map_err(io_err(files.journal_path, "reading the journal"))?)
+        }
         None => None,
     };
     match (npy_read, journal) {
@@ -336,17 +345,19 @@ pub(crate) fn inspect<F: Storage>(files: &Files<'_, F>) -> Result<Inspection> {
             Err(_) => Ok(Inspection::Missing {
                 discard_journal: true,
             }),
-            Ok(identity) => plan_missing_npy(files, identity, &journal.slots).map(|p| Inspection::Existing(Box::new(p))),
+            Ok(identity) => plan_missing_npy(files, identity, &journal.slots)
+                .map(|p| Inspection::Existing(Box::new(p))),
         },
-        (Some((npy, len, header)), None) => {
-            plan_without_journal(files, npy, len, header, false).map(|p| Inspection::Existing(Box::new(p)))
-        }
+        (Some((npy, len, header)), None) => plan_without_journal(files, npy, len, header, false)
+            .map(|p| Inspection::Existing(Box::new(p))),
         (Some((npy, len, header)), Some(journal)) => match journal.identity {
             // A journal whose identity never became valid was being created
             // when its writer died: no commit can depend on it.
-            Err(_) => plan_without_journal(files, npy, len, header, true).map(|p| Inspection::Existing(Box::new(p))),
+            Err(_) => plan_without_journal(files, npy, len, header, true)
+                .map(|p| Inspection::Existing(Box::new(p))),
             Ok(ref identity) => {
-                plan_with_journal(files, npy, len, header, identity.clone(), &journal).map(|p| Inspection::Existing(Box::new(p)))
+                plan_with_journal(files, npy, len, &header, identity.clone(), &journal)
+                    .map(|p| Inspection::Existing(Box::new(p)))
             }
         },
     }
@@ -406,7 +417,15 @@ fn plan_without_journal<F: Storage>(
             }
         }
     };
-    finish_plan(files.path, layout, rows, len, &read.raw, JournalPlan::Create { discard_existing }, report)
+    finish_plan(
+        files.path,
+        layout,
+        rows,
+        len,
+        &read.raw,
+        JournalPlan::Create { discard_existing },
+        report,
+    )
 }
 
 /// Fills in the cut and the header rewrite that bring a file of length `len`
@@ -421,7 +440,10 @@ fn finish_plan(
     mut report: RecoveryReport,
 ) -> Result<Plan> {
     let end = layout.end_of(rows).ok_or_else(|| {
-        corrupt(path, FormatError::malformed(None, "committed data size overflows 64 bits"))
+        corrupt(
+            path,
+            FormatError::malformed(None, "committed data size overflows 64 bits"),
+        )
     })?;
     let cut_to = (len > end).then_some(end);
     let wanted = layout.header_bytes(rows).map_err(|e| corrupt(path, e))?;
@@ -446,20 +468,30 @@ fn snapshot_layout(path: &Path, journal_path: &Path, identity: &Identity) -> Res
     let snap = header::parse(&identity.snapshot).map_err(|e| {
         corrupt(
             journal_path,
-            FormatError::malformed(Some(journal::IDENTITY_FIXED_LEN as u64), format!("header snapshot: {e}")),
+            FormatError::malformed(
+                Some(journal::IDENTITY_FIXED_LEN as u64),
+                format!("header snapshot: {e}"),
+            ),
         )
     })?;
     let layout = Layout::new(snap).map_err(|e| corrupt(path, e))?;
     if layout.row_bytes != identity.row_bytes || layout.header.header_len != identity.header_len {
         return Err(corrupt(
             journal_path,
-            FormatError::malformed(None, "journal identity disagrees with its own header snapshot"),
+            FormatError::malformed(
+                None,
+                "journal identity disagrees with its own header snapshot",
+            ),
         ));
     }
     Ok(layout)
 }
 
-fn plan_missing_npy<F: Storage>(files: &Files<'_, F>, identity: Identity, slots: &[(Slot, Record)]) -> Result<Plan> {
+fn plan_missing_npy<F: Storage>(
+    files: &Files<'_, F>,
+    identity: Identity,
+    slots: &[(Slot, Record)],
+) -> Result<Plan> {
     let layout = snapshot_layout(files.path, files.journal_path, &identity)?;
     let newest = slots.iter().max_by_key(|(_, r)| r.sequence).cloned();
     let rows = newest.as_ref().map_or(0, |(_, r)| r.rows);
@@ -473,16 +505,15 @@ fn plan_missing_npy<F: Storage>(files: &Files<'_, F>, identity: Identity, slots:
     }
     // The writer died while creating the file, before any commit.
     let header_write = layout.header_bytes(0).map_err(|e| corrupt(files.path, e))?;
-    let (newest, reanchor) = match newest {
-        Some(n) => (n, None),
-        None => {
-            let record = Record {
-                sequence: 1,
-                data_synced: true,
-                ..Record::default()
-            };
-            ((Slot::A, record.clone()), Some((Slot::A, record)))
-        }
+    let (newest, reanchor) = if let Some(n) = newest {
+        (n, None)
+    } else {
+        let record = Record {
+            sequence: 1,
+            data_synced: true,
+            ..Record::default()
+        };
+        ((Slot::A, record.clone()), Some((Slot::A, record)))
     };
     Ok(Plan {
         layout,
@@ -503,15 +534,15 @@ fn plan_missing_npy<F: Storage>(files: &Files<'_, F>, identity: Identity, slots:
     })
 }
 
-fn plan_with_journal<F: Storage>(
+/// Checks that the journal belongs to the `.npy`: a readable header must
+/// describe the same dtype, order, row shape and header length; an unreadable
+/// one must be a torn write of the header the journal describes.
+fn check_binding<F: Storage>(
     files: &Files<'_, F>,
-    npy: &F,
-    len: u64,
-    read: HeaderRead,
-    identity: Identity,
-    journal: &JournalRead,
-) -> Result<Plan> {
-    let layout = snapshot_layout(files.path, files.journal_path, &identity)?;
+    layout: &Layout,
+    identity: &Identity,
+    read: &HeaderRead,
+) -> Result<()> {
     let snap = &layout.header;
     match &read.header {
         Ok(h) => {
@@ -561,18 +592,68 @@ fn plan_with_journal<F: Storage>(
         }
     }
 
+    Ok(())
+}
+
+/// The committed rows when the journal's identity is valid but neither slot
+/// is: the journal's first write was torn (the identity and slot A are
+/// written together), or a power loss under process durability destroyed
+/// both slots. The header is the best evidence left.
+fn rows_without_slots<F: Storage>(
+    files: &Files<'_, F>,
+    layout: &Layout,
+    identity: &Identity,
+    read: &HeaderRead,
+    len: u64,
+) -> Result<u64> {
+    if let Ok(h) = &read.header {
+        let rows = h.shape.first().copied().unwrap_or(0);
+        if layout.end_of(rows).is_some_and(|end| end <= len) {
+            return Ok(rows);
+        }
+    }
+    if identity.created() {
+        return Ok(0);
+    }
+    Err(corrupt(
+        files.journal_path,
+        FormatError::malformed(
+            None,
+            "both journal slots fail their checksum and the file's header does not describe its data",
+        ),
+    ))
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "one decision table over the journal's records; split, it reads worse"
+)]
+fn plan_with_journal<F: Storage>(
+    files: &Files<'_, F>,
+    npy: &F,
+    len: u64,
+    read: &HeaderRead,
+    identity: Identity,
+    journal: &JournalRead,
+) -> Result<Plan> {
+    let layout = snapshot_layout(files.path, files.journal_path, &identity)?;
+    check_binding(files, &layout, &identity, read)?;
+
     let mut report = RecoveryReport {
         found: Found::Journal,
         ..RecoveryReport::default()
     };
     let check = |record: &Record| -> Result<CommitCheck> {
-        let (Some(start), Some(end)) = (layout.end_of(record.prev_rows), layout.end_of(record.rows)) else {
+        let (Some(start), Some(end)) =
+            (layout.end_of(record.prev_rows), layout.end_of(record.rows))
+        else {
             return Ok(CommitCheck::Short { needed: u64::MAX });
         };
         if end > len {
             return Ok(CommitCheck::Short { needed: end });
         }
-        let found = crc_of(npy, start, end).map_err(|e| Error::io(files.path, "reading committed data", e))?;
+        let found = crc_of(npy, start, end)
+            .map_err(|e| Error::io(files.path, "reading committed data", e))?;
         Ok(if found == record.data_crc {
             CommitCheck::Ok
         } else {
@@ -581,25 +662,7 @@ fn plan_with_journal<F: Storage>(
     };
 
     let Some(newest) = journal.newest().cloned() else {
-        // Identity valid, no valid slot: the journal's first write was torn
-        // (the identity and slot A are written together), or a power loss
-        // under process durability destroyed both slots. The header is the
-        // best evidence left.
-        let rows = match &read.header {
-            Ok(h) if layout.end_of(h.shape.first().copied().unwrap_or(0)).is_some_and(|end| end <= len) => {
-                h.shape.first().copied().unwrap_or(0)
-            }
-            _ if identity.created() => 0,
-            _ => {
-                return Err(corrupt(
-                    files.journal_path,
-                    FormatError::malformed(
-                        None,
-                        "both journal slots fail their checksum and the file's header does not describe its data",
-                    ),
-                ));
-            }
-        };
+        let rows = rows_without_slots(files, &layout, &identity, read, len)?;
         let record = Record {
             sequence: 1,
             rows,
@@ -613,7 +676,15 @@ fn plan_with_journal<F: Storage>(
             newest: (Slot::A, record.clone()),
             reanchor: Some((Slot::A, record)),
         };
-        return finish_plan(files.path, layout, rows, len, &read.raw, plan_journal, report);
+        return finish_plan(
+            files.path,
+            layout,
+            rows,
+            len,
+            &read.raw,
+            plan_journal,
+            report,
+        );
     };
 
     let newest_slot = newest.0;
@@ -644,7 +715,10 @@ fn plan_with_journal<F: Storage>(
         CommitCheck::Short { .. } | CommitCheck::BadCrc { .. } => {
             // Process durability and a power loss: the newest commit's data
             // did not all reach the disk. Fall back to the older commit.
-            let older = journal.older().cloned().filter(|(_, r)| r.sequence < newest.1.sequence);
+            let older = journal
+                .older()
+                .cloned()
+                .filter(|(_, r)| r.sequence < newest.1.sequence);
             let fallback = match older {
                 Some(older) if matches!(check(&older.1)?, CommitCheck::Ok) => {
                     let record = Record {
@@ -659,7 +733,11 @@ fn plan_with_journal<F: Storage>(
             match fallback {
                 Some((rows, record)) if layout.end_of(rows).is_some_and(|end| end <= len) => {
                     report.dropped_rows = newest.1.rows - rows;
-                    (rows, (newest_slot, record.clone()), Some((newest_slot, record)))
+                    (
+                        rows,
+                        (newest_slot, record.clone()),
+                        Some((newest_slot, record)),
+                    )
                 }
                 _ => {
                     return Err(Error::CommittedDataMissing {
@@ -677,7 +755,15 @@ fn plan_with_journal<F: Storage>(
         newest: chosen,
         reanchor,
     };
-    finish_plan(files.path, layout, rows, len, &read.raw, plan_journal, report)
+    finish_plan(
+        files.path,
+        layout,
+        rows,
+        len,
+        &read.raw,
+        plan_journal,
+        report,
+    )
 }
 
 /// A record for `rows` rows whose data could not be checked.
@@ -747,17 +833,25 @@ pub(crate) fn create_journal<B: Backend>(
         data_synced: true,
         cursor: Vec::new(),
     };
-    let mut bytes = identity.encode().map_err(|e| Error::from_format(journal_path, e))?;
-    bytes.extend(record.encode(identity.journal_id).map_err(|e| Error::from_format(journal_path, e))?);
-    let file = backend.open(journal_path, OpenMode::CreateNew).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            Error::Locked {
-                path: journal_path.to_path_buf(),
+    let mut bytes = identity
+        .encode()
+        .map_err(|e| Error::from_format(journal_path, e))?;
+    bytes.extend(
+        record
+            .encode(identity.journal_id)
+            .map_err(|e| Error::from_format(journal_path, e))?,
+    );
+    let file = backend
+        .open(journal_path, OpenMode::CreateNew)
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                Error::Locked {
+                    path: journal_path.to_path_buf(),
+                }
+            } else {
+                Error::io(journal_path, "creating the journal", e)
             }
-        } else {
-            Error::io(journal_path, "creating the journal", e)
-        }
-    })?;
+        })?;
     file.write_at(&bytes, 0)
         .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
     file.sync_data()
@@ -779,9 +873,10 @@ pub(crate) fn apply<B: Backend>(
     journal: Option<B::File>,
     plan: Plan,
 ) -> Result<Applied<B::File>> {
-    let npy = match npy {
-        Some(npy) => npy,
-        None => {
+    let npy = if let Some(npy) = npy {
+        npy
+    } else {
+        {
             let file = backend.open(path, OpenMode::CreateNew).map_err(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {
                     Error::Locked {
@@ -817,7 +912,8 @@ pub(crate) fn apply<B: Backend>(
                 .layout
                 .header_bytes(plan.rows)
                 .map_err(|e| Error::from_format(path, e))?;
-            let (file, identity, record) = create_journal(backend, journal_path, &plan.layout, snapshot, 0, plan.rows)?;
+            let (file, identity, record) =
+                create_journal(backend, journal_path, &plan.layout, snapshot, 0, plan.rows)?;
             (file, identity, (Slot::A, record))
         }
         JournalPlan::Keep {
@@ -833,11 +929,13 @@ pub(crate) fn apply<B: Backend>(
     };
     let mut changed = plan.create_npy;
     if let Some(len) = plan.cut_to {
-        npy.set_len(len).map_err(|e| Error::io(path, "cutting uncommitted bytes", e))?;
+        npy.set_len(len)
+            .map_err(|e| Error::io(path, "cutting uncommitted bytes", e))?;
         changed = true;
     }
     if let Some(bytes) = &plan.header_write {
-        npy.write_at(bytes, 0).map_err(|e| Error::io(path, "rewriting the header", e))?;
+        npy.write_at(bytes, 0)
+            .map_err(|e| Error::io(path, "rewriting the header", e))?;
         changed = true;
     }
     if changed {
@@ -854,7 +952,7 @@ pub(crate) fn apply<B: Backend>(
             .encode(identity.journal_id)
             .map_err(|e| Error::from_format(journal_path, e))?;
         journal
-            .write_at(&bytes, journal::slot_offset(identity.len(), slot))
+            .write_at(&bytes, journal::slot_offset(identity.block_len(), slot))
             .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
         journal
             .sync_data()

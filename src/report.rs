@@ -57,7 +57,11 @@ impl fmt::Display for RecoveryReport {
             "{found}: {} committed rows, {} bytes cut, header {}",
             self.committed_rows,
             self.bytes_cut,
-            if self.header_rewritten { "rewritten" } else { "unchanged" }
+            if self.header_rewritten {
+                "rewritten"
+            } else {
+                "unchanged"
+            }
         )?;
         if self.dropped_rows > 0 {
             write!(f, ", {} unsynced rows dropped", self.dropped_rows)?;

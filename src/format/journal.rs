@@ -100,6 +100,7 @@ pub enum Slot {
 
 impl Slot {
     /// The other slot.
+    #[must_use]
     pub fn other(self) -> Self {
         match self {
             Self::A => Self::B,
@@ -198,7 +199,7 @@ impl Identity {
         put(&mut buf, ID_ROW_BYTES, &self.row_bytes.to_le_bytes());
         put(&mut buf, ID_SNAPSHOT_LEN, &snapshot_len.to_le_bytes());
         put(&mut buf, IDENTITY_FIXED_LEN, &self.snapshot);
-        let crc = identity_crc(&buf[..ID_CRC], &self.snapshot);
+        let crc = identity_crc(buf.get(..ID_CRC).unwrap_or_default(), &self.snapshot);
         put(&mut buf, ID_CRC, &crc.to_le_bytes());
         Ok(buf)
     }
@@ -246,14 +247,14 @@ impl Identity {
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         let prefix = Self::decode_prefix(bytes)?;
         let snapshot_end = IDENTITY_FIXED_LEN + prefix.snapshot_len as usize;
-        let (fixed, snapshot) = match (bytes.get(..ID_CRC), bytes.get(IDENTITY_FIXED_LEN..snapshot_end)) {
-            (Some(fixed), Some(snapshot)) => (fixed, snapshot),
-            _ => {
-                return Err(FormatError::malformed(
-                    Some(IDENTITY_FIXED_LEN as u64),
-                    "journal identity block is cut short",
-                ));
-            }
+        let (Some(fixed), Some(snapshot)) = (
+            bytes.get(..ID_CRC),
+            bytes.get(IDENTITY_FIXED_LEN..snapshot_end),
+        ) else {
+            return Err(FormatError::malformed(
+                Some(IDENTITY_FIXED_LEN as u64),
+                "journal identity block is cut short",
+            ));
         };
         let stored = u32_at(bytes, ID_CRC).unwrap_or(0);
         let computed = identity_crc(fixed, snapshot);
@@ -275,7 +276,7 @@ impl Identity {
     }
 
     /// The length of this identity block on disk.
-    pub fn len(&self) -> u64 {
+    pub fn block_len(&self) -> u64 {
         identity_len(self.header_len).unwrap_or(u64::MAX)
     }
 
@@ -323,8 +324,12 @@ impl Record {
                 ))
             })?;
         let mut buf = vec![0u8; SLOT_FIXED_LEN + self.cursor.len()];
-        buf[SLOT_VERSION] = FORMAT_VERSION as u8;
-        buf[SLOT_FLAGS] = if self.data_synced { SLOT_FLAG_DATA_SYNCED } else { 0 };
+        put(&mut buf, SLOT_VERSION, &[FORMAT_VERSION as u8]);
+        put(
+            &mut buf,
+            SLOT_FLAGS,
+            &[u8::from(self.data_synced) * SLOT_FLAG_DATA_SYNCED],
+        );
         put(&mut buf, SLOT_JOURNAL_ID, &journal_id.to_le_bytes());
         put(&mut buf, SLOT_SEQUENCE, &self.sequence.to_le_bytes());
         put(&mut buf, SLOT_ROWS, &self.rows.to_le_bytes());
@@ -332,7 +337,7 @@ impl Record {
         put(&mut buf, SLOT_DATA_CRC, &self.data_crc.to_le_bytes());
         put(&mut buf, SLOT_CURSOR_LEN, &cursor_len.to_le_bytes());
         put(&mut buf, SLOT_FIXED_LEN, &self.cursor);
-        let crc = crc32fast::hash(&buf[SLOT_VERSION..]);
+        let crc = crc32fast::hash(buf.get(SLOT_VERSION..).unwrap_or_default());
         put(&mut buf, SLOT_CRC, &crc.to_le_bytes());
         Ok(buf)
     }
@@ -351,7 +356,10 @@ impl Record {
     /// was torn, never written, or belongs to another journal.
     pub fn decode(bytes: &[u8], journal_id: u64) -> Result<Self, FormatError> {
         let len = Self::encoded_len(bytes).ok_or_else(|| {
-            FormatError::malformed(Some(SLOT_CURSOR_LEN as u64), "slot cursor length out of range")
+            FormatError::malformed(
+                Some(SLOT_CURSOR_LEN as u64),
+                "slot cursor length out of range",
+            )
         })?;
         let body = bytes
             .get(SLOT_VERSION..len)
@@ -361,7 +369,9 @@ impl Record {
         if stored != computed {
             return Err(FormatError::malformed(
                 Some(SLOT_CRC as u64),
-                format!("slot fails its checksum (stored {stored:#010x}, computed {computed:#010x})"),
+                format!(
+                    "slot fails its checksum (stored {stored:#010x}, computed {computed:#010x})"
+                ),
             ));
         }
         let version = u32::from(bytes.get(SLOT_VERSION).copied().unwrap_or(0));
@@ -417,7 +427,7 @@ mod tests {
         let id = identity();
         let bytes = id.encode().unwrap();
         assert_eq!(bytes.len() as u64, BLOCK);
-        assert_eq!(id.len(), BLOCK);
+        assert_eq!(id.block_len(), BLOCK);
         assert_eq!(Identity::decode(&bytes).unwrap(), id);
         assert!(id.created());
     }
@@ -486,8 +496,14 @@ mod tests {
         let bytes = r.encode(42).unwrap();
         assert_eq!(Record::encoded_len(&bytes), Some(bytes.len()));
         assert_eq!(Record::decode(&bytes, 42).unwrap(), r);
-        let empty = Record { cursor: Vec::new(), ..r };
-        assert_eq!(Record::decode(&empty.encode(42).unwrap(), 42).unwrap(), empty);
+        let empty = Record {
+            cursor: Vec::new(),
+            ..r
+        };
+        assert_eq!(
+            Record::decode(&empty.encode(42).unwrap(), 42).unwrap(),
+            empty
+        );
     }
 
     #[test]
@@ -518,17 +534,30 @@ mod tests {
             assert!(Record::decode(&bytes[..cut], 42).is_err(), "cut at {cut}");
         }
         assert!(Record::decode(&[0u8; SLOT_FIXED_LEN], 0).is_err());
-        let backwards = Record { rows: 1, prev_rows: 2, ..record() };
+        let backwards = Record {
+            rows: 1,
+            prev_rows: 2,
+            ..record()
+        };
         assert!(Record::decode(&backwards.encode(42).unwrap(), 42).is_err());
-        let zero_seq = Record { sequence: 0, ..record() };
+        let zero_seq = Record {
+            sequence: 0,
+            ..record()
+        };
         assert!(Record::decode(&zero_seq.encode(42).unwrap(), 42).is_err());
     }
 
     #[test]
     fn cursor_limit_is_enforced() {
-        let big = Record { cursor: vec![1; MAX_CURSOR_LEN + 1], ..record() };
+        let big = Record {
+            cursor: vec![1; MAX_CURSOR_LEN + 1],
+            ..record()
+        };
         assert!(big.encode(1).is_err());
-        let max = Record { cursor: vec![1; MAX_CURSOR_LEN], ..record() };
+        let max = Record {
+            cursor: vec![1; MAX_CURSOR_LEN],
+            ..record()
+        };
         assert_eq!(max.encode(1).unwrap().len() as u64, SLOT_LEN);
     }
 

@@ -33,6 +33,10 @@ pub enum OpenMode {
 /// Implementations must not reorder or merge calls made on one handle in a
 /// way that a real file would not; a sync makes every earlier write of this
 /// handle durable.
+#[expect(
+    clippy::len_without_is_empty,
+    reason = "a file's length is an I/O result, not a collection size"
+)]
 pub trait Storage: Send {
     /// The current length of the file in bytes.
     fn len(&self) -> io::Result<u64>;
