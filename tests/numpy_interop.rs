@@ -400,6 +400,23 @@ with open(os.path.join(out, "manifest.txt"), "w", encoding="utf-8") as m:
         assert_eq!(w.dtype().unwrap().descr_repr(), *descr, "{name}: dtype");
         assert_eq!(w.row_shape(), row_shape.as_slice(), "{name}: row shape");
         assert_eq!(w.row_bytes(), Some(row_bytes as u64), "{name}: row bytes");
+        if descr.starts_with("'>") {
+            // No silent byte swap: typed native values do not fit a big-endian file.
+            let refused = if descr.contains('f') {
+                w.append(&vec![1.5f64; row_bytes / 8])
+            } else {
+                w.append(&vec![7i32; row_bytes / 4])
+            };
+            assert!(
+                matches!(refused, Err(npy_append::Error::DtypeMismatch { .. })),
+                "{name}: {refused:?}"
+            );
+            assert_eq!((w.len(), w.pending_rows()), (n_old, 0), "{name}");
+            assert!(
+                !w.is_poisoned(),
+                "{name}: a refused argument poisoned the appender"
+            );
+        }
         let split = n_new / 2;
         w.append_bytes(&more[..split * row_bytes]).unwrap();
         w.commit().unwrap();
@@ -589,6 +606,60 @@ print("ok", rows)
     w.append(&row(8)).unwrap();
     w.close().unwrap();
     check(9);
+}
+
+#[test]
+fn snapshots_across_digit_boundaries_match_np_save() {
+    let Some(python) = require_numpy("snapshots_across_digit_boundaries_match_np_save") else {
+        return;
+    };
+    // One row per commit up to 1001 rows; after the commits that change the
+    // row count's digit count, a copy of the live file (the writer still has
+    // it open, nothing pending) must be exactly np.save of the committed rows.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("grow.npy");
+    let snaps = [0u64, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1001];
+    let mut w = AppendOptions::new()
+        .dtype("<u2")
+        .unwrap()
+        .row_shape(&[3])
+        .durability(Durability::Process)
+        .open(&path)
+        .unwrap();
+    for rows in 0..=1001u64 {
+        if rows > 0 {
+            let r = rows - 1;
+            w.append(&[r as u16, (r + 1) as u16, (r + 2) as u16])
+                .unwrap();
+            w.commit().unwrap();
+        }
+        assert_eq!(w.len(), rows);
+        if snaps.contains(&rows) {
+            fs::copy(&path, tmp.path().join(format!("snap{rows}.npy"))).unwrap();
+        }
+    }
+    w.close().unwrap();
+    let out = py(
+        &python,
+        r#"
+out, snaps = sys.argv[1], [int(s) for s in sys.argv[2].split(",")]
+items = []
+for k in snaps:
+    expected = (np.arange(k)[:, None] + np.arange(3)).astype("<u2")
+    items.append((f"snap{k}", os.path.join(out, f"snap{k}.npy"), expected))
+items.append(("closed", os.path.join(out, "grow.npy"), (np.arange(1001)[:, None] + np.arange(3)).astype("<u2")))
+check_all(items)
+"#,
+        &[
+            tmp.path().to_str().unwrap(),
+            &snaps.map(|s| s.to_string()).join(","),
+        ],
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("ok ")).count(),
+        snaps.len() + 1,
+        "{out}"
+    );
 }
 
 // ---------------------------------------------------------------------------
