@@ -135,7 +135,13 @@ impl<B: Backend> Appender<B> {
             Err(e) => return Err(Error::io(&path, "opening", e)),
         };
         let journal = match self.backend.open(&journal_path, OpenMode::ReadWrite) {
-            Ok(file) => Some(file),
+            Ok(file) => {
+                // The writer holds the journal's lock too, so that a writer
+                // still creating a new file (no `.npy` to lock yet) is never
+                // mistaken for a crashed one.
+                lock(&file, &journal_path, options.lock_wait)?;
+                Some(file)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io(&journal_path, "opening the journal", e)),
         };
@@ -218,8 +224,9 @@ impl<B: Backend> Appender<B> {
         let npy = match self.backend.open(&self.path, OpenMode::CreateNew) {
             Ok(file) => file,
             Err(e) => {
-                drop(journal);
-                let _ = self.backend.remove(&self.journal_path);
+                // The journal stays: if another writer created the `.npy`
+                // meanwhile, it may be using this journal now; if not,
+                // recovery recognises it.
                 return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
                     Error::Locked {
                         path: self.path.clone(),

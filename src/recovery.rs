@@ -852,6 +852,14 @@ pub(crate) fn create_journal<B: Backend>(
                 Error::io(journal_path, "creating the journal", e)
             }
         })?;
+    if !file
+        .try_lock()
+        .map_err(|e| Error::io(journal_path, "locking the journal", e))?
+    {
+        return Err(Error::Locked {
+            path: journal_path.to_path_buf(),
+        });
+    }
     file.write_at(&bytes, 0)
         .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
     file.sync_data()

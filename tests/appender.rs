@@ -589,6 +589,30 @@ fn second_writer_is_locked<E: Env>(env: &E) {
     assert_eq!(second.len(), 3);
 }
 
+fn journal_of_a_writer_still_creating_is_locked<E: Env>(env: &E) {
+    use npy_append::storage::{OpenMode, Storage};
+    let path = env.path("w2.npy");
+    // A writer that created the journal but not yet the .npy holds the
+    // journal's lock.
+    let creator = env
+        .backend()
+        .open(&journal_path(&path), OpenMode::CreateNew)
+        .unwrap();
+    assert!(creator.try_lock().unwrap());
+    let err = open(env, &path)
+        .err()
+        .expect("must not take over a live creation");
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(
+        env.read(&journal_path(&path)).is_some(),
+        "journal left alone"
+    );
+    drop(creator);
+    // Once that writer is gone, its empty journal is an incomplete creation.
+    let w = open(env, &path).unwrap();
+    assert!(w.report().journal_discarded);
+}
+
 fn process_durability_commits_and_closes<E: Env>(env: &E) {
     let path = env.path("x.npy");
     let mut w = f32_options()
@@ -690,6 +714,7 @@ behaviour_tests!(
     unappendable_files_are_refused_unchanged,
     close_of_unborn_creates_nothing,
     second_writer_is_locked,
+    journal_of_a_writer_still_creating_is_locked,
     process_durability_commits_and_closes,
     process_durability_power_loss_drops_unsynced_commit,
     large_appends_bypass_the_buffer,
