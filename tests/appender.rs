@@ -533,6 +533,31 @@ fn creation_killed_before_npy_exists_recovers_to_empty<E: Env>(env: &E) {
     assert!(data.is_empty());
 }
 
+fn creation_killed_during_header_write_recovers_to_empty<E: Env>(env: &E) {
+    let path = env.path("t3.npy");
+    let mut w = f32_options().open_with(env.backend(), &path).unwrap();
+    w.append(&rows(0..1)).unwrap();
+    drop(w);
+    let full = env.read(&path).unwrap();
+    // The .npy was created but its header write only partly landed (or not
+    // at all, or as garbage).
+    for torn in [
+        Vec::new(),
+        full[..7].to_vec(),
+        full[..100].to_vec(),
+        vec![0xEE; 128],
+    ] {
+        env.write(&path, &torn);
+        let w = open(env, &path).unwrap();
+        assert_eq!(w.len(), 0);
+        assert!(w.report().header_rewritten);
+        drop(w);
+        let (h, data) = parse(&env.read(&path).unwrap());
+        assert_eq!(h.shape, vec![0, 4]);
+        assert!(data.is_empty());
+    }
+}
+
 fn unappendable_files_are_refused_unchanged<E: Env>(env: &E) {
     let dtype = npy_append::Dtype::parse_descr("'<f4'").unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -711,6 +736,7 @@ behaviour_tests!(
     torn_newest_slot_falls_back_to_older,
     incomplete_journal_beside_clean_file_is_discarded,
     creation_killed_before_npy_exists_recovers_to_empty,
+    creation_killed_during_header_write_recovers_to_empty,
     unappendable_files_are_refused_unchanged,
     close_of_unborn_creates_nothing,
     second_writer_is_locked,
