@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The one test command: sets up numpy in a private virtualenv, then runs every
-# test (unit, integration, examples, doctests) in release mode.
+# The one test command: sets up numpy in a private virtualenv (target/pyenv),
+# then runs every test (unit, integration, examples, benches as tests,
+# doctests) in release mode, so the kill tests run fast.
 #
 #   bash scripts/test.sh [extra cargo test args...]
 #
-# Extra arguments go to both cargo test runs, e.g. `bash scripts/test.sh -- --nocapture`.
+# Extra arguments go to both cargo test runs, e.g.
+# `bash scripts/test.sh -- --nocapture` or `bash scripts/test.sh numpy`.
+# The numpy tests find the interpreter through NPY_APPEND_PYTHON.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,15 +15,39 @@ cd "$root"
 
 venv="$root/target/pyenv"
 py="$venv/bin/python"
+numpy_req="numpy>=1.24"
 
-if [[ ! -x "$py" ]]; then
-    echo "test.sh: creating virtualenv $venv" >&2
+make_venv() {
     mkdir -p "$root/target"
-    python3 -m venv "$venv"
+    if python3 -m venv --clear "$venv"; then
+        return
+    fi
+    # Debian ships venv's pip bootstrap separately.
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        echo "test.sh: python3 -m venv failed; installing python3-venv" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv --clear "$venv"
+    else
+        echo "test.sh: python3 -m venv failed; install python3-venv (Debian/Ubuntu) and retry" >&2
+        exit 1
+    fi
+}
+
+pip_install() {
+    "$py" -m pip install --quiet --disable-pip-version-check --no-input "$numpy_req"
+}
+
+if [[ ! -x "$py" ]] || ! "$py" -c "import sys" >/dev/null 2>&1; then
+    echo "test.sh: creating virtualenv $venv" >&2
+    make_venv
 fi
 if ! "$py" -c "import numpy" >/dev/null 2>&1; then
-    echo "test.sh: installing numpy into $venv" >&2
-    "$py" -m pip install --quiet --disable-pip-version-check --no-input numpy
+    echo "test.sh: installing $numpy_req into $venv" >&2
+    if ! pip_install; then
+        echo "test.sh: pip failed; recreating $venv and retrying" >&2
+        make_venv
+        pip_install
+    fi
 fi
 "$py" -c "import numpy, sys; print(f'test.sh: python {sys.version.split()[0]}, numpy {numpy.__version__}')" >&2
 
