@@ -73,6 +73,26 @@ FAMILIES = [
     ("wide_v2", wide("a_rather_long_field_name_", "<f4"), "-"),
     ("wide_v3", wide("\u03b1_rather_long_field_name_", "<u2"), "-"),
 ]
+# Corner cases of the descr text and layout: titles, aligned and explicit
+# offsets (padding fields named ''), nested subarrays, zero-size fields, field
+# names Python's repr escapes or that need version 3.0, mixed byte orders.
+FAMILIES += [
+    ("titled", [(("title", "name"), "<f4"), ("b", "<i2")], "-"),
+    ("aligned", np.dtype([("a", "u1"), ("b", "<i8")], align=True), "-"),
+    ("tail_pad", {"names": ["a"], "formats": ["<i4"], "offsets": [0], "itemsize": 8}, "-"),
+    ("head_pad", {"names": ["a"], "formats": ["<i4"], "offsets": [4], "itemsize": 8}, "-"),
+    ("nested_sub", [("a", [("b", "<f4", (2, 2))], (3,))], "-"),
+    ("zero_field", [("z", "<f4", (0,)), ("y", "<i4")], "-"),
+    ("mixed", [("a", "<f4", (2, 3)), ("b", "|S3", (2,)), ("c", "<U2"), ("d", "|b1"), ("e", ">i4")], "-"),
+    ("be_U3", ">U3", "-"),
+    ("M8_generic", "<M8", "-"),
+    ("M8_10ms", "<M8[10ms]", "-"),
+    ("m8_2D", "<m8[2D]", "-"),
+    ("names_escaped", [("it's", "<f4"), ('say "hi"', "<u1"), ("both '\"", "<u1"), ("back\\slash", "<u1"),
+                       ("new\nline\ttab", "<u1"), ("nul\x00", "<u1"), ("\x7f", "<u1")], "-"),
+    ("names_latin1", [("\xe9t\xe9", "<f4"), ("nb\xa0sp", "<u1")], "-"),
+    ("names_v3", [("zw\u200bsp", "<f4"), ("emoji\U0001F600", "<u1"), (("\u03b1 title", "plain"), "<u1")], "-"),
+]
 # long double and its complex: '<f16' and '<c32' on x86_64 Linux.
 if np.dtype(np.longdouble).itemsize == 16:
     FAMILIES += [("f16", np.longdouble, "-"), ("c32", np.clongdouble, "-")]
