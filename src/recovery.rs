@@ -464,7 +464,11 @@ fn finish_plan(
 }
 
 /// The header the journal's snapshot describes, checked.
-fn snapshot_layout(path: &Path, journal_path: &Path, identity: &Identity) -> Result<Layout> {
+pub(crate) fn snapshot_layout(
+    path: &Path,
+    journal_path: &Path,
+    identity: &Identity,
+) -> Result<Layout> {
     let snap = header::parse(&identity.snapshot).map_err(|e| {
         corrupt(
             journal_path,
@@ -537,7 +541,7 @@ fn plan_missing_npy<F: Storage>(
 /// Checks that the journal belongs to the `.npy`: a readable header must
 /// describe the same dtype, order, row shape and header length; an unreadable
 /// one must be a torn write of the header the journal describes.
-fn check_binding<F: Storage>(
+pub(crate) fn check_binding<F: Storage>(
     files: &Files<'_, F>,
     layout: &Layout,
     identity: &Identity,

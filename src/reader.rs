@@ -1,0 +1,656 @@
+//! The reader: a read-only, memory-mapped view of the committed rows.
+//!
+//! A [`Reader`] takes no lock and never writes, so any number of readers run
+//! beside one writer without slowing it down. It shows exactly the rows that
+//! are committed, decided by the same rules as recovery:
+//!
+//! - with a journal whose identity is valid (a writer is active, or crashed):
+//!   the newest valid slot's row count, the journal bound to the file as
+//!   recovery binds it (same dtype, row shape and header length);
+//! - without one (a cleanly closed file, or one numpy wrote): the header's
+//!   row count, and the file must hold those rows;
+//!
+//! and never more rows than the file holds. Only that committed prefix is
+//! mapped: the writer only ever writes past it (new rows) or rewrites the
+//! header, which is not mapped, so the mapped bytes never change.
+//!
+//! The journal is read before the file's length, and the writer writes the
+//! rows before the record that commits them, so a reader never sees a
+//! committed count whose rows are not in the file yet. Within one journal a
+//! record with a lower sequence than one already seen is a stale read (the
+//! other slot was being rewritten) and is ignored, so the row count never
+//! goes down while the file is not recovered below it.
+
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::element::{self, Element};
+use crate::error::{Error, Result};
+use crate::format::dtype::{Dtype, Kind};
+use crate::format::header::Header;
+use crate::format::journal::{self, Record, Slot};
+use crate::options::TailPolicy;
+use crate::recovery::{self, Files};
+use crate::storage::{Backend, FsBackend, FsFile, OpenMode, Storage};
+
+/// Attempts at a full read of the header and journal before an inconsistent
+/// view is reported: a header read while the writer rewrites it can be torn.
+const ATTEMPTS: u32 = 3;
+/// Shortest and longest sleep between refreshes in [`Reader::wait_for_rows`].
+const MIN_BACKOFF: Duration = Duration::from_micros(100);
+const MAX_BACKOFF: Duration = Duration::from_millis(10);
+
+/// A read-only view of the committed rows of a `.npy` file.
+///
+/// Opened with [`Reader::open`]; [`refresh`](Self::refresh) picks up rows
+/// committed since, [`wait_for_rows`](Self::wait_for_rows) waits for them.
+/// The rows are read through [`bytes`](Self::bytes),
+/// [`as_slice`](Self::as_slice), [`rows_as`](Self::rows_as) and
+/// [`chunks`](Self::chunks).
+///
+/// With [`FsBackend`] (the default) the committed rows are memory-mapped.
+/// Other backends have no file descriptor to map: their committed data is
+/// copied into memory whenever the row count changes (meant for tests).
+///
+/// # Caveat
+///
+/// The mapping covers only committed rows, which npy-append never rewrites
+/// or cuts. Another program that truncates the file below them while it is
+/// mapped makes the next access to the lost pages raise `SIGBUS`, as with any
+/// memory-mapped file. The reader follows the file it opened: a file
+/// replaced under its path (renamed over, deleted and recreated) is not
+/// noticed; open a new reader.
+pub struct Reader<B: Backend = FsBackend> {
+    backend: B,
+    path: PathBuf,
+    journal_path: PathBuf,
+    npy: B::File,
+    shape: Shape,
+    source: Source,
+    rows: u64,
+    data: Data,
+}
+
+/// What the rows look like; fixed for the life of a reader.
+#[expect(
+    clippy::struct_field_names,
+    reason = "row_shape and row_bytes are the API's words"
+)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shape {
+    dtype: Dtype,
+    row_shape: Vec<u64>,
+    header_len: u64,
+    row_bytes: u64,
+}
+
+impl Shape {
+    /// The rows of a header, for reading (any C-order header, also one
+    /// without growth room).
+    fn of(path: &Path, header: &Header) -> Result<Self> {
+        let unsupported = |what: String| Error::Unsupported {
+            path: Some(path.to_path_buf()),
+            what,
+        };
+        if header.shape.is_empty() {
+            return Err(unsupported(
+                "a 0-d array (shape ()) has no rows to read".to_owned(),
+            ));
+        }
+        if header.fortran_order && header.shape.len() > 1 {
+            return Err(unsupported(
+                "a Fortran-order array of more than one dimension has no contiguous rows; \
+                 read it with numpy"
+                    .to_owned(),
+            ));
+        }
+        let itemsize = header
+            .dtype
+            .itemsize()
+            .map_err(|e| Error::from_format(path, e))?;
+        let row_shape = header.row_shape().to_vec();
+        let row_bytes = row_shape
+            .iter()
+            .try_fold(itemsize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Error::Corrupt {
+                path: path.to_path_buf(),
+                offset: None,
+                what: "row size overflows 64 bits".to_owned(),
+            })?;
+        if row_bytes == 0 {
+            return Err(unsupported(format!(
+                "rows of shape {row_shape:?} with dtype {} have zero bytes",
+                header.dtype
+            )));
+        }
+        Ok(Self {
+            dtype: header.dtype.clone(),
+            row_shape,
+            header_len: header.header_len,
+            row_bytes,
+        })
+    }
+
+    /// Whole rows in a file of `len` bytes.
+    fn rows_in(&self, len: u64) -> u64 {
+        len.saturating_sub(self.header_len) / self.row_bytes
+    }
+}
+
+/// Where the committed row count comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The header: there is no journal (or one still being created).
+    Header,
+    /// The journal with this id; `sequence` is the newest record adopted.
+    Journal {
+        id: u64,
+        block_len: u64,
+        sequence: u64,
+    },
+}
+
+/// The committed data bytes (from the header's end).
+enum Data {
+    Empty,
+    Mapped(memmap2::Mmap),
+    /// A copy, in `u64` words so that it is aligned for every [`Element`].
+    Owned {
+        words: Vec<u64>,
+        len: usize,
+    },
+}
+
+/// One look at the journal and the file.
+struct Observed {
+    shape: Shape,
+    source: Source,
+    /// Committed rows (not yet limited to the file).
+    committed: u64,
+    file_len: u64,
+}
+
+impl Reader<FsBackend> {
+    /// Opens the `.npy` at `path` for reading its committed rows.
+    ///
+    /// Takes no lock and writes nothing: works while a writer appends, after
+    /// a crash (showing the rows recovery would keep, at most) and on any
+    /// C-order file numpy wrote.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(FsBackend, path)
+    }
+}
+
+impl<B: Backend> Reader<B>
+where
+    B::File: 'static,
+{
+    /// Opens the `.npy` at `path` in `backend` for reading (see [`Reader::open`]).
+    pub fn open_with(backend: B, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let journal_path = recovery::journal_path(&path);
+        let npy = backend
+            .open(&path, OpenMode::Read)
+            .map_err(|e| Error::io(&path, "opening", e))?;
+        let observed = retry(|| observe(&backend, &path, &journal_path, &npy))?;
+        let mut reader = Self {
+            rows: 0,
+            data: Data::Empty,
+            source: observed.source,
+            shape: observed.shape.clone(),
+            backend,
+            path,
+            journal_path,
+            npy,
+        };
+        reader.adopt(&observed)?;
+        Ok(reader)
+    }
+
+    /// Re-reads the committed row count and maps the new rows. Returns
+    /// whether the row count changed.
+    ///
+    /// Cheap when a writer is active: it reads the journal's two slot records
+    /// and the file's length. When the journal is gone (the writer closed the
+    /// file) the count comes from the header; a new journal (a new writer) is
+    /// checked against the file again.
+    ///
+    /// The count only goes down when the file lost committed rows (recovery
+    /// after a power loss dropped rows whose data never reached the disk, or
+    /// another program cut the file): the new, lower count is reported.
+    pub fn refresh(&mut self) -> Result<bool> {
+        let journal = match self.backend.open(&self.journal_path, OpenMode::Read) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&self.journal_path, "opening the journal", e)),
+        };
+        if let (
+            Some(journal),
+            Source::Journal {
+                id,
+                block_len,
+                sequence,
+            },
+        ) = (&journal, self.source)
+        {
+            let newest = newest_slot(journal, id, block_len)
+                .map_err(|e| Error::io(&self.journal_path, "reading the journal", e))?;
+            if let Some(record) = newest {
+                let file_len = self
+                    .npy
+                    .len()
+                    .map_err(|e| Error::io(&self.path, "reading the length", e))?;
+                if record.sequence < sequence {
+                    // A stale slot: the newer one was being rewritten.
+                    return Ok(false);
+                }
+                let before = self.rows;
+                let observed = Observed {
+                    shape: self.shape.clone(),
+                    source: Source::Journal {
+                        id,
+                        block_len,
+                        sequence: record.sequence,
+                    },
+                    committed: record.rows,
+                    file_len,
+                };
+                self.adopt(&observed)?;
+                return Ok(self.rows != before);
+            }
+            // Neither slot is this journal's: a new journal replaced it.
+        }
+        drop(journal);
+        let before = self.rows;
+        let observed = retry(|| {
+            let observed = observe(&self.backend, &self.path, &self.journal_path, &self.npy)?;
+            if observed.shape == self.shape {
+                Ok(observed)
+            } else {
+                Err(Error::Corrupt {
+                    path: self.path.clone(),
+                    offset: None,
+                    what: format!(
+                        "the file's rows changed from dtype {} shape {:?} ({}-byte header) to dtype {} \
+                         shape {:?} ({}-byte header) while it was open; open a new reader",
+                        self.shape.dtype,
+                        self.shape.row_shape,
+                        self.shape.header_len,
+                        observed.shape.dtype,
+                        observed.shape.row_shape,
+                        observed.shape.header_len
+                    ),
+                })
+            }
+        })?;
+        self.adopt(&observed)?;
+        Ok(self.rows != before)
+    }
+
+    /// Waits until at least `rows` rows are committed or `timeout` passes;
+    /// returns whether they are. Refreshes with a sleep growing from 100 µs
+    /// to 10 ms in between (no busy loop).
+    pub fn wait_for_rows(&mut self, rows: u64, timeout: Duration) -> Result<bool> {
+        let start = Instant::now();
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            if self.rows >= rows {
+                return Ok(true);
+            }
+            self.refresh()?;
+            if self.rows >= rows {
+                return Ok(true);
+            }
+            let elapsed = start.elapsed();
+            if elapsed >= timeout {
+                return Ok(false);
+            }
+            std::thread::sleep(backoff.min(timeout.saturating_sub(elapsed)));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Takes `observed` as the current state and maps its rows when their
+    /// number changed.
+    fn adopt(&mut self, observed: &Observed) -> Result<()> {
+        let rows = observed
+            .committed
+            .min(observed.shape.rows_in(observed.file_len));
+        self.source = observed.source;
+        if rows == self.rows && !matches!(self.data, Data::Empty) {
+            return Ok(());
+        }
+        let len = rows
+            .checked_mul(self.shape.row_bytes)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| Error::Unsupported {
+                path: Some(self.path.clone()),
+                what: format!("{rows} rows do not fit in this machine's address space"),
+            })?;
+        self.data = if len == 0 {
+            Data::Empty
+        } else if let Some(fs) = as_fs_file(&self.npy) {
+            // SAFETY: the mapped range holds committed rows only, starting
+            // after the header. npy-append never rewrites or cuts committed
+            // rows (commits write past them, recovery cuts only past the
+            // committed end), so the bytes do not change while mapped. Another
+            // program truncating the file can still make an access SIGBUS
+            // (documented on `Reader`).
+            let map = unsafe {
+                memmap2::MmapOptions::new()
+                    .offset(self.shape.header_len)
+                    .len(len)
+                    .map(fs.file())
+            }
+            .map_err(|e| Error::io(&self.path, "mapping the committed rows", e))?;
+            Data::Mapped(map)
+        } else {
+            let mut bytes = vec![0u8; len];
+            self.npy
+                .read_at(&mut bytes, self.shape.header_len)
+                .map_err(|e| Error::io(&self.path, "reading the committed rows", e))?;
+            let words = bytes
+                .chunks(8)
+                .map(|c| {
+                    let mut w = [0u8; 8];
+                    if let Some(dst) = w.get_mut(..c.len()) {
+                        dst.copy_from_slice(c);
+                    }
+                    u64::from_ne_bytes(w)
+                })
+                .collect();
+            Data::Owned { words, len }
+        };
+        self.rows = rows;
+        Ok(())
+    }
+}
+
+impl<B: Backend> Reader<B> {
+    /// The `.npy` file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Committed rows visible to this reader (as of the last refresh).
+    pub fn len(&self) -> u64 {
+        self.rows
+    }
+
+    /// Whether no row is visible.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The file's dtype.
+    pub fn dtype(&self) -> &Dtype {
+        &self.shape.dtype
+    }
+
+    /// The shape of one row (empty for a 1-d array).
+    pub fn row_shape(&self) -> &[u64] {
+        &self.shape.row_shape
+    }
+
+    /// Bytes per row.
+    pub fn row_bytes(&self) -> u64 {
+        self.shape.row_bytes
+    }
+
+    /// The file offset of the first row (the header's length).
+    pub fn data_offset(&self) -> u64 {
+        self.shape.header_len
+    }
+
+    /// The raw bytes of all visible rows.
+    fn data(&self) -> &[u8] {
+        match &self.data {
+            Data::Empty => &[],
+            Data::Mapped(map) => map,
+            Data::Owned { words, len } => element::as_bytes(words).get(..*len).unwrap_or_default(),
+        }
+    }
+
+    /// The raw bytes (in the file's byte order) of rows `range`; an
+    /// `InvalidArgument` error when the range is not within [`len`](Self::len).
+    pub fn bytes(&self, range: Range<u64>) -> Result<&[u8]> {
+        let out_of_range = || Error::InvalidArgument {
+            what: format!(
+                "rows {}..{} are not within the {} committed rows of {}",
+                range.start,
+                range.end,
+                self.rows,
+                self.path.display()
+            ),
+        };
+        if range.start > range.end || range.end > self.rows {
+            return Err(out_of_range());
+        }
+        // Both ends are at most the mapped length, which fits in a usize.
+        let start = (range.start * self.shape.row_bytes) as usize;
+        let end = (range.end * self.shape.row_bytes) as usize;
+        self.data().get(start..end).ok_or_else(out_of_range)
+    }
+
+    /// All visible rows as values of `T`, which must be exactly the file's
+    /// dtype (no cast, no byte swap). An `Unsupported` error when the data
+    /// offset is not aligned for `T` (files npy-append or numpy >= 1.24 write
+    /// align it to 64 bytes) and a `Corrupt` error for a `bool` file holding
+    /// bytes other than 0 and 1.
+    pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
+        self.rows_as(0..self.rows)
+    }
+
+    /// Rows `range` as values of `T` (see [`as_slice`](Self::as_slice)).
+    pub fn rows_as<T: Element>(&self, range: Range<u64>) -> Result<&[T]> {
+        if !element::matches::<T>(&self.shape.dtype) {
+            return Err(Error::DtypeMismatch {
+                expected: self.shape.dtype.to_string(),
+                found: T::dtype().to_string(),
+            });
+        }
+        let bytes = self.bytes(range)?;
+        let align = std::mem::align_of::<T>();
+        if !(self.shape.header_len as usize).is_multiple_of(align)
+            || !bytes.as_ptr().cast::<T>().is_aligned()
+        {
+            return Err(Error::Unsupported {
+                path: Some(self.path.clone()),
+                what: format!(
+                    "the data starts at byte {}, which is not aligned for {}-byte values; \
+                     use Reader::bytes and decode the values",
+                    self.shape.header_len, align
+                ),
+            });
+        }
+        if T::KIND == Kind::Bool
+            && let Some(at) = bytes.iter().position(|&b| b > 1)
+        {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                offset: Some(self.shape.header_len + at as u64),
+                what: "a bool value is neither 0 nor 1".to_owned(),
+            });
+        }
+        let count = bytes.len() / std::mem::size_of::<T>();
+        // SAFETY: `T` is an `Element` (a primitive with no invalid bit
+        // patterns once bool bytes are checked to be 0 or 1 above); the
+        // pointer is aligned for `T` (checked above); `count` values of `T`
+        // fit in `bytes`, which lives as long as `&self` (the mapping or the
+        // copy is only replaced through `&mut self`).
+        Ok(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), count) })
+    }
+
+    /// The visible rows in chunks of `rows_per_chunk` rows (raw bytes, the
+    /// last chunk shorter); a `rows_per_chunk` of 0 is taken as 1.
+    pub fn chunks(&self, rows_per_chunk: u64) -> impl Iterator<Item = &[u8]> {
+        let size = rows_per_chunk
+            .max(1)
+            .saturating_mul(self.shape.row_bytes)
+            .min(usize::MAX as u64) as usize;
+        self.data().chunks(size.max(1))
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Reader<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("path", &self.path)
+            .field("rows", &self.rows)
+            .field("dtype", &self.shape.dtype)
+            .field("row_shape", &self.shape.row_shape)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The real file behind `file`, when it is one (only those can be mapped).
+fn as_fs_file<F: Storage + 'static>(file: &F) -> Option<&FsFile> {
+    (file as &dyn std::any::Any).downcast_ref::<FsFile>()
+}
+
+/// Runs `f` up to [`ATTEMPTS`] times while it reports the file corrupt: a
+/// header read during the writer's in-place rewrite can be torn.
+fn retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Err(Error::Corrupt { .. }) if attempt < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Reads the journal (if any) and the header and decides the committed row
+/// count, as recovery does, without changing anything.
+fn observe<B: Backend>(
+    backend: &B,
+    path: &Path,
+    journal_path: &Path,
+    npy: &B::File,
+) -> Result<Observed> {
+    let journal = match backend.open(journal_path, OpenMode::Read) {
+        Ok(file) => Some(
+            recovery::read_journal(&file)
+                .map_err(|e| Error::io(journal_path, "reading the journal", e))?,
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(journal_path, "opening the journal", e)),
+    };
+    // The length is read after the journal: rows are written before the
+    // record that commits them.
+    let file_len = npy
+        .len()
+        .map_err(|e| Error::io(path, "reading the length", e))?;
+    let read = recovery::read_header(npy, file_len)
+        .map_err(|e| Error::io(path, "reading the header", e))?;
+    if let Some(recovery::JournalRead {
+        identity: Ok(identity),
+        slots,
+    }) = journal
+    {
+        let newest = slots.into_iter().map(|(_, r)| r).max_by_key(|r| r.sequence);
+        let layout = recovery::snapshot_layout(path, journal_path, &identity)?;
+        let files: Files<'_, B::File> = Files {
+            path,
+            journal_path,
+            npy: None,
+            journal: None,
+            tail_policy: TailPolicy::default(),
+        };
+        recovery::check_binding(&files, &layout, &identity, &read)?;
+        let (committed, sequence) = match newest {
+            Some(record) => (record.rows, record.sequence),
+            // Identity and slot A are written together: a reader that
+            // finds neither slot valid caught that write half done, and
+            // the header is the committed state.
+            None => (
+                read.header
+                    .as_ref()
+                    .ok()
+                    .and_then(Header::growth_len)
+                    .unwrap_or(0),
+                0,
+            ),
+        };
+        Ok(Observed {
+            shape: Shape::of(path, &layout.header)?,
+            source: Source::Journal {
+                id: identity.journal_id,
+                block_len: identity.block_len(),
+                sequence,
+            },
+            committed,
+            file_len,
+        })
+    } else {
+        // No journal, or one whose identity is still being written (no
+        // commit can depend on it): the header is the committed state.
+        let header = read.header.map_err(|e| Error::from_format(path, e))?;
+        let shape = Shape::of(path, &header)?;
+        let committed = header.growth_len().unwrap_or(0);
+        let needed = header
+            .data_len()
+            .ok()
+            .and_then(|n| n.checked_add(header.header_len))
+            .ok_or_else(|| Error::Corrupt {
+                path: path.to_path_buf(),
+                offset: None,
+                what: "data size of the header's shape overflows 64 bits".to_owned(),
+            })?;
+        if file_len < needed {
+            return Err(Error::CommittedDataMissing {
+                path: path.to_path_buf(),
+                committed_rows: committed,
+                needed_len: needed,
+                actual_len: file_len,
+            });
+        }
+        Ok(Observed {
+            shape,
+            source: Source::Header,
+            committed,
+            file_len,
+        })
+    }
+}
+
+/// The newest valid record of the journal `id` in `file` (reading only the
+/// two slots); `None` when neither slot is valid for this journal.
+fn newest_slot<F: Storage>(file: &F, id: u64, block_len: u64) -> io::Result<Option<Record>> {
+    let mut newest: Option<Record> = None;
+    for slot in [Slot::A, Slot::B] {
+        let at = journal::slot_offset(block_len, slot);
+        let mut fixed = [0u8; journal::SLOT_FIXED_LEN];
+        match file.read_at(&mut fixed, at) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => continue,
+            Err(e) => return Err(e),
+        }
+        let Some(need) = Record::encoded_len(&fixed) else {
+            continue;
+        };
+        let record = if need == fixed.len() {
+            Record::decode(&fixed, id)
+        } else {
+            let mut bytes = vec![0u8; need];
+            match file.read_at(&mut bytes, at) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => continue,
+                Err(e) => return Err(e),
+            }
+            Record::decode(&bytes, id)
+        };
+        if let Ok(record) = record
+            && newest.as_ref().is_none_or(|n| record.sequence > n.sequence)
+        {
+            newest = Some(record);
+        }
+    }
+    Ok(newest)
+}
