@@ -376,10 +376,10 @@ impl Holder {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 // libtest may print "test child_holder ... " first on the same line.
-                if let Some((_, msg)) = line.split_once(TAG) {
-                    if tx.send(msg.to_owned()).is_err() {
-                        break;
-                    }
+                if let Some((_, msg)) = line.split_once(TAG)
+                    && tx.send(msg.to_owned()).is_err()
+                {
+                    break;
                 }
             }
         });
