@@ -452,6 +452,9 @@ impl<B: Backend> Reader<B> {
             });
         }
         let bytes = self.bytes(range)?;
+        if bytes.is_empty() {
+            return Ok(&[]);
+        }
         let align = std::mem::align_of::<T>();
         if !(self.shape.header_len as usize).is_multiple_of(align)
             || !bytes.as_ptr().cast::<T>().is_aligned()
@@ -534,21 +537,14 @@ fn observe<B: Backend>(
     journal_path: &Path,
     npy: &B::File,
 ) -> Result<Observed> {
-    let journal = match backend.open(journal_path, OpenMode::Read) {
-        Ok(file) => Some(
-            recovery::read_journal(&file)
-                .map_err(|e| Error::io(journal_path, "reading the journal", e))?,
-        ),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(journal_path, "opening the journal", e)),
-    };
-    // The length is read after the journal: rows are written before the
-    // record that commits them.
-    let file_len = npy
-        .len()
-        .map_err(|e| Error::io(path, "reading the length", e))?;
-    let read = recovery::read_header(npy, file_len)
+    let journal = read_journal(backend, journal_path)?;
+    // The writer writes rows, then the record, then the header: reading in
+    // the opposite order (journal, header, length) never finds a committed
+    // count whose rows are not in the file yet.
+    let len = |op| npy.len().map_err(|e| Error::io(path, op, e));
+    let read = recovery::read_header(npy, len("reading the length")?)
         .map_err(|e| Error::io(path, "reading the header", e))?;
+    let file_len = len("reading the length")?;
     if let Some(recovery::JournalRead {
         identity: Ok(identity),
         slots,
@@ -590,7 +586,19 @@ fn observe<B: Backend>(
         })
     } else {
         // No journal, or one whose identity is still being written (no
-        // commit can depend on it): the header is the committed state.
+        // commit can depend on it): the header is the committed state, unless
+        // a writer started meanwhile, whose header rewrite may have been read
+        // torn: then look again.
+        if let Some(recovery::JournalRead {
+            identity: Ok(_), ..
+        }) = read_journal(backend, journal_path)?
+        {
+            return Err(Error::Corrupt {
+                path: journal_path.to_path_buf(),
+                offset: None,
+                what: "a writer started while the header was read; read again".to_owned(),
+            });
+        }
         let header = read.header.map_err(|e| Error::from_format(path, e))?;
         let shape = Shape::of(path, &header)?;
         let committed = header.growth_len().unwrap_or(0);
@@ -617,6 +625,20 @@ fn observe<B: Backend>(
             committed,
             file_len,
         })
+    }
+}
+
+/// The journal at `journal_path`, read whole; `None` when there is none.
+fn read_journal<B: Backend>(
+    backend: &B,
+    journal_path: &Path,
+) -> Result<Option<recovery::JournalRead>> {
+    match backend.open(journal_path, OpenMode::Read) {
+        Ok(file) => recovery::read_journal(&file)
+            .map(Some)
+            .map_err(|e| Error::io(journal_path, "reading the journal", e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(journal_path, "opening the journal", e)),
     }
 }
 

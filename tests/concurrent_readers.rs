@@ -1,0 +1,391 @@
+//! Readers beside a writer: they see exactly the committed rows, never an
+//! uncommitted or torn one, and their row count never goes down.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use npy_append::format::dtype::Dtype;
+use npy_append::format::header;
+use npy_append::storage::MemBackend;
+use npy_append::{AppendOptions, Appender, Durability, Error, Reader, journal_path};
+
+/// Values per row of the test files.
+const WIDTH: u64 = 16;
+
+/// Row `i`: `i * 16 + j` for `j` in `0..16`, so every value says where it belongs.
+fn row(i: u64) -> [u64; WIDTH as usize] {
+    std::array::from_fn(|j| i * WIDTH + j as u64)
+}
+
+fn rows(range: std::ops::Range<u64>) -> Vec<u64> {
+    range.flat_map(row).collect()
+}
+
+fn writer(path: &Path) -> Appender {
+    AppendOptions::new()
+        .dtype("<u8")
+        .unwrap()
+        .row_shape(&[WIDTH])
+        .durability(Durability::Process)
+        .open(path)
+        .unwrap()
+}
+
+fn temp(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    (dir, path)
+}
+
+/// Checks that every visible row of `reader` is row `i`; returns the row count.
+fn check_rows(reader: &Reader) -> u64 {
+    let values = reader.as_slice::<u64>().unwrap();
+    assert_eq!(values.len() as u64, reader.len() * WIDTH);
+    for (k, &v) in values.iter().enumerate() {
+        assert_eq!(v, k as u64, "value {k} of {}", reader.len());
+    }
+    reader.len()
+}
+
+#[test]
+fn new_file_then_commits_appear_and_uncommitted_rows_never_do() {
+    let (_dir, path) = temp("new.npy");
+    let mut w = AppendOptions::new()
+        .dtype("<u8")
+        .unwrap()
+        .row_shape(&[WIDTH])
+        .durability(Durability::Process)
+        .buffer_bytes(64)
+        .open(&path)
+        .unwrap();
+    let mut r = Reader::open(&path).unwrap();
+    assert_eq!(r.len(), 0);
+    assert!(r.is_empty());
+    assert_eq!(r.row_shape(), &[WIDTH]);
+    assert_eq!(r.row_bytes(), WIDTH * 8);
+    assert_eq!(r.dtype(), &Dtype::parse_descr("'<u8'").unwrap());
+    assert!(r.as_slice::<u64>().unwrap().is_empty());
+    assert!(!r.refresh().unwrap());
+
+    w.append(&rows(0..10)).unwrap();
+    w.commit().unwrap();
+    assert!(r.refresh().unwrap());
+    assert_eq!(check_rows(&r), 10);
+
+    // Written to the file (the buffer is tiny) but not committed.
+    w.append(&rows(10..25)).unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() > r.data_offset() + 10 * r.row_bytes());
+    assert!(!r.refresh().unwrap());
+    assert_eq!(r.len(), 10);
+    assert!(r.bytes(0..11).is_err());
+
+    w.commit().unwrap();
+    assert!(r.refresh().unwrap());
+    assert_eq!(check_rows(&r), 25);
+    assert_eq!(r.rows_as::<u64>(3..5).unwrap(), rows(3..5).as_slice());
+    assert_eq!(r.bytes(24..25).unwrap().len() as u64, r.row_bytes());
+
+    // Clean close: the journal goes away, the header is the count.
+    assert_eq!(w.close().unwrap(), 25);
+    assert!(!journal_path(&path).exists());
+    assert!(!r.refresh().unwrap());
+    assert_eq!(check_rows(&r), 25);
+
+    // A new writer takes the closed file over (new journal) and continues.
+    let mut w = writer(&path);
+    w.append(&rows(25..30)).unwrap();
+    w.commit().unwrap();
+    assert!(r.refresh().unwrap());
+    assert_eq!(check_rows(&r), 30);
+    // A fresh reader agrees.
+    assert_eq!(check_rows(&Reader::open(&path).unwrap()), 30);
+    drop(w);
+}
+
+#[test]
+fn reads_a_numpy_style_file_and_a_cleanly_closed_one() {
+    let (_dir, path) = temp("np.npy");
+    let dtype = Dtype::parse_descr("'<f4'").unwrap();
+    let mut bytes = header::build(&dtype, false, &[3, 2]).unwrap();
+    let header_len = bytes.len() as u64;
+    for v in [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0] {
+        bytes.extend(v.to_le_bytes());
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let r = Reader::open(&path).unwrap();
+    assert_eq!(r.len(), 3);
+    assert_eq!(r.data_offset(), header_len);
+    assert_eq!(
+        r.as_slice::<f32>().unwrap(),
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    );
+    assert_eq!(r.rows_as::<f32>(1..2).unwrap(), &[3.0, 4.0]);
+    let chunks: Vec<&[u8]> = r.chunks(2).collect();
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(chunks[0].len(), 16);
+    assert_eq!(chunks[1].len(), 8);
+    assert!(matches!(
+        r.as_slice::<f64>(),
+        Err(Error::DtypeMismatch { .. })
+    ));
+    assert!(matches!(
+        r.rows_as::<i32>(0..1),
+        Err(Error::DtypeMismatch { .. })
+    ));
+    assert!(matches!(r.bytes(2..4), Err(Error::InvalidArgument { .. })));
+
+    // The header says 3 rows, the file holds 2: committed data is missing.
+    std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
+    assert!(matches!(
+        Reader::open(&path),
+        Err(Error::CommittedDataMissing {
+            committed_rows: 3,
+            ..
+        })
+    ));
+
+    // A file our writer closed.
+    let (_dir2, path) = temp("closed.npy");
+    let mut w = writer(&path);
+    w.append(&rows(0..7)).unwrap();
+    w.close().unwrap();
+    let r = Reader::open(&path).unwrap();
+    assert_eq!(check_rows(&r), 7);
+    assert_eq!(r.chunks(3).map(<[u8]>::len).sum::<usize>(), 7 * 128);
+}
+
+#[test]
+fn a_crashed_writers_file_shows_its_committed_rows() {
+    let (_dir, path) = temp("crashed.npy");
+    let mut w = AppendOptions::new()
+        .dtype("<u8")
+        .unwrap()
+        .row_shape(&[WIDTH])
+        .durability(Durability::Process)
+        .buffer_bytes(64)
+        .open(&path)
+        .unwrap();
+    w.append(&rows(0..4)).unwrap();
+    w.commit().unwrap();
+    w.append(&rows(4..9)).unwrap();
+    drop(w); // like a crash: the journal stays, 5 uncommitted rows in the file
+    assert!(journal_path(&path).exists());
+    assert_eq!(check_rows(&Reader::open(&path).unwrap()), 4);
+}
+
+#[test]
+fn malformed_files_are_typed_errors() {
+    let (_dir, path) = temp("bad.npy");
+    for (bytes, what) in [
+        (b"not an npy file at all".to_vec(), "text"),
+        (Vec::new(), "empty"),
+        (b"\x93NUMPY\x01\x00\xff\xff".to_vec(), "truncated header"),
+    ] {
+        std::fs::write(&path, &bytes).unwrap();
+        match Reader::open(&path) {
+            Err(Error::Corrupt { .. } | Error::Unsupported { .. }) => {}
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    // A 0-d array has no rows.
+    let dtype = Dtype::parse_descr("'<f8'").unwrap();
+    let mut bytes = header::build(&dtype, false, &[]).unwrap();
+    bytes.extend(1.0f64.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        Reader::open(&path),
+        Err(Error::Unsupported { .. })
+    ));
+    // A journal of another file next to it.
+    let (_dir2, other) = temp("other.npy");
+    let mut w = AppendOptions::new()
+        .dtype("<f4")
+        .unwrap()
+        .open(&other)
+        .unwrap();
+    w.append(&[1.0f32]).unwrap();
+    w.commit().unwrap();
+    let (_dir3, path) = temp("mine.npy");
+    let mut mine = writer(&path);
+    mine.append(&rows(0..1)).unwrap();
+    mine.close().unwrap();
+    std::fs::copy(journal_path(&other), journal_path(&path)).unwrap();
+    assert!(matches!(Reader::open(&path), Err(Error::Corrupt { .. })));
+    drop(w);
+}
+
+#[test]
+fn works_on_the_in_memory_backend() {
+    let backend = MemBackend::new();
+    let path = Path::new("/mem/x.npy");
+    let mut w = AppendOptions::new()
+        .dtype("<u8")
+        .unwrap()
+        .row_shape(&[WIDTH])
+        .open_with(backend.clone(), path)
+        .unwrap();
+    let mut r = Reader::open_with(backend.clone(), path).unwrap();
+    assert_eq!(r.len(), 0);
+    w.append(&rows(0..3)).unwrap();
+    w.commit().unwrap();
+    assert!(r.refresh().unwrap());
+    assert_eq!(r.as_slice::<u64>().unwrap(), rows(0..3).as_slice());
+    w.close().unwrap();
+    assert!(!r.refresh().unwrap());
+    assert_eq!(r.len(), 3);
+}
+
+#[test]
+fn wait_for_rows_sees_a_commit_and_times_out() {
+    let (_dir, path) = temp("wait.npy");
+    let mut w = writer(&path);
+    let mut r = Reader::open(&path).unwrap();
+
+    let timeout = Duration::from_millis(50);
+    let start = Instant::now();
+    assert!(!r.wait_for_rows(1, timeout).unwrap());
+    assert!(start.elapsed() >= timeout);
+
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        w.append(&rows(0..5)).unwrap();
+        w.commit().unwrap();
+        w
+    });
+    assert!(r.wait_for_rows(5, Duration::from_secs(10)).unwrap());
+    assert_eq!(check_rows(&r), 5);
+    // Already there: returns at once.
+    assert!(r.wait_for_rows(3, Duration::ZERO).unwrap());
+    t.join().unwrap().close().unwrap();
+}
+
+/// A writer commits a few thousand batches of 1..500 rows (closing the file
+/// and taking it over again with a new journal every 1000 commits) while
+/// readers refresh in a loop and check every visible row.
+#[test]
+fn stress_readers_beside_a_writer() {
+    const COMMITS: u64 = 6000;
+    const READERS: usize = 3;
+    let (_dir, path) = temp("stress.npy");
+    let mut w = writer(&path);
+    let done = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let changes = Arc::new(AtomicU64::new(0));
+
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| {
+            let (path, done, reads, changes) =
+                (path.clone(), done.clone(), reads.clone(), changes.clone());
+            std::thread::spawn(move || -> Result<u64, String> {
+                let mut r = Reader::open(&path).map_err(|e| e.to_string())?;
+                let mut last = 0;
+                let mut checked = 0u64; // rows already verified
+                loop {
+                    let finished = done.load(Ordering::Acquire);
+                    if r.refresh().map_err(|e| e.to_string())? {
+                        changes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    let len = r.len();
+                    if len < last {
+                        return Err(format!("row count went down: {last} -> {len}"));
+                    }
+                    last = len;
+                    // Check the new rows, and a re-check of row 0 and the last row.
+                    let values = r.as_slice::<u64>().map_err(|e| e.to_string())?;
+                    for i in (checked..len).chain([0, len.saturating_sub(1)]) {
+                        if i >= len {
+                            continue;
+                        }
+                        let start = (i * WIDTH) as usize;
+                        let got = &values[start..start + WIDTH as usize];
+                        if got != row(i) {
+                            return Err(format!("row {i} of {len} is {got:?}"));
+                        }
+                    }
+                    checked = len;
+                    if finished {
+                        return Ok(len);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // Deterministic batch sizes 1..=500.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut total = 0;
+    let start = Instant::now();
+    for k in 1..=COMMITS {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Mostly small commits, one in four up to 500 rows.
+        let n = 1 + seed % if seed >> 62 == 0 { 500 } else { 20 };
+        w.append(&rows(total..total + n)).unwrap();
+        total += n;
+        assert_eq!(w.commit().unwrap(), total);
+        if k % 1000 == 0 {
+            w.close().unwrap();
+            w = writer(&path);
+        }
+    }
+    let write_time = start.elapsed();
+    done.store(true, Ordering::Release);
+    let mut errors = 0;
+    for (k, t) in readers.into_iter().enumerate() {
+        match t.join().unwrap() {
+            Ok(len) => assert_eq!(len, total, "reader {k} final count"),
+            Err(e) => {
+                eprintln!("reader {k}: {e}");
+                errors += 1;
+            }
+        }
+    }
+    println!(
+        "stress: {COMMITS} commits, {total} rows in {write_time:?}; {READERS} readers performed {} reads \
+         ({} saw new rows), {errors} errors",
+        reads.load(Ordering::Relaxed),
+        changes.load(Ordering::Relaxed)
+    );
+    assert_eq!(errors, 0);
+    w.close().unwrap();
+}
+
+/// The same check from another process: the test binary re-executes itself
+/// as a reader (`NPY_APPEND_CHILD_READER=<path>`).
+#[test]
+fn reader_in_a_child_process() {
+    if let Ok(path) = std::env::var("NPY_APPEND_CHILD_READER") {
+        // Child: wait for the final count, checking rows on the way.
+        let mut r = Reader::open(&path).unwrap();
+        let mut last = 0;
+        while !r.wait_for_rows(2000, Duration::from_millis(20)).unwrap() {
+            assert!(r.len() >= last);
+            last = check_rows(&r);
+        }
+        assert_eq!(check_rows(&r), 2000);
+        println!("child reader: ok");
+        return;
+    }
+    let (_dir, path) = temp("child.npy");
+    let mut w = writer(&path);
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["reader_in_a_child_process", "--exact", "--nocapture"])
+        .env("NPY_APPEND_CHILD_READER", &path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for k in 0..200 {
+        w.append(&rows(k * 10..k * 10 + 10)).unwrap();
+        w.commit().unwrap();
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stdout}");
+    assert!(stdout.contains("child reader: ok"), "{stdout}");
+    w.close().unwrap();
+}
