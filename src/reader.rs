@@ -676,3 +676,241 @@ fn newest_slot<F: Storage>(file: &F, id: u64, block_len: u64) -> io::Result<Opti
     }
     Ok(newest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::header;
+    use crate::format::journal::{FLAG_CREATED, Identity};
+    use crate::storage::MemBackend;
+
+    const NPY: &str = "/mem/r.npy";
+
+    fn npy_path() -> &'static Path {
+        Path::new(NPY)
+    }
+
+    /// A `(rows, 2)` `<u8` file holding `file_rows` rows `i*2, i*2+1`.
+    fn npy(rows: u64, file_rows: u64) -> Vec<u8> {
+        let dtype = Dtype::parse_descr("'<u8'").unwrap();
+        let mut bytes = header::build(&dtype, false, &[rows, 2]).unwrap();
+        for v in 0..file_rows * 2 {
+            bytes.extend(v.to_le_bytes());
+        }
+        bytes
+    }
+
+    fn identity(id: u64, snapshot: Vec<u8>) -> Identity {
+        Identity {
+            flags: 0,
+            journal_id: id,
+            header_len: snapshot.len() as u64,
+            row_bytes: 16,
+            snapshot,
+        }
+    }
+
+    fn record(sequence: u64, rows: u64) -> Record {
+        Record {
+            sequence,
+            rows,
+            prev_rows: 0,
+            ..Record::default()
+        }
+    }
+
+    /// A journal with `identity` and the given slot records.
+    fn journal(identity: &Identity, a: Option<Record>, b: Option<Record>) -> Vec<u8> {
+        let mut bytes = identity.encode().unwrap();
+        bytes.resize(journal::journal_len(identity.block_len()) as usize, 0);
+        for (slot, record) in [(Slot::A, a), (Slot::B, b)] {
+            if let Some(record) = record {
+                let at = journal::slot_offset(identity.block_len(), slot) as usize;
+                let encoded = record.encode(identity.journal_id).unwrap();
+                bytes[at..at + encoded.len()].copy_from_slice(&encoded);
+            }
+        }
+        bytes
+    }
+
+    fn put_journal(backend: &MemBackend, bytes: &[u8]) {
+        backend.put(&recovery::journal_path(npy_path()), bytes);
+    }
+
+    #[test]
+    fn newest_slot_wins_and_a_stale_one_is_ignored() {
+        let backend = MemBackend::new();
+        backend.put(npy_path(), &npy(0, 10));
+        let id = identity(7, npy(0, 0));
+        put_journal(
+            &backend,
+            &journal(&id, Some(record(2, 5)), Some(record(3, 8))),
+        );
+        let mut r = Reader::open_with(backend.clone(), NPY).unwrap();
+        assert_eq!(r.len(), 8);
+        assert_eq!(r.rows_as::<u64>(7..8).unwrap(), &[14, 15]);
+        // Slot B torn while rewritten: slot A (older) is all that is valid.
+        let mut torn = journal(&id, Some(record(2, 5)), Some(record(4, 9)));
+        let at = journal::slot_offset(id.block_len(), Slot::B) as usize;
+        torn[at + 30] ^= 0xff;
+        put_journal(&backend, &torn);
+        assert!(!r.refresh().unwrap());
+        assert_eq!(r.len(), 8);
+        // The newer record lands in slot A.
+        put_journal(
+            &backend,
+            &journal(&id, Some(record(4, 9)), Some(record(3, 8))),
+        );
+        assert!(r.refresh().unwrap());
+        assert_eq!(r.len(), 9);
+        // Never more rows than the file holds.
+        put_journal(
+            &backend,
+            &journal(&id, Some(record(4, 9)), Some(record(5, 50))),
+        );
+        assert!(r.refresh().unwrap());
+        assert_eq!(r.len(), 10);
+    }
+
+    #[test]
+    fn journal_states_without_a_usable_slot_fall_back_to_the_header() {
+        let backend = MemBackend::new();
+        backend.put(npy_path(), &npy(3, 6));
+        // A journal being created: its identity is not written yet.
+        put_journal(&backend, &[]);
+        let mut r = Reader::open_with(backend.clone(), NPY).unwrap();
+        assert_eq!(r.len(), 3);
+        // Identity written, no slot valid yet: still the header.
+        let id = identity(9, npy(0, 0));
+        put_journal(&backend, &journal(&id, None, None));
+        assert!(!r.refresh().unwrap());
+        assert_eq!(r.len(), 3);
+        // A commit in the new journal.
+        put_journal(&backend, &journal(&id, Some(record(1, 5)), None));
+        assert!(r.refresh().unwrap());
+        assert_eq!(r.len(), 5);
+        // Closed, then another writer's journal with a new id.
+        backend.remove(&recovery::journal_path(npy_path())).unwrap();
+        assert!(r.refresh().unwrap());
+        assert_eq!(
+            r.len(),
+            3,
+            "the header (never rewritten in this test) is the count"
+        );
+        let id2 = identity(10, npy(0, 0));
+        put_journal(&backend, &journal(&id2, Some(record(1, 6)), None));
+        assert!(r.refresh().unwrap());
+        assert_eq!(r.len(), 6);
+        assert_eq!(
+            r.as_slice::<u64>().unwrap(),
+            &(0..12).collect::<Vec<u64>>()[..]
+        );
+    }
+
+    #[test]
+    fn a_journal_of_another_file_is_refused() {
+        let backend = MemBackend::new();
+        backend.put(npy_path(), &npy(1, 1));
+        let f4 = Dtype::parse_descr("'<f4'").unwrap();
+        let snapshot = header::build(&f4, false, &[0, 4]).unwrap();
+        put_journal(
+            &backend,
+            &journal(&identity(1, snapshot), Some(record(1, 1)), None),
+        );
+        assert!(matches!(
+            Reader::open_with(backend, NPY),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_writer_creating_the_file_shows_zero_rows() {
+        let backend = MemBackend::new();
+        // The journal is written before the .npy, which is still empty.
+        backend.put(npy_path(), &[]);
+        let mut id = identity(3, npy(0, 0));
+        id.flags = FLAG_CREATED;
+        put_journal(&backend, &journal(&id, Some(record(1, 0)), None));
+        let r = Reader::open_with(backend, NPY).unwrap();
+        assert_eq!(r.len(), 0);
+        assert_eq!(r.row_shape(), &[2]);
+        assert_eq!(r.chunks(4).count(), 0);
+    }
+
+    #[test]
+    fn trailing_bytes_of_a_file_without_journal_are_not_rows() {
+        let backend = MemBackend::new();
+        backend.put(npy_path(), &npy(2, 4));
+        let r = Reader::open_with(backend, NPY).unwrap();
+        assert_eq!(r.len(), 2);
+    }
+
+    /// A v1.0 header of exactly `total` bytes for `descr` and `shape`.
+    fn raw_header(descr: &str, shape: &str, total: usize) -> Vec<u8> {
+        let mut text = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}");
+        while text.len() + 11 < total {
+            text.push(' ');
+        }
+        text.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend(u16::try_from(text.len()).unwrap().to_le_bytes());
+        bytes.extend(text.as_bytes());
+        assert_eq!(bytes.len(), total);
+        bytes
+    }
+
+    #[test]
+    fn misaligned_data_is_refused_for_typed_access() {
+        let backend = MemBackend::new();
+        let mut bytes = raw_header("'<u8'", "(2,)", 84);
+        bytes.extend(1u64.to_le_bytes());
+        bytes.extend(2u64.to_le_bytes());
+        backend.put(npy_path(), &bytes);
+        let r = Reader::open_with(backend, NPY).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.data_offset(), 84);
+        assert!(matches!(
+            r.as_slice::<u64>(),
+            Err(Error::Unsupported { .. })
+        ));
+        assert_eq!(r.bytes(1..2).unwrap(), 2u64.to_le_bytes());
+    }
+
+    #[test]
+    fn bool_bytes_are_checked() {
+        let backend = MemBackend::new();
+        let mut bytes = raw_header("'|b1'", "(3,)", 128);
+        bytes.extend([1, 0, 2]);
+        backend.put(npy_path(), &bytes);
+        let r = Reader::open_with(backend, NPY).unwrap();
+        assert_eq!(r.rows_as::<bool>(0..2).unwrap(), &[true, false]);
+        assert!(matches!(
+            r.as_slice::<bool>(),
+            Err(Error::Corrupt {
+                offset: Some(130),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn unreadable_layouts_are_typed_errors() {
+        let backend = MemBackend::new();
+        let dtype = Dtype::parse_descr("'<u8'").unwrap();
+        let fortran = header::build(&dtype, true, &[2, 2]).unwrap();
+        backend.put(npy_path(), &[fortran, vec![0; 32]].concat());
+        assert!(matches!(
+            Reader::open_with(backend.clone(), NPY),
+            Err(Error::Unsupported { .. })
+        ));
+        backend.put(npy_path(), &raw_header("'<u8'", "(2, 0)", 128));
+        assert!(matches!(
+            Reader::open_with(backend.clone(), NPY),
+            Err(Error::Unsupported { .. })
+        ));
+        assert!(matches!(
+            Reader::open_with(backend, "/mem/missing.npy"),
+            Err(Error::Io { .. })
+        ));
+    }
+}
