@@ -389,3 +389,30 @@ fn reader_in_a_child_process() {
     assert!(stdout.contains("child reader: ok"), "{stdout}");
     w.close().unwrap();
 }
+
+/// A refresh that finds nothing new reads two slot records and a length.
+#[test]
+fn refresh_is_cheap_when_nothing_changed() {
+    const N: u32 = 20_000;
+    let (_dir, path) = temp("cheap.npy");
+    let mut w = writer(&path);
+    w.append(&rows(0..100)).unwrap();
+    w.commit().unwrap();
+    let mut r = Reader::open(&path).unwrap();
+    let mut time = |r: &mut Reader| {
+        let start = Instant::now();
+        for _ in 0..N {
+            assert!(!r.refresh().unwrap());
+        }
+        start.elapsed() / N
+    };
+    let active = time(&mut r);
+    w.close().unwrap();
+    r.refresh().unwrap();
+    let closed = time(&mut r);
+    println!("refresh with nothing new: {active:?} (writer active), {closed:?} (closed file)");
+    assert_eq!(r.len(), 100);
+    // Generous bounds (debug builds, loaded machines); typically a few µs.
+    assert!(active < Duration::from_millis(1), "{active:?}");
+    assert!(closed < Duration::from_millis(1), "{closed:?}");
+}
