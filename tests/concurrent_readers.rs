@@ -399,7 +399,7 @@ fn refresh_is_cheap_when_nothing_changed() {
     w.append(&rows(0..100)).unwrap();
     w.commit().unwrap();
     let mut r = Reader::open(&path).unwrap();
-    let mut time = |r: &mut Reader| {
+    let time = |r: &mut Reader| {
         let start = Instant::now();
         for _ in 0..N {
             assert!(!r.refresh().unwrap());
