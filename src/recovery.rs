@@ -697,6 +697,27 @@ fn plan_with_journal<F: Storage>(
         );
     };
 
+    if let Ok(h) = &read.header {
+        let header_rows = h.shape.first().copied().unwrap_or(0);
+        if header_rows > newest.1.rows && newest.1.data_synced {
+            // Under fsync durability the header is never ahead of the
+            // journal: another program rewrote the file after its writer died.
+            return Err(corrupt(
+                files.path,
+                FormatError::malformed(
+                    None,
+                    format!(
+                        "the header says {header_rows} rows but {} committed only {}: the file was \
+                         rewritten by another program after its writer died (npy-append never writes \
+                         a header ahead of its journal); nothing was changed. If the file is right, \
+                         delete the journal; if not, restore the file",
+                        files.journal_path.display(),
+                        newest.1.rows
+                    ),
+                ),
+            ));
+        }
+    }
     let newest_slot = newest.0;
     let (rows, chosen, reanchor) = match check(&newest.1)? {
         CommitCheck::Ok => (newest.1.rows, newest.clone(), None),

@@ -479,6 +479,22 @@ fn journal_of_another_file_is_refused<E: Env>(env: &E) {
     assert_eq!(env.read(&journal_path(&b)).unwrap(), journal);
 }
 
+fn file_rewritten_after_its_writer_died_is_refused<E: Env>(env: &E) {
+    let path = env.path("r2.npy");
+    let mut w = f32_options().open_with(env.backend(), &path).unwrap();
+    w.append(&rows(0..3)).unwrap();
+    w.commit().unwrap();
+    drop(w);
+    // Another program saves 10 rows over the file; the journal says 3.
+    let (h, _) = parse(&env.read(&path).unwrap());
+    let mut bytes = header::build(&h.dtype, false, &[10, 4]).unwrap();
+    bytes.extend(rows(0..10).iter().flat_map(|v| v.to_le_bytes()));
+    env.write(&path, &bytes);
+    let err = open(env, &path).err().expect("must refuse");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert_eq!(env.read(&path).unwrap(), bytes, "file unchanged");
+}
+
 fn torn_newest_slot_falls_back_to_older<E: Env>(env: &E) {
     let path = env.path("r.npy");
     let mut w = f32_options().open_with(env.backend(), &path).unwrap();
@@ -734,6 +750,7 @@ behaviour_tests!(
     torn_header_is_rebuilt_from_journal,
     journal_of_another_file_is_refused,
     torn_newest_slot_falls_back_to_older,
+    file_rewritten_after_its_writer_died_is_refused,
     incomplete_journal_beside_clean_file_is_discarded,
     creation_killed_before_npy_exists_recovers_to_empty,
     creation_killed_during_header_write_recovers_to_empty,

@@ -692,8 +692,6 @@ check_all(items)
 }
 
 #[test]
-#[ignore = "library bug: recovery cuts rows that np.save wrote over a crashed writer's file \
-            (header claims more rows than the journal ever committed); see tests/numpy_interop.rs"]
 fn np_save_over_a_crashed_writers_file_is_not_cut() {
     // A writer (default fsync durability) commits 3 rows and dies; the user
     // loads the file in numpy, adds 7 rows and np.saves it in place. The
