@@ -504,10 +504,16 @@ fn torn_newest_slot_falls_back_to_older<E: Env>(env: &E) {
     w.commit().unwrap(); // slot A, sequence 3
     drop(w);
     // Tear slot A's record (the newest): as if the journal write of the
-    // second commit never completed, so that commit was not acknowledged.
+    // second commit never completed, so that commit was not acknowledged
+    // and its header write (which follows the journal's) never happened.
     let mut journal = env.read(&journal_path(&path)).unwrap();
     journal[4096 + 20] ^= 0x55;
     env.write(&journal_path(&path), &journal);
+    let mut bytes = env.read(&path).unwrap();
+    let (h, _) = parse(&bytes);
+    let old_header = header::build(&h.dtype, false, &[3, 4]).unwrap();
+    bytes[..old_header.len()].copy_from_slice(&old_header);
+    env.write(&path, &bytes);
     let w = open(env, &path).unwrap();
     assert_eq!(w.len(), 3);
     assert_eq!(w.report().bytes_cut, 2 * 16);
