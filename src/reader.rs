@@ -285,6 +285,22 @@ where
                 })
             }
         })?;
+        if let (
+            Source::Journal {
+                id, sequence: new, ..
+            },
+            Source::Journal {
+                id: old_id,
+                sequence: old,
+                ..
+            },
+        ) = (observed.source, self.source)
+            && id == old_id
+            && new < old
+        {
+            // A stale slot of the same journal (see the fast path above).
+            return Ok(false);
+        }
         self.adopt(&observed)?;
         Ok(self.rows != before)
     }
