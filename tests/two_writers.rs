@@ -267,26 +267,26 @@ fn lock_wait_succeeds_when_the_first_writer_closes_in_time() {
     let mut first = options().open(&path).unwrap();
     append_commit(&mut first, 500);
     first.append(&rows(500, 20)).unwrap();
-    let hold = Duration::from_millis(300);
-    let started = Instant::now();
+    let wait = Duration::from_secs(20);
     let closer = std::thread::spawn(move || {
-        std::thread::sleep(hold);
-        first.close().unwrap()
+        std::thread::sleep(Duration::from_millis(300));
+        let closing = Instant::now();
+        (first.close().unwrap(), closing)
     });
+    let started = Instant::now();
     let mut second = options()
-        .lock_wait(LockWait::Wait(Duration::from_secs(20)))
+        .lock_wait(LockWait::Wait(wait))
         .open(&path)
         .unwrap_or_else(|e| panic!("waiting writer failed: {e}"));
-    let elapsed = started.elapsed();
-    assert_eq!(closer.join().unwrap(), 520);
+    let acquired = Instant::now();
+    let (closed_rows, closing) = closer.join().unwrap();
+    assert_eq!(closed_rows, 520);
     assert!(
-        elapsed >= hold,
-        "the waiting writer got in after {elapsed:?}, before the first closed"
+        acquired >= closing,
+        "the waiting writer got in {:?} before the first started closing",
+        closing - acquired
     );
-    assert!(
-        elapsed < Duration::from_secs(20),
-        "waited the whole {elapsed:?}"
-    );
+    assert!(acquired - started < wait, "waited the whole {wait:?}");
     // It sees everything the first committed, including the commit in close().
     assert_eq!(second.len(), 520);
     append_commit(&mut second, 80);
@@ -466,23 +466,24 @@ fn lock_wait_gets_the_file_when_another_process_closes_it() {
     let waiter = {
         let path = path.clone();
         std::thread::spawn(move || {
-            let started = Instant::now();
             let w = options()
                 .lock_wait(LockWait::Wait(Duration::from_secs(30)))
                 .open(&path);
-            (w, started.elapsed())
+            (w, Instant::now())
         })
     };
     std::thread::sleep(Duration::from_millis(300));
     holder.tell("more");
     assert_eq!(holder.hear(), ("committed".to_owned(), 150));
+    let close_sent = Instant::now();
     holder.tell("close");
     assert_eq!(holder.hear(), ("closed".to_owned(), 150));
-    let (w, elapsed) = waiter.join().unwrap();
+    let (w, acquired) = waiter.join().unwrap();
     let w = w.unwrap_or_else(|e| panic!("waiting writer failed: {e}"));
     assert!(
-        elapsed >= Duration::from_millis(300),
-        "got in after {elapsed:?}, while the holder held it"
+        acquired >= close_sent,
+        "the waiting writer got in {:?} before the holder was told to close",
+        close_sent - acquired
     );
     assert_eq!(w.len(), 150);
     w.close().unwrap();
