@@ -513,6 +513,30 @@ impl<B: Backend> Reader<B> {
     }
 }
 
+#[cfg(feature = "ndarray")]
+impl<B: Backend> Reader<B> {
+    /// All visible rows as an array view of shape `(len, *row_shape)`, with
+    /// the checks of [`as_slice`](Self::as_slice) (exact dtype, alignment).
+    pub fn as_array<T: Element>(&self) -> Result<ndarray::ArrayViewD<'_, T>> {
+        let values = self.as_slice::<T>()?;
+        let too_large = || Error::Unsupported {
+            path: Some(self.path.clone()),
+            what: "the array's shape does not fit in this machine's address space".to_owned(),
+        };
+        let shape = std::iter::once(self.rows)
+            .chain(self.shape.row_shape.iter().copied())
+            .map(|d| usize::try_from(d).map_err(|_| too_large()))
+            .collect::<Result<Vec<usize>>>()?;
+        ndarray::ArrayViewD::from_shape(ndarray::IxDyn(&shape), values).map_err(|e| {
+            Error::Corrupt {
+                path: self.path.clone(),
+                offset: None,
+                what: format!("the rows do not form an array of shape {shape:?}: {e}"),
+            }
+        })
+    }
+}
+
 impl<B: Backend> std::fmt::Debug for Reader<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
@@ -907,6 +931,24 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn array_views_have_the_file_shape() {
+        let backend = MemBackend::new();
+        backend.put(npy_path(), &npy(3, 3));
+        let r = Reader::open_with(backend.clone(), NPY).unwrap();
+        let a = r.as_array::<u64>().unwrap();
+        assert_eq!(a.shape(), &[3, 2]);
+        assert_eq!(a[[2, 1]], 5);
+        assert!(matches!(
+            r.as_array::<f64>(),
+            Err(Error::DtypeMismatch { .. })
+        ));
+        backend.put(npy_path(), &npy(0, 0));
+        let r = Reader::open_with(backend, NPY).unwrap();
+        assert_eq!(r.as_array::<u64>().unwrap().shape(), &[0, 2]);
     }
 
     #[test]
