@@ -177,7 +177,8 @@ impl Reader<FsBackend> {
     ///
     /// Takes no lock and writes nothing: works while a writer appends, after
     /// a crash (showing the rows recovery would keep, at most) and on any
-    /// C-order file numpy wrote.
+    /// C-order file numpy wrote. A missing file is an `Io` error of kind
+    /// `NotFound`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(FsBackend, path)
     }
@@ -931,6 +932,52 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn garbage_never_panics_and_never_shows_rows_past_the_file() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let id = identity(5, npy(0, 0));
+        let good_journal = journal(&id, Some(record(1, 3)), Some(record(2, 4)));
+        let mut opened = 0;
+        for case in 0..3000 {
+            let mut file = npy(4, 5);
+            let mut jrnl = good_journal.clone();
+            let target = if case % 2 == 0 { &mut file } else { &mut jrnl };
+            for _ in 0..=next() % 4 {
+                let at = (next() % target.len() as u64) as usize;
+                target[at] = next() as u8;
+            }
+            if next() % 5 == 0 {
+                let cut = (next() % target.len() as u64) as usize;
+                target.truncate(cut);
+            }
+            let backend = MemBackend::new();
+            backend.put(npy_path(), &file);
+            if case % 3 != 0 {
+                put_journal(&backend, &jrnl);
+            }
+            let Ok(mut r) = Reader::open_with(backend, NPY) else {
+                continue;
+            };
+            opened += 1;
+            let rows_in_file = (file.len() as u64).saturating_sub(r.data_offset()) / r.row_bytes();
+            assert!(r.len() <= rows_in_file, "case {case}");
+            let _ = r.as_slice::<u64>();
+            let _ = r.bytes(0..r.len());
+            assert_eq!(
+                r.chunks(3).map(<[u8]>::len).sum::<usize>() as u64,
+                r.len() * r.row_bytes()
+            );
+            let _ = r.refresh();
+        }
+        assert!(opened > 100, "{opened}");
     }
 
     #[cfg(feature = "ndarray")]

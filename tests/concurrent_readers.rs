@@ -416,3 +416,9 @@ fn refresh_is_cheap_when_nothing_changed() {
     assert!(active < Duration::from_millis(1), "{active:?}");
     assert!(closed < Duration::from_millis(1), "{closed:?}");
 }
+
+#[test]
+fn readers_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Reader>();
+}
