@@ -14,12 +14,25 @@
 //! mapped: the writer only ever writes past it (new rows) or rewrites the
 //! header, which is not mapped, so the mapped bytes never change.
 //!
-//! The journal is read before the file's length, and the writer writes the
-//! rows before the record that commits them, so a reader never sees a
-//! committed count whose rows are not in the file yet. Within one journal a
-//! record with a lower sequence than one already seen is a stale read (the
-//! other slot was being rewritten) and is ignored, so the row count never
-//! goes down while the file is not recovered below it.
+//! The journal and the header are read before the file's length, and the
+//! writer writes the rows before the record that commits them and the record
+//! before the header, so a reader never sees a committed count whose rows are
+//! not in the file yet. Within one journal a record with a lower sequence
+//! than one already seen is a stale read (the other slot was being rewritten)
+//! and is ignored, so the row count never goes down while the file is not
+//! recovered below it.
+//!
+//! Decisions for unusual files:
+//!
+//! - a file without journal that is shorter than its header says:
+//!   [`Error::CommittedDataMissing`]; longer: the bytes past the header's rows
+//!   are not rows (numpy ignores them too);
+//! - a journal that commits rows the file does not hold (a power loss
+//!   before recovery ran): only the whole rows present are shown;
+//! - a file recovered below the rows a reader showed (only after a power loss
+//!   under [`crate::Durability::Process`]): the lower count is reported;
+//! - 0-d arrays, Fortran-order arrays of more than one dimension and rows of
+//!   zero bytes: [`Error::Unsupported`].
 
 use std::io;
 use std::ops::Range;
@@ -352,7 +365,9 @@ where
             // SAFETY: the mapped range holds committed rows only, starting
             // after the header. npy-append never rewrites or cuts committed
             // rows (commits write past them, recovery cuts only past the
-            // committed end), so the bytes do not change while mapped. Another
+            // committed end; only a power loss, which also ends this process,
+            // can lose committed rows), so the bytes do not change while
+            // mapped. Another
             // program truncating the file can still make an access SIGBUS
             // (documented on `Reader`).
             let map = unsafe {
