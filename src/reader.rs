@@ -63,6 +63,22 @@ const MAX_BACKOFF: Duration = Duration::from_millis(10);
 /// [`as_slice`](Self::as_slice), [`rows_as`](Self::rows_as) and
 /// [`chunks`](Self::chunks).
 ///
+/// ```no_run
+/// use std::time::Duration;
+/// use npy_append::Reader;
+///
+/// # fn main() -> npy_append::Result<()> {
+/// let mut r = Reader::open("feats.npy")?;            // no lock: the writer goes on
+/// r.wait_for_rows(1000, Duration::from_secs(5))?;     // or r.refresh()? now and then
+/// let values: &[f32] = r.as_slice()?;                 // committed rows only, dtype checked
+/// for chunk in r.chunks(256) {                        // raw bytes, 256 rows at a time
+///     # let _ = chunk;
+/// }
+/// # let _ = values;
+/// # Ok(())
+/// # }
+/// ```
+///
 /// With [`FsBackend`] (the default) the committed rows are memory-mapped.
 /// Other backends have no file descriptor to map: their committed data is
 /// copied into memory whenever the row count changes (meant for tests).
