@@ -22,7 +22,7 @@
 //!
 //! # Layers
 //!
-//! - [`format`]: pure functions for the NPY header and the journal layout.
+//! - [`format`](mod@format): pure functions for the NPY header and the journal layout.
 //! - [`storage`]: the one narrow interface every byte goes through, with the
 //!   real file system and an in-memory backend.
 //! - [`Appender`], [`AppendOptions`], [`RecoveryReport`], [`Error`]: the API.
