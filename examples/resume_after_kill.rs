@@ -8,7 +8,7 @@
 //!
 //! The example re-runs itself as a child process that builds a `(rows, 64)`
 //! float32 `.npy` (2,000,000 rows, 512 MB by default), committing every
-//! 50,000 rows and reporting each acknowledged commit. Once about 40% is
+//! 20,000 rows and reporting each acknowledged commit. Once about 40% is
 //! acknowledged, the parent kills the child with SIGKILL, wherever it is (in
 //! the middle of writing a batch, most likely). The parent then opens the
 //! file with `Appender::open_or_recover`, prints the recovery report, appends
@@ -65,7 +65,7 @@ impl Config {
     fn from_args() -> Result<Self, String> {
         let mut config = Self {
             rows: 2_000_000,
-            commit_every: 50_000,
+            commit_every: 20_000,
             durability: Durability::Fsync,
             kill_at: 0.4,
             dir: None,
@@ -256,11 +256,20 @@ fn mb(bytes: u64) -> f64 {
 }
 
 fn run(config: &Config) -> Result<(), String> {
+    // A temporary directory next to the executable (under `target/`), not in
+    // the system temp dir, which may be a small in-memory tmpfs.
     let temp;
     let dir = match &config.dir {
         Some(dir) => dir.clone(),
         None => {
-            temp = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let near = exe
+                .parent()
+                .map_or_else(std::env::temp_dir, Path::to_path_buf);
+            temp = tempfile::Builder::new()
+                .prefix("resume_after_kill-")
+                .tempdir_in(near)
+                .map_err(|e| e.to_string())?;
             temp.path().to_path_buf()
         }
     };
