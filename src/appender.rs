@@ -129,6 +129,7 @@ impl<B: Backend> Appender<B> {
         let npy = match self.backend.open(&path, OpenMode::ReadWrite) {
             Ok(file) => {
                 lock(&file, &path, options.lock_wait)?;
+                locked_file_has_path(&self.backend, &file, &path)?;
                 Some(file)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -140,6 +141,7 @@ impl<B: Backend> Appender<B> {
                 // still creating a new file (no `.npy` to lock yet) is never
                 // mistaken for a crashed one.
                 lock(&file, &journal_path, options.lock_wait)?;
+                locked_file_has_path(&self.backend, &file, &journal_path)?;
                 Some(file)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -155,10 +157,12 @@ impl<B: Backend> Appender<B> {
         let plan = match inspection {
             Inspection::Missing { discard_journal } => {
                 if discard_journal {
-                    drop(journal);
+                    // Removed while its lock is held, so that no other
+                    // writer can take it over in between.
                     self.backend.remove(&journal_path).map_err(|e| {
                         Error::io(&journal_path, "removing an incomplete journal", e)
                     })?;
+                    drop(journal);
                     let dir = recovery::parent_dir(&journal_path);
                     self.backend
                         .sync_dir(dir)
@@ -244,6 +248,7 @@ impl<B: Backend> Appender<B> {
                 path: self.path.clone(),
             });
         }
+        locked_file_has_path(&self.backend, &npy, &self.path)?;
         npy.write_at(&bytes, 0)
             .and_then(|()| npy.sync_data())
             .map_err(|e| Error::io(&self.path, "writing the header", e))?;
@@ -530,10 +535,10 @@ impl<B: Backend> Appender<B> {
             let Live { npy, journal, .. } = *live;
             npy.sync_all()
                 .map_err(|e| Error::io(&a.path, "syncing the header", e))?;
-            drop(journal);
             a.backend
                 .remove(&a.journal_path)
                 .map_err(|e| Error::io(&a.journal_path, "removing the journal", e))?;
+            drop(journal);
             let dir = recovery::parent_dir(&a.journal_path);
             a.backend
                 .sync_dir(dir)
@@ -647,6 +652,26 @@ fn lock<F: Storage>(file: &F, path: &Path, wait: LockWait) -> Result<()> {
                 });
             }
         }
+    }
+}
+
+/// After taking a lock: `Locked` when `path` no longer names `file`, because
+/// another writer removed or replaced it meanwhile (a lock on an unlinked
+/// file protects nothing).
+pub(crate) fn locked_file_has_path<B: Backend>(
+    backend: &B,
+    file: &B::File,
+    path: &Path,
+) -> Result<()> {
+    if backend
+        .is_same_file(file, path)
+        .map_err(|e| Error::io(path, "checking the locked file", e))?
+    {
+        Ok(())
+    } else {
+        Err(Error::Locked {
+            path: path.to_path_buf(),
+        })
     }
 }
 

@@ -891,6 +891,7 @@ pub(crate) fn create_journal<B: Backend>(
             path: journal_path.to_path_buf(),
         });
     }
+    crate::appender::locked_file_has_path(backend, &file, journal_path)?;
     file.write_at(&bytes, 0)
         .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
     file.sync_data()
@@ -930,6 +931,7 @@ pub(crate) fn apply<B: Backend>(
                     path: path.to_path_buf(),
                 });
             }
+            crate::appender::locked_file_has_path(backend, &file, path)?;
             file
         }
     };
@@ -939,12 +941,13 @@ pub(crate) fn apply<B: Backend>(
     };
     let (journal, identity, newest) = match plan.journal {
         JournalPlan::Create { discard_existing } => {
-            drop(journal);
             if discard_existing {
+                // Removed while its lock is held (see `Appender::open_existing`).
                 backend
                     .remove(journal_path)
                     .map_err(|e| Error::io(journal_path, "removing an incomplete journal", e))?;
             }
+            drop(journal);
             // Rows adopted from another tool's tail were never synced by us.
             npy.sync_data().map_err(|e| Error::io(path, "syncing", e))?;
             let snapshot = plan

@@ -46,6 +46,26 @@ impl Backend for FsBackend {
         std::fs::remove_file(path)
     }
 
+    fn is_same_file(&self, file: &FsFile, path: &Path) -> io::Result<bool> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let open = file.file.metadata()?;
+            match std::fs::metadata(path) {
+                Ok(named) => Ok(open.dev() == named.dev() && open.ino() == named.ino()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            // Without inode numbers in std, trust the path: files that are
+            // open cannot be removed or replaced on Windows by default.
+            let _ = (file, path);
+            Ok(true)
+        }
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         #[cfg(unix)]
         {

@@ -167,6 +167,13 @@ impl Backend for MemBackend {
             .ok_or_else(|| io::ErrorKind::NotFound.into())
     }
 
+    fn is_same_file(&self, file: &MemFile, path: &Path) -> io::Result<bool> {
+        Ok(lock(&self.state)
+            .files
+            .get(path)
+            .is_some_and(|data| Arc::ptr_eq(data, &file.data)))
+    }
+
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         lock(&self.state).count(MemOp::SyncDir)
     }

@@ -69,4 +69,9 @@ pub trait Backend {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes the entries of the directory `dir` durable (created and removed files).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Whether `path` still names the open `file` (false when the path was
+    /// removed or replaced since the file was opened). A writer checks this
+    /// after taking a lock, since a lock on a file that no longer has the
+    /// path protects nothing.
+    fn is_same_file(&self, file: &Self::File, path: &Path) -> io::Result<bool>;
 }
