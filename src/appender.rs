@@ -225,30 +225,10 @@ impl<B: Backend> Appender<B> {
             FLAG_CREATED,
             0,
         )?;
-        let npy = match self.backend.open(&self.path, OpenMode::CreateNew) {
-            Ok(file) => file,
-            Err(e) => {
-                // The journal stays: if another writer created the `.npy`
-                // meanwhile, it may be using this journal now; if not,
-                // recovery recognises it.
-                return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::Locked {
-                        path: self.path.clone(),
-                    }
-                } else {
-                    Error::io(&self.path, "creating the file", e)
-                });
-            }
-        };
-        if !npy
-            .try_lock()
-            .map_err(|e| Error::io(&self.path, "locking", e))?
-        {
-            return Err(Error::Locked {
-                path: self.path.clone(),
-            });
-        }
-        locked_file_has_path(&self.backend, &npy, &self.path)?;
+        // On failure the journal stays: if another writer created the
+        // `.npy` meanwhile, it may be using this journal now; if not,
+        // recovery recognises it.
+        let npy = recovery::create_locked(&self.backend, &self.path, "creating the file")?;
         npy.write_at(&bytes, 0)
             .and_then(|()| npy.sync_data())
             .map_err(|e| Error::io(&self.path, "writing the header", e))?;

@@ -839,6 +839,31 @@ pub(crate) fn new_journal_id() -> u64 {
     hasher.finish()
 }
 
+/// Creates the file at `path` (which must not exist), locks it and checks
+/// that the path still names it. `Locked` when another writer got there first.
+pub(crate) fn create_locked<B: Backend>(
+    backend: &B,
+    path: &Path,
+    op: &'static str,
+) -> Result<B::File> {
+    let file = backend.open(path, OpenMode::CreateNew).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            Error::Locked {
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::io(path, op, e)
+        }
+    })?;
+    if !file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
+        return Err(Error::Locked {
+            path: path.to_path_buf(),
+        });
+    }
+    crate::appender::locked_file_has_path(backend, &file, path)?;
+    Ok(file)
+}
+
 /// Creates a journal for `layout` with one record of `rows` rows: identity
 /// and slot A in one write, then synced, then the directory synced.
 pub(crate) fn create_journal<B: Backend>(
@@ -872,26 +897,7 @@ pub(crate) fn create_journal<B: Backend>(
             .encode(identity.journal_id)
             .map_err(|e| Error::from_format(journal_path, e))?,
     );
-    let file = backend
-        .open(journal_path, OpenMode::CreateNew)
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                Error::Locked {
-                    path: journal_path.to_path_buf(),
-                }
-            } else {
-                Error::io(journal_path, "creating the journal", e)
-            }
-        })?;
-    if !file
-        .try_lock()
-        .map_err(|e| Error::io(journal_path, "locking the journal", e))?
-    {
-        return Err(Error::Locked {
-            path: journal_path.to_path_buf(),
-        });
-    }
-    crate::appender::locked_file_has_path(backend, &file, journal_path)?;
+    let file = create_locked(backend, journal_path, "creating the journal")?;
     file.write_at(&bytes, 0)
         .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
     file.sync_data()
@@ -913,27 +919,9 @@ pub(crate) fn apply<B: Backend>(
     journal: Option<B::File>,
     plan: Plan,
 ) -> Result<Applied<B::File>> {
-    let npy = if let Some(npy) = npy {
-        npy
-    } else {
-        {
-            let file = backend.open(path, OpenMode::CreateNew).map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    Error::Locked {
-                        path: path.to_path_buf(),
-                    }
-                } else {
-                    Error::io(path, "creating the file", e)
-                }
-            })?;
-            if !file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
-                return Err(Error::Locked {
-                    path: path.to_path_buf(),
-                });
-            }
-            crate::appender::locked_file_has_path(backend, &file, path)?;
-            file
-        }
+    let npy = match npy {
+        Some(npy) => npy,
+        None => create_locked(backend, path, "creating the file")?,
     };
     let reanchor = match &plan.journal {
         JournalPlan::Keep { reanchor, .. } => reanchor.clone(),
