@@ -43,7 +43,7 @@ use crate::element::{self, Element};
 use crate::error::{Error, Result};
 use crate::format::dtype::{Dtype, Kind};
 use crate::format::header::Header;
-use crate::format::journal::{self, Record, Slot};
+use crate::format::journal::Record;
 use crate::options::TailPolicy;
 use crate::recovery::{self, Files};
 use crate::storage::{Backend, FsBackend, FsFile, OpenMode, Storage};
@@ -717,43 +717,17 @@ fn read_journal<B: Backend>(
 /// The newest valid record of the journal `id` in `file` (reading only the
 /// two slots); `None` when neither slot is valid for this journal.
 fn newest_slot<F: Storage>(file: &F, id: u64, block_len: u64) -> io::Result<Option<Record>> {
-    let mut newest: Option<Record> = None;
-    for slot in [Slot::A, Slot::B] {
-        let at = journal::slot_offset(block_len, slot);
-        let mut fixed = [0u8; journal::SLOT_FIXED_LEN];
-        match file.read_at(&mut fixed, at) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => continue,
-            Err(e) => return Err(e),
-        }
-        let Some(need) = Record::encoded_len(&fixed) else {
-            continue;
-        };
-        let record = if need == fixed.len() {
-            Record::decode(&fixed, id)
-        } else {
-            let mut bytes = vec![0u8; need];
-            match file.read_at(&mut bytes, at) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => continue,
-                Err(e) => return Err(e),
-            }
-            Record::decode(&bytes, id)
-        };
-        if let Ok(record) = record
-            && newest.as_ref().is_none_or(|n| record.sequence > n.sequence)
-        {
-            newest = Some(record);
-        }
-    }
-    Ok(newest)
+    Ok(recovery::read_slots(file, id, block_len)?
+        .into_iter()
+        .map(|(_, record)| record)
+        .max_by_key(|record| record.sequence))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::format::header;
-    use crate::format::journal::{FLAG_CREATED, Identity};
+    use crate::format::journal::{self, FLAG_CREATED, Identity, Slot};
     use crate::storage::MemBackend;
 
     const NPY: &str = "/mem/r.npy";

@@ -163,6 +163,44 @@ fn read_vec<F: Storage>(file: &F, offset: u64, len: u64) -> io::Result<Vec<u8>> 
     Ok(buf)
 }
 
+/// The valid records of the journal `journal_id` in `file`, whose identity
+/// block is `block_len` bytes: reads only the two slots. A slot that is
+/// short, torn or of another journal is left out.
+pub(crate) fn read_slots<F: Storage>(
+    file: &F,
+    journal_id: u64,
+    block_len: u64,
+) -> io::Result<Vec<(Slot, Record)>> {
+    let mut slots = Vec::new();
+    for slot in [Slot::A, Slot::B] {
+        let at = journal::slot_offset(block_len, slot);
+        let mut fixed = [0u8; journal::SLOT_FIXED_LEN];
+        match file.read_at(&mut fixed, at) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => continue,
+            Err(e) => return Err(e),
+        }
+        let Some(need) = Record::encoded_len(&fixed) else {
+            continue;
+        };
+        let record = if need == fixed.len() {
+            Record::decode(&fixed, journal_id)
+        } else {
+            let mut bytes = vec![0u8; need];
+            match file.read_at(&mut bytes, at) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => continue,
+                Err(e) => return Err(e),
+            }
+            Record::decode(&bytes, journal_id)
+        };
+        if let Ok(record) = record {
+            slots.push((slot, record));
+        }
+    }
+    Ok(slots)
+}
+
 /// Reads the identity and both slots of a journal. Never fails on content:
 /// unreadable parts come back as errors inside the result.
 pub(crate) fn read_journal<F: Storage>(file: &F) -> io::Result<JournalRead> {
@@ -183,26 +221,10 @@ pub(crate) fn read_journal<F: Storage>(file: &F) -> io::Result<JournalRead> {
             }
         }
     };
-    let mut slots = Vec::new();
-    if let Ok(id) = &identity {
-        for slot in [Slot::A, Slot::B] {
-            let at = journal::slot_offset(id.block_len(), slot);
-            let Some(avail) = len.checked_sub(at) else {
-                continue;
-            };
-            let fixed = read_vec(file, at, avail.min(journal::SLOT_FIXED_LEN as u64))?;
-            let Some(need) = Record::encoded_len(&fixed) else {
-                continue;
-            };
-            if need as u64 > avail {
-                continue;
-            }
-            let bytes = read_vec(file, at, need as u64)?;
-            if let Ok(record) = Record::decode(&bytes, id.journal_id) {
-                slots.push((slot, record));
-            }
-        }
-    }
+    let slots = match &identity {
+        Ok(id) => read_slots(file, id.journal_id, id.block_len())?,
+        Err(_) => Vec::new(),
+    };
     Ok(JournalRead { identity, slots })
 }
 
