@@ -26,6 +26,9 @@
 //! - [`storage`]: the one narrow interface every byte goes through, with the
 //!   real file system and an in-memory backend.
 //! - [`Appender`], [`AppendOptions`], [`RecoveryReport`], [`Error`]: the API.
+//! - [`Reader`]: a read-only view of the committed rows, beside a writer.
+//! - [`FileStatus`]: a read-only report of a file's state and of what
+//!   recovery would do to it (the `npy-append` tool's `info` and `verify`).
 //!
 //! `docs/design.md` describes the on-disk protocol and its failure analysis.
 
@@ -56,6 +59,7 @@ mod options;
 mod reader;
 mod recovery;
 mod report;
+mod status;
 pub mod storage;
 
 pub use appender::Appender;
@@ -66,3 +70,4 @@ pub use options::{AppendOptions, Durability, GroupCommit, LockWait, TailPolicy};
 pub use reader::Reader;
 pub use recovery::journal_path;
 pub use report::{Found, RecoveryReport};
+pub use status::{FileState, FileStatus, RecoveryAction};

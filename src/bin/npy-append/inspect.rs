@@ -1,0 +1,210 @@
+//! `info` and `verify`: read-only reports built on [`FileStatus`].
+
+use std::process::ExitCode;
+
+use npy_append::{FileState, FileStatus, RecoveryAction, RecoveryReport};
+
+use crate::args::{FileArg, InfoArgs};
+use crate::json::Value;
+use crate::output::{self, EXIT_PROBLEM, Failure};
+
+/// `npy-append info FILE [--json]`.
+pub fn info(args: &InfoArgs) -> Result<ExitCode, Failure> {
+    let status = FileStatus::read(&args.file).map_err(|e| Failure::lib(&args.file, &e))?;
+    if args.json {
+        output::line(format_args!("{}", to_json(&status).render()))?;
+    } else {
+        for (key, value) in text_fields(&status) {
+            output::line(format_args!("{key:<16}{value}"))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `npy-append verify FILE`: 0 clean, 1 needs recovery or inconsistent, 2
+/// unreadable or not a file npy-append can use.
+pub fn verify(args: &FileArg) -> Result<ExitCode, Failure> {
+    let path = &args.file;
+    let status = FileStatus::read(path).map_err(|e| Failure::lib(path, &e))?;
+    let shown = path.display();
+    let problem = status.problem.as_deref().unwrap_or("");
+    match status.state {
+        FileState::Clean => {
+            output::line(format_args!(
+                "{shown}: ok: a clean .npy of {} rows, no journal, size matches the header",
+                status.rows.unwrap_or(0)
+            ))?;
+            if let RecoveryAction::Changes(report) = &status.recovery
+                && report.header_rewritten
+            {
+                output::note(format_args!(
+                    "npy-append: note: {shown}: the header is not in numpy's own layout; \
+                     the first writer rewrites it (the data is unchanged)"
+                ));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FileState::NeedsRecovery => {
+            output::line(format_args!(
+                "{shown}: needs recovery: {problem}; `npy-append recover {shown}` would {}",
+                recovery_text(&status)
+            ))?;
+            Ok(ExitCode::from(EXIT_PROBLEM))
+        }
+        FileState::Inconsistent => {
+            output::line(format_args!("{shown}: inconsistent: {problem}"))?;
+            Ok(ExitCode::from(EXIT_PROBLEM))
+        }
+        // `FileState::Unsupported`, or a state added later.
+        _ => Err(Failure::new(format!(
+            "{shown}: cannot be used by npy-append: {problem}"
+        ))),
+    }
+}
+
+/// numpy's way of writing a shape: `(3,)`, `(3, 4)`, `()`.
+pub fn shape_text(shape: &[u64]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// What recovery would do, as a phrase ("keep 5 rows, cut 12 bytes, ...").
+pub fn recovery_text(status: &FileStatus) -> String {
+    match &status.recovery {
+        RecoveryAction::Nothing => "change nothing".to_owned(),
+        RecoveryAction::Changes(report) => changes_text(report, status.journal_present, false),
+        RecoveryAction::Refuses(why) => format!("refuse and change nothing: {why}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A recovery report as a phrase, in the future ("keep 5 rows, ...") or,
+/// when `done`, the past tense; `journal` when a journal is removed at the end.
+pub fn changes_text(report: &RecoveryReport, journal: bool, done: bool) -> String {
+    let verb = |future: &str, past: &str| {
+        if done {
+            past.to_owned()
+        } else {
+            future.to_owned()
+        }
+    };
+    let mut parts = vec![
+        format!("{} {} rows", verb("keep", "kept"), report.committed_rows),
+        format!("cut {} bytes", report.bytes_cut),
+        if report.header_rewritten {
+            verb("rewrite the header", "rewrote the header")
+        } else {
+            verb("leave the header unchanged", "left the header unchanged")
+        },
+    ];
+    if report.dropped_rows > 0 {
+        parts.push(format!(
+            "{} {} rows whose data had not reached the disk",
+            verb("drop", "dropped"),
+            report.dropped_rows
+        ));
+    }
+    if report.adopted_rows > 0 {
+        parts.push(format!(
+            "{} {} trailing rows",
+            verb("adopt", "adopted"),
+            report.adopted_rows
+        ));
+    }
+    if report.journal_discarded {
+        parts.push(verb(
+            "remove an incomplete journal",
+            "removed an incomplete journal",
+        ));
+    } else if journal {
+        parts.push(verb("remove the journal", "removed the journal"));
+    }
+    parts.join(", ")
+}
+
+fn text_fields(s: &FileStatus) -> Vec<(&'static str, String)> {
+    let h = &s.header;
+    let opt = |v: Option<u64>| v.map_or_else(|| "unknown".to_owned(), |v| v.to_string());
+    let mut fields = vec![
+        ("file", s.path.display().to_string()),
+        ("dtype", h.dtype.descr_repr()),
+        ("shape", shape_text(&h.shape)),
+        ("fortran order", h.fortran_order.to_string()),
+        ("npy version", h.version.to_string()),
+        ("header length", format!("{} bytes", h.header_len)),
+        ("data offset", h.data_offset().to_string()),
+        ("row bytes", opt(s.row_bytes)),
+        ("file length", format!("{} bytes", s.file_len)),
+        ("committed rows", opt(s.rows)),
+        (
+            "journal",
+            if s.journal_present {
+                format!("present ({})", s.journal_path.display())
+            } else {
+                "none".to_owned()
+            },
+        ),
+        ("state", s.state.to_string()),
+        (
+            "past end",
+            format!("{} bytes past the committed rows", opt(s.bytes_past_end)),
+        ),
+        ("recovery", format!("would {}", recovery_text(s))),
+    ];
+    if !s.header_from_file {
+        fields.insert(1, ("header", "rebuilt from the journal".to_owned()));
+    }
+    if let Some(problem) = &s.problem {
+        fields.push(("problem", problem.clone()));
+    }
+    fields
+}
+
+fn to_json(s: &FileStatus) -> Value {
+    let h = &s.header;
+    let recovery = match &s.recovery {
+        RecoveryAction::Nothing => Value::Object(vec![("action", Value::Str("none".into()))]),
+        RecoveryAction::Changes(r) => Value::Object(vec![
+            ("action", Value::Str("changes".into())),
+            ("rows_kept", Value::UInt(r.committed_rows)),
+            ("bytes_cut", Value::UInt(r.bytes_cut)),
+            ("header_rewritten", Value::Bool(r.header_rewritten)),
+            ("dropped_rows", Value::UInt(r.dropped_rows)),
+            ("adopted_rows", Value::UInt(r.adopted_rows)),
+            ("journal_removed", Value::Bool(s.journal_present)),
+        ]),
+        RecoveryAction::Refuses(why) => Value::Object(vec![
+            ("action", Value::Str("refuses".into())),
+            ("reason", Value::Str(why.clone())),
+        ]),
+        other => Value::Object(vec![("action", Value::Str(format!("{other:?}")))]),
+    };
+    Value::Object(vec![
+        ("path", Value::Str(s.path.display().to_string())),
+        ("descr", Value::descr(&h.dtype)),
+        ("descr_repr", Value::Str(h.dtype.descr_repr())),
+        ("shape", Value::uints(&h.shape)),
+        ("fortran_order", Value::Bool(h.fortran_order)),
+        ("version", Value::Str(h.version.to_string())),
+        ("header_len", Value::UInt(h.header_len)),
+        ("data_offset", Value::UInt(h.data_offset())),
+        ("header_from_file", Value::Bool(s.header_from_file)),
+        ("row_bytes", Value::opt_uint(s.row_bytes)),
+        ("file_len", Value::UInt(s.file_len)),
+        ("rows", Value::opt_uint(s.rows)),
+        ("journal", Value::Bool(s.journal_present)),
+        ("state", Value::Str(s.state.to_string())),
+        ("bytes_past_end", Value::opt_uint(s.bytes_past_end)),
+        ("problem", s.problem.clone().map_or(Value::Null, Value::Str)),
+        ("recovery", recovery),
+    ])
+}

@@ -1,0 +1,301 @@
+//! A read-only look at a file: its header, its committed rows and what
+//! recovery would do to it.
+//!
+//! [`FileStatus::read`] opens the `.npy` and its journal read-only, takes no
+//! lock and never writes, so it is safe beside a running writer and on a file
+//! that must not change. It decides the committed state with the same code as
+//! recovery (`recovery::inspect`), so what it says recovery would do is what
+//! [`crate::Appender::open_or_recover`] does, with the default
+//! [`crate::TailPolicy::Refuse`].
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format::header::Header;
+use crate::options::TailPolicy;
+use crate::recovery::{self, Files, Inspection, Plan};
+use crate::report::RecoveryReport;
+use crate::storage::{Backend, FsBackend, OpenMode, Storage};
+
+/// The state a file is in, as far as appending to it is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileState {
+    /// A plain `.npy` with no journal whose size matches its header: ready
+    /// for numpy and for appending.
+    Clean,
+    /// A journal is next to the file: a writer is running, or one died
+    /// without closing. Opening for appending (or `npy-append recover`)
+    /// brings the file to its last commit and, on close, removes the journal.
+    NeedsRecovery,
+    /// The file and its journal disagree in a way recovery will not fix on
+    /// its own (bytes past the header's data without a journal, committed
+    /// data missing, a checksum mismatch, a journal of another file).
+    Inconsistent,
+    /// A readable `.npy` this library cannot append to (Fortran order, 0-d,
+    /// rows of zero bytes, a header without room to grow).
+    Unsupported,
+}
+
+impl FileState {
+    /// The name used by the command-line tool: `clean`, `needs-recovery`,
+    /// `inconsistent` or `unsupported`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clean => "clean",
+            Self::NeedsRecovery => "needs-recovery",
+            Self::Inconsistent => "inconsistent",
+            Self::Unsupported => "unsupported",
+        }
+    }
+}
+
+impl fmt::Display for FileState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What opening the file for appending would do to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecoveryAction {
+    /// Nothing: the file is already at its committed state.
+    Nothing,
+    /// These changes (the report recovery would return). A present journal
+    /// is also removed when the recovering writer closes.
+    Changes(RecoveryReport),
+    /// Recovery refuses and changes nothing, for this reason.
+    Refuses(String),
+}
+
+/// What [`FileStatus::read`] found in a `.npy` file and its journal.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FileStatus {
+    /// The `.npy` file.
+    pub path: PathBuf,
+    /// Its journal path (`<file>.journal`).
+    pub journal_path: PathBuf,
+    /// Whether a journal file exists.
+    pub journal_present: bool,
+    /// Length of the `.npy` file in bytes (0 when it does not exist and the
+    /// journal alone describes it).
+    pub file_len: u64,
+    /// The header as the file holds it, or, when the file's header is
+    /// unreadable or missing, as its journal describes it.
+    pub header: Header,
+    /// Whether [`FileStatus::header`] comes from the file (false: rebuilt
+    /// from the journal's snapshot).
+    pub header_from_file: bool,
+    /// Bytes per row (the dtype's size times the row shape), when it fits
+    /// in 64 bits.
+    pub row_bytes: Option<u64>,
+    /// Committed rows (where appending would continue), when they can be
+    /// decided: for [`FileState::Inconsistent`] files with bytes past the
+    /// header's data, the header's rows.
+    pub rows: Option<u64>,
+    /// Bytes past the end of the committed rows, when the rows are known.
+    pub bytes_past_end: Option<u64>,
+    /// The state.
+    pub state: FileState,
+    /// Why the file is not [`FileState::Clean`].
+    pub problem: Option<String>,
+    /// What opening it for appending would do.
+    pub recovery: RecoveryAction,
+}
+
+impl FileStatus {
+    /// Reads the status of the `.npy` at `path` and its journal, read-only
+    /// and without taking a lock.
+    ///
+    /// Errors when neither the file nor its journal exists, on I/O errors,
+    /// and when neither the file's header nor a journal describes the array
+    /// (the file cannot be read at all).
+    pub fn read(path: impl AsRef<Path>) -> Result<Self> {
+        Self::read_with(&FsBackend, path)
+    }
+
+    /// [`FileStatus::read`] on `backend`.
+    pub fn read_with<B: Backend>(backend: &B, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let journal_path = recovery::journal_path(path);
+        let npy = open_read(backend, path)?;
+        let journal = open_read(backend, &journal_path)?;
+        if npy.is_none() && journal.is_none() {
+            return Err(Error::io(
+                path,
+                "opening",
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        }
+        let (file_len, file_header) = match &npy {
+            Some(f) => {
+                let len = f
+                    .len()
+                    .map_err(|e| Error::io(path, "reading the length", e))?;
+                let read = recovery::read_header(f, len)
+                    .map_err(|e| Error::io(path, "reading the header", e))?;
+                (len, Some(read.header))
+            }
+            None => (0, None),
+        };
+        let inspection = recovery::inspect(&Files {
+            path,
+            journal_path: &journal_path,
+            npy: npy.as_ref(),
+            journal: journal.as_ref(),
+            tail_policy: TailPolicy::Refuse,
+        });
+        let file_header = file_header.map(|h| h.map_err(|e| Error::from_format(path, e)));
+        let found = Found {
+            path: path.to_path_buf(),
+            journal_path,
+            journal_present: journal.is_some(),
+            file_len,
+        };
+        match inspection {
+            Ok(Inspection::Existing(plan)) => Ok(Self::planned(found, file_header, &plan)),
+            Ok(Inspection::Missing { .. }) => Err(Error::Corrupt {
+                what: format!(
+                    "{} does not exist and this journal is incomplete (its writer died while \
+                     creating the file, before any commit); opening the file for appending \
+                     removes the journal",
+                    path.display()
+                ),
+                path: found.journal_path,
+                offset: None,
+            }),
+            Err(e) => match file_header {
+                Some(Ok(header)) if !matches!(e, Error::Io { .. }) => {
+                    Ok(Self::refused(found, header, &e))
+                }
+                // An I/O error, or neither the file nor a usable journal
+                // describes the array.
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// The status of a file recovery would open, by its plan.
+    fn planned(found: Found, file_header: Option<Result<Header>>, plan: &Plan) -> Self {
+        let journal_path = &found.journal_path;
+        let (header, header_from_file, mut problem) = match file_header {
+            Some(Ok(h)) => (h, true, None),
+            Some(Err(e)) => (
+                plan.layout.header.clone(),
+                false,
+                Some(format!(
+                    "the header is unreadable ({e}); recovery rebuilds it from {}",
+                    journal_path.display()
+                )),
+            ),
+            None => (
+                plan.layout.header.clone(),
+                false,
+                Some(format!(
+                    "the file does not exist: its writer died while creating it; \
+                     recovery creates it empty from {}",
+                    journal_path.display()
+                )),
+            ),
+        };
+        let (state, recovery) = if found.journal_present {
+            problem.get_or_insert_with(|| {
+                format!(
+                    "{} is present: a writer is running, or one died without closing",
+                    journal_path.display()
+                )
+            });
+            (
+                FileState::NeedsRecovery,
+                RecoveryAction::Changes(plan.report.clone()),
+            )
+        } else if plan.report.changed_file() || plan.create_npy {
+            (
+                FileState::Clean,
+                RecoveryAction::Changes(plan.report.clone()),
+            )
+        } else {
+            (FileState::Clean, RecoveryAction::Nothing)
+        };
+        Self {
+            path: found.path,
+            journal_path: found.journal_path,
+            journal_present: found.journal_present,
+            file_len: found.file_len,
+            header,
+            header_from_file,
+            row_bytes: Some(plan.layout.row_bytes),
+            rows: Some(plan.rows),
+            bytes_past_end: Some(plan.report.bytes_cut),
+            state,
+            problem,
+            recovery,
+        }
+    }
+
+    /// The status of a file with a readable header that recovery refuses
+    /// with `err`.
+    fn refused(found: Found, header: Header, err: &Error) -> Self {
+        let (state, rows, bytes_past_end) = match err {
+            Error::Unsupported { .. } => (FileState::Unsupported, None, None),
+            Error::TrailingBytes {
+                header_rows,
+                extra_bytes,
+                ..
+            } => (
+                FileState::Inconsistent,
+                Some(*header_rows),
+                Some(*extra_bytes),
+            ),
+            _ => (FileState::Inconsistent, None, None),
+        };
+        Self {
+            path: found.path,
+            journal_path: found.journal_path,
+            journal_present: found.journal_present,
+            file_len: found.file_len,
+            row_bytes: row_bytes(&header),
+            header,
+            header_from_file: true,
+            rows,
+            bytes_past_end,
+            state,
+            problem: Some(err.to_string()),
+            recovery: RecoveryAction::Refuses(err.to_string()),
+        }
+    }
+
+    /// The number of rows the header's shape gives (what numpy sees), or
+    /// `None` for a 0-d array.
+    pub fn header_rows(&self) -> Option<u64> {
+        self.header.growth_len()
+    }
+}
+
+/// The files found, before their contents are judged.
+struct Found {
+    path: PathBuf,
+    journal_path: PathBuf,
+    journal_present: bool,
+    file_len: u64,
+}
+
+fn open_read<B: Backend>(backend: &B, path: &Path) -> Result<Option<B::File>> {
+    match backend.open(path, OpenMode::Read) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, "opening read-only", e)),
+    }
+}
+
+fn row_bytes(header: &Header) -> Option<u64> {
+    let itemsize = header.dtype.itemsize().ok()?;
+    header
+        .row_shape()
+        .iter()
+        .try_fold(itemsize, |acc, &d| acc.checked_mul(d))
+}
