@@ -1,0 +1,956 @@
+//! Real power cuts: a writer process appends with `Durability::Fsync` to a
+//! file on a loop-mounted ext4 (and XFS) file system, and at a random
+//! instant the file system is shut down WITHOUT flushing its log (the
+//! shutdown ioctl with the NOLOGFLUSH flag: every write the file system had
+//! not made durable is lost, exactly as after a power cut). The parent then
+//! kills the writer, unmounts, mounts again (the log is replayed), recovers
+//! and checks:
+//!
+//! - `open_or_recover` succeeds;
+//! - the committed rows are at least the last acknowledged commit, and are
+//!   exactly that commit or the one in flight (a commit boundary);
+//! - every row holds its value, the header's shape equals the rows and the
+//!   file ends there;
+//! - `close` leaves no journal, and numpy loads a sample of the files.
+//!
+//! The writer (`child_fs_writer`, which does nothing unless
+//! `NPY_APPEND_FSCUT_CHILD` is set) appends rows of 16 `u64` whose value `j`
+//! in row `i` is `16 * i + j`, commits batches of 1 to 64,000 rows, closes
+//! and reopens now and then, and prints `committing T` before and
+//! `committed N` after each commit. The parent checks a copy of the files
+//! and leaves the originals as the cut left them, so the next writer
+//! recovers them itself and some cuts land during that recovery; some files
+//! are new, so some cuts land during their creation.
+//!
+//! Needs root, loop devices, `losetup`, `mount`, `mkfs.ext4` and `mkfs.xfs`:
+//! without them each test prints `SKIP fs_power_cut_<fs>: <reason>` and
+//! passes, except under `CI=true`, where that is a failure. Every mount and
+//! loop device is removed when the test ends, also when it fails.
+//!
+//! Environment: `NPY_APPEND_FS_CUTS` (default 60) cuts per file system,
+//! `NPY_APPEND_SEED` replays a run's random choices (the seed is printed).
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use npy_append::{AppendOptions, Appender, Durability, Found};
+
+const CHILD_ENV: &str = "NPY_APPEND_FSCUT_CHILD";
+const CHILD_SEED_ENV: &str = "NPY_APPEND_FSCUT_CHILD_SEED";
+/// Prefix of the lines the writer prints, to tell them from libtest's output.
+const TAG: &str = "@npy-fscut ";
+/// Part of every image file name, so that loop devices left by a run that
+/// was itself killed can be recognised and removed.
+const IMAGE_MARKER: &str = "npy-append-fscut-";
+
+/// Values per row.
+const ROW: u64 = 16;
+/// Bytes per row.
+const ROW_BYTES: u64 = ROW * 8;
+/// The writer closes the file at this many rows (about 19 MB).
+const MAX_ROWS: u64 = 150_000;
+
+/// `_IOR('X', 125, __u32)`: `EXT4_IOC_SHUTDOWN`, and the same number is
+/// `XFS_IOC_GOINGDOWN`.
+const IOC_SHUTDOWN: u32 = (2 << 30) | (4 << 16) | ((b'X' as u32) << 8) | 125;
+/// `EXT4_GOING_FLAGS_NOLOGFLUSH` = `XFS_FSOP_GOING_FLAGS_NOLOGFLUSH`: shut
+/// down without writing the log, so uncommitted metadata is lost.
+const GOING_FLAGS_NOLOGFLUSH: u32 = 2;
+
+/// The value `j` of row `i`.
+fn value(i: u64, j: u64) -> u64 {
+    i * ROW + j
+}
+
+/// Rows `start..start + n`, flattened.
+fn rows(start: u64, n: u64) -> Vec<u64> {
+    (start * ROW..(start + n) * ROW).collect()
+}
+
+/// xorshift64*: small, seedable, good enough to pick sizes and delays.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform-ish in `0..n` (`n > 0`).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn seed_from_env_or_time() -> u64 {
+    match std::env::var("NPY_APPEND_SEED") {
+        Ok(s) => s.trim().parse().expect("NPY_APPEND_SEED must be a u64"),
+        Err(_) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            (nanos as u64) ^ (u64::from(std::process::id()) << 32)
+        }
+    }
+}
+
+fn cuts_per_fs() -> usize {
+    std::env::var("NPY_APPEND_FS_CUTS").map_or(60, |s| {
+        s.trim()
+            .parse()
+            .expect("NPY_APPEND_FS_CUTS must be a number")
+    })
+}
+
+/// Prints one tagged line and flushes it (one `write` of a short line to a
+/// pipe is atomic, so the parent never sees half a line).
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{TAG}{line}").unwrap();
+    out.flush().unwrap();
+}
+
+/// The writer process; returns at once in a normal test run. Once the file
+/// system is shut down its calls fail and it panics; the parent kills it
+/// anyway.
+#[test]
+fn child_fs_writer() {
+    let Some(path) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let path = PathBuf::from(path);
+    let seed: u64 = std::env::var(CHILD_SEED_ENV).unwrap().parse().unwrap();
+    let mut rng = Rng::new(seed);
+    let open = |rng: &mut Rng| {
+        say("opening");
+        let w = if path.exists() && rng.below(2) == 0 {
+            // The plain entry point: an existing file knows its dtype and shape.
+            Appender::open_or_recover(&path).unwrap()
+        } else {
+            AppendOptions::new()
+                .dtype("<u8")
+                .unwrap()
+                .row_shape(&[ROW])
+                .durability(Durability::Fsync)
+                .open(&path)
+                .unwrap()
+        };
+        assert_eq!(w.durability(), Durability::Fsync);
+        say(&format!("opened {}", w.len()));
+        w
+    };
+    let mut w = open(&mut rng);
+    loop {
+        let start = w.len();
+        if start >= MAX_ROWS {
+            let n = w.close().unwrap();
+            say(&format!("closed {n}"));
+            say("done");
+            return;
+        }
+        // Mostly small commits; one in eight spans several MiB.
+        let size = if rng.below(8) == 0 {
+            16_384 + rng.below(48_000)
+        } else {
+            1 + rng.below(2000)
+        };
+        let target = (start + size).min(MAX_ROWS);
+        let mut next = start;
+        while next < target {
+            let n = (1 + rng.below(9000)).min(target - next);
+            w.append(&rows(next, n)).unwrap();
+            next += n;
+        }
+        say(&format!("committing {target}"));
+        let n = w.commit().unwrap();
+        assert_eq!(n, target);
+        say(&format!("committed {n}"));
+        if rng.below(16) == 0 {
+            // A clean close and reopen now and then, so cuts land there too.
+            let n = w.close().unwrap();
+            say(&format!("closed {n}"));
+            w = open(&mut rng);
+        }
+    }
+}
+
+/// What the writer said before the cut.
+#[derive(Default, Debug)]
+struct Heard {
+    opened: Option<u64>,
+    /// Rows of the last commit, open or close that returned.
+    acked: u64,
+    /// Commits that returned.
+    commits: u64,
+    /// Rows of the last commit that was started and has not returned.
+    in_flight: Option<u64>,
+    /// The last line was `closed`: the file was closed when the cut came
+    /// (or the writer was reopening it).
+    closing: bool,
+    done: bool,
+}
+
+impl Heard {
+    fn hear(&mut self, line: &str) {
+        // libtest may print "test child_fs_writer ... " first on the same line.
+        let Some((_, msg)) = line.split_once(TAG) else {
+            return;
+        };
+        let mut words = msg.split(' ');
+        let word = words.next().unwrap_or_default();
+        let number = words.next().and_then(|n| n.parse::<u64>().ok());
+        match (word, number) {
+            ("opened", Some(n)) => {
+                self.opened.get_or_insert(n);
+                self.acked = self.acked.max(n);
+                self.closing = false;
+            }
+            ("committing", Some(n)) => self.in_flight = Some(n),
+            ("committed", Some(n)) => {
+                self.acked = n;
+                self.commits += 1;
+                self.in_flight = None;
+            }
+            ("closed", Some(n)) => {
+                self.acked = n;
+                self.closing = true;
+            }
+            ("done", None) => self.done = true,
+            _ => {}
+        }
+    }
+}
+
+/// A minimal NPY header reader, independent of the library's: returns
+/// (header length, descr, shape).
+fn read_npy_header(bytes: &[u8]) -> (u64, String, Vec<u64>) {
+    assert!(
+        bytes.len() >= 12,
+        "file too short for a header: {} bytes",
+        bytes.len()
+    );
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "bad magic");
+    let (len, start) = match bytes[6] {
+        1 => (u64::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 => (
+            u64::from(u32::from_le_bytes([
+                bytes[8], bytes[9], bytes[10], bytes[11],
+            ])),
+            12,
+        ),
+        v => panic!("unknown version {v}"),
+    };
+    let header_len = start as u64 + len;
+    assert_eq!(header_len % 64, 0, "header length {header_len}");
+    assert!(header_len as usize <= bytes.len(), "header past the file");
+    let text = std::str::from_utf8(&bytes[start..header_len as usize]).expect("header not UTF-8");
+    assert!(text.ends_with('\n'), "header: {text:?}");
+    assert!(text.contains("'fortran_order': False"), "header: {text:?}");
+    let descr = text
+        .split("'descr': '")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .unwrap_or_else(|| panic!("no descr in {text:?}"))
+        .to_owned();
+    let shape_text = text
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap_or_else(|| panic!("no shape in {text:?}"));
+    let shape = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("bad shape {shape_text:?}"))
+        })
+        .collect();
+    (header_len, descr, shape)
+}
+
+/// Checks that the file at `path` is a `.npy` of exactly `rows` rows of
+/// `value(i, j)`, with nothing after them.
+fn verify_file(path: &Path, rows: u64, context: &str) {
+    let mut file =
+        File::open(path).unwrap_or_else(|e| panic!("{context}: opening {}: {e}", path.display()));
+    let file_len = file.metadata().unwrap().len();
+    let mut head = vec![0u8; 4096.min(file_len as usize)];
+    file.read_exact(&mut head).unwrap();
+    let (header_len, descr, shape) = read_npy_header(&head);
+    assert_eq!(descr, "<u8", "{context}: descr");
+    assert_eq!(shape, vec![rows, ROW], "{context}: header shape");
+    assert_eq!(
+        file_len,
+        header_len + rows * ROW_BYTES,
+        "{context}: file length (header {header_len} + {rows} rows of {ROW_BYTES} bytes)"
+    );
+    let mut file = BufReader::with_capacity(1 << 20, file);
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(header_len)).unwrap();
+    let mut buf = vec![0u8; (ROW_BYTES * 8192) as usize];
+    let mut row = 0;
+    while row < rows {
+        let n = (rows - row).min(8192);
+        let chunk = &mut buf[..(n * ROW_BYTES) as usize];
+        file.read_exact(chunk).unwrap();
+        for (k, word) in chunk.chunks_exact(8).enumerate() {
+            let got = u64::from_le_bytes(word.try_into().unwrap());
+            let k = k as u64;
+            let (i, j) = (row + k / ROW, k % ROW);
+            assert!(
+                got == value(i, j),
+                "{context}: row {i} value {j} is {got}, expected {}",
+                value(i, j)
+            );
+        }
+        row += n;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Loop devices and mounts.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FsKind {
+    Ext4,
+    Xfs,
+}
+
+impl FsKind {
+    fn name(self) -> &'static str {
+        match self {
+            FsKind::Ext4 => "ext4",
+            FsKind::Xfs => "xfs",
+        }
+    }
+
+    fn mkfs(self) -> &'static str {
+        match self {
+            FsKind::Ext4 => "mkfs.ext4",
+            FsKind::Xfs => "mkfs.xfs",
+        }
+    }
+
+    fn mkfs_args(self) -> &'static [&'static str] {
+        match self {
+            FsKind::Ext4 => &["-q", "-F"],
+            FsKind::Xfs => &["-q", "-f"],
+        }
+    }
+
+    /// Image size: XFS refuses file systems under 300 MB. The image is
+    /// sparse, so only what is written takes disk space.
+    fn image_bytes(self) -> u64 {
+        match self {
+            FsKind::Ext4 => 256 << 20,
+            FsKind::Xfs => 320 << 20,
+        }
+    }
+}
+
+/// The full path of the program `name`, searched in `PATH` and the sbin
+/// directories (often missing from a non-root `PATH`).
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs a program to completion: its stdout, or an error naming the command
+/// and its stderr.
+fn run(program: &str, args: &[&str]) -> Result<String, String> {
+    let exe = find_program(program).ok_or_else(|| format!("{program} not found"))?;
+    let out = Command::new(&exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{program} {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Why this machine cannot run the test for `kind`, if it cannot.
+fn missing_prerequisite(kind: FsKind) -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root (mounting a loop device needs root)".into());
+    }
+    if !Path::new("/dev/loop-control").exists() {
+        return Some("no loop devices (/dev/loop-control missing)".into());
+    }
+    for program in ["losetup", "mount", "umount", kind.mkfs()] {
+        if find_program(program).is_none() {
+            let hint = if kind == FsKind::Xfs && program == "mkfs.xfs" {
+                " (install xfsprogs; scripts/test.sh does as root)"
+            } else {
+                ""
+            };
+            return Some(format!("{program} not found{hint}"));
+        }
+    }
+    let supported = |name: &str| {
+        std::fs::read_to_string("/proc/filesystems")
+            .is_ok_and(|s| s.lines().any(|l| l.split_whitespace().last() == Some(name)))
+    };
+    if !supported(kind.name()) {
+        // A module not loaded yet is loaded on demand.
+        let _ = run("modprobe", &[kind.name()]);
+        if !supported(kind.name()) {
+            return Some(format!("the kernel does not support {}", kind.name()));
+        }
+    }
+    None
+}
+
+/// Prints the SKIP line, or fails under `CI=true`.
+fn skip(test: &str, reason: &str) {
+    assert!(
+        !std::env::var("CI").is_ok_and(|v| v == "true"),
+        "{test}: cannot run under CI=true: {reason}"
+    );
+    println!("SKIP {test}: {reason}");
+    eprintln!("SKIP {test}: {reason}");
+}
+
+/// Loop devices whose image is one of ours (by its file name) and the mount
+/// points of each, from `losetup` and `/proc/self/mounts`.
+fn our_loop_devices() -> Vec<(String, Vec<String>)> {
+    let Ok(list) = run(
+        "losetup",
+        &["--list", "--noheadings", "--raw", "-O", "NAME,BACK-FILE"],
+    ) else {
+        return Vec::new();
+    };
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    list.lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(_, back)| back.contains(IMAGE_MARKER))
+        .map(|(dev, _)| {
+            let points = mounts
+                .lines()
+                .filter_map(|m| {
+                    let mut f = m.split(' ');
+                    (f.next() == Some(dev)).then(|| f.next().unwrap_or_default().to_owned())
+                })
+                .collect();
+            (dev.to_owned(), points)
+        })
+        .collect()
+}
+
+/// A file system on a loop device over a sparse image in a temporary
+/// directory under the target directory, mounted at `mnt`. Dropping it
+/// unmounts and detaches the device (also while a failed test unwinds).
+struct LoopFs {
+    kind: FsKind,
+    dev: String,
+    mnt: PathBuf,
+    mounted: bool,
+    /// Holds the image and the mount point; removed after the drop.
+    _dir: tempfile::TempDir,
+}
+
+impl LoopFs {
+    /// Creates the image, attaches it, makes the file system and mounts it.
+    /// `Err((skip, reason))`: `skip` when the machine has no free loop
+    /// device (a reason to skip), otherwise a failure.
+    fn new(kind: FsKind) -> Result<Self, (bool, String)> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{IMAGE_MARKER}{}-", kind.name()))
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .map_err(|e| (false, format!("temporary directory: {e}")))?;
+        let image = dir
+            .path()
+            .join(format!("{IMAGE_MARKER}{}.img", kind.name()));
+        File::create(&image)
+            .and_then(|f| f.set_len(kind.image_bytes()))
+            .map_err(|e| (false, format!("creating {}: {e}", image.display())))?;
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).map_err(|e| (false, format!("mount point: {e}")))?;
+        let dev = run("losetup", &["--find", "--show", image.to_str().unwrap()])
+            .map_err(|e| (true, format!("no loop device: {e}")))?
+            .trim()
+            .to_owned();
+        // From here on, Drop detaches the device.
+        let mut fs = LoopFs {
+            kind,
+            dev,
+            mnt,
+            mounted: false,
+            _dir: dir,
+        };
+        let mut args = kind.mkfs_args().to_vec();
+        args.push(&fs.dev);
+        run(kind.mkfs(), &args).map_err(|e| (false, e))?;
+        fs.mount().map_err(|e| (false, e))?;
+        Ok(fs)
+    }
+
+    fn mount(&mut self) -> Result<(), String> {
+        run(
+            "mount",
+            &[
+                "-t",
+                self.kind.name(),
+                &self.dev,
+                self.mnt.to_str().unwrap(),
+            ],
+        )?;
+        self.mounted = true;
+        Ok(())
+    }
+
+    fn unmount(&mut self) -> Result<(), String> {
+        run("umount", &[self.mnt.to_str().unwrap()])?;
+        self.mounted = false;
+        Ok(())
+    }
+
+    /// Shuts the file system down without flushing its log: what was not
+    /// durable yet is lost, later I/O fails.
+    fn cut(&self) {
+        let dir = File::open(&self.mnt).unwrap();
+        let mut flags: u32 = GOING_FLAGS_NOLOGFLUSH;
+        // SAFETY: the descriptor is open for the call and the argument is
+        // the `__u32` the ioctl reads.
+        let rc = unsafe {
+            libc::ioctl(
+                dir.as_raw_fd(),
+                IOC_SHUTDOWN as _,
+                std::ptr::from_mut(&mut flags),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "{} shutdown ioctl: {}",
+            self.kind.name(),
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Unmounts and mounts again: the file system replays its log.
+    fn remount(&mut self) {
+        self.unmount()
+            .unwrap_or_else(|e| panic!("unmounting after a cut: {e}"));
+        self.mount()
+            .unwrap_or_else(|e| panic!("mounting after a cut: {e}"));
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        if self.mounted && self.unmount().is_err() {
+            // Something still holds it (a failed test's writer): detach it
+            // lazily, so the device goes away once it is released.
+            let _ = run("umount", &["-l", self.mnt.to_str().unwrap()]);
+        }
+        if let Err(e) = run("losetup", &["-d", &self.dev]) {
+            eprintln!("fs_power_cut: detaching {}: {e}", self.dev);
+        }
+    }
+}
+
+/// A writer process, killed and reaped when dropped.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serializes the tests of this binary and runs of it in other processes:
+/// they compete for the same two cores and loop devices, and while the lock
+/// is held any loop device of ours is a leftover of a run that was killed.
+fn exclusive() -> File {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fs_power_cut.lock");
+    let file = File::create(&path).unwrap();
+    file.lock().unwrap();
+    for (dev, points) in our_loop_devices() {
+        eprintln!("fs_power_cut: removing leftover {dev} (mounted at {points:?})");
+        for point in points {
+            let _ = run("umount", &["-l", &point]);
+        }
+        let _ = run("losetup", &["-d", &dev]);
+    }
+    file
+}
+
+// ---------------------------------------------------------------------------
+// The test.
+
+#[derive(Default)]
+struct Stats {
+    acked_commits: u64,
+    max_rows: u64,
+    rows_kept: u64,
+    recoveries_that_cut: u64,
+    bytes_cut: u64,
+    header_rewrites: u64,
+    in_flight_kept: u64,
+    in_flight_lost: u64,
+    cuts_in_creation: u64,
+    cuts_in_recovery: u64,
+    cuts_in_close: u64,
+    files: u64,
+}
+
+/// Copies the `.npy` and its journal (those that exist) to `copy`.
+fn copy_pair(path: &Path, copy: &Path) {
+    for (from, to) in [
+        (path.to_path_buf(), copy.to_path_buf()),
+        (
+            npy_append::journal_path(path),
+            npy_append::journal_path(copy),
+        ),
+    ] {
+        if from.exists() {
+            std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+        }
+    }
+}
+
+/// Recovers the file at `path`, checks it against what the writer said
+/// (`base`: rows committed before this writer started), closes it and
+/// returns the committed rows.
+fn recover_and_check(
+    path: &Path,
+    base: u64,
+    heard: &Heard,
+    stats: &mut Stats,
+    context: &str,
+) -> u64 {
+    let journal = npy_append::journal_path(path);
+    let had_journal = journal.exists();
+    let w = Appender::open_or_recover(path)
+        .unwrap_or_else(|e| panic!("{context}: recovery failed: {e}"));
+    let rows = w.len();
+    let report = w.report().clone();
+    assert_eq!(report.committed_rows, rows, "{context}: report {report}");
+    assert_eq!(w.pending_rows(), 0, "{context}");
+    let acked = heard.acked.max(base);
+    assert!(
+        rows >= acked,
+        "{context}: {rows} rows recovered but {acked} were acknowledged ({report})"
+    );
+    assert!(
+        rows == acked || Some(rows) == heard.in_flight,
+        "{context}: {rows} rows recovered: neither the acknowledged {acked} nor the commit in \
+         flight {:?} ({report})",
+        heard.in_flight
+    );
+    if had_journal && path.exists() {
+        assert!(
+            report.found == Found::Journal
+                || (report.found == Found::Clean && report.journal_discarded),
+            "{context}: a journal was there, but the report says {report}"
+        );
+    }
+    assert_eq!(
+        report.dropped_rows, 0,
+        "{context}: fsync commits dropped ({report})"
+    );
+    if path.exists() {
+        verify_file(path, rows, context);
+    } else {
+        assert_eq!(rows, 0, "{context}: rows without a file");
+    }
+    if let Some(t) = heard.in_flight.filter(|&t| t > acked) {
+        if rows == t {
+            stats.in_flight_kept += 1;
+        } else {
+            stats.in_flight_lost += 1;
+        }
+    }
+    if report.bytes_cut > 0 {
+        stats.recoveries_that_cut += 1;
+        stats.bytes_cut += report.bytes_cut;
+    }
+    if report.header_rewritten {
+        stats.header_rewrites += 1;
+    }
+    let n = w
+        .close()
+        .unwrap_or_else(|e| panic!("{context}: close after recovery failed: {e}"));
+    assert_eq!(n, rows, "{context}: close");
+    assert!(!journal.exists(), "{context}: journal left after close");
+    if path.exists() {
+        verify_file(path, rows, &format!("{context}, after close"));
+    }
+    rows
+}
+
+fn power_cuts(kind: FsKind) {
+    let test = format!("fs_power_cut_{}", kind.name());
+    let _lock = exclusive();
+    if let Some(reason) = missing_prerequisite(kind) {
+        skip(&test, &reason);
+        return;
+    }
+    let mut fs = match LoopFs::new(kind) {
+        Ok(fs) => fs,
+        Err((true, reason)) => {
+            skip(&test, &reason);
+            return;
+        }
+        Err((false, e)) => panic!("{test}: {e}"),
+    };
+    let cuts = cuts_per_fs();
+    let seed = seed_from_env_or_time();
+    println!(
+        "{test}: seed {seed} (NPY_APPEND_SEED={seed} replays the choices), {cuts} cuts on {}",
+        fs.dev
+    );
+    let mut rng = Rng::new(seed);
+    let exe = std::env::current_exe().unwrap();
+    let checks = tempfile::Builder::new()
+        .prefix("fscut-checks-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let mut stats = Stats::default();
+    let mut generation = 0;
+    let mut path = fs.mnt.join(format!("data-{generation}.npy"));
+    stats.files = 1;
+    let mut base = 0u64;
+    let mut samples: Vec<(PathBuf, u64)> = Vec::new();
+    let started = Instant::now();
+
+    for round in 0..cuts {
+        let context = format!("{test}, cut {round} (seed {seed})");
+        let fresh = !path.exists() && !npy_append::journal_path(&path).exists();
+        let needs_recovery = npy_append::journal_path(&path).exists();
+        let mut child = ChildGuard(
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "child_fs_writer",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, &path)
+                .env(CHILD_SEED_ENV, rng.next().to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let (tx, rx) = mpsc::channel::<String>();
+        let stdout = child.0.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.0.stderr.take().unwrap();
+        let err_reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+
+        let mut heard = Heard::default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    heard.hear(&line);
+                    if line.contains(TAG) && line.ends_with("opening") {
+                        break;
+                    }
+                }
+                Err(e) => panic!(
+                    "{context}: the writer did not start ({e}):\n{}",
+                    err_reader.join().unwrap()
+                ),
+            }
+        }
+        // One cut in three within the first 4 ms (creating or recovering
+        // the file), the rest 3..150 ms in.
+        let delay = if rng.below(3) == 0 {
+            Duration::from_micros(rng.below(4000))
+        } else {
+            Duration::from_micros(3000 + rng.below(147_000))
+        };
+        std::thread::sleep(delay);
+        if let Some(status) = child.0.try_wait().unwrap() {
+            for line in rx.try_iter() {
+                heard.hear(&line);
+            }
+            assert!(
+                status.success() && heard.done,
+                "{context}: the writer failed before the cut ({status}):\n{}",
+                err_reader.join().unwrap()
+            );
+        }
+        fs.cut();
+        let _ = child.0.kill();
+        let status = child.0.wait().unwrap();
+        reader.join().unwrap();
+        for line in rx.try_iter() {
+            heard.hear(&line);
+        }
+        let stderr = err_reader.join().unwrap();
+        drop(child);
+        fs.remount();
+
+        if heard.opened.is_none() && !heard.done {
+            if fresh {
+                stats.cuts_in_creation += 1;
+            } else if needs_recovery {
+                stats.cuts_in_recovery += 1;
+            }
+        }
+        if heard.closing {
+            stats.cuts_in_close += 1;
+        }
+        if let Some(opened) = heard.opened {
+            // The writer recovered what the previous cut left: the same
+            // state this test's own recovery of a copy found.
+            assert_eq!(
+                opened, base,
+                "{context}: the writer opened {opened} rows, a copy recovered {base} \
+                 (writer status {status}):\n{stderr}"
+            );
+        }
+        stats.acked_commits += heard.commits;
+
+        // Check a copy; the writer of the next round recovers the original.
+        let copy = checks.path().join(format!("cut-{round}.npy"));
+        copy_pair(&path, &copy);
+        let rows = recover_and_check(&copy, base, &heard, &mut stats, &context);
+        stats.max_rows = stats.max_rows.max(rows);
+        stats.rows_kept += rows;
+        base = rows;
+        if round % 5 == 0 && rows > 0 {
+            samples.push((copy, rows));
+        } else {
+            let _ = std::fs::remove_file(&copy);
+        }
+
+        // A new file when this one is full, and now and then anyway, so that
+        // cuts land in creation too.
+        if rows >= MAX_ROWS || heard.done || rng.below(5) == 0 {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(npy_append::journal_path(&path));
+            generation += 1;
+            path = fs.mnt.join(format!("data-{generation}.npy"));
+            stats.files += 1;
+            base = 0;
+        }
+    }
+
+    // Recover the last file in place, on the remounted file system.
+    let heard = Heard::default();
+    let rows = recover_and_check(
+        &path,
+        base,
+        &heard,
+        &mut stats,
+        &format!("{test}: final in-place recovery (seed {seed})"),
+    );
+    assert_eq!(rows, base, "{test}: in place vs. copy");
+    let elapsed = started.elapsed();
+    println!(
+        "{test}: {cuts} cuts survived in {:.1} s (seed {seed}): {} acknowledged commits, \
+         max {} rows, {} rows kept in total, {} files; {} recoveries cut {} bytes, \
+         {} rewrote the header; commits in flight: {} kept, {} lost; cuts during creation {}, \
+         during recovery {}, right after a close {}",
+        elapsed.as_secs_f64(),
+        stats.acked_commits,
+        stats.max_rows,
+        stats.rows_kept,
+        stats.files,
+        stats.recoveries_that_cut,
+        stats.bytes_cut,
+        stats.header_rewrites,
+        stats.in_flight_kept,
+        stats.in_flight_lost,
+        stats.cuts_in_creation,
+        stats.cuts_in_recovery,
+        stats.cuts_in_close,
+    );
+    assert!(
+        stats.acked_commits > 0,
+        "{test}: no commit was ever acknowledged: the cuts proved nothing"
+    );
+    drop(fs);
+    assert!(
+        our_loop_devices().is_empty(),
+        "{test}: a loop device is left: {:?}",
+        our_loop_devices()
+    );
+
+    let Some(py) = support::require_numpy(&test) else {
+        return;
+    };
+    let mut args: Vec<String> = Vec::new();
+    for (copy, rows) in &samples {
+        args.push(copy.display().to_string());
+        args.push(rows.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::run_python(
+        &py,
+        r"
+import sys
+import numpy as np
+args = sys.argv[1:]
+for k in range(0, len(args), 2):
+    path, rows = args[k], int(args[k + 1])
+    expected = np.arange(rows * 16, dtype=np.uint64).reshape(rows, 16)
+    for mode in (None, 'r'):
+        a = np.load(path, mmap_mode=mode)
+        assert a.dtype == np.dtype('<u8'), (path, a.dtype)
+        assert a.shape == (rows, 16), (path, a.shape, rows)
+        assert np.array_equal(a, expected), path
+print('numpy read', len(args) // 2, 'files')
+",
+        &args,
+    );
+    assert!(
+        out.contains(&format!("numpy read {} files", samples.len())),
+        "{test}: numpy check printed {out:?}"
+    );
+    println!("{test}: {}", out.trim());
+}
+
+#[test]
+fn fs_power_cut_ext4() {
+    power_cuts(FsKind::Ext4);
+}
+
+#[test]
+fn fs_power_cut_xfs() {
+    power_cuts(FsKind::Xfs);
+}
