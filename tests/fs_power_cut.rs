@@ -27,7 +27,7 @@
 //! passes, except under `CI=true`, where that is a failure. Every mount and
 //! loop device is removed when the test ends, also when it fails.
 //!
-//! Environment: `NPY_APPEND_FS_CUTS` (default 60) cuts per file system,
+//! Environment: `NPY_APPEND_FS_CUTS` (default 150) cuts per file system,
 //! `NPY_APPEND_SEED` replays a run's random choices (the seed is printed).
 #![cfg(target_os = "linux")]
 
@@ -45,6 +45,9 @@ use npy_append::{AppendOptions, Appender, Durability, Found};
 
 const CHILD_ENV: &str = "NPY_APPEND_FSCUT_CHILD";
 const CHILD_SEED_ENV: &str = "NPY_APPEND_FSCUT_CHILD_SEED";
+/// `process` makes the writer commit with `Durability::Process` (the test
+/// showing that the cuts do lose what was not synced).
+const CHILD_DURABILITY_ENV: &str = "NPY_APPEND_FSCUT_CHILD_DURABILITY";
 /// Prefix of the lines the writer prints, to tell them from libtest's output.
 const TAG: &str = "@npy-fscut ";
 /// Part of every image file name, so that loop devices left by a run that
@@ -110,7 +113,7 @@ fn seed_from_env_or_time() -> u64 {
 }
 
 fn cuts_per_fs() -> usize {
-    std::env::var("NPY_APPEND_FS_CUTS").map_or(60, |s| {
+    std::env::var("NPY_APPEND_FS_CUTS").map_or(150, |s| {
         s.trim()
             .parse()
             .expect("NPY_APPEND_FS_CUTS must be a number")
@@ -135,10 +138,14 @@ fn child_fs_writer() {
     };
     let path = PathBuf::from(path);
     let seed: u64 = std::env::var(CHILD_SEED_ENV).unwrap().parse().unwrap();
+    let durability = match std::env::var(CHILD_DURABILITY_ENV).as_deref() {
+        Ok("process") => Durability::Process,
+        _ => Durability::Fsync,
+    };
     let mut rng = Rng::new(seed);
     let open = |rng: &mut Rng| {
         say("opening");
-        let w = if path.exists() && rng.below(2) == 0 {
+        let w = if durability == Durability::Fsync && path.exists() && rng.below(2) == 0 {
             // The plain entry point: an existing file knows its dtype and shape.
             Appender::open_or_recover(&path).unwrap()
         } else {
@@ -146,11 +153,11 @@ fn child_fs_writer() {
                 .dtype("<u8")
                 .unwrap()
                 .row_shape(&[ROW])
-                .durability(Durability::Fsync)
+                .durability(durability)
                 .open(&path)
                 .unwrap()
         };
-        assert_eq!(w.durability(), Durability::Fsync);
+        assert_eq!(w.durability(), durability);
         say(&format!("opened {}", w.len()));
         w
     };
@@ -579,6 +586,60 @@ impl Drop for LoopFs {
 /// A writer process, killed and reaped when dropped.
 struct ChildGuard(Child);
 
+type Lines = mpsc::Receiver<String>;
+type Join<T> = std::thread::JoinHandle<T>;
+
+/// Starts a writer on `path`: the process, its stdout lines, and the
+/// threads reading its stdout and stderr (the second returns all of it).
+fn spawn_writer(
+    exe: &Path,
+    path: &Path,
+    seed: u64,
+    durability: Durability,
+) -> (ChildGuard, Lines, Join<()>, Join<String>) {
+    let mut child = ChildGuard(
+        Command::new(exe)
+            .args([
+                "--exact",
+                "child_fs_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, path)
+            .env(CHILD_SEED_ENV, seed.to_string())
+            .env(
+                CHILD_DURABILITY_ENV,
+                if durability == Durability::Process {
+                    "process"
+                } else {
+                    "fsync"
+                },
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = mpsc::channel::<String>();
+    let stdout = child.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = child.0.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    (child, rx, reader, err_reader)
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -746,38 +807,8 @@ fn power_cuts(kind: FsKind) {
         let context = format!("{test}, cut {round} (seed {seed})");
         let fresh = !path.exists() && !npy_append::journal_path(&path).exists();
         let needs_recovery = npy_append::journal_path(&path).exists();
-        let mut child = ChildGuard(
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "child_fs_writer",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(CHILD_ENV, &path)
-                .env(CHILD_SEED_ENV, rng.next().to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let (tx, rx) = mpsc::channel::<String>();
-        let stdout = child.0.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stderr = child.0.stderr.take().unwrap();
-        let err_reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
+        let (mut child, rx, reader, err_reader) =
+            spawn_writer(&exe, &path, rng.next(), Durability::Fsync);
 
         let mut heard = Heard::default();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -943,6 +974,94 @@ print('numpy read', len(args) // 2, 'files')
         "{test}: numpy check printed {out:?}"
     );
     println!("{test}: {}", out.trim());
+}
+
+/// Teeth: the same cuts with a writer that does not sync its commits
+/// (`Durability::Process`) must lose an acknowledged commit, or the cuts
+/// would not be dropping unsynced writes and the test above would prove
+/// nothing.
+fn cuts_lose_unsynced_commits(kind: FsKind) {
+    let test = format!("fs_power_cut_{}_loses_unsynced", kind.name());
+    let _lock = exclusive();
+    if let Some(reason) = missing_prerequisite(kind) {
+        skip(&test, &reason);
+        return;
+    }
+    let mut fs = match LoopFs::new(kind) {
+        Ok(fs) => fs,
+        Err((true, reason)) => {
+            skip(&test, &reason);
+            return;
+        }
+        Err((false, e)) => panic!("{test}: {e}"),
+    };
+    let exe = std::env::current_exe().unwrap();
+    let checks = tempfile::Builder::new()
+        .prefix("fscut-checks-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let mut outcomes = Vec::new();
+    for round in 0..10 {
+        let path = fs.mnt.join(format!("unsynced-{round}.npy"));
+        let (mut child, rx, reader, err_reader) =
+            spawn_writer(&exe, &path, 1 + round, Durability::Process);
+        // Cut once a few commits were acknowledged since the file was
+        // created (creating a file syncs it).
+        let mut heard = Heard::default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while heard.commits < 5 {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => heard.hear(&line),
+                Err(e) => panic!(
+                    "{test}: the writer made no commits ({e}):\n{}",
+                    err_reader.join().unwrap()
+                ),
+            }
+        }
+        fs.cut();
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+        reader.join().unwrap();
+        for line in rx.try_iter() {
+            heard.hear(&line);
+        }
+        drop(child);
+        drop(err_reader);
+        fs.remount();
+        let copy = checks.path().join(format!("unsynced-{round}.npy"));
+        copy_pair(&path, &copy);
+        let (lost, outcome) = match Appender::open_or_recover(&copy) {
+            Ok(w) => (
+                w.len() < heard.acked,
+                format!(
+                    "{} of {} acknowledged rows ({})",
+                    w.len(),
+                    heard.acked,
+                    w.report()
+                ),
+            ),
+            Err(e) => (true, format!("recovery failed: {e}")),
+        };
+        if lost {
+            println!(
+                "{test}: cut {round}: acknowledged unsynced commits were lost, as they must be: \
+                 {outcome}"
+            );
+            return;
+        }
+        outcomes.push(outcome);
+    }
+    panic!("{test}: 10 cuts never lost an unsynced acknowledged commit: {outcomes:#?}");
+}
+
+#[test]
+fn fs_power_cut_ext4_loses_unsynced() {
+    cuts_lose_unsynced_commits(FsKind::Ext4);
+}
+
+#[test]
+fn fs_power_cut_xfs_loses_unsynced() {
+    cuts_lose_unsynced_commits(FsKind::Xfs);
 }
 
 #[test]
