@@ -53,5 +53,13 @@ fi
 
 export NPY_APPEND_PYTHON="$py"
 
+# tests/fs_power_cut.rs makes XFS file systems on loop devices (as root).
+if [[ "$(id -u)" == 0 ]] && ! PATH="$PATH:/usr/sbin:/sbin" command -v mkfs.xfs >/dev/null \
+    && command -v apt-get >/dev/null; then
+    echo "test.sh: installing xfsprogs (mkfs.xfs) for the power-cut tests" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xfsprogs >/dev/null \
+        || echo "test.sh: installing xfsprogs failed; the XFS power-cut test will say so" >&2
+fi
+
 cargo test --release --all-targets "$@"
 cargo test --doc --release "$@"
