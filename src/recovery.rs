@@ -536,7 +536,6 @@ fn plan_missing_npy<F: Storage>(
     } else {
         let record = Record {
             sequence: 1,
-            data_synced: true,
             ..Record::default()
         };
         ((Slot::A, record.clone()), Some((Slot::A, record)))
@@ -783,6 +782,24 @@ fn plan_with_journal<F: Storage>(
                 Some(older) => Some(unverified(older.1.prev_rows, newest.1.sequence + 1)),
                 None => Some(unverified(newest.1.prev_rows, newest.1.sequence + 1)),
             };
+            let fits = |rows: u64| layout.end_of(rows).is_some_and(|end| end <= len);
+            let fallback = fallback.filter(|(rows, _)| fits(*rows)).or_else(|| {
+                // The rows before the newest commit did not all reach the
+                // disk either (unsynced writes land in any order): fall back
+                // to the header's rows (a commit boundary: a header is only
+                // written after its record), or to the empty file this
+                // journal's writer created.
+                let header_rows = read
+                    .header
+                    .as_ref()
+                    .ok()
+                    .and_then(|h| h.shape.first().copied());
+                header_rows
+                    .into_iter()
+                    .chain(identity.created().then_some(0))
+                    .find(|&rows| rows < newest.1.rows && fits(rows))
+                    .map(|rows| unverified(rows, newest.1.sequence + 1))
+            });
             match fallback {
                 Some((rows, record)) if layout.end_of(rows).is_some_and(|end| end <= len) => {
                     report.dropped_rows = newest.1.rows - rows;
@@ -903,12 +920,16 @@ pub(crate) fn create_journal<B: Backend>(
         row_bytes: layout.row_bytes,
         snapshot,
     };
+    // The record commits no data of its own and says nothing about how the
+    // writer's later commits are written, so it does not claim synced data:
+    // a header ahead of it after a power loss may come from a commit whose
+    // unsynced record was lost (Process durability), not from another program.
     let record = Record {
         sequence: 1,
         rows,
         prev_rows: rows,
         data_crc: 0,
-        data_synced: true,
+        data_synced: false,
         cursor: Vec::new(),
     };
     let mut bytes = identity
@@ -986,7 +1007,15 @@ pub(crate) fn apply<B: Backend>(
         changed = true;
     }
     if let Some(bytes) = &plan.header_write {
-        npy.write_at(bytes, 0)
+        // Magic, version and length are rewritten only when they differ: a
+        // torn write over them would leave a header no recovery can match
+        // to its journal (unless this writer created the file).
+        let skip = plan.layout.header.version.prefix_len();
+        let mut prefix = vec![0u8; skip];
+        let keep_prefix =
+            npy.read_at(&mut prefix, 0).is_ok() && bytes.get(..skip) == Some(prefix.as_slice());
+        let from = if keep_prefix { skip } else { 0 };
+        npy.write_at(bytes.get(from..).unwrap_or_default(), from as u64)
             .map_err(|e| Error::io(path, "rewriting the header", e))?;
         changed = true;
     }
