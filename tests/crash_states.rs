@@ -1,0 +1,740 @@
+//! Every crash state, enumerated: simulated power loss after every operation
+//! of a workload, with every surviving disk image the fault model of
+//! `tests/crashsim` allows (lost, reordered, torn, zeroed or garbage writes;
+//! lost directory entries), recovered and checked:
+//!
+//! - opening succeeds (the model never destroys synced data);
+//! - the committed rows are a commit boundary, and (Fsync durability, or a
+//!   kill where the page cache survives) at least the last acknowledged commit;
+//! - under Process durability, `report.dropped_rows` is exactly what the
+//!   newest valid journal record claimed beyond the recovered rows;
+//! - the header's shape equals the committed rows, the file length matches,
+//!   every row equals what was written (under Process durability only when
+//!   the disk wrote back in order: older commits are not checksummed by
+//!   design, so lost write-back there is counted, not judged);
+//! - recovering the recovered image again changes nothing;
+//! - a crash at any point of recovery itself, then recovery again, gives the
+//!   same committed rows;
+//! - closing leaves a plain `.npy` with no journal (a sample is loaded with numpy).
+//!
+//! Broken variants of the protocol, made by rewriting the recorded operations,
+//! show that the enumeration catches each broken step.
+//!
+//! `cargo test --release --test crash_states -- --nocapture` prints the counts.
+
+mod crashsim;
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crashsim::{Fate, Image, Ino, Model, Op, Rng, SimBackend};
+use npy_append::format::{header, journal};
+use npy_append::{AppendOptions, Appender, Durability, journal_path};
+
+/// Values per row (`<u4`), so a row is 24 bytes.
+const ROW_VALUES: u64 = 6;
+const ROW_BYTES: u64 = ROW_VALUES * 4;
+
+fn npy() -> PathBuf {
+    PathBuf::from("/sim/data.npy")
+}
+
+fn jnl() -> PathBuf {
+    journal_path(&npy())
+}
+
+/// Value `j` of row `i`, computable in numpy the same way.
+fn value(i: u64, j: u64) -> u32 {
+    ((i * ROW_VALUES + j).wrapping_mul(2_654_435_761) % (1 << 32)) as u32
+}
+
+fn row_bytes(rows: std::ops::Range<u64>) -> Vec<u8> {
+    rows.flat_map(|i| (0..ROW_VALUES).flat_map(move |j| value(i, j).to_le_bytes()))
+        .collect()
+}
+
+fn options(durability: Durability) -> AppendOptions {
+    AppendOptions::new()
+        .dtype("<u4")
+        .unwrap()
+        .row_shape(&[ROW_VALUES])
+        .durability(durability)
+        .buffer_bytes(2048)
+}
+
+/// One step of a workload.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Open,
+    Append(u64),
+    Commit,
+    Close,
+    /// Drop without close (the journal stays).
+    Drop,
+}
+
+/// create, commits of 1, several, page-crossing and buffered rows, close,
+/// reopen (a clean file: a new journal), append, drop, reopen (recovery),
+/// append, close.
+const WORKLOAD: &[Step] = &[
+    Step::Open,
+    Step::Append(1),
+    Step::Commit,
+    Step::Append(3),
+    Step::Commit,
+    Step::Append(200),
+    Step::Commit,
+    Step::Append(50),
+    Step::Append(50),
+    Step::Append(50),
+    Step::Commit,
+    Step::Append(1),
+    Step::Commit,
+    Step::Close,
+    Step::Open,
+    Step::Append(170),
+    Step::Commit,
+    Step::Append(2),
+    Step::Commit,
+    Step::Drop,
+    Step::Open,
+    Step::Append(5),
+    Step::Commit,
+    Step::Append(1),
+    Step::Commit,
+    Step::Close,
+];
+
+/// A recorded run of a workload.
+#[derive(Clone)]
+struct Recording {
+    name: String,
+    durability: Durability,
+    initial: Image,
+    trace: Vec<Op>,
+    /// (operations done when the call returned Ok, rows acknowledged).
+    acks: Vec<(usize, u64)>,
+    /// Every row count a commit was attempted for, and 0.
+    boundaries: BTreeSet<u64>,
+}
+
+impl Recording {
+    fn acked_at(&self, k: usize) -> u64 {
+        self.acks
+            .iter()
+            .filter(|(at, _)| *at <= k)
+            .map(|(_, rows)| *rows)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn names(&self) -> BTreeMap<Ino, PathBuf> {
+        crashsim::names(&self.initial, &self.trace)
+    }
+
+    fn is_journal(&self, ino: Ino) -> bool {
+        self.names().get(&ino).is_some_and(|p| *p == jnl())
+    }
+
+    fn is_npy(&self, ino: Ino) -> bool {
+        self.names().get(&ino).is_some_and(|p| *p == npy())
+    }
+
+    /// Bytes before the data (the length of the first header written).
+    fn header_len(&self) -> u64 {
+        self.trace
+            .iter()
+            .find_map(|op| match op {
+                Op::Write {
+                    ino,
+                    offset: 0,
+                    data,
+                } if self.is_npy(*ino) => Some(data.len() as u64),
+                _ => None,
+            })
+            .unwrap()
+    }
+}
+
+fn record(name: &str, durability: Durability, steps: &[Step]) -> Recording {
+    let sim = SimBackend::from_image(&Image::new());
+    let mut acks = Vec::new();
+    let mut boundaries = BTreeSet::from([0]);
+    let mut w: Option<Appender<SimBackend>> = None;
+    for step in steps {
+        match *step {
+            Step::Open => {
+                let a = options(durability).open_with(sim.clone(), npy()).unwrap();
+                acks.push((sim.ops(), a.len()));
+                w = Some(a);
+            }
+            Step::Append(n) => {
+                let a = w.as_mut().unwrap();
+                let start = a.len() + a.pending_rows();
+                a.append_bytes(&row_bytes(start..start + n)).unwrap();
+            }
+            Step::Commit => {
+                let a = w.as_mut().unwrap();
+                boundaries.insert(a.len() + a.pending_rows());
+                let rows = a.commit().unwrap();
+                acks.push((sim.ops(), rows));
+            }
+            Step::Close => {
+                let a = w.take().unwrap();
+                let rows = a.close().unwrap();
+                acks.push((sim.ops(), rows));
+            }
+            Step::Drop => drop(w.take()),
+        }
+    }
+    Recording {
+        name: name.to_owned(),
+        durability,
+        initial: sim.initial(),
+        trace: sim.trace(),
+        acks,
+        boundaries,
+    }
+}
+
+/// Marks a violation of the one known gap of Process durability: after a
+/// power loss that kept the journal records of two unsynced commits but lost
+/// the rows before them (writes landing out of order), no durable record is
+/// left to fall back to and opening fails with `CommittedDataMissing`.
+/// Counted by the main test, asserted by the ignored test below.
+const KNOWN_GAP: &str = "known Process-durability gap: ";
+
+/// What one image is expected to recover to.
+#[derive(Clone, Copy)]
+struct Expect<'a> {
+    rec: &'a Recording,
+    /// Rows acknowledged before the crash.
+    acked: u64,
+    /// Every pending operation was applied (a kill: the page cache survived).
+    kill: bool,
+    /// The disk wrote back in order (a prefix of the pending operations).
+    in_order: bool,
+    /// Recovery of this image must give exactly these rows (a crash during
+    /// a recovery that gave them).
+    exact: Option<u64>,
+}
+
+#[derive(Default)]
+struct Stats {
+    /// Distinct crash images checked (including crashes during recovery).
+    states: u64,
+    /// Of which crashes during recovery.
+    nested: u64,
+    /// Process durability images whose older commits lost write-back (not
+    /// checksummed by design, so counted rather than judged).
+    unverified_older_rows: u64,
+    violations: Vec<String>,
+    /// Violations of the known Process-durability gap (see [`KNOWN_GAP`]).
+    known_gap: Vec<String>,
+    /// Closed files for numpy: (bytes, rows).
+    samples: Vec<(Vec<u8>, u64)>,
+    seen: HashSet<u64>,
+}
+
+fn image_key(image: &Image, exp: &Expect<'_>) -> u64 {
+    let mut h = DefaultHasher::new();
+    image.hash(&mut h);
+    (exp.acked, exp.kill, exp.in_order, exp.exact).hash(&mut h);
+    h.finish()
+}
+
+/// The rows of the newest valid record of the journal in `image`.
+fn newest_record_rows(image: &Image) -> Option<u64> {
+    let bytes = image.get(&jnl())?;
+    let identity = journal::Identity::decode(bytes).ok()?;
+    [journal::Slot::A, journal::Slot::B]
+        .into_iter()
+        .filter_map(|slot| {
+            let at = journal::slot_offset(identity.block_len(), slot) as usize;
+            journal::Record::decode(bytes.get(at..)?, identity.journal_id).ok()
+        })
+        .max_by_key(|r| r.sequence)
+        .map(|r| r.rows)
+}
+
+/// Checks the `.npy` in `image`: header shape, length and (when `strict`)
+/// every row. Returns whether all rows matched.
+fn check_npy(image: &Image, rows: u64, strict: bool) -> Result<bool, String> {
+    let bytes = image.get(&npy()).ok_or("the .npy is missing")?;
+    let (_, header_len) = header::parse_prefix(bytes).map_err(|e| format!("header prefix: {e}"))?;
+    let h = bytes
+        .get(..header_len as usize)
+        .ok_or("file shorter than its header")
+        .and_then(|raw| header::parse(raw).map_err(|_| "header does not parse"))?;
+    if h.shape != [rows, ROW_VALUES] {
+        return Err(format!("header shape {:?}, committed rows {rows}", h.shape));
+    }
+    let want_len = header_len + rows * ROW_BYTES;
+    if bytes.len() as u64 != want_len {
+        return Err(format!(
+            "file is {} bytes, {rows} rows need {want_len}",
+            bytes.len()
+        ));
+    }
+    let data = &bytes[header_len as usize..];
+    let same = data == row_bytes(0..rows).as_slice();
+    if strict && !same {
+        let bad = (0..rows)
+            .find(|&i| {
+                data[(i * ROW_BYTES) as usize..((i + 1) * ROW_BYTES) as usize]
+                    != row_bytes(i..i + 1)
+            })
+            .unwrap_or(0);
+        return Err(format!("row {bad} differs from what was written"));
+    }
+    Ok(same)
+}
+
+fn open(
+    image: &Image,
+    durability: Durability,
+) -> Result<(SimBackend, Appender<SimBackend>), String> {
+    let sim = SimBackend::from_image(image);
+    let w = options(durability)
+        .open_with(sim.clone(), npy())
+        .map_err(|e| format!("open_or_recover failed: {e}"))?;
+    Ok((sim, w))
+}
+
+/// Recovers `image`, checks every invariant, returns the closed file's bytes.
+fn check_image(
+    image: &Image,
+    exp: &Expect<'_>,
+    stats: &mut Stats,
+    rng: &mut Rng,
+) -> Result<(), String> {
+    let durability = exp.rec.durability;
+    let fsync = durability == Durability::Fsync;
+    let sim = SimBackend::from_image(image);
+    let w = match options(durability).open_with(sim.clone(), npy()) {
+        Ok(w) => w,
+        Err(e @ npy_append::Error::CommittedDataMissing { .. })
+            if !fsync && !exp.kill && !exp.in_order =>
+        {
+            return Err(format!("{KNOWN_GAP}open_or_recover failed: {e}"));
+        }
+        Err(e) => return Err(format!("open_or_recover failed: {e}")),
+    };
+    let rows = w.len();
+    let report = w.report().clone();
+    if !exp.rec.boundaries.contains(&rows) {
+        return Err(format!("{rows} committed rows is not a commit boundary"));
+    }
+    if (fsync || exp.kill) && rows < exp.acked {
+        return Err(format!(
+            "{rows} committed rows, but {} were acknowledged",
+            exp.acked
+        ));
+    }
+    if let Some(exact) = exp.exact
+        && rows != exact
+    {
+        return Err(format!(
+            "recovery after a crash during recovery gave {rows} rows, the uninterrupted one {exact}"
+        ));
+    }
+    if report.committed_rows != rows {
+        return Err(format!(
+            "report says {} committed rows, len() {rows}",
+            report.committed_rows
+        ));
+    }
+    let expected_dropped = match newest_record_rows(image) {
+        Some(n) if n > rows => n - rows,
+        _ => 0,
+    };
+    if report.dropped_rows != expected_dropped {
+        return Err(format!(
+            "report.dropped_rows is {}, the newest valid record claimed {expected_dropped} rows more than the {rows} kept",
+            report.dropped_rows
+        ));
+    }
+    if fsync && report.dropped_rows != 0 {
+        return Err(format!(
+            "fsync durability dropped {} rows",
+            report.dropped_rows
+        ));
+    }
+    let strict = fsync || exp.in_order;
+    let after = sim.current();
+    if !after.contains_key(&jnl()) {
+        return Err("no journal after opening".to_owned());
+    }
+    if !check_npy(&after, rows, strict)? {
+        stats.unverified_older_rows += 1;
+    }
+    let recovery_trace = sim.trace();
+    drop(w);
+
+    // Recovering again changes nothing.
+    let (sim2, w2) = open(&after, durability).map_err(|e| format!("second recovery: {e}"))?;
+    if w2.len() != rows {
+        return Err(format!(
+            "second recovery gave {} rows, first {rows}",
+            w2.len()
+        ));
+    }
+    drop(w2);
+    if sim2.current() != after {
+        return Err("recovering the recovered image changed its bytes".to_owned());
+    }
+
+    // A crash at any point of recovery, then recovery again.
+    if exp.exact.is_none()
+        && recovery_trace
+            .iter()
+            .any(|op| matches!(op, Op::Write { .. } | Op::SetLen { .. }))
+    {
+        let nested = Expect {
+            exact: Some(rows),
+            ..*exp
+        };
+        for k in 1..=recovery_trace.len() {
+            let model = Model::at(image, &recovery_trace, k);
+            for fates in model.choices(rng, 4, 4, 2) {
+                let img = model.build(&fates, rng.next());
+                if stats.seen.insert(image_key(&img, &nested)) {
+                    stats.states += 1;
+                    stats.nested += 1;
+                    check_image(&img, &nested, stats, rng).map_err(|e| {
+                        format!(
+                            "crash during recovery after {k} of its operations ({}): {e}",
+                            describe(&model, &fates, &recovery_trace, image)
+                        )
+                    })?;
+                }
+            }
+        }
+    }
+
+    // Close leaves a plain .npy.
+    let (sim3, w3) = open(&after, durability).map_err(|e| format!("reopening to close: {e}"))?;
+    let closed_rows = w3.close().map_err(|e| format!("close failed: {e}"))?;
+    if closed_rows != rows {
+        return Err(format!(
+            "close returned {closed_rows} rows, recovery {rows}"
+        ));
+    }
+    let closed = sim3.current();
+    if closed.contains_key(&jnl()) {
+        return Err("journal left after close".to_owned());
+    }
+    check_npy(&closed, rows, strict)?;
+    if stats.states % 97 == 0 && stats.samples.len() < 300 {
+        let same = closed.get(&npy()).map(|b| b.as_slice()) == Some(&closed[&npy()][..]);
+        if same && strict {
+            stats.samples.push((closed[&npy()].clone(), rows));
+        }
+    }
+    Ok(())
+}
+
+/// The non-kept pending operations of a crash image, for messages.
+fn describe(model: &Model, fates: &[Fate], trace: &[Op], initial: &Image) -> String {
+    let names = crashsim::names(initial, trace);
+    let lost: Vec<String> = model
+        .pending
+        .iter()
+        .zip(fates)
+        .filter(|(_, f)| **f != Fate::Keep)
+        .map(|(p, f)| {
+            let fate = match f {
+                Fate::Drop => "lost".to_owned(),
+                Fate::Torn(s) => format!("torn {s:?}"),
+                Fate::Stopped(n) => format!("stopped after {n} sectors"),
+                Fate::Keep => String::new(),
+            };
+            format!("#{} {} {fate}", p.index, p.op.describe(&names))
+        })
+        .collect();
+    if lost.is_empty() {
+        "every pending operation kept".to_owned()
+    } else {
+        lost.join("; ")
+    }
+}
+
+/// Enumerates the crash states of `rec`; returns the stats.
+fn enumerate(rec: &Recording, seed: u64, stop_at_first: bool) -> Stats {
+    let mut stats = Stats::default();
+    let mut rng = Rng::new(seed);
+    let names = rec.names();
+    for k in 0..=rec.trace.len() {
+        let model = Model::at(&rec.initial, &rec.trace, k);
+        let acked = rec.acked_at(k);
+        for fates in model.choices(&mut rng, 8, 24, 6) {
+            let image = model.build(&fates, rng.next());
+            let kill = fates.iter().all(|f| *f == Fate::Keep);
+            let exp = Expect {
+                rec,
+                acked,
+                kill,
+                in_order: Model::is_in_order(&fates),
+                exact: None,
+            };
+            if !stats.seen.insert(image_key(&image, &exp)) {
+                continue;
+            }
+            stats.states += 1;
+            if let Err(e) = check_image(&image, &exp, &mut stats, &mut rng) {
+                let last = k.checked_sub(1).map_or("nothing".to_owned(), |i| {
+                    format!("#{i} {}", rec.trace[i].describe(&names))
+                });
+                let list = if e.contains(KNOWN_GAP) {
+                    &mut stats.known_gap
+                } else {
+                    &mut stats.violations
+                };
+                list.push(format!(
+                    "{}: crash after {k} operations (last: {last}; {acked} rows acknowledged); image: {}\n    -> {e}",
+                    rec.name,
+                    describe(&model, &fates, &rec.trace, &rec.initial)
+                ));
+                if stop_at_first && !stats.violations.is_empty() {
+                    return stats;
+                }
+            }
+        }
+    }
+    stats
+}
+
+fn workloads() -> Vec<Recording> {
+    vec![
+        record("fsync", Durability::Fsync, WORKLOAD),
+        record("process", Durability::Process, WORKLOAD),
+    ]
+}
+
+/// Loads the sampled closed files with numpy (memory-mapped) and compares
+/// them with the expected rows, all in one Python call.
+fn numpy_check(test: &str, samples: &[(Vec<u8>, u64)]) {
+    let Some(py) = support::require_numpy(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut list = String::new();
+    for (i, (bytes, rows)) in samples.iter().enumerate() {
+        let path = dir.path().join(format!("s{i}.npy"));
+        std::fs::write(&path, bytes).unwrap();
+        list.push_str(&format!("{} {rows}\n", path.display()));
+    }
+    let list_path = dir.path().join("list.txt");
+    std::fs::write(&list_path, list).unwrap();
+    let code = r#"
+import sys, numpy as np
+n = 0
+for line in open(sys.argv[1]):
+    path, rows = line.split()
+    rows = int(rows)
+    a = np.load(path, mmap_mode="r")
+    assert a.dtype == np.dtype("<u4") and a.shape == (rows, 6), (path, a.dtype, a.shape)
+    want = ((np.arange(rows * 6, dtype=np.uint64) * 2654435761) % 2**32).astype("<u4").reshape(rows, 6)
+    assert np.array_equal(a, want), path
+    n += 1
+print(n)
+"#;
+    let out = support::run_python(&py, code, &[list_path.to_str().unwrap()]);
+    assert_eq!(out.trim(), samples.len().to_string());
+    println!("numpy loaded {} recovered files", samples.len());
+}
+
+#[test]
+fn every_crash_state_recovers() {
+    let started = Instant::now();
+    let mut total = 0;
+    let mut samples = Vec::new();
+    let mut violations = Vec::new();
+    let mut known_gap = Vec::new();
+    for rec in workloads() {
+        let t = Instant::now();
+        let stats = enumerate(&rec, 0x5eed, false);
+        println!(
+            "crash_states: workload {}: {} operations, {} crash states checked ({} during recovery), \
+             {} with lost write-back of older unchecksummed commits, {} violations, {:.1?}",
+            rec.name,
+            rec.trace.len(),
+            stats.states,
+            stats.nested,
+            stats.unverified_older_rows,
+            stats.violations.len(),
+            t.elapsed()
+        );
+        total += stats.states;
+        samples.extend(stats.samples);
+        violations.extend(stats.violations);
+        known_gap.extend(stats.known_gap);
+    }
+    println!(
+        "crash_states: {total} crash states checked in {:.1?}",
+        started.elapsed()
+    );
+    let mut kinds = BTreeSet::new();
+    for v in &violations {
+        // One example per workload and kind of failure.
+        let kind = v
+            .split("-> ")
+            .last()
+            .unwrap_or("")
+            .chars()
+            .take(60)
+            .collect::<String>();
+        if kinds.insert((v.split(':').next().unwrap_or("").to_owned(), kind)) {
+            println!("VIOLATION {v}");
+        }
+    }
+    println!(
+        "crash_states: {} images hit the known Process-durability gap (asserted by the ignored \
+         test process_power_loss_with_reordered_writes_always_opens)",
+        known_gap.len()
+    );
+    assert!(violations.is_empty(), "{} violations", violations.len());
+    assert!(total >= 10_000, "only {total} crash states");
+    numpy_check("every_crash_state_recovers", &samples);
+}
+
+/// The known gap of Process durability (see [`KNOWN_GAP`]): fails until the
+/// protocol keeps a durable record to fall back to under that durability.
+#[test]
+#[ignore = "known gap: Process durability after a power loss with reordered writes"]
+fn process_power_loss_with_reordered_writes_always_opens() {
+    let rec = record("process", Durability::Process, WORKLOAD);
+    let stats = enumerate(&rec, 0x5eed, false);
+    for v in stats.known_gap.iter().take(3) {
+        println!("VIOLATION {v}");
+    }
+    assert!(
+        stats.known_gap.is_empty(),
+        "{} images fail to open",
+        stats.known_gap.len()
+    );
+}
+
+// Teeth: broken variants of the protocol, made by rewriting the recorded
+// operations of a correct run. The enumeration must find a violating crash
+// state for each.
+
+/// Enumerates the broken recording `rec`, asserts that a violation is found
+/// and prints the first one.
+fn assert_caught(variant: &str, rec: &Recording) {
+    let stats = enumerate(rec, 0x7ee7, true);
+    let first = stats.violations.first().unwrap_or_else(|| {
+        panic!(
+            "{variant}: the enumeration found no violation in {} crash states",
+            stats.states
+        )
+    });
+    println!(
+        "{variant}: caught after {} crash states; example:\n  {first}",
+        stats.states
+    );
+}
+
+/// (a) No data sync before the journal record: the record can become
+/// durable while the rows it commits are lost.
+#[test]
+fn broken_no_data_sync_before_record_is_caught() {
+    let mut rec = record("fsync, no data sync", Durability::Fsync, WORKLOAD);
+    let mut removed = 0;
+    for i in 0..rec.trace.len() - 1 {
+        if let (Op::Sync { ino, .. }, Op::Write { ino: next, .. }) =
+            (&rec.trace[i], &rec.trace[i + 1])
+            && rec.is_npy(*ino)
+            && rec.is_journal(*next)
+        {
+            rec.trace[i] = Op::Nop;
+            removed += 1;
+        }
+    }
+    assert!(removed > 0);
+    assert_caught("no data sync before the journal record", &rec);
+}
+
+/// (b) One journal slot instead of two: every record goes to slot A. Under
+/// Fsync durability this is safe (a torn record falls back to the header,
+/// which the commit's data sync made durable); it breaks under Process
+/// durability, where a torn record leaves nothing that checks the rows.
+#[test]
+fn broken_one_journal_slot_is_caught() {
+    let mut rec = record("process, one slot", Durability::Process, WORKLOAD);
+    let slot_a = journal::slot_offset(
+        journal::identity_len(rec.header_len()).unwrap(),
+        journal::Slot::A,
+    );
+    let slot_b = journal::slot_offset(
+        journal::identity_len(rec.header_len()).unwrap(),
+        journal::Slot::B,
+    );
+    let mut moved = 0;
+    for i in 0..rec.trace.len() {
+        if let Op::Write { ino, offset, .. } = &mut rec.trace[i].clone()
+            && *offset == slot_b
+            && rec.is_journal(*ino)
+        {
+            if let Op::Write { offset, .. } = &mut rec.trace[i] {
+                *offset = slot_a;
+            }
+            moved += 1;
+        }
+    }
+    assert!(moved > 0);
+    assert_caught("one journal slot", &rec);
+}
+
+/// (c) The header written before the journal record: a crash between the
+/// two leaves a header claiming rows no record commits.
+#[test]
+fn broken_header_before_record_is_caught() {
+    let mut rec = record("fsync, header first", Durability::Fsync, WORKLOAD);
+    let header_len = rec.header_len();
+    let mut moved = 0;
+    let mut i = 0;
+    while i < rec.trace.len() {
+        let is_header = matches!(&rec.trace[i], Op::Write { ino, offset, .. }
+            if rec.is_npy(*ino) && *offset > 0 && *offset < header_len);
+        if is_header {
+            // Back over the journal's sync to its record write.
+            let mut j = i;
+            while j > 0 && matches!(&rec.trace[j - 1], Op::Sync { ino, .. } if rec.is_journal(*ino))
+            {
+                j -= 1;
+            }
+            if j > 0 && matches!(&rec.trace[j - 1], Op::Write { ino, .. } if rec.is_journal(*ino)) {
+                let op = rec.trace.remove(i);
+                rec.trace.insert(j - 1, op);
+                moved += 1;
+            }
+        }
+        i += 1;
+    }
+    assert!(moved > 0);
+    assert_caught("header written before the journal record", &rec);
+}
+
+/// (d) No directory sync after creating a journal: the journal's entry can
+/// vanish while the rows it committed stay, leaving a `.npy` whose header
+/// does not describe its data.
+#[test]
+fn broken_no_directory_sync_for_new_journal_is_caught() {
+    let mut rec = record("fsync, no journal dir sync", Durability::Fsync, WORKLOAD);
+    let mut removed = 0;
+    for i in 2..rec.trace.len() {
+        if matches!(rec.trace[i], Op::SyncDir)
+            && matches!(&rec.trace[i - 1], Op::Sync { ino, .. } if rec.is_journal(*ino))
+            && matches!(&rec.trace[i - 2], Op::Write { ino, offset: 0, .. } if rec.is_journal(*ino))
+        {
+            rec.trace[i] = Op::Nop;
+            removed += 1;
+        }
+    }
+    assert!(removed > 0);
+    assert_caught("no directory sync for a new journal", &rec);
+}
