@@ -1,7 +1,11 @@
 //! Readers beside a writer: they see exactly the committed rows, never an
 //! uncommitted or torn one, and their row count never goes down.
 
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -261,15 +265,191 @@ fn wait_for_rows_sees_a_commit_and_times_out() {
     t.join().unwrap().close().unwrap();
 }
 
+/// Environment variable that makes the test binary a stress reader process
+/// of the file it names.
+const STRESS_CHILD: &str = "NPY_APPEND_STRESS_READER";
+
+/// The file whose existence tells the reader processes the writer is done.
+fn done_marker(path: &Path) -> PathBuf {
+    path.with_extension("done")
+}
+
+/// A stress reader process: refreshes and checks every new row until the
+/// writer is done, then once more; prints `ready` when it has opened the
+/// file and `reads=R errors=0 rows=N grew=G` at the end. Any wrong row
+/// panics (exit 101), which fails the test.
+fn stress_child_reader(path: &Path) {
+    let done = done_marker(path);
+    let mut r = Reader::open(path).unwrap();
+    println!("ready");
+    let (mut reads, mut grew, mut checked) = (0u64, 0u64, 0u64);
+    loop {
+        let finished = done.exists();
+        if r.refresh().unwrap() {
+            grew += 1;
+        }
+        reads += 1;
+        let len = r.len();
+        assert!(len >= checked, "row count went down: {checked} -> {len}");
+        let values = r.as_slice::<u64>().unwrap();
+        for i in (checked..len).chain([0, len.saturating_sub(1)]) {
+            if i < len {
+                let start = (i * WIDTH) as usize;
+                assert_eq!(
+                    values[start..start + WIDTH as usize],
+                    row(i),
+                    "row {i} of {len}"
+                );
+            }
+        }
+        checked = len;
+        if finished {
+            println!("reads={reads} errors=0 rows={len} grew={grew}");
+            return;
+        }
+    }
+}
+
+/// The Python stress reader: `np.load(path, mmap_mode="r")` in a loop until
+/// the writer is done, checking that every visible row `i` is
+/// `16 * i + [0..16)` and that the row count never goes down.
+const PYTHON_READER: &str = r#"
+import os, sys
+import numpy as np
+path, done, width = sys.argv[1], sys.argv[2], int(sys.argv[3])
+reads = errors = last = grew = 0
+first = []
+print("ready", flush=True)
+
+def check():
+    global reads, errors, last, grew
+    reads += 1
+    try:
+        a = np.load(path, mmap_mode="r")
+        n = a.shape[0]
+        if a.dtype != np.dtype("<u8") or a.shape[1:] != (width,):
+            raise ValueError(f"dtype {a.dtype}, shape {a.shape}")
+        if n < last:
+            raise ValueError(f"row count went down: {last} -> {n}")
+        # The new rows, and again the first and the last row.
+        for lo, hi in [(last, n), (0, min(n, 1)), (max(n - 1, 0), n)]:
+            got = np.asarray(a[lo:hi])
+            want = np.arange(lo * width, hi * width, dtype=np.uint64).reshape(-1, width)
+            if not np.array_equal(got, want):
+                bad = lo + int(np.argwhere((got != want).any(axis=1))[0][0])
+                raise ValueError(f"row {bad} of {n} is {np.asarray(a[bad]).tolist()}")
+        grew += n > last
+        last = n
+        del a
+    except Exception as e:  # counted, and the first few shown
+        errors += 1
+        if len(first) < 5:
+            first.append(repr(e))
+
+while not os.path.exists(done):
+    check()
+check()
+for e in first:
+    print("error:", e)
+print(f"reads={reads} errors={errors} rows={last} grew={grew}", flush=True)
+"#;
+
+/// Reads `child`'s stdout up to its `ready` line.
+fn wait_ready(child: &mut Child) -> BufReader<ChildStdout> {
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while line.trim() != "ready" {
+        line.clear();
+        assert_ne!(
+            out.read_line(&mut line).unwrap(),
+            0,
+            "reader exited before it was ready"
+        );
+    }
+    out
+}
+
+/// What a reader process reported: reads, errors, final rows, and reads
+/// that saw new rows.
+struct Summary {
+    reads: u64,
+    errors: u64,
+    rows: u64,
+    grew: u64,
+}
+
+/// Waits for a reader process and returns its `key=value` numbers.
+fn finish_reader(name: &str, mut child: Child, mut out: BufReader<ChildStdout>) -> Summary {
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{name} failed ({status}):\n{rest}");
+    let summary = rest
+        .lines()
+        .find(|l| l.starts_with("reads="))
+        .unwrap_or_else(|| panic!("{name}: no summary in\n{rest}"));
+    let get = |key: &str| -> u64 {
+        summary
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or(0)
+    };
+    if get("errors") > 0 {
+        eprintln!("{name}:\n{rest}");
+    }
+    Summary {
+        reads: get("reads"),
+        errors: get("errors"),
+        rows: get("rows"),
+        grew: get("grew"),
+    }
+}
+
 /// A writer commits a few thousand batches of 1..500 rows (closing the file
 /// and taking it over again with a new journal every 1000 commits) while
-/// readers refresh in a loop and check every visible row.
+/// readers check every visible row: threads and processes refreshing a
+/// `Reader` in a loop, and a Python process running
+/// `np.load(path, mmap_mode="r")` in a loop.
 #[test]
 fn stress_readers_beside_a_writer() {
     const COMMITS: u64 = 6000;
     const READERS: usize = 3;
+    const PROCESSES: usize = 2;
+    if let Ok(path) = std::env::var(STRESS_CHILD) {
+        stress_child_reader(Path::new(&path));
+        return;
+    }
+    let python = support::require_numpy("stress_readers_beside_a_writer (python reader)");
     let (_dir, path) = temp("stress.npy");
     let mut w = writer(&path);
+    // Reader processes, each ready (file opened) before the writes start.
+    let mut processes: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args(["stress_readers_beside_a_writer", "--exact", "--nocapture"])
+                .env(STRESS_CHILD, &path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let out = wait_ready(&mut child);
+            (child, out)
+        })
+        .collect();
+    let python = python.map(|py| {
+        let mut child = Command::new(py)
+            .arg("-c")
+            .arg(PYTHON_READER)
+            .arg(&path)
+            .arg(done_marker(&path))
+            .arg(WIDTH.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_ready(&mut child);
+        (child, out)
+    });
     let done = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
     let changes = Arc::new(AtomicU64::new(0));
@@ -331,9 +511,16 @@ fn stress_readers_beside_a_writer() {
             w.close().unwrap();
             w = writer(&path);
         }
+        // Bursts of ten commits, then a pause in which slower readers (the
+        // Python one) catch up, so that every kind of reader sees many
+        // states of the file.
+        if k % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
     let write_time = start.elapsed();
     done.store(true, Ordering::Release);
+    std::fs::write(done_marker(&path), b"").unwrap();
     let mut errors = 0;
     for (k, t) in readers.into_iter().enumerate() {
         match t.join().unwrap() {
@@ -344,13 +531,41 @@ fn stress_readers_beside_a_writer() {
             }
         }
     }
+    let (mut process_reads, mut process_grew, mut process_errors) = (0, 0, 0);
+    for (k, (child, out)) in processes.drain(..).enumerate() {
+        let got = finish_reader(&format!("reader process {k}"), child, out);
+        assert_eq!(got.rows, total, "reader process {k} final count");
+        process_reads += got.reads;
+        process_grew += got.grew;
+        process_errors += got.errors;
+    }
+    let python = python.map(|(child, out)| {
+        let got = finish_reader("python reader", child, out);
+        assert_eq!(got.rows, total, "python reader final count");
+        got
+    });
+    let python_text = match &python {
+        Some(p) => format!(
+            "{} reads ({} saw new rows), {} errors",
+            p.reads, p.grew, p.errors
+        ),
+        None => "skipped (no numpy)".to_owned(),
+    };
     println!(
-        "stress: {COMMITS} commits, {total} rows in {write_time:?}; {READERS} readers performed {} reads \
-         ({} saw new rows), {errors} errors",
+        "stress: {COMMITS} commits, {total} rows in {write_time:?}; readers: \
+         {READERS} threads {} reads ({} saw new rows), {errors} errors; \
+         {PROCESSES} processes {process_reads} reads ({process_grew} saw new rows), \
+         {process_errors} errors; python np.load(mmap_mode=\"r\") {python_text}",
         reads.load(Ordering::Relaxed),
         changes.load(Ordering::Relaxed)
     );
     assert_eq!(errors, 0);
+    assert_eq!(process_errors, 0);
+    if let Some(p) = python {
+        assert_eq!(p.errors, 0, "python reader errors");
+        assert!(p.grew > 0, "the python reader never saw the file grow");
+    }
+    assert!(process_reads > 0);
     w.close().unwrap();
 }
 
