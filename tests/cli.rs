@@ -754,7 +754,8 @@ fn committed(line: &str) -> u64 {
 fn sigkill_during_append_then_recover_keeps_the_last_printed_commit() {
     const EVERY: u64 = 100;
     const WIDTH: u64 = 4;
-    for durability in ["process", "fsync"] {
+    let mut in_flight = 0;
+    for (round, durability) in ["process", "fsync"].iter().cycle().take(8).enumerate() {
         let dir = temp();
         let path = dir.path().join("killed.npy");
         let mut child = Command::new(BIN)
@@ -773,24 +774,41 @@ fn sigkill_during_append_then_recover_keeps_the_last_printed_commit() {
             .spawn()
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        // Row i is [4i, 4i+1, 4i+2, 4i+3]; written in odd-sized pieces so
-        // that rows straddle reads.
+        // Row i is [4i, 4i+1, 4i+2, 4i+3], made 1000 rows at a time and
+        // written in two pieces split inside a row, so that rows straddle
+        // reads; up to 5 million rows, far more than are read before the kill.
         let feeder = std::thread::spawn(move || {
-            let bytes: Vec<u8> = (0..WIDTH * 5_000_000).flat_map(u64::to_le_bytes).collect();
-            for piece in bytes.chunks(4093) {
-                if stdin.write_all(piece).is_err() {
+            for block in 0..5_000u64 {
+                let bytes: Vec<u8> = (block * 1000 * WIDTH..(block + 1) * 1000 * WIDTH)
+                    .flat_map(u64::to_le_bytes)
+                    .collect();
+                let (a, b) = bytes.split_at(4093);
+                if stdin
+                    .write_all(a)
+                    .and_then(|()| stdin.write_all(b))
+                    .is_err()
+                {
                     return; // the tool was killed
                 }
             }
         });
         let lines = line_channel(&mut child);
         let mut last = 0;
-        while last < 30 * EVERY {
+        while last < (5 + 7 * round as u64) * EVERY {
             let line = lines.recv_timeout(Duration::from_secs(60)).unwrap();
             last = committed(&line);
         }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "append ended before the kill"
+        );
         child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "{status}"
+        );
         // Lines already in the pipe.
         while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
             last = committed(&line);
@@ -822,8 +840,10 @@ fn sigkill_during_append_then_recover_keeps_the_last_printed_commit() {
             "{durability}: a kept row is wrong"
         );
         assert_code(&cmd(&["verify"], &path), 0, "verify after recover");
+        in_flight += u32::from(kept != last);
         println!("{durability}: killed after `committed {last}`; recover kept {kept} rows");
     }
+    println!("8 kills, {in_flight} kept the commit in flight");
 }
 
 #[test]
