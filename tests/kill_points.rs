@@ -1,0 +1,830 @@
+//! A writer process SIGKILLed exactly at each step of creation, commit,
+//! close, reopening and recovery, under both durabilities.
+//!
+//! The writer (`child_kill_point`, which does nothing unless
+//! `NPY_APPEND_KP_CHILD` is set) runs one fixed script through a backend
+//! that wraps `FsBackend`, counts every operation that changes a file or a
+//! directory (create, write, set_len, sync, remove, directory sync), prints
+//! it, and SIGKILLs its own process right after the operation whose number
+//! it was given. A clean run records the operation sequence; each position
+//! in it gets a name such as `commit/after-record-write` (the script phase,
+//! then what the operation did). The test then kills the writer after
+//! every one of them, recovers in this process with `open_or_recover`, and
+//! checks:
+//!
+//! - the writer died by SIGKILL right after the intended operation, having
+//!   done the same operations as the clean run up to there;
+//! - recovery succeeds with exactly the expected rows: inside a commit, the
+//!   previous commit until the journal record is written and the commit in
+//!   flight from then on (a kill loses no completed write, so the record
+//!   alone decides); elsewhere the last commit;
+//! - every row holds its value, the header's shape equals the rows and the
+//!   file ends there; recovering again changes nothing; `close` leaves no
+//!   journal; numpy loads every recovered file.
+//!
+//! Each test prints a table of the points and their outcomes.
+#![cfg(unix)]
+
+mod support;
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use npy_append::storage::{Backend, FsBackend, FsFile, OpenMode, Storage};
+use npy_append::{AppendOptions, Appender, Durability, Found};
+
+const CHILD_ENV: &str = "NPY_APPEND_KP_CHILD";
+const DURABILITY_ENV: &str = "NPY_APPEND_KP_DURABILITY";
+const KILL_AT_ENV: &str = "NPY_APPEND_KP_KILL_AT";
+/// Prefix of the lines the writer prints, to tell them from libtest's output.
+const TAG: &str = "@npy-kp ";
+
+/// Values per row.
+const ROW: u64 = 16;
+/// Bytes per row.
+const ROW_BYTES: u64 = ROW * 8;
+/// The writer's append buffer: 64 rows, so an append of 100 rows goes to the
+/// file at once and one of 10 waits for the commit.
+const BUFFER_BYTES: usize = 64 * ROW_BYTES as usize;
+
+/// Rows committed by the script's first three commits.
+const FIRST: u64 = 10;
+const SECOND: u64 = 110;
+const THIRD: u64 = 117;
+/// Rows appended by the last commit, after recovery.
+const LAST: u64 = 3;
+
+/// The value `j` of row `i`.
+fn value(i: u64, j: u64) -> u64 {
+    i * ROW + j
+}
+
+/// Rows `start..start + n`, flattened.
+fn rows(start: u64, n: u64) -> Vec<u64> {
+    (start * ROW..(start + n) * ROW).collect()
+}
+
+/// Prints one tagged line and flushes it, so it is in the pipe before a kill.
+fn say(line: &str) {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{TAG}{line}").unwrap();
+    out.flush().unwrap();
+}
+
+fn durability_name(d: Durability) -> &'static str {
+    if d == Durability::Fsync {
+        "fsync"
+    } else {
+        "process"
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The counting backend.
+
+/// Shared by the backend and its files: the operation counter, the script
+/// phase, and the operation after which to die.
+struct Counter {
+    ops: AtomicU64,
+    phase: Mutex<&'static str>,
+    kill_at: Option<u64>,
+}
+
+impl Counter {
+    /// Records a completed operation; dies when it is the chosen one.
+    fn done(&self, what: &str) {
+        let index = self.ops.fetch_add(1, Ordering::SeqCst);
+        let phase = *self.phase.lock().unwrap();
+        say(&format!("op {index} {phase} {what}"));
+        if self.kill_at == Some(index) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct KillBackend {
+    inner: FsBackend,
+    counter: Arc<Counter>,
+}
+
+impl KillBackend {
+    fn set_phase(&self, phase: &'static str) {
+        *self.counter.phase.lock().unwrap() = phase;
+    }
+}
+
+/// Which of the two files a handle is.
+fn kind_of(path: &Path) -> &'static str {
+    if path.to_string_lossy().ends_with(".journal") {
+        "journal"
+    } else {
+        "npy"
+    }
+}
+
+struct KillFile {
+    inner: FsFile,
+    kind: &'static str,
+    counter: Arc<Counter>,
+    /// What the last write since the last sync was, to name the sync.
+    dirty: Mutex<Option<&'static str>>,
+}
+
+impl KillFile {
+    fn sync(&self, result: io::Result<()>) -> io::Result<()> {
+        result?;
+        let what = match self.dirty.lock().unwrap().take() {
+            Some("data-write") => "data-sync",
+            Some("header-write") => "header-sync",
+            Some("data-cut") => "cut-sync",
+            Some(_) => "journal-sync",
+            None => {
+                if self.kind == "npy" {
+                    "npy-sync"
+                } else {
+                    "journal-sync"
+                }
+            }
+        };
+        self.counter.done(what);
+        Ok(())
+    }
+
+    fn changed(&self, what: &'static str) {
+        *self.dirty.lock().unwrap() = Some(what);
+        self.counter.done(what);
+    }
+}
+
+impl Storage for KillFile {
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_at(buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.inner.write_at(buf, offset)?;
+        // A header is at least 64 bytes long, so data never starts before 64.
+        let what = match (self.kind, offset) {
+            ("npy", o) if o < 64 => "header-write",
+            ("npy", _) => "data-write",
+            (_, 0) => "journal-identity-write",
+            _ => "record-write",
+        };
+        self.changed(what);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)?;
+        self.changed(if self.kind == "npy" {
+            "data-cut"
+        } else {
+            "journal-set-len"
+        });
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.sync(self.inner.sync_data())
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.sync(self.inner.sync_all())
+    }
+
+    fn try_lock(&self) -> io::Result<bool> {
+        self.inner.try_lock()
+    }
+}
+
+impl Backend for KillBackend {
+    type File = KillFile;
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<KillFile> {
+        let inner = self.inner.open(path, mode)?;
+        let kind = kind_of(path);
+        if mode == OpenMode::CreateNew {
+            self.counter.done(if kind == "npy" {
+                "npy-create"
+            } else {
+                "journal-create"
+            });
+        }
+        Ok(KillFile {
+            inner,
+            kind,
+            counter: Arc::clone(&self.counter),
+            dirty: Mutex::new(None),
+        })
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.exists(path)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)?;
+        self.counter.done(if kind_of(path) == "npy" {
+            "npy-remove"
+        } else {
+            "journal-remove"
+        });
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)?;
+        self.counter.done("dir-sync");
+        Ok(())
+    }
+
+    fn is_same_file(&self, file: &KillFile, path: &Path) -> io::Result<bool> {
+        self.inner.is_same_file(&file.inner, path)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The writer's script.
+
+/// The rows recovery must find after the script broke the file between its
+/// `append-uncommitted` and `recover` phases: under Fsync the last commit;
+/// under Process the commit before it, since the script damaged the last
+/// commit's rows as a power loss may (their data was never synced).
+fn recovered(durability: Durability) -> u64 {
+    if durability == Durability::Fsync {
+        THIRD
+    } else {
+        SECOND
+    }
+}
+
+/// The rows a recovery must find after a kill in `phase`, before or after
+/// the phase's journal record was written.
+fn expected_rows(phase: &str, record_written: bool, durability: Durability) -> u64 {
+    let r = recovered(durability);
+    let (before, after) = match phase {
+        "create" => (0, 0),
+        "commit" => (0, FIRST),
+        "append-direct" => (FIRST, FIRST),
+        "commit-direct" => (FIRST, SECOND),
+        "close" | "open-clean" => (SECOND, SECOND),
+        "commit-reopened" => (SECOND, THIRD),
+        "append-uncommitted" => (THIRD, THIRD),
+        "recover" => (r, r),
+        "commit-recovered" => (r, r + LAST),
+        "close-recovered" => (r + LAST, r + LAST),
+        other => panic!("unknown phase {other}"),
+    };
+    if record_written { after } else { before }
+}
+
+/// Makes the file look as a power loss may leave it: the header of an older
+/// commit (its rewrite lost), and under Process durability the last
+/// commit's rows damaged (never synced). Plain file I/O: not a step of the
+/// library.
+fn break_file(path: &Path, durability: Durability) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let (header_len, _, shape) = read_npy_header(&bytes);
+    assert_eq!(shape, vec![THIRD, ROW], "before breaking the file");
+    // The text after the magic, version and length field.
+    let start = if bytes[6] == 1 { 10 } else { 12 };
+    let text = std::str::from_utf8(&bytes[start..header_len as usize])
+        .unwrap()
+        .to_owned();
+    let old = format!("({THIRD}, {ROW}), }}");
+    let new = format!("({FIRST}, {ROW}), }} ");
+    assert_eq!(old.len(), new.len());
+    let stale = text.replacen(&old, &new, 1);
+    assert_ne!(stale, text, "header {text:?}");
+    bytes[start..header_len as usize].copy_from_slice(stale.as_bytes());
+    if durability == Durability::Process {
+        let at = (header_len + (THIRD - 2) * ROW_BYTES) as usize;
+        bytes[at] ^= 0xff;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The writer process; returns at once in a normal test run.
+#[test]
+fn child_kill_point() {
+    let Some(path) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let path = PathBuf::from(path);
+    let durability = match std::env::var(DURABILITY_ENV).unwrap().as_str() {
+        "fsync" => Durability::Fsync,
+        "process" => Durability::Process,
+        other => panic!("unknown durability {other}"),
+    };
+    let kill_at = std::env::var(KILL_AT_ENV)
+        .ok()
+        .map(|s| s.parse::<u64>().unwrap());
+    let backend = KillBackend {
+        inner: FsBackend,
+        counter: Arc::new(Counter {
+            ops: AtomicU64::new(0),
+            phase: Mutex::new("create"),
+            kill_at,
+        }),
+    };
+    let options = || {
+        AppendOptions::new()
+            .durability(durability)
+            .buffer_bytes(BUFFER_BYTES)
+    };
+
+    backend.set_phase("create");
+    let mut w = options()
+        .dtype("<u8")
+        .unwrap()
+        .row_shape(&[ROW])
+        .open_with(backend.clone(), &path)
+        .unwrap();
+    assert_eq!(w.report().found, Found::NoFile);
+    backend.set_phase("commit");
+    w.append(&rows(0, FIRST)).unwrap();
+    assert_eq!(w.commit().unwrap(), FIRST);
+    backend.set_phase("append-direct");
+    w.append(&rows(FIRST, SECOND - FIRST)).unwrap();
+    backend.set_phase("commit-direct");
+    assert_eq!(w.commit().unwrap(), SECOND);
+    backend.set_phase("close");
+    assert_eq!(w.close().unwrap(), SECOND);
+
+    backend.set_phase("open-clean");
+    let mut w = options().open_with(backend.clone(), &path).unwrap();
+    assert_eq!((w.report().found, w.len()), (Found::Clean, SECOND));
+    backend.set_phase("commit-reopened");
+    w.append(&rows(SECOND, THIRD - SECOND)).unwrap();
+    assert_eq!(w.commit().unwrap(), THIRD);
+    backend.set_phase("append-uncommitted");
+    w.append(&rows(THIRD, 150)).unwrap();
+    drop(w); // without close: like a crash, the rows stay uncommitted
+
+    break_file(&path, durability);
+    backend.set_phase("recover");
+    let mut w = options().open_with(backend.clone(), &path).unwrap();
+    let r = recovered(durability);
+    assert_eq!((w.report().found, w.len()), (Found::Journal, r));
+    backend.set_phase("commit-recovered");
+    w.append(&rows(r, LAST)).unwrap();
+    assert_eq!(w.commit().unwrap(), r + LAST);
+    backend.set_phase("close-recovered");
+    assert_eq!(w.close().unwrap(), r + LAST);
+    say("done");
+}
+
+// ---------------------------------------------------------------------------
+// Checking.
+
+/// A minimal NPY header reader, independent of the library's: returns
+/// (header length, descr, shape).
+fn read_npy_header(bytes: &[u8]) -> (u64, String, Vec<u64>) {
+    assert!(
+        bytes.len() >= 12,
+        "file too short for a header: {} bytes",
+        bytes.len()
+    );
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "bad magic");
+    let (len, start) = match bytes[6] {
+        1 => (u64::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 => (
+            u64::from(u32::from_le_bytes([
+                bytes[8], bytes[9], bytes[10], bytes[11],
+            ])),
+            12,
+        ),
+        v => panic!("unknown version {v}"),
+    };
+    let header_len = start as u64 + len;
+    assert_eq!(header_len % 64, 0, "header length {header_len}");
+    assert!(header_len as usize <= bytes.len(), "header past the file");
+    let text = std::str::from_utf8(&bytes[start..header_len as usize]).expect("header not UTF-8");
+    assert!(text.ends_with('\n'), "header: {text:?}");
+    assert!(text.contains("'fortran_order': False"), "header: {text:?}");
+    let descr = text
+        .split("'descr': '")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .unwrap_or_else(|| panic!("no descr in {text:?}"))
+        .to_owned();
+    let shape_text = text
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap_or_else(|| panic!("no shape in {text:?}"));
+    let shape = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("bad shape {shape_text:?}"))
+        })
+        .collect();
+    (header_len, descr, shape)
+}
+
+/// Checks that the file at `path` is a `.npy` of exactly `rows` rows of
+/// `value(i, j)`, with nothing after them.
+fn verify_file(path: &Path, rows: u64, context: &str) {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .unwrap_or_else(|e| panic!("{context}: reading {}: {e}", path.display()));
+    let (header_len, descr, shape) = read_npy_header(&bytes);
+    assert_eq!(descr, "<u8", "{context}: descr");
+    assert_eq!(shape, vec![rows, ROW], "{context}: header shape");
+    assert_eq!(
+        bytes.len() as u64,
+        header_len + rows * ROW_BYTES,
+        "{context}: file length (header {header_len} + {rows} rows of {ROW_BYTES} bytes)"
+    );
+    for (k, word) in bytes[header_len as usize..].chunks_exact(8).enumerate() {
+        let got = u64::from_le_bytes(word.try_into().unwrap());
+        let (i, j) = (k as u64 / ROW, k as u64 % ROW);
+        assert!(
+            got == value(i, j),
+            "{context}: row {i} value {j} is {got}, expected {}",
+            value(i, j)
+        );
+    }
+}
+
+/// One counted operation of the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Op {
+    phase: String,
+    what: String,
+}
+
+/// What one writer run printed: its operations in order, and whether it
+/// finished the script.
+fn run_writer(path: &Path, durability: Durability, kill_at: Option<usize>) -> (Vec<Op>, bool) {
+    let exe = std::env::current_exe().unwrap();
+    let mut command = Command::new(exe);
+    command
+        .args([
+            "--exact",
+            "child_kill_point",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, path)
+        .env(DURABILITY_ENV, durability_name(durability))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(k) = kill_at {
+        command.env(KILL_AT_ENV, k.to_string());
+    }
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut ops = Vec::new();
+    let mut done = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let Some((_, msg)) = line.split_once(TAG) else {
+            continue;
+        };
+        let words: Vec<&str> = msg.split(' ').collect();
+        match words.as_slice() {
+            ["op", index, phase, what] => {
+                assert_eq!(index.parse::<usize>().unwrap(), ops.len(), "op numbers");
+                ops.push(Op {
+                    phase: (*phase).to_owned(),
+                    what: (*what).to_owned(),
+                });
+            }
+            ["done"] => done = true,
+            _ => panic!("unexpected writer line {line:?}"),
+        }
+    }
+    let status = child.wait().unwrap();
+    let stderr = err_reader.join().unwrap();
+    match kill_at {
+        None => assert!(
+            status.success() && done,
+            "the clean {} run failed ({status}):\n{stderr}",
+            durability_name(durability)
+        ),
+        Some(k) => assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "the writer to be killed after op {k} ended with {status}:\n{stderr}"
+        ),
+    }
+    (ops, done)
+}
+
+/// Names each position: `<phase>/after-<operation>`, with `#2`, `#3`... when
+/// an operation repeats within a phase. A journal record written by
+/// recovery is the re-anchoring record.
+fn point_names(trace: &[Op]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for op in trace {
+        let what = match (op.phase.as_str(), op.what.as_str()) {
+            ("recover", "record-write") => "reanchor-record-write",
+            (_, what) => what,
+        };
+        let base = format!("{}/after-{what}", op.phase);
+        let seen = names
+            .iter()
+            .filter(|n| n.split('#').next() == Some(base.as_str()))
+            .count();
+        names.push(if seen == 0 {
+            base
+        } else {
+            format!("{base}#{}", seen + 1)
+        });
+    }
+    names
+}
+
+/// The operations of `phase`, in order.
+fn phase_ops<'a>(trace: &'a [Op], phase: &str) -> Vec<&'a str> {
+    trace
+        .iter()
+        .filter(|op| op.phase == phase)
+        .map(|op| op.what.as_str())
+        .collect()
+}
+
+/// Checks that the clean run followed the documented protocol, so that the
+/// named points are the ones the design describes.
+fn check_protocol(trace: &[Op], durability: Durability) {
+    let fsync = durability == Durability::Fsync;
+    let commit: &[&str] = if fsync {
+        &[
+            "data-write",
+            "data-sync",
+            "record-write",
+            "journal-sync",
+            "header-write",
+        ]
+    } else {
+        &["data-write", "record-write", "header-write"]
+    };
+    assert_eq!(phase_ops(trace, "commit"), commit, "commit");
+    assert_eq!(
+        phase_ops(trace, "append-direct"),
+        ["data-write"],
+        "append-direct"
+    );
+    assert_eq!(
+        phase_ops(trace, "commit-direct"),
+        &commit[1..],
+        "a commit whose rows are already written"
+    );
+    assert_eq!(
+        phase_ops(trace, "commit-reopened"),
+        commit,
+        "commit-reopened"
+    );
+    assert_eq!(
+        phase_ops(trace, "commit-recovered"),
+        commit,
+        "commit-recovered"
+    );
+    assert_eq!(
+        phase_ops(trace, "append-uncommitted"),
+        ["data-write"],
+        "append-uncommitted"
+    );
+    // Creation: the journal first (created, written, synced with its
+    // directory), then the `.npy` (created, header written and synced,
+    // directory synced).
+    let create = phase_ops(trace, "create");
+    assert_eq!(
+        create,
+        [
+            "journal-create",
+            "journal-identity-write",
+            "journal-sync",
+            "dir-sync",
+            "npy-create",
+            "header-write",
+            "header-sync",
+            "dir-sync"
+        ],
+        "create"
+    );
+    // Close: header durable, then the journal removed and its removal synced.
+    let close = phase_ops(trace, "close");
+    assert_eq!(
+        close,
+        ["header-sync", "journal-remove", "dir-sync"],
+        "close"
+    );
+    assert_eq!(
+        phase_ops(trace, "close-recovered"),
+        close,
+        "close-recovered"
+    );
+    // Recovery cuts the uncommitted rows and rewrites the stale header; under
+    // Process durability it also re-anchors the journal on the older record.
+    let recover = phase_ops(trace, "recover");
+    for step in ["data-cut", "header-write"] {
+        assert!(
+            recover.contains(&step),
+            "recover has no {step}: {recover:?}"
+        );
+    }
+    assert_eq!(
+        recover.contains(&"record-write"),
+        !fsync,
+        "re-anchoring in recovery: {recover:?}"
+    );
+}
+
+struct Outcome {
+    point: String,
+    rows: u64,
+    /// "last commit", "previous commit" or "commit in flight".
+    kind: &'static str,
+    summary: String,
+}
+
+fn kill_at_every_point(durability: Durability) {
+    let name = durability_name(durability);
+    let dir = tempfile::Builder::new()
+        .prefix("kill-points-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let started = std::time::Instant::now();
+
+    let clean = dir.path().join("clean.npy");
+    let (trace, _) = run_writer(&clean, durability, None);
+    let expected_final = recovered(durability) + LAST;
+    verify_file(&clean, expected_final, &format!("{name}: clean run"));
+    assert!(
+        !npy_append::journal_path(&clean).exists(),
+        "{name}: clean run left its journal"
+    );
+    check_protocol(&trace, durability);
+    let names = point_names(&trace);
+
+    let mut outcomes = Vec::new();
+    let mut samples = Vec::new();
+    for (k, point) in names.iter().enumerate() {
+        let context = format!("{name}: kill at {point} (op {k})");
+        let path = dir.path().join(format!("kill-{k}.npy"));
+        let (ops, done) = run_writer(&path, durability, Some(k));
+        assert!(!done, "{context}: the writer finished");
+        assert_eq!(
+            ops.len(),
+            k + 1,
+            "{context}: the writer died after op {}",
+            ops.len()
+        );
+        assert_eq!(
+            ops[..],
+            trace[..=k],
+            "{context}: the operations differ from the clean run"
+        );
+
+        let op = &trace[k];
+        let record_written = trace[..=k]
+            .iter()
+            .any(|o| o.phase == op.phase && o.what == "record-write");
+        let expected = expected_rows(&op.phase, record_written, durability);
+        let kind = if expected_rows(&op.phase, false, durability)
+            == expected_rows(&op.phase, true, durability)
+        {
+            "last commit"
+        } else if record_written {
+            "commit in flight"
+        } else {
+            "previous commit"
+        };
+
+        let journal = npy_append::journal_path(&path);
+        let w = Appender::open_or_recover(&path)
+            .unwrap_or_else(|e| panic!("{context}: recovery failed: {e}"));
+        let rows = w.len();
+        let report = w.report().clone();
+        assert_eq!(
+            rows, expected,
+            "{context}: {rows} rows recovered, expected {expected} ({report})"
+        );
+        assert_eq!(report.committed_rows, rows, "{context}: {report}");
+        assert_eq!(w.pending_rows(), 0, "{context}");
+        if path.exists() {
+            verify_file(&path, rows, &context);
+        } else {
+            assert_eq!(rows, 0, "{context}: rows without a file");
+        }
+        let summary = format!("{report}");
+        // Recovering again finds the recovered state and changes nothing.
+        drop(w);
+        let w = Appender::open_or_recover(&path)
+            .unwrap_or_else(|e| panic!("{context}: second recovery failed: {e}"));
+        let again = w.report().clone();
+        assert_eq!(w.len(), rows, "{context}: second recovery ({again})");
+        assert!(
+            again.bytes_cut == 0 && !again.header_rewritten && again.dropped_rows == 0,
+            "{context}: the second recovery changed the file again: {again}"
+        );
+        let n = w
+            .close()
+            .unwrap_or_else(|e| panic!("{context}: close failed: {e}"));
+        assert_eq!(n, rows, "{context}: close");
+        assert!(!journal.exists(), "{context}: journal left after close");
+        if path.exists() {
+            verify_file(&path, rows, &format!("{context}, after close"));
+            samples.push((path, rows));
+        }
+        outcomes.push(Outcome {
+            point: point.clone(),
+            rows,
+            kind,
+            summary,
+        });
+    }
+
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    println!(
+        "kill_points ({name}): {} points killed and recovered in {:.1} s",
+        outcomes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for o in &outcomes {
+        println!(
+            "  {:<width$}  {:>4} rows  {:<16}  {}",
+            o.point, o.rows, o.kind, o.summary
+        );
+    }
+    let count = |kind: &str| outcomes.iter().filter(|o| o.kind == kind).count();
+    println!(
+        "kill_points ({name}): kills inside a commit: {} kept the commit in flight, {} the \
+         previous commit; {} elsewhere kept the last commit",
+        count("commit in flight"),
+        count("previous commit"),
+        count("last commit")
+    );
+
+    let Some(py) = support::require_numpy(&format!("kill_points_{name}")) else {
+        return;
+    };
+    let mut args: Vec<String> = Vec::new();
+    for (path, rows) in &samples {
+        args.push(path.display().to_string());
+        args.push(rows.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::run_python(
+        &py,
+        r"
+import sys
+import numpy as np
+args = sys.argv[1:]
+for k in range(0, len(args), 2):
+    path, rows = args[k], int(args[k + 1])
+    expected = np.arange(rows * 16, dtype=np.uint64).reshape(rows, 16)
+    for mode in (None, 'r'):
+        a = np.load(path, mmap_mode=mode)
+        assert a.dtype == np.dtype('<u8'), (path, a.dtype)
+        assert a.shape == (rows, 16), (path, a.shape, rows)
+        assert np.array_equal(a, expected), path
+print('numpy read', len(args) // 2, 'files')
+",
+        &args,
+    );
+    assert!(
+        out.contains(&format!("numpy read {} files", samples.len())),
+        "numpy check printed {out:?}"
+    );
+    println!("kill_points ({name}): {}", out.trim());
+}
+
+#[test]
+fn kill_at_every_point_fsync() {
+    kill_at_every_point(Durability::Fsync);
+}
+
+#[test]
+fn kill_at_every_point_process() {
+    kill_at_every_point(Durability::Process);
+}
