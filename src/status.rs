@@ -299,3 +299,128 @@ fn row_bytes(header: &Header) -> Option<u64> {
         .iter()
         .try_fold(itemsize, |acc, &d| acc.checked_mul(d))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::dtype::Dtype;
+    use crate::format::header;
+    use crate::storage::{MemBackend, MemOp};
+    use crate::{AppendOptions, Found};
+
+    const OPS: [MemOp; 6] = [
+        MemOp::Write,
+        MemOp::SetLen,
+        MemOp::Sync,
+        MemOp::Remove,
+        MemOp::SyncDir,
+        MemOp::Create,
+    ];
+
+    fn counts(backend: &MemBackend) -> Vec<u64> {
+        OPS.iter().map(|&op| backend.count(op)).collect()
+    }
+
+    /// Reads the status and checks that nothing was written, cut, synced,
+    /// created or removed.
+    fn read(backend: &MemBackend, path: &Path) -> Result<FileStatus> {
+        let before = counts(backend);
+        let bytes = (
+            backend.contents(path),
+            backend.contents(&recovery::journal_path(path)),
+        );
+        let status = FileStatus::read_with(backend, path);
+        assert_eq!(
+            counts(backend),
+            before,
+            "reading the status changed something"
+        );
+        assert_eq!(
+            (
+                backend.contents(path),
+                backend.contents(&recovery::journal_path(path))
+            ),
+            bytes
+        );
+        status
+    }
+
+    #[test]
+    fn a_running_writers_file_needs_recovery_and_says_what_recovery_does() {
+        let backend = MemBackend::new();
+        let path = Path::new("/mem/s.npy");
+        let mut w = AppendOptions::new()
+            .dtype("<u2")
+            .unwrap()
+            .row_shape(&[2])
+            .buffer_bytes(1)
+            .open_with(backend.clone(), path)
+            .unwrap();
+        w.append(&[1u16, 2, 3, 4, 5, 6]).unwrap();
+        w.commit().unwrap();
+        w.append(&[7u16, 8]).unwrap(); // written, not committed
+        let s = read(&backend, path).unwrap();
+        assert_eq!(s.state, FileState::NeedsRecovery);
+        assert!(s.journal_present && s.header_from_file);
+        assert_eq!(
+            (s.rows, s.bytes_past_end, s.row_bytes),
+            (Some(3), Some(4), Some(4))
+        );
+        assert_eq!(s.header.shape, vec![3, 2]);
+        assert_eq!(s.header.dtype, Dtype::parse_descr("'<u2'").unwrap());
+        assert_eq!(s.file_len, s.header.header_len + 16);
+        let RecoveryAction::Changes(report) = &s.recovery else {
+            panic!("{:?}", s.recovery);
+        };
+        assert_eq!(report.found, Found::Journal);
+        assert_eq!((report.committed_rows, report.bytes_cut), (3, 4));
+
+        w.close().unwrap();
+        let s = read(&backend, path).unwrap();
+        assert_eq!(s.state, FileState::Clean);
+        assert!(!s.journal_present && s.problem.is_none());
+        assert_eq!((s.rows, s.bytes_past_end), (Some(4), Some(0)));
+        assert_eq!(s.recovery, RecoveryAction::Nothing);
+        assert_eq!(s.header_rows(), Some(4));
+    }
+
+    #[test]
+    fn files_recovery_refuses_and_unreadable_files() {
+        let backend = MemBackend::new();
+        let path = Path::new("/mem/x.npy");
+        let f4 = Dtype::parse_descr("'<f4'").unwrap();
+
+        // Bytes past the header's rows, no journal.
+        let mut bytes = header::build(&f4, false, &[2]).unwrap();
+        bytes.extend([0; 8 + 3]);
+        backend.put(path, &bytes);
+        let s = read(&backend, path).unwrap();
+        assert_eq!(s.state, FileState::Inconsistent);
+        assert_eq!((s.rows, s.bytes_past_end), (Some(2), Some(3)));
+        assert!(matches!(s.recovery, RecoveryAction::Refuses(_)));
+
+        // Committed data missing.
+        let mut bytes = header::build(&f4, false, &[2]).unwrap();
+        bytes.extend([0; 5]);
+        backend.put(path, &bytes);
+        let s = read(&backend, path).unwrap();
+        assert_eq!((s.state, s.rows), (FileState::Inconsistent, None));
+        assert!(s.problem.unwrap().contains("committed data is missing"));
+
+        // Fortran order: readable, not appendable.
+        let mut bytes = header::build(&f4, true, &[2, 2]).unwrap();
+        bytes.extend([0; 16]);
+        backend.put(path, &bytes);
+        let s = read(&backend, path).unwrap();
+        assert_eq!(s.state, FileState::Unsupported);
+        assert!(s.header.fortran_order);
+
+        // Not an .npy, and no file at all.
+        backend.put(path, b"not a numpy file");
+        assert!(matches!(read(&backend, path), Err(Error::Corrupt { .. })));
+        assert!(matches!(
+            read(&backend, Path::new("/mem/none.npy")),
+            Err(Error::Io { .. })
+        ));
+    }
+}
