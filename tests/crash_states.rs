@@ -159,10 +159,51 @@ impl Recording {
     }
 }
 
+/// A plain `.npy` of `rows` rows as numpy saves it.
+fn saved_file(rows: u64) -> Image {
+    let dtype = npy_append::Dtype::parse_descr("'<u4'").unwrap();
+    let mut bytes = header::build(&dtype, false, &[rows, ROW_VALUES]).unwrap();
+    bytes.extend(row_bytes(0..rows));
+    Image::from([(npy(), bytes)])
+}
+
+/// Appending to a file numpy saved: taken over, then appended to, with
+/// small buffers (several writes per commit); dropped, recovered, closed.
+const TAKEOVER: &[Step] = &[
+    Step::Open,
+    Step::Append(7),
+    Step::Append(30),
+    Step::Append(100),
+    Step::Commit,
+    Step::Append(1),
+    Step::Commit,
+    Step::Append(400),
+    Step::Commit,
+    Step::Drop,
+    Step::Open,
+    Step::Append(3),
+    Step::Commit,
+    Step::Close,
+];
+
 fn record(name: &str, durability: Durability, steps: &[Step]) -> Recording {
-    let sim = SimBackend::from_image(&Image::new());
+    record_from(name, durability, steps, &Image::new(), 2048)
+}
+
+fn record_from(
+    name: &str,
+    durability: Durability,
+    steps: &[Step],
+    initial: &Image,
+    buffer: usize,
+) -> Recording {
+    let sim = SimBackend::from_image(initial);
+    let options = |d| options(d).buffer_bytes(buffer);
     let mut acks = Vec::new();
-    let mut boundaries = BTreeSet::from([0]);
+    let mut boundaries: BTreeSet<u64> = BTreeSet::from([0]);
+    if let Some(bytes) = initial.get(&npy()) {
+        boundaries.insert((bytes.len() as u64 - 128) / ROW_BYTES);
+    }
     let mut w: Option<Appender<SimBackend>> = None;
     for step in steps {
         match *step {
@@ -231,6 +272,9 @@ struct Stats {
     /// Process durability images whose older commits lost write-back (not
     /// checksummed by design, so counted rather than judged).
     unverified_older_rows: u64,
+    /// Of those, images whose last kept commit has wrong rows and whose
+    /// report drops nothing.
+    silent_last_commit: u64,
     violations: Vec<String>,
     /// Violations of the known Process-durability gap (see [`KNOWN_GAP`]).
     known_gap: Vec<String>,
@@ -291,6 +335,16 @@ fn check_npy(image: &Image, rows: u64, strict: bool) -> Result<bool, String> {
         return Err(format!("row {bad} differs from what was written"));
     }
     Ok(same)
+}
+
+/// Whether rows `start..end` of the `.npy` in `image` are what was written.
+fn last_commit_intact(image: &Image, start: u64, end: u64) -> bool {
+    let bytes = &image[&npy()];
+    let Ok((_, header_len)) = header::parse_prefix(bytes) else {
+        return false;
+    };
+    let at = |row: u64| (header_len + row * ROW_BYTES) as usize;
+    bytes.get(at(start)..at(end)) == Some(row_bytes(start..end).as_slice())
 }
 
 fn open(
@@ -370,6 +424,16 @@ fn check_image(
     }
     if !check_npy(&after, rows, strict)? {
         stats.unverified_older_rows += 1;
+        let last_start = exp
+            .rec
+            .boundaries
+            .range(..rows)
+            .next_back()
+            .copied()
+            .unwrap_or(0);
+        if report.dropped_rows == 0 && !last_commit_intact(&after, last_start, rows) {
+            stats.silent_last_commit += 1;
+        }
     }
     let recovery_trace = sim.trace();
     drop(w);
@@ -470,7 +534,7 @@ fn enumerate(rec: &Recording, seed: u64, stop_at_first: bool) -> Stats {
     for k in 0..=rec.trace.len() {
         let model = Model::at(&rec.initial, &rec.trace, k);
         let acked = rec.acked_at(k);
-        for fates in model.choices(&mut rng, 8, 24, 6) {
+        for fates in model.choices(&mut rng, 10, 64, 10) {
             let image = model.build(&fates, rng.next());
             let kill = fates.iter().all(|f| *f == Fate::Keep);
             let exp = Expect {
@@ -508,9 +572,18 @@ fn enumerate(rec: &Recording, seed: u64, stop_at_first: bool) -> Stats {
 }
 
 fn workloads() -> Vec<Recording> {
+    let saved = saved_file(10);
     vec![
         record("fsync", Durability::Fsync, WORKLOAD),
         record("process", Durability::Process, WORKLOAD),
+        record_from("takeover fsync", Durability::Fsync, TAKEOVER, &saved, 600),
+        record_from(
+            "takeover process",
+            Durability::Process,
+            TAKEOVER,
+            &saved,
+            600,
+        ),
     ]
 }
 
@@ -608,6 +681,7 @@ fn every_crash_state_recovers() {
 fn process_power_loss_with_reordered_writes_always_opens() {
     let rec = record("process", Durability::Process, WORKLOAD);
     let stats = enumerate(&rec, 0x5eed, false);
+    println!("silent {}", stats.silent_last_commit);
     for v in stats.known_gap.iter().take(3) {
         println!("VIOLATION {v}");
     }
@@ -658,35 +732,72 @@ fn broken_no_data_sync_before_record_is_caught() {
     assert_caught("no data sync before the journal record", &rec);
 }
 
-/// (b) One journal slot instead of two: every record goes to slot A. Under
-/// Fsync durability this is safe (a torn record falls back to the header,
-/// which the commit's data sync made durable); it breaks under Process
-/// durability, where a torn record leaves nothing that checks the rows.
-#[test]
-fn broken_one_journal_slot_is_caught() {
-    let mut rec = record("process, one slot", Durability::Process, WORKLOAD);
-    let slot_a = journal::slot_offset(
-        journal::identity_len(rec.header_len()).unwrap(),
-        journal::Slot::A,
-    );
-    let slot_b = journal::slot_offset(
-        journal::identity_len(rec.header_len()).unwrap(),
-        journal::Slot::B,
-    );
+/// A recording whose slot-B record writes go to slot A instead.
+fn one_slot(mut rec: Recording) -> Recording {
+    let identity_len = journal::identity_len(rec.header_len()).unwrap();
+    let slot_a = journal::slot_offset(identity_len, journal::Slot::A);
+    let slot_b = journal::slot_offset(identity_len, journal::Slot::B);
+    let journal_inos: Vec<Ino> = rec
+        .names()
+        .into_iter()
+        .filter(|(_, p)| *p == jnl())
+        .map(|(ino, _)| ino)
+        .collect();
     let mut moved = 0;
-    for i in 0..rec.trace.len() {
-        if let Op::Write { ino, offset, .. } = &mut rec.trace[i].clone()
+    for op in &mut rec.trace {
+        if let Op::Write { ino, offset, .. } = op
             && *offset == slot_b
-            && rec.is_journal(*ino)
+            && journal_inos.contains(ino)
         {
-            if let Op::Write { offset, .. } = &mut rec.trace[i] {
-                *offset = slot_a;
-            }
+            *offset = slot_a;
             moved += 1;
         }
     }
     assert!(moved > 0);
-    assert_caught("one journal slot", &rec);
+    rec.name.push_str(", one slot");
+    rec
+}
+
+/// (b) One journal slot instead of two: every record goes to slot A.
+///
+/// Under Fsync durability this variant is safe, and the enumeration shows it:
+/// when a record write is torn, recovery falls back to the header, and the
+/// header of the previous (acknowledged) commit was made durable by this
+/// commit's data sync, before the record was written; recovery's own
+/// re-anchoring record is written after its header rewrite is synced. So the
+/// header is the second record. Under Process durability nothing is synced
+/// between commits: with writes landing in any order, the two-slot protocol
+/// also keeps unchecked rows of older commits (by design), so the variant
+/// breaks no guarantee there either; it only keeps silently wrong rows in
+/// more crash states, which this test measures and asserts.
+#[test]
+fn one_journal_slot_is_safe_under_fsync_and_weaker_under_process() {
+    let two = record("fsync", Durability::Fsync, WORKLOAD);
+    let stats = enumerate(&one_slot(two), 0x7ee7, false);
+    println!(
+        "one journal slot, fsync: {} crash states, {} violations",
+        stats.states,
+        stats.violations.len()
+    );
+    assert!(
+        stats.violations.is_empty(),
+        "{:?}",
+        stats.violations.first()
+    );
+
+    let two = record("process", Durability::Process, WORKLOAD);
+    let one = one_slot(two.clone());
+    let (s2, s1) = (
+        enumerate(&two, 0x7ee7, false),
+        enumerate(&one, 0x7ee7, false),
+    );
+    println!(
+        "process durability, crash states whose last kept commit has wrong rows and nothing \
+         reported dropped: two slots {} of {}, one slot {} of {}",
+        s2.silent_last_commit, s2.states, s1.silent_last_commit, s1.states
+    );
+    assert!(s1.violations.is_empty() && s2.violations.is_empty());
+    assert!(s1.silent_last_commit > s2.silent_last_commit);
 }
 
 /// (c) The header written before the journal record: a crash between the
