@@ -53,6 +53,8 @@ const TAG: &str = "@npy-fscut ";
 /// Part of every image file name, so that loop devices left by a run that
 /// was itself killed can be recognised and removed.
 const IMAGE_MARKER: &str = "npy-append-fscut-";
+/// Prefix of the directories holding the checked copies.
+const CHECKS_PREFIX: &str = "npy-append-fscut-checks-";
 
 /// Values per row.
 const ROW: u64 = 16;
@@ -440,7 +442,6 @@ fn skip(test: &str, reason: &str) {
         !std::env::var("CI").is_ok_and(|v| v == "true"),
         "{test}: cannot run under CI=true: {reason}"
     );
-    println!("SKIP {test}: {reason}");
     eprintln!("SKIP {test}: {reason}");
 }
 
@@ -661,7 +662,33 @@ fn exclusive() -> File {
         }
         let _ = run("losetup", &["-d", &dev]);
     }
+    // And their images and copies.
+    for entry in std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(IMAGE_MARKER) || name.starts_with(CHECKS_PREFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     file
+}
+
+/// The mounted file system for `test`, and the lock serializing the tests;
+/// `None` after printing a SKIP line when this machine cannot run it.
+fn setup(kind: FsKind, test: &str) -> Option<(LoopFs, File)> {
+    if let Some(reason) = missing_prerequisite(kind) {
+        skip(test, &reason);
+        return None;
+    }
+    let lock = exclusive();
+    match LoopFs::new(kind) {
+        Ok(fs) => Some((fs, lock)),
+        Err((true, reason)) => {
+            skip(test, &reason);
+            None
+        }
+        Err((false, e)) => panic!("{test}: {e}"),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -770,18 +797,8 @@ fn recover_and_check(
 
 fn power_cuts(kind: FsKind) {
     let test = format!("fs_power_cut_{}", kind.name());
-    let _lock = exclusive();
-    if let Some(reason) = missing_prerequisite(kind) {
-        skip(&test, &reason);
+    let Some((mut fs, _lock)) = setup(kind, &test) else {
         return;
-    }
-    let mut fs = match LoopFs::new(kind) {
-        Ok(fs) => fs,
-        Err((true, reason)) => {
-            skip(&test, &reason);
-            return;
-        }
-        Err((false, e)) => panic!("{test}: {e}"),
     };
     let cuts = cuts_per_fs();
     let seed = seed_from_env_or_time();
@@ -792,7 +809,7 @@ fn power_cuts(kind: FsKind) {
     let mut rng = Rng::new(seed);
     let exe = std::env::current_exe().unwrap();
     let checks = tempfile::Builder::new()
-        .prefix("fscut-checks-")
+        .prefix(CHECKS_PREFIX)
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap();
     let mut stats = Stats::default();
@@ -982,22 +999,12 @@ print('numpy read', len(args) // 2, 'files')
 /// nothing.
 fn cuts_lose_unsynced_commits(kind: FsKind) {
     let test = format!("fs_power_cut_{}_loses_unsynced", kind.name());
-    let _lock = exclusive();
-    if let Some(reason) = missing_prerequisite(kind) {
-        skip(&test, &reason);
+    let Some((mut fs, _lock)) = setup(kind, &test) else {
         return;
-    }
-    let mut fs = match LoopFs::new(kind) {
-        Ok(fs) => fs,
-        Err((true, reason)) => {
-            skip(&test, &reason);
-            return;
-        }
-        Err((false, e)) => panic!("{test}: {e}"),
     };
     let exe = std::env::current_exe().unwrap();
     let checks = tempfile::Builder::new()
-        .prefix("fscut-checks-")
+        .prefix(CHECKS_PREFIX)
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap();
     let mut outcomes = Vec::new();
