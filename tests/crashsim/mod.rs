@@ -514,7 +514,7 @@ impl Model {
                     if old_len < end {
                         bytes.resize(end, 0);
                     }
-                    let mut rng = Rng::new(garbage_seed ^ (p.index as u64) << 20);
+                    let mut rng = Rng::new(garbage_seed ^ ((p.index as u64) << 20));
                     for (at, &new) in (*offset as usize..end).zip(data) {
                         let s = (at as u64 / SECTOR - offset / SECTOR) as usize;
                         bytes[at] = match sector_fates.get(s).copied().unwrap_or(SectorFate::New) {
