@@ -610,6 +610,9 @@ fn observe<B: Backend>(
     npy: &B::File,
 ) -> Result<Observed> {
     let journal = read_journal(backend, journal_path)?;
+    if let Some(journal) = &journal {
+        journal.check_version(journal_path)?;
+    }
     // The writer writes rows, then the record, then the header: reading in
     // the opposite order (journal, header, length) never finds a committed
     // count whose rows are not in the file yet.

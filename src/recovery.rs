@@ -154,6 +154,18 @@ impl JournalRead {
         }
         self.slots.iter().min_by_key(|(_, r)| r.sequence)
     }
+
+    /// Refuses a journal of a format version this library does not read. A
+    /// torn creation cannot leave one (magic and version share a sector), so
+    /// a newer writer made it and its commits must not be discarded.
+    pub(crate) fn check_version(&self, journal_path: &Path) -> Result<()> {
+        match &self.identity {
+            Err(e @ FormatError::Unsupported { .. }) => {
+                Err(Error::from_format(journal_path, e.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 fn read_vec<F: Storage>(file: &F, offset: u64, len: u64) -> io::Result<Vec<u8>> {
@@ -359,6 +371,9 @@ pub(crate) fn inspect<F: Storage>(files: &Files<'_, F>) -> Result<Inspection> {
         }
         None => None,
     };
+    if let Some(journal) = &journal {
+        journal.check_version(files.journal_path)?;
+    }
     match (npy_read, journal) {
         (None, None) => Ok(Inspection::Missing {
             discard_journal: false,

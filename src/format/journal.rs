@@ -223,6 +223,13 @@ impl Identity {
             ));
         }
         let version = u32_at(fixed, ID_VERSION).unwrap_or(0);
+        if version == 0 {
+            // Versions start at 1: a zero is a block not written yet.
+            return Err(FormatError::malformed(
+                Some(ID_VERSION as u64),
+                "journal identity has format version 0 (not completely written)",
+            ));
+        }
         if version != FORMAT_VERSION {
             return Err(FormatError::unsupported(format!(
                 "journal format version {version}; this library reads version {FORMAT_VERSION} \
@@ -469,6 +476,16 @@ mod tests {
         ));
         assert!(Identity::decode(&[0u8; 4096]).is_err());
         assert!(Identity::decode(&[0xffu8; 4096]).is_err());
+    }
+
+    #[test]
+    fn identity_version_zero_is_unwritten_not_future() {
+        let mut bytes = identity().encode().unwrap();
+        bytes[8..12].fill(0);
+        assert!(matches!(
+            Identity::decode_prefix(&bytes),
+            Err(FormatError::Malformed { .. })
+        ));
     }
 
     #[test]
