@@ -581,6 +581,12 @@ impl Drop for LoopFs {
         if let Err(e) = run("losetup", &["-d", &self.dev]) {
             eprintln!("fs_power_cut: detaching {}: {e}", self.dev);
         }
+        // The kernel detaches in the background: wait, so that the next
+        // test does not take the device for a leftover.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && our_loop_devices().iter().any(|(d, _)| *d == self.dev) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -675,14 +681,14 @@ fn exclusive() -> File {
 
 /// The mounted file system for `test`, and the lock serializing the tests;
 /// `None` after printing a SKIP line when this machine cannot run it.
-fn setup(kind: FsKind, test: &str) -> Option<(LoopFs, File)> {
+fn setup(kind: FsKind, test: &str) -> Option<(File, LoopFs)> {
     if let Some(reason) = missing_prerequisite(kind) {
         skip(test, &reason);
         return None;
     }
     let lock = exclusive();
     match LoopFs::new(kind) {
-        Ok(fs) => Some((fs, lock)),
+        Ok(fs) => Some((lock, fs)),
         Err((true, reason)) => {
             skip(test, &reason);
             None
@@ -797,7 +803,9 @@ fn recover_and_check(
 
 fn power_cuts(kind: FsKind) {
     let test = format!("fs_power_cut_{}", kind.name());
-    let Some((mut fs, _lock)) = setup(kind, &test) else {
+    // The lock is declared first so that it is dropped last, after the
+    // file system is gone.
+    let Some((_lock, mut fs)) = setup(kind, &test) else {
         return;
     };
     let cuts = cuts_per_fs();
@@ -999,7 +1007,9 @@ print('numpy read', len(args) // 2, 'files')
 /// nothing.
 fn cuts_lose_unsynced_commits(kind: FsKind) {
     let test = format!("fs_power_cut_{}_loses_unsynced", kind.name());
-    let Some((mut fs, _lock)) = setup(kind, &test) else {
+    // The lock is declared first so that it is dropped last, after the
+    // file system is gone.
+    let Some((_lock, mut fs)) = setup(kind, &test) else {
         return;
     };
     let exe = std::env::current_exe().unwrap();
