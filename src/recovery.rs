@@ -802,8 +802,8 @@ fn plan_with_journal<F: Storage>(
                 // The rows before the newest commit did not all reach the
                 // disk either (unsynced writes land in any order): fall back
                 // to the header's rows (a commit boundary: a header is only
-                // written after its record), or to the empty file this
-                // journal's writer created.
+                // written after its record), or to the rows of the header
+                // snapshot, which were synced before the journal was created.
                 let header_rows = read
                     .header
                     .as_ref()
@@ -811,7 +811,7 @@ fn plan_with_journal<F: Storage>(
                     .and_then(|h| h.shape.first().copied());
                 header_rows
                     .into_iter()
-                    .chain(identity.created().then_some(0))
+                    .chain(Some(layout.rows()))
                     .find(|&rows| rows < newest.1.rows && fits(rows))
                     .map(|rows| unverified(rows, newest.1.sequence + 1))
             });

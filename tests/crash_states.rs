@@ -241,13 +241,6 @@ fn record_from(
     }
 }
 
-/// Marks a violation of the one known gap of Process durability: after a
-/// power loss that kept the journal records of two unsynced commits but lost
-/// the rows before them (writes landing out of order), no durable record is
-/// left to fall back to and opening fails with `CommittedDataMissing`.
-/// Counted by the main test, asserted by the ignored test below.
-const KNOWN_GAP: &str = "known Process-durability gap: ";
-
 /// What one image is expected to recover to.
 #[derive(Clone, Copy)]
 struct Expect<'a> {
@@ -276,8 +269,6 @@ struct Stats {
     /// report drops nothing.
     silent_last_commit: u64,
     violations: Vec<String>,
-    /// Violations of the known Process-durability gap (see [`KNOWN_GAP`]).
-    known_gap: Vec<String>,
     /// Closed files for numpy: (bytes, rows).
     samples: Vec<(Vec<u8>, u64)>,
     seen: HashSet<u64>,
@@ -368,15 +359,9 @@ fn check_image(
     let durability = exp.rec.durability;
     let fsync = durability == Durability::Fsync;
     let sim = SimBackend::from_image(image);
-    let w = match options(durability).open_with(sim.clone(), npy()) {
-        Ok(w) => w,
-        Err(e @ npy_append::Error::CommittedDataMissing { .. })
-            if !fsync && !exp.kill && !exp.in_order =>
-        {
-            return Err(format!("{KNOWN_GAP}open_or_recover failed: {e}"));
-        }
-        Err(e) => return Err(format!("open_or_recover failed: {e}")),
-    };
+    let w = options(durability)
+        .open_with(sim.clone(), npy())
+        .map_err(|e| format!("open_or_recover failed: {e}"))?;
     let rows = w.len();
     let report = w.report().clone();
     if !exp.rec.boundaries.contains(&rows) {
@@ -550,12 +535,7 @@ fn enumerate(rec: &Recording, seed: u64, stop_at_first: bool) -> Stats {
                 let last = k.checked_sub(1).map_or("nothing".to_owned(), |i| {
                     format!("#{i} {}", rec.trace[i].describe(&names))
                 });
-                let list = if e.contains(KNOWN_GAP) {
-                    &mut stats.known_gap
-                } else {
-                    &mut stats.violations
-                };
-                list.push(format!(
+                stats.violations.push(format!(
                     "{}: crash after {k} operations (last: {last}; {acked} rows acknowledged); image: {}\n    -> {e}",
                     rec.name,
                     describe(&model, &fates, &rec.trace, &rec.initial)
@@ -624,7 +604,6 @@ fn every_crash_state_recovers() {
     let mut total = 0;
     let mut samples = Vec::new();
     let mut violations = Vec::new();
-    let mut known_gap = Vec::new();
     for rec in workloads() {
         let t = Instant::now();
         let stats = enumerate(&rec, 0x5eed, false);
@@ -642,7 +621,6 @@ fn every_crash_state_recovers() {
         total += stats.states;
         samples.extend(stats.samples);
         violations.extend(stats.violations);
-        known_gap.extend(stats.known_gap);
     }
     println!(
         "crash_states: {total} crash states checked in {:.1?}",
@@ -662,32 +640,9 @@ fn every_crash_state_recovers() {
             println!("VIOLATION {v}");
         }
     }
-    println!(
-        "crash_states: {} images hit the known Process-durability gap (asserted by the ignored \
-         test process_power_loss_with_reordered_writes_always_opens)",
-        known_gap.len()
-    );
     assert!(violations.is_empty(), "{} violations", violations.len());
     assert!(total >= 10_000, "only {total} crash states");
     numpy_check("every_crash_state_recovers", &samples);
-}
-
-/// The known gap of Process durability (see [`KNOWN_GAP`]): fails until the
-/// protocol keeps a durable record to fall back to under that durability.
-#[test]
-#[ignore = "known gap: Process durability after a power loss with reordered writes"]
-fn process_power_loss_with_reordered_writes_always_opens() {
-    let rec = record("process", Durability::Process, WORKLOAD);
-    let stats = enumerate(&rec, 0x5eed, false);
-    println!("silent {}", stats.silent_last_commit);
-    for v in stats.known_gap.iter().take(3) {
-        println!("VIOLATION {v}");
-    }
-    assert!(
-        stats.known_gap.is_empty(),
-        "{} images fail to open",
-        stats.known_gap.len()
-    );
 }
 
 // Teeth: broken variants of the protocol, made by rewriting the recorded
