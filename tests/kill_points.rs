@@ -58,6 +58,8 @@ const SECOND: u64 = 110;
 const THIRD: u64 = 117;
 /// Rows appended by the last commit, after recovery.
 const LAST: u64 = 3;
+/// Rows committed to the second file, whose creation is recovered.
+const SECOND_FILE: u64 = 5;
 
 /// The value `j` of row `i`.
 fn value(i: u64, j: u64) -> u64 {
@@ -67,6 +69,13 @@ fn value(i: u64, j: u64) -> u64 {
 /// Rows `start..start + n`, flattened.
 fn rows(start: u64, n: u64) -> Vec<u64> {
     (start * ROW..(start + n) * ROW).collect()
+}
+
+/// The script's second file, next to the first: `<stem>-b.npy`. The phases
+/// working on it are named `b-...`.
+fn second_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().unwrap().to_string_lossy();
+    path.with_file_name(format!("{stem}-b.npy"))
 }
 
 /// Prints one tagged line and flushes it, so it is in the pipe before a kill.
@@ -288,7 +297,10 @@ fn expected_rows(phase: &str, record_written: bool, durability: Durability) -> u
         "append-uncommitted" => (THIRD, THIRD),
         "recover" => (r, r),
         "commit-recovered" => (r, r + LAST),
-        "close-recovered" => (r + LAST, r + LAST),
+        "close-recovered" | "discard-torn-journal" | "close-discarded" => (r + LAST, r + LAST),
+        "b-create" | "b-recover-creation" => (0, 0),
+        "b-commit" => (0, SECOND_FILE),
+        "b-close" => (SECOND_FILE, SECOND_FILE),
         other => panic!("unknown phase {other}"),
     };
     if record_written { after } else { before }
@@ -387,6 +399,37 @@ fn child_kill_point() {
     assert_eq!(w.commit().unwrap(), r + LAST);
     backend.set_phase("close-recovered");
     assert_eq!(w.close().unwrap(), r + LAST);
+
+    // A torn journal next to the clean file (its writer died while creating
+    // it): opening removes it and makes a new one.
+    std::fs::write(npy_append::journal_path(&path), b"NPYAJ").unwrap();
+    backend.set_phase("discard-torn-journal");
+    let w = options().open_with(backend.clone(), &path).unwrap();
+    assert!(w.report().journal_discarded, "{}", w.report());
+    assert_eq!(w.len(), r + LAST);
+    backend.set_phase("close-discarded");
+    assert_eq!(w.close().unwrap(), r + LAST);
+
+    // A second file whose writer died between creating the journal and the
+    // `.npy`: recovery creates the `.npy` from the journal's snapshot.
+    let b = second_path(&path);
+    backend.set_phase("b-create");
+    let w = options()
+        .dtype("<u8")
+        .unwrap()
+        .row_shape(&[ROW])
+        .open_with(backend.clone(), &b)
+        .unwrap();
+    drop(w);
+    std::fs::remove_file(&b).unwrap();
+    backend.set_phase("b-recover-creation");
+    let mut w = options().open_with(backend.clone(), &b).unwrap();
+    assert_eq!(w.len(), 0);
+    backend.set_phase("b-commit");
+    w.append(&rows(0, SECOND_FILE)).unwrap();
+    assert_eq!(w.commit().unwrap(), SECOND_FILE);
+    backend.set_phase("b-close");
+    assert_eq!(w.close().unwrap(), SECOND_FILE);
     say("done");
 }
 
@@ -631,18 +674,38 @@ fn check_protocol(trace: &[Op], durability: Durability) {
         ],
         "create"
     );
-    // Close: header durable, then the journal removed and its removal synced.
-    let close = phase_ops(trace, "close");
-    assert_eq!(
-        close,
-        ["header-sync", "journal-remove", "dir-sync"],
-        "close"
+    // Close: the `.npy` durable (named by what was written to it since its
+    // last sync: the header of the last commit, or nothing), then the
+    // journal removed and its removal synced.
+    for phase in ["close", "close-recovered", "close-discarded", "b-close"] {
+        let ops = phase_ops(trace, phase);
+        assert!(
+            matches!(
+                ops.as_slice(),
+                ["header-sync" | "npy-sync", "journal-remove", "dir-sync"]
+            ),
+            "{phase}: {ops:?}"
+        );
+    }
+    assert_eq!(phase_ops(trace, "b-create"), create, "b-create");
+    assert_eq!(phase_ops(trace, "b-commit"), commit, "b-commit");
+    // The torn journal is removed before the new one is created; the new
+    // one is made durable with its directory entry.
+    let discard = phase_ops(trace, "discard-torn-journal");
+    assert!(
+        discard.first() == Some(&"journal-remove")
+            && discard.contains(&"journal-create")
+            && discard.ends_with(&["journal-sync", "dir-sync"]),
+        "discard-torn-journal: {discard:?}"
     );
-    assert_eq!(
-        phase_ops(trace, "close-recovered"),
-        close,
-        "close-recovered"
-    );
+    // Recovering a creation creates the `.npy` and its header, durably.
+    let creation = phase_ops(trace, "b-recover-creation");
+    for step in ["npy-create", "header-write", "header-sync", "dir-sync"] {
+        assert!(
+            creation.contains(&step),
+            "b-recover-creation has no {step}: {creation:?}"
+        );
+    }
     // Recovery cuts the uncommitted rows and rewrites the stale header; under
     // Process durability it also re-anchors the journal on the older record.
     let recover = phase_ops(trace, "recover");
@@ -678,11 +741,16 @@ fn kill_at_every_point(durability: Durability) {
     let clean = dir.path().join("clean.npy");
     let (trace, _) = run_writer(&clean, durability, None);
     let expected_final = recovered(durability) + LAST;
-    verify_file(&clean, expected_final, &format!("{name}: clean run"));
-    assert!(
-        !npy_append::journal_path(&clean).exists(),
-        "{name}: clean run left its journal"
-    );
+    for (file, rows) in [
+        (clean.clone(), expected_final),
+        (second_path(&clean), SECOND_FILE),
+    ] {
+        verify_file(&file, rows, &format!("{name}: clean run"));
+        assert!(
+            !npy_append::journal_path(&file).exists(),
+            "{name}: clean run left a journal"
+        );
+    }
     check_protocol(&trace, durability);
     let names = point_names(&trace);
 
@@ -690,8 +758,8 @@ fn kill_at_every_point(durability: Durability) {
     let mut samples = Vec::new();
     for (k, point) in names.iter().enumerate() {
         let context = format!("{name}: kill at {point} (op {k})");
-        let path = dir.path().join(format!("kill-{k}.npy"));
-        let (ops, done) = run_writer(&path, durability, Some(k));
+        let first = dir.path().join(format!("kill-{k}.npy"));
+        let (ops, done) = run_writer(&first, durability, Some(k));
         assert!(!done, "{context}: the writer finished");
         assert_eq!(
             ops.len(),
@@ -706,6 +774,14 @@ fn kill_at_every_point(durability: Durability) {
         );
 
         let op = &trace[k];
+        let path = if op.phase.starts_with("b-") {
+            // The first file is closed by then.
+            verify_file(&first, expected_final, &format!("{context}: first file"));
+            assert!(!npy_append::journal_path(&first).exists(), "{context}");
+            second_path(&first)
+        } else {
+            first
+        };
         let record_written = trace[..=k]
             .iter()
             .any(|o| o.phase == op.phase && o.what == "record-write");
