@@ -70,4 +70,4 @@ pub use options::{AppendOptions, Durability, GroupCommit, LockWait, TailPolicy};
 pub use reader::Reader;
 pub use recovery::journal_path;
 pub use report::{Found, RecoveryReport};
-pub use status::{FileState, FileStatus, RecoveryAction};
+pub use status::{FileState, FileStatus, NUMPY_MAX_HEADER_SIZE, RecoveryAction};

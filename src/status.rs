@@ -13,11 +13,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::format::header::Header;
+use crate::format::header::{Header, Version};
 use crate::options::TailPolicy;
 use crate::recovery::{self, Files, Inspection, Plan};
 use crate::report::RecoveryReport;
 use crate::storage::{Backend, FsBackend, OpenMode, Storage};
+
+/// numpy's default `max_header_size` for `np.load`: a header whose text is
+/// longer than this many characters is refused unless the caller raises
+/// the limit.
+pub const NUMPY_MAX_HEADER_SIZE: u64 = 10_000;
 
 /// The state a file is in, as far as appending to it is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +95,10 @@ pub struct FileStatus {
     /// Whether [`FileStatus::header`] comes from the file (false: rebuilt
     /// from the journal's snapshot).
     pub header_from_file: bool,
+    /// Length of the file's header text (after the length field) in
+    /// characters, as numpy counts it against its `max_header_size`;
+    /// `None` when the header is not read from the file.
+    pub header_text_chars: Option<u64>,
     /// Bytes per row (the dtype's size times the row shape), when it fits
     /// in 64 bits.
     pub row_bytes: Option<u64>,
@@ -131,16 +140,17 @@ impl FileStatus {
                 io::Error::from(io::ErrorKind::NotFound),
             ));
         }
-        let (file_len, file_header) = match &npy {
+        let (file_len, file_header, header_text_chars) = match &npy {
             Some(f) => {
                 let len = f
                     .len()
                     .map_err(|e| Error::io(path, "reading the length", e))?;
                 let read = recovery::read_header(f, len)
                     .map_err(|e| Error::io(path, "reading the header", e))?;
-                (len, Some(read.header))
+                let chars = read.header.as_ref().ok().map(|h| text_chars(h, &read.raw));
+                (len, Some(read.header), chars)
             }
-            None => (0, None),
+            None => (0, None, None),
         };
         let inspection = recovery::inspect(&Files {
             path,
@@ -155,6 +165,7 @@ impl FileStatus {
             journal_path,
             journal_present: journal.is_some(),
             file_len,
+            header_text_chars,
         };
         match inspection {
             Ok(Inspection::Existing(plan)) => Ok(Self::planned(found, file_header, &plan)),
@@ -202,6 +213,10 @@ impl FileStatus {
                 )),
             ),
         };
+        let header_text_chars = found.header_text_chars.filter(|_| header_from_file);
+        if let Some(chars) = header_text_chars.filter(|&n| n > NUMPY_MAX_HEADER_SIZE) {
+            problem.get_or_insert_with(|| numpy_refuses(chars));
+        }
         let (state, recovery) = if found.journal_present {
             problem.get_or_insert_with(|| {
                 format!(
@@ -228,6 +243,7 @@ impl FileStatus {
             file_len: found.file_len,
             header,
             header_from_file,
+            header_text_chars,
             row_bytes: Some(plan.layout.row_bytes),
             rows: Some(plan.rows),
             bytes_past_end: Some(plan.report.bytes_cut),
@@ -261,12 +277,21 @@ impl FileStatus {
             row_bytes: row_bytes(&header),
             header,
             header_from_file: true,
+            header_text_chars: found.header_text_chars,
             rows,
             bytes_past_end,
             state,
             problem: Some(err.to_string()),
             recovery: RecoveryAction::Refuses(err.to_string()),
         }
+    }
+
+    /// Whether numpy's `np.load` refuses the header with its default
+    /// `max_header_size` (its text is over [`NUMPY_MAX_HEADER_SIZE`]
+    /// characters).
+    pub fn numpy_refuses_header(&self) -> bool {
+        self.header_text_chars
+            .is_some_and(|n| n > NUMPY_MAX_HEADER_SIZE)
     }
 
     /// The number of rows the header's shape gives (what numpy sees), or
@@ -282,6 +307,7 @@ struct Found {
     journal_path: PathBuf,
     journal_present: bool,
     file_len: u64,
+    header_text_chars: Option<u64>,
 }
 
 fn open_read<B: Backend>(backend: &B, path: &Path) -> Result<Option<B::File>> {
@@ -290,6 +316,23 @@ fn open_read<B: Backend>(backend: &B, path: &Path) -> Result<Option<B::File>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, "opening read-only", e)),
     }
+}
+
+/// The characters of the header text in `raw` (the header's bytes), as
+/// numpy decodes them: UTF-8 for version 3.0, latin-1 (one byte each) before.
+fn text_chars(header: &Header, raw: &[u8]) -> u64 {
+    let text = raw.get(header.version.prefix_len()..).unwrap_or_default();
+    match std::str::from_utf8(text) {
+        Ok(t) if header.version == Version::V3 => t.chars().count() as u64,
+        _ => text.len() as u64,
+    }
+}
+
+fn numpy_refuses(chars: u64) -> String {
+    format!(
+        "numpy's np.load refuses this {chars}-character header by default (its max_header_size \
+         is {NUMPY_MAX_HEADER_SIZE}); load it with np.load(path, max_header_size={chars})"
+    )
 }
 
 fn row_bytes(header: &Header) -> Option<u64> {

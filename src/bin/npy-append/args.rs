@@ -22,7 +22,8 @@ pub enum Command {
     /// Show dtype, shape, header, committed rows and journal state (read-only).
     Info(InfoArgs),
     /// Check that a file is a clean, consistent .npy (read-only): exit 0 if
-    /// so, 1 if it needs recovery or is inconsistent, 2 if it cannot be read.
+    /// so, 1 if it needs recovery, is inconsistent or numpy refuses its
+    /// header, 2 if it cannot be read or used.
     Verify(FileArg),
     /// Bring a crashed writer's file to its last commit and close it cleanly.
     Recover(RecoverArgs),

@@ -29,6 +29,10 @@ pub fn verify(args: &FileArg) -> Result<ExitCode, Failure> {
     let shown = path.display();
     let problem = status.problem.as_deref().unwrap_or("");
     match status.state {
+        FileState::Clean if status.numpy_refuses_header() => {
+            output::line(format_args!("{shown}: numpy cannot load it: {problem}"))?;
+            Ok(ExitCode::from(EXIT_PROBLEM))
+        }
         FileState::Clean => {
             output::line(format_args!(
                 "{shown}: ok: a clean .npy of {} rows, no journal, size matches the header",
@@ -198,6 +202,11 @@ fn to_json(s: &FileStatus) -> Value {
         ("header_len", Value::UInt(h.header_len)),
         ("data_offset", Value::UInt(h.data_offset())),
         ("header_from_file", Value::Bool(s.header_from_file)),
+        ("header_text_chars", Value::opt_uint(s.header_text_chars)),
+        (
+            "numpy_refuses_header",
+            Value::Bool(s.numpy_refuses_header()),
+        ),
         ("row_bytes", Value::opt_uint(s.row_bytes)),
         ("file_len", Value::UInt(s.file_len)),
         ("rows", Value::opt_uint(s.rows)),
