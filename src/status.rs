@@ -137,7 +137,10 @@ impl FileStatus {
             return Err(Error::io(
                 path,
                 "opening",
-                io::Error::from(io::ErrorKind::NotFound),
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no such file, and no journal beside it",
+                ),
             ));
         }
         let (file_len, file_header, header_text_chars) = match &npy {

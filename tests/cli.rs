@@ -581,6 +581,21 @@ fn verify_exit_codes() {
         out.stderr
     );
 
+    // A consistent file whose header numpy refuses by default (version 2.0,
+    // 20,032 bytes, over numpy's max_header_size).
+    let big = dir.path().join("big_header.npy");
+    let mut bytes = b"\x93NUMPY\x02\x00".to_vec();
+    let mut text = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }".to_vec();
+    text.resize(20_032 - 12 - 1, b' ');
+    text.push(b'\n');
+    bytes.extend((text.len() as u32).to_le_bytes());
+    bytes.extend(text);
+    bytes.extend(f4_rows(0..2));
+    std::fs::write(&big, &bytes).unwrap();
+    let out = cmd(&["verify"], &big);
+    assert_code(&out, 1, "verify a header numpy refuses");
+    assert!(out.stdout.contains("max_header_size"), "{}", out.stdout);
+
     let garbage = dir.path().join("garbage.npy");
     std::fs::write(&garbage, b"\x93NUMPY\x01\x00\x10\x00{'descr': <f4}").unwrap();
     assert_code(&cmd(&["verify"], &garbage), 2, "verify garbage");
