@@ -1114,3 +1114,58 @@ fn verify_and_info_agree_with_the_fixture_manifest() {
     println!("fixtures by verify exit code: {seen:?}");
     assert!(seen.len() == 3, "every exit code is exercised: {seen:?}");
 }
+
+/// Progress goes to stderr only when stderr is a terminal (here a
+/// pseudo-terminal made by `script`); piped, stderr stays empty.
+#[test]
+fn append_shows_progress_only_on_a_terminal() {
+    let dir = temp();
+    let input = dir.path().join("rows.bin");
+    std::fs::write(&input, f4_rows(0..10)).unwrap();
+
+    let piped = dir.path().join("piped.npy");
+    let out = run(
+        &[
+            OsStr::new("append"),
+            piped.as_os_str(),
+            OsStr::new("--dtype"),
+            OsStr::new("<f4"),
+            OsStr::new("--row-shape"),
+            OsStr::new("3"),
+        ],
+        &f4_rows(0..10),
+    );
+    assert_code(&out, 0, "piped append");
+    assert_eq!(out.stderr, "", "progress on a pipe");
+
+    let has_script = Command::new("script")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_script {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "`script` (util-linux) is required under CI=true"
+        );
+        eprintln!("SKIP append_shows_progress_only_on_a_terminal: no `script` command");
+        return;
+    }
+    let tty = dir.path().join("tty.npy");
+    let shell = format!(
+        "'{BIN}' append '{}' --dtype '<f4' --row-shape 3 < '{}'",
+        tty.display(),
+        input.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &shell, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {text}", out.status);
+    assert!(text.contains("committed 10"), "{text}");
+    assert!(text.contains("done: 10 rows committed"), "{text}");
+    assert_eq!(reader_values(&tty), f4_values(0..10));
+}
