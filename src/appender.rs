@@ -5,7 +5,9 @@
 //! 1. pending rows are written past the committed end of the data;
 //! 2. the data is synced (`fdatasync`; skipped under [`Durability::Process`]);
 //! 3. a record {sequence, rows, previous rows, data CRC} is written to the
-//!    journal slot holding the older record, and synced (same exception);
+//!    journal slot holding the older record, and synced (same exception;
+//!    under Process durability every commit uses the same slot, and the
+//!    other keeps the durable record the writer opened with);
 //! 4. the header's shape is rewritten in place (same length, never synced on
 //!    its own: the next commit's data sync or the close flushes it).
 //!
@@ -183,6 +185,31 @@ impl<B: Backend> Appender<B> {
             (*plan).clone(),
         )?;
         self.report = plan.report.clone();
+        let identity_len = applied.identity.block_len();
+        let mut newest = applied.newest;
+        if self.durability == Durability::Process && newest.1.data_synced {
+            // A power loss under Process durability can leave the header
+            // ahead of the journal (a commit's header kept, its record lost),
+            // which recovery refuses when the newest durable record is an
+            // Fsync commit's. So a copy of that record that claims no synced
+            // data goes to the other slot first, durably; this writer's
+            // commits then all go to the first slot.
+            let record = Record {
+                sequence: newest.1.sequence + 1,
+                data_synced: false,
+                ..newest.1.clone()
+            };
+            let bytes = record
+                .encode(applied.identity.journal_id)
+                .map_err(|e| Error::from_format(&journal_path, e))?;
+            let slot = newest.0.other();
+            applied
+                .journal
+                .write_at(&bytes, journal::slot_offset(identity_len, slot))
+                .and_then(|()| applied.journal.sync_data())
+                .map_err(|e| Error::io(&journal_path, "writing the journal", e))?;
+            newest = (slot, record);
+        }
         let row_values = plan.layout.header.row_shape().iter().product::<u64>();
         let end = plan.layout.end_of(plan.rows).unwrap_or(u64::MAX);
         self.state = State::Live(Box::new(Live {
@@ -190,11 +217,11 @@ impl<B: Backend> Appender<B> {
             journal: applied.journal,
             row_values,
             journal_id: applied.identity.journal_id,
-            identity_len: applied.identity.block_len(),
-            next_slot: applied.newest.0.other(),
-            next_sequence: applied.newest.1.sequence + 1,
+            identity_len,
+            next_slot: newest.0.other(),
+            next_sequence: newest.1.sequence + 1,
             committed_rows: plan.rows,
-            cursor: applied.newest.1.cursor,
+            cursor: newest.1.cursor,
             written_end: end,
             buffer: Vec::new(),
             pending_rows: 0,
@@ -604,7 +631,14 @@ impl<F: Storage> Live<F> {
         self.pending_rows = 0;
         self.pending_crc = crc32fast::Hasher::new();
         self.pending_since = None;
-        self.next_slot = self.next_slot.other();
+        // Fsync commits alternate slots: a torn record leaves the previous,
+        // durable one. Process commits all go to one slot, so that the other
+        // keeps the durable record this writer opened with (or created):
+        // alternating without syncs would let two unsynced records replace
+        // every durable one, and a power loss could then fall back behind it.
+        if synced {
+            self.next_slot = self.next_slot.other();
+        }
         self.next_sequence += 1;
         Ok(rows)
     }

@@ -786,18 +786,37 @@ fn plan_with_journal<F: Storage>(
                 .older()
                 .cloned()
                 .filter(|(_, r)| r.sequence < newest.1.sequence);
+            let fits = |rows: u64| layout.end_of(rows).is_some_and(|end| end <= len);
+            let verified = |older: &Record| Record {
+                sequence: newest.1.sequence + 1,
+                ..older.clone()
+            };
             let fallback = match older {
-                Some(older) if matches!(check(&older.1)?, CommitCheck::Ok) => {
-                    let record = Record {
-                        sequence: newest.1.sequence + 1,
-                        ..older.1.clone()
-                    };
-                    Some((older.1.rows, record))
+                // Slots alternate (Fsync commits): the older record is the
+                // previous commit, whose rows are checked.
+                Some((_, older))
+                    if older.rows >= newest.1.prev_rows
+                        && matches!(check(&older)?, CommitCheck::Ok) =>
+                {
+                    Some((older.rows, verified(&older)))
                 }
-                Some(older) => Some(unverified(older.1.prev_rows, newest.1.sequence + 1)),
+                // Process commits all go to one slot, so the other keeps the
+                // durable record their writer opened with: fall back to the
+                // previous commit when the file holds its rows (unchecked,
+                // like every commit but the newest under that durability),
+                // else to that durable record.
+                Some((_, older)) if older.rows < newest.1.prev_rows => {
+                    if fits(newest.1.prev_rows) {
+                        Some(unverified(newest.1.prev_rows, newest.1.sequence + 1))
+                    } else if matches!(check(&older)?, CommitCheck::Ok) {
+                        Some((older.rows, verified(&older)))
+                    } else {
+                        Some(unverified(older.prev_rows, newest.1.sequence + 1))
+                    }
+                }
+                Some((_, older)) => Some(unverified(older.prev_rows, newest.1.sequence + 1)),
                 None => Some(unverified(newest.1.prev_rows, newest.1.sequence + 1)),
             };
-            let fits = |rows: u64| layout.end_of(rows).is_some_and(|end| end <= len);
             let fallback = fallback.filter(|(rows, _)| fits(*rows)).or_else(|| {
                 // The rows before the newest commit did not all reach the
                 // disk either (unsynced writes land in any order): fall back
@@ -818,11 +837,12 @@ fn plan_with_journal<F: Storage>(
             match fallback {
                 Some((rows, record)) if layout.end_of(rows).is_some_and(|end| end <= len) => {
                     report.dropped_rows = newest.1.rows - rows;
-                    (
-                        rows,
-                        (newest_slot, record.clone()),
-                        Some((newest_slot, record)),
-                    )
+                    // The record of the chosen state goes to the other slot:
+                    // if that write is torn, the newest record is still there
+                    // and recovery decides the same again. The next commit
+                    // then overwrites the dropped record.
+                    let slot = newest_slot.other();
+                    (rows, (slot, record.clone()), Some((slot, record)))
                 }
                 _ => {
                     return Err(Error::CommittedDataMissing {
@@ -985,6 +1005,11 @@ pub(crate) fn apply<B: Backend>(
         JournalPlan::Keep { reanchor, .. } => reanchor.clone(),
         JournalPlan::Create { .. } => None,
     };
+    // An existing journal and its rows may be in the page cache only (a
+    // writer under Process durability died): the state reported at open is
+    // made durable before a commit can overwrite a slot, so that a power
+    // loss never falls back behind it.
+    let kept_journal = matches!(plan.journal, JournalPlan::Keep { .. });
     let (journal, identity, newest) = match plan.journal {
         JournalPlan::Create { discard_existing } => {
             if discard_existing {
@@ -1034,7 +1059,7 @@ pub(crate) fn apply<B: Backend>(
             .map_err(|e| Error::io(path, "rewriting the header", e))?;
         changed = true;
     }
-    if changed {
+    if changed || kept_journal {
         npy.sync_all().map_err(|e| Error::io(path, "syncing", e))?;
     }
     if plan.create_npy {
@@ -1050,6 +1075,10 @@ pub(crate) fn apply<B: Backend>(
         journal
             .write_at(&bytes, journal::slot_offset(identity.block_len(), slot))
             .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
+        journal
+            .sync_data()
+            .map_err(|e| Error::io(journal_path, "syncing the journal", e))?;
+    } else if kept_journal {
         journal
             .sync_data()
             .map_err(|e| Error::io(journal_path, "syncing the journal", e))?;
