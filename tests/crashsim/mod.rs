@@ -653,6 +653,18 @@ impl Model {
                     })
                     .collect();
                 out.push(prefix);
+                // And with a random subset of the others.
+                let mut random: Vec<Fate> = (0..p)
+                    .map(|_| {
+                        if rng.below(2) == 0 {
+                            Fate::Keep
+                        } else {
+                            Fate::Drop
+                        }
+                    })
+                    .collect();
+                random[w] = tear.clone();
+                out.push(random);
                 if p <= exhaustive {
                     let mut alone = vec![Fate::Drop; p];
                     alone[w] = tear.clone();
