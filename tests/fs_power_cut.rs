@@ -22,12 +22,13 @@
 //! recovers them itself and some cuts land during that recovery; some files
 //! are new, so some cuts land during their creation.
 //!
-//! Two more tests per file system run the same cuts with a writer that
-//! commits under `Durability::Process` (no syncs): `*_loses_unsynced` shows
-//! that the cuts do lose acknowledged commits that were not synced (else the
-//! cuts would prove nothing), and `*_process_recovers` that recovery still
-//! succeeds and leaves a well-formed file (it prints how many commits were
-//! lost).
+//! Teeth: the same cuts catch writers whose commits are not durable, so the
+//! test can fail: `*_loses_unsynced` (a writer under `Durability::Process`)
+//! and `*_catches_no_data_sync` (a broken protocol: the `.npy` is never
+//! synced before its journal record) must each lose an acknowledged commit
+//! or fail to recover. `*_process_recovers` checks that after cuts under
+//! `Durability::Process`, recovery still succeeds and leaves a well-formed
+//! file (it prints how many acknowledged commits were lost).
 //!
 //! Needs root, loop devices, `losetup`, `mount`, `mkfs.ext4` and `mkfs.xfs`:
 //! without them each test prints `SKIP fs_power_cut_<fs>: <reason>` and
@@ -48,13 +49,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use npy_append::storage::{Backend, FsBackend, FsFile, OpenMode, Storage};
 use npy_append::{AppendOptions, Appender, Durability, Found};
 
 const CHILD_ENV: &str = "NPY_APPEND_FSCUT_CHILD";
 const CHILD_SEED_ENV: &str = "NPY_APPEND_FSCUT_CHILD_SEED";
-/// `process` makes the writer commit with `Durability::Process` (the test
-/// showing that the cuts do lose what was not synced).
-const CHILD_DURABILITY_ENV: &str = "NPY_APPEND_FSCUT_CHILD_DURABILITY";
+/// How the writer commits: a [`Mode`] name.
+const CHILD_MODE_ENV: &str = "NPY_APPEND_FSCUT_CHILD_MODE";
 /// Prefix of the lines the writer prints, to tell them from libtest's output.
 const TAG: &str = "@npy-fscut ";
 /// Part of every image file name, so that loop devices left by a run that
@@ -137,6 +138,88 @@ fn say(line: &str) {
     out.flush().unwrap();
 }
 
+/// How the writer commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `Durability::Fsync`: every acknowledged commit must survive.
+    Fsync,
+    /// `Durability::Process`: commits are not synced.
+    Process,
+    /// A broken protocol: `Durability::Fsync` through a backend whose
+    /// `sync_data` of the `.npy` does nothing, so the journal record can
+    /// reach the disk before the rows it counts.
+    NoDataSync,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Fsync => "fsync",
+            Mode::Process => "process",
+            Mode::NoDataSync => "no-data-sync",
+        }
+    }
+}
+
+/// `FsBackend`, except that `sync_data` on a `.npy` does nothing.
+#[derive(Debug, Clone, Copy)]
+struct NoDataSync;
+
+struct NoDataSyncFile {
+    inner: FsFile,
+    npy: bool,
+}
+
+impl Storage for NoDataSyncFile {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_at(buf, offset)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        if self.npy {
+            Ok(())
+        } else {
+            self.inner.sync_data()
+        }
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.inner.sync_all()
+    }
+    fn try_lock(&self) -> std::io::Result<bool> {
+        self.inner.try_lock()
+    }
+}
+
+impl Backend for NoDataSync {
+    type File = NoDataSyncFile;
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<NoDataSyncFile> {
+        Ok(NoDataSyncFile {
+            inner: FsBackend.open(path, mode)?,
+            npy: !path.to_string_lossy().ends_with(".journal"),
+        })
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        FsBackend.exists(path)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        FsBackend.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        FsBackend.sync_dir(dir)
+    }
+    fn is_same_file(&self, file: &NoDataSyncFile, path: &Path) -> std::io::Result<bool> {
+        FsBackend.is_same_file(&file.inner, path)
+    }
+}
+
 /// The writer process; returns at once in a normal test run. Once the file
 /// system is shut down its calls fail and it panics; the parent kills it
 /// anyway.
@@ -147,23 +230,36 @@ fn child_fs_writer() {
     };
     let path = PathBuf::from(path);
     let seed: u64 = std::env::var(CHILD_SEED_ENV).unwrap().parse().unwrap();
-    let durability = match std::env::var(CHILD_DURABILITY_ENV).as_deref() {
-        Ok("process") => Durability::Process,
-        _ => Durability::Fsync,
-    };
+    match std::env::var(CHILD_MODE_ENV).unwrap().as_str() {
+        "fsync" => write_until_killed(FsBackend, &path, Durability::Fsync, seed),
+        "process" => write_until_killed(FsBackend, &path, Durability::Process, seed),
+        "no-data-sync" => write_until_killed(NoDataSync, &path, Durability::Fsync, seed),
+        other => panic!("unknown mode {other}"),
+    }
+}
+
+/// Appends, commits and now and then closes and reopens the file at `path`
+/// until it holds `MAX_ROWS` rows, saying what it does.
+fn write_until_killed<B: Backend + Copy>(
+    backend: B,
+    path: &Path,
+    durability: Durability,
+    seed: u64,
+) {
     let mut rng = Rng::new(seed);
     let open = |rng: &mut Rng| {
         say("opening");
         let w = if durability == Durability::Fsync && path.exists() && rng.below(2) == 0 {
-            // The plain entry point: an existing file knows its dtype and shape.
-            Appender::open_or_recover(&path).unwrap()
+            // The options of the plain entry point (`open_or_recover`): an
+            // existing file knows its dtype and shape.
+            AppendOptions::new().open_with(backend, path).unwrap()
         } else {
             AppendOptions::new()
                 .dtype("<u8")
                 .unwrap()
                 .row_shape(&[ROW])
                 .durability(durability)
-                .open(&path)
+                .open_with(backend, path)
                 .unwrap()
         };
         assert_eq!(w.durability(), durability);
@@ -621,7 +717,7 @@ fn spawn_writer(
     exe: &Path,
     path: &Path,
     seed: u64,
-    durability: Durability,
+    mode: Mode,
 ) -> (ChildGuard, Lines, Join<()>, Join<String>) {
     let mut child = ChildGuard(
         Command::new(exe)
@@ -633,14 +729,7 @@ fn spawn_writer(
             ])
             .env(CHILD_ENV, path)
             .env(CHILD_SEED_ENV, seed.to_string())
-            .env(
-                CHILD_DURABILITY_ENV,
-                if durability == Durability::Process {
-                    "process"
-                } else {
-                    "fsync"
-                },
-            )
+            .env(CHILD_MODE_ENV, mode.name())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -852,7 +941,7 @@ fn power_cuts(kind: FsKind) {
         let fresh = !path.exists() && !npy_append::journal_path(&path).exists();
         let needs_recovery = npy_append::journal_path(&path).exists();
         let (mut child, rx, reader, err_reader) =
-            spawn_writer(&exe, &path, rng.next(), Durability::Fsync);
+            spawn_writer(&exe, &path, rng.next(), Mode::Fsync);
 
         let mut heard = Heard::default();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -1032,12 +1121,21 @@ print('numpy read', len(args) // 2, 'files')
     println!("{test}: {}", out.trim());
 }
 
-/// Teeth: the same cuts with a writer that does not sync its commits
-/// (`Durability::Process`) must lose an acknowledged commit, or the cuts
-/// would not be dropping unsynced writes and the test above would prove
-/// nothing.
-fn cuts_lose_unsynced_commits(kind: FsKind) {
-    let test = format!("fs_power_cut_{}_loses_unsynced", kind.name());
+/// Teeth: the same cuts must catch a writer whose acknowledged commits are
+/// not durable: one under `Durability::Process` (commits not synced) and
+/// one with the broken protocol of [`Mode::NoDataSync`] (the journal record
+/// synced, the rows it counts not). Each must lose an acknowledged commit,
+/// fail to recover or keep wrong rows within 10 cuts; else the cuts would
+/// not be dropping unsynced writes and the Fsync test would prove nothing.
+fn cuts_catch(kind: FsKind, mode: Mode) {
+    let test = match mode {
+        Mode::Process => format!("fs_power_cut_{}_loses_unsynced", kind.name()),
+        _ => format!(
+            "fs_power_cut_{}_catches_{}",
+            kind.name(),
+            mode.name().replace('-', "_")
+        ),
+    };
     // The lock is declared first so that it is dropped last, after the
     // file system is gone.
     let Some((_lock, mut fs)) = setup(kind, &test) else {
@@ -1050,9 +1148,8 @@ fn cuts_lose_unsynced_commits(kind: FsKind) {
         .unwrap();
     let mut outcomes = Vec::new();
     for round in 0..10 {
-        let path = fs.mnt.join(format!("unsynced-{round}.npy"));
-        let (mut child, rx, reader, err_reader) =
-            spawn_writer(&exe, &path, 1 + round, Durability::Process);
+        let path = fs.mnt.join(format!("{}-{round}.npy", mode.name()));
+        let (mut child, rx, reader, err_reader) = spawn_writer(&exe, &path, 1 + round, mode);
         // Cut once a few commits were acknowledged since the file was
         // created (creating a file syncs it).
         let mut heard = Heard::default();
@@ -1076,40 +1173,56 @@ fn cuts_lose_unsynced_commits(kind: FsKind) {
         drop(child);
         drop(err_reader);
         fs.remount();
-        let copy = checks.path().join(format!("unsynced-{round}.npy"));
+        let copy = checks.path().join(format!("{}-{round}.npy", mode.name()));
         copy_pair(&path, &copy);
-        let (lost, outcome) = match Appender::open_or_recover(&copy) {
-            Ok(w) => (
-                w.len() < heard.acked,
-                format!(
-                    "{} of {} acknowledged rows ({})",
-                    w.len(),
-                    heard.acked,
-                    w.report()
-                ),
+        let (caught, outcome) = match Appender::open_or_recover(&copy) {
+            Ok(w) => {
+                let rows = w.len();
+                let wrong = wrong_rows(&copy, rows);
+                (
+                    rows < heard.acked || wrong != Ok(0),
+                    format!(
+                        "{rows} of {} acknowledged rows, wrong rows: {wrong:?} ({})",
+                        heard.acked,
+                        w.report()
+                    ),
+                )
+            }
+            Err(e) => (
+                true,
+                format!("{} rows acknowledged, recovery failed: {e}", heard.acked),
             ),
-            Err(e) => (true, format!("recovery failed: {e}")),
         };
-        if lost {
-            println!(
-                "{test}: cut {round}: acknowledged unsynced commits were lost, as they must be: \
-                 {outcome}"
-            );
+        if caught {
+            println!("{test}: cut {round} caught it, as it must: {outcome}");
             return;
         }
         outcomes.push(outcome);
     }
-    panic!("{test}: 10 cuts never lost an unsynced acknowledged commit: {outcomes:#?}");
+    panic!(
+        "{test}: 10 cuts never caught the {} writer: {outcomes:#?}",
+        mode.name()
+    );
+}
+
+#[test]
+fn fs_power_cut_ext4_catches_no_data_sync() {
+    cuts_catch(FsKind::Ext4, Mode::NoDataSync);
+}
+
+#[test]
+fn fs_power_cut_xfs_catches_no_data_sync() {
+    cuts_catch(FsKind::Xfs, Mode::NoDataSync);
 }
 
 #[test]
 fn fs_power_cut_ext4_loses_unsynced() {
-    cuts_lose_unsynced_commits(FsKind::Ext4);
+    cuts_catch(FsKind::Ext4, Mode::Process);
 }
 
 #[test]
 fn fs_power_cut_xfs_loses_unsynced() {
-    cuts_lose_unsynced_commits(FsKind::Xfs);
+    cuts_catch(FsKind::Xfs, Mode::Process);
 }
 
 #[test]
@@ -1171,7 +1284,7 @@ fn process_durability_cuts(kind: FsKind) {
     let mut examples = Vec::new();
     for round in 0..cuts {
         let (mut child, rx, reader, err_reader) =
-            spawn_writer(&exe, &path, rng.next(), Durability::Process);
+            spawn_writer(&exe, &path, rng.next(), Mode::Process);
         let mut heard = Heard::default();
         let deadline = Instant::now() + Duration::from_secs(30);
         while heard.opened.is_none() {
@@ -1183,9 +1296,9 @@ fn process_durability_cuts(kind: FsKind) {
                 ),
             }
         }
-        // Unsynced commits are quick: cut within 30 ms, before the writer
-        // reaches its last row and closes (which syncs).
-        std::thread::sleep(Duration::from_micros(rng.below(30_000)));
+        // Unsynced commits are quick: cut within 15 ms, mostly before the
+        // writer reaches its last row and closes (which syncs).
+        std::thread::sleep(Duration::from_micros(rng.below(15_000)));
         fs.cut();
         let _ = child.0.kill();
         let _ = child.0.wait();
