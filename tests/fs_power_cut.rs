@@ -146,8 +146,9 @@ enum Mode {
     /// `Durability::Process`: commits are not synced.
     Process,
     /// A broken protocol: `Durability::Fsync` through a backend whose
-    /// `sync_data` of the `.npy` does nothing, so the journal record can
-    /// reach the disk before the rows it counts.
+    /// `sync_data` of the `.npy` does nothing once rows were written through
+    /// the handle (creation and recovery still sync), so a commit's journal
+    /// record can reach the disk before the rows it counts.
     NoDataSync,
 }
 
@@ -161,13 +162,17 @@ impl Mode {
     }
 }
 
-/// `FsBackend`, except that `sync_data` on a `.npy` does nothing.
+/// `FsBackend`, except that `sync_data` on a `.npy` handle that wrote rows
+/// does nothing.
 #[derive(Debug, Clone, Copy)]
 struct NoDataSync;
 
 struct NoDataSyncFile {
     inner: FsFile,
     npy: bool,
+    /// Whether rows (anything past the first 64 bytes, where a header
+    /// ends at the earliest) were written through this handle.
+    wrote_rows: std::sync::atomic::AtomicBool,
 }
 
 impl Storage for NoDataSyncFile {
@@ -178,13 +183,17 @@ impl Storage for NoDataSyncFile {
         self.inner.read_at(buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        if offset >= 64 {
+            self.wrote_rows
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.inner.write_at(buf, offset)
     }
     fn set_len(&self, len: u64) -> std::io::Result<()> {
         self.inner.set_len(len)
     }
     fn sync_data(&self) -> std::io::Result<()> {
-        if self.npy {
+        if self.npy && self.wrote_rows.load(std::sync::atomic::Ordering::Relaxed) {
             Ok(())
         } else {
             self.inner.sync_data()
@@ -204,6 +213,7 @@ impl Backend for NoDataSync {
         Ok(NoDataSyncFile {
             inner: FsBackend.open(path, mode)?,
             npy: !path.to_string_lossy().ends_with(".journal"),
+            wrote_rows: false.into(),
         })
     }
     fn exists(&self, path: &Path) -> std::io::Result<bool> {
