@@ -730,7 +730,16 @@ struct Outcome {
     summary: String,
 }
 
+/// Serializes the two tests: a process spawned by one test's thread holds,
+/// between its fork and its exec, a copy of every descriptor of this
+/// process, and with it the flock of a file the other test just closed, so
+/// that reopening it would find it locked.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 fn kill_at_every_point(durability: Durability) {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let name = durability_name(durability);
     let dir = tempfile::Builder::new()
         .prefix("kill-points-")
