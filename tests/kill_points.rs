@@ -22,6 +22,20 @@
 //!   file ends there; recovering again changes nothing; `close` leaves no
 //!   journal; numpy loads every recovered file.
 //!
+//! The script's phases: `create` a file; `commit` buffered rows;
+//! `append-direct` rows larger than the buffer (written at once) and
+//! `commit-direct` them; `close`; `open-clean` (a journal for a clean file);
+//! `commit-reopened`; `append-uncommitted` and drop. The script then breaks
+//! the file as a power loss may (a stale header; under Process durability
+//! the last commit's rows damaged) and goes on: `recover` (cut, header
+//! rewrite, and under Process durability the re-anchoring record),
+//! `commit-recovered`, `close-recovered`; `discard-torn-journal` (a torn
+//! journal next to the clean file), `close-discarded`; and for a second
+//! file, `b-create`, then with its `.npy` removed `b-recover-creation`
+//! (recovery creates it from the journal), `b-commit`, `b-close`. The clean
+//! run's operations are also checked against the documented protocol order
+//! (for example data, data sync, record, journal sync, header in a commit).
+//!
 //! Each test prints a table of the points and their outcomes.
 #![cfg(unix)]
 
