@@ -537,7 +537,7 @@ fn enumerate(rec: &Recording, seed: u64, stop_at_first: bool) -> Stats {
     for k in 0..=rec.trace.len() {
         let model = Model::at(&rec.initial, &rec.trace, k);
         let (acked, acked_any) = rec.acked_at(k);
-        for fates in model.choices(&mut rng, 10, 64, 10) {
+        for fates in model.choices(&mut rng, 12, 160, 12) {
             let image = model.build(&fates, rng.next());
             let kill = fates.iter().all(|f| *f == Fate::Keep);
             let exp = Expect {
