@@ -69,7 +69,7 @@ fn options(durability: Durability) -> AppendOptions {
 #[derive(Debug, Clone, Copy)]
 enum Step {
     Open,
-    /// Open with this durability (sessions of one file may differ).
+    /// Open with this durability (writers of one file may differ).
     OpenAs(Durability),
     Append(u64),
     Commit,
@@ -212,14 +212,14 @@ fn record_from(
         acks.push((0, rows, true));
     }
     let mut w: Option<Appender<SimBackend>> = None;
-    let mut session = durability;
+    let mut current = durability;
     for step in steps {
         match *step {
             Step::Open | Step::OpenAs(_) => {
                 if let Step::OpenAs(d) = *step {
-                    session = d;
+                    current = d;
                 }
-                let a = options(session).open_with(sim.clone(), npy()).unwrap();
+                let a = options(current).open_with(sim.clone(), npy()).unwrap();
                 // What opening found is not made durable by it.
                 acks.push((sim.ops(), a.len(), false));
                 w = Some(a);
@@ -233,7 +233,7 @@ fn record_from(
                 let a = w.as_mut().unwrap();
                 boundaries.insert(a.len() + a.pending_rows());
                 let rows = a.commit().unwrap();
-                acks.push((sim.ops(), rows, session == Durability::Fsync));
+                acks.push((sim.ops(), rows, current == Durability::Fsync));
             }
             Step::Close => {
                 let a = w.take().unwrap();
@@ -570,8 +570,8 @@ fn enumerate(rec: &Recording, seed: u64, stop_at_first: bool) -> Stats {
     stats
 }
 
-/// Sessions of both durabilities on one file: an Fsync session, then a
-/// Process one, then Fsync again, each dropped (the journal stays).
+/// Writers of both durabilities on one file, one after another: Fsync,
+/// Process, Fsync, Process, each dropped (the journal stays) but the last.
 const MIXED: &[Step] = &[
     Step::OpenAs(Durability::Fsync),
     Step::Append(3),
@@ -599,7 +599,7 @@ fn workloads() -> Vec<Recording> {
     let saved = saved_file(10);
     vec![
         // Judged as Process durability (the weaker promise) except for the
-        // Fsync sessions' acknowledged commits.
+        // acknowledged commits of its Fsync writers.
         record("mixed", Durability::Process, MIXED),
         record("fsync", Durability::Fsync, WORKLOAD),
         record("process", Durability::Process, WORKLOAD),
@@ -814,11 +814,11 @@ fn process_records_without_their_rows_fall_back_to_the_durable_state() {
     assert_eq!(w.report().dropped_rows, 177);
 }
 
-/// An Fsync session's acknowledged commit survives a power loss during a
-/// later Process session whose records landed without their rows (it was
-/// once lost: the Process records overwrote both slots).
+/// An Fsync writer's acknowledged commit survives a power loss during the
+/// commits of a later Process writer whose records landed without their
+/// rows (it was once lost: the Process records overwrote both slots).
 #[test]
-fn fsync_commit_survives_a_later_process_session() {
+fn fsync_commit_survives_a_later_process_writer() {
     let sim = SimBackend::from_image(&Image::new());
     let mut w = options(Durability::Fsync)
         .open_with(sim.clone(), npy())
