@@ -301,9 +301,7 @@ fn every_failure_of(name: &str, durability: Durability, steps: &[Step]) {
             total += 1;
         }
     }
-    println!(
-        "io_errors: {durability:?}: failed each of {total} operations in turn, every one recovered"
-    );
+    println!("io_errors: {name}: failed each of {total} operations in turn, every one recovered");
 }
 
 #[test]
