@@ -742,6 +742,17 @@ fn recover_refuses_missing_data_trailing_bytes_and_a_running_writer() {
     w.close().unwrap();
 }
 
+/// A child process killed when dropped, so that a failing test leaves no
+/// `follow` or `append` running behind it.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Reads stdout lines of `child` on a thread.
 fn line_channel(child: &mut Child) -> mpsc::Receiver<String> {
     let stdout = child.stdout.take().unwrap();
@@ -773,22 +784,24 @@ fn sigkill_during_append_then_recover_keeps_the_last_printed_commit() {
     for (round, durability) in ["process", "fsync"].iter().cycle().take(8).enumerate() {
         let dir = temp();
         let path = dir.path().join("killed.npy");
-        let mut child = Command::new(BIN)
-            .args(["append", path.to_str().unwrap(), "--dtype", "<u8"])
-            .args([
-                "--row-shape",
-                "4",
-                "--commit-every",
-                "100",
-                "--durability",
-                durability,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
+        let mut child = KillOnDrop(
+            Command::new(BIN)
+                .args(["append", path.to_str().unwrap(), "--dtype", "<u8"])
+                .args([
+                    "--row-shape",
+                    "4",
+                    "--commit-every",
+                    "100",
+                    "--durability",
+                    durability,
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut stdin = child.0.stdin.take().unwrap();
         // Row i is [4i, 4i+1, 4i+2, 4i+3], made 1000 rows at a time and
         // written in two pieces split inside a row, so that rows straddle
         // reads; up to 5 million rows, far more than are read before the kill.
@@ -807,18 +820,18 @@ fn sigkill_during_append_then_recover_keeps_the_last_printed_commit() {
                 }
             }
         });
-        let lines = line_channel(&mut child);
+        let lines = line_channel(&mut child.0);
         let mut last = 0;
         while last < (5 + 7 * round as u64) * EVERY {
             let line = lines.recv_timeout(Duration::from_secs(60)).unwrap();
             last = committed(&line);
         }
         assert!(
-            child.try_wait().unwrap().is_none(),
+            child.0.try_wait().unwrap().is_none(),
             "append ended before the kill"
         );
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
+        child.0.kill().unwrap(); // SIGKILL
+        let status = child.0.wait().unwrap();
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&status),
             Some(9),
@@ -874,14 +887,16 @@ fn follow_prints_each_new_count_until_killed() {
         .unwrap();
     w.append(&f4_values(0..3)).unwrap();
     w.commit().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["follow", path.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = line_channel(&mut child);
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["follow", path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = line_channel(&mut child.0);
     let next = || lines.recv_timeout(Duration::from_secs(20)).unwrap();
     assert_eq!(next(), "committed 3");
     w.append(&f4_values(3..8)).unwrap();
@@ -904,11 +919,11 @@ fn follow_prints_each_new_count_until_killed() {
     w.commit().unwrap();
     assert_eq!(next(), "committed 11");
     assert!(
-        child.try_wait().unwrap().is_none(),
+        child.0.try_wait().unwrap().is_none(),
         "follow exited on its own"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     w.close().unwrap();
 
     let out = cmd(&["follow"], &dir.path().join("missing.npy"));

@@ -354,6 +354,17 @@ for e in first:
 print(f"reads={reads} errors={errors} rows={last} grew={grew}", flush=True)
 "#;
 
+/// A child process killed when dropped, so that a failing test leaves no
+/// reader spinning behind it.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Reads `child`'s stdout up to its `ready` line.
 fn wait_ready(child: &mut Child) -> BufReader<ChildStdout> {
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -379,10 +390,10 @@ struct Summary {
 }
 
 /// Waits for a reader process and returns its `key=value` numbers.
-fn finish_reader(name: &str, mut child: Child, mut out: BufReader<ChildStdout>) -> Summary {
+fn finish_reader(name: &str, child: &mut KillOnDrop, mut out: BufReader<ChildStdout>) -> Summary {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "{name} failed ({status}):\n{rest}");
     let summary = rest
         .lines()
@@ -433,7 +444,7 @@ fn stress_readers_beside_a_writer() {
                 .spawn()
                 .unwrap();
             let out = wait_ready(&mut child);
-            (child, out)
+            (KillOnDrop(child), out)
         })
         .collect();
     let python = python.map(|py| {
@@ -448,7 +459,7 @@ fn stress_readers_beside_a_writer() {
             .spawn()
             .unwrap();
         let out = wait_ready(&mut child);
-        (child, out)
+        (KillOnDrop(child), out)
     });
     let done = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
@@ -532,15 +543,15 @@ fn stress_readers_beside_a_writer() {
         }
     }
     let (mut process_reads, mut process_grew, mut process_errors) = (0, 0, 0);
-    for (k, (child, out)) in processes.drain(..).enumerate() {
-        let got = finish_reader(&format!("reader process {k}"), child, out);
+    for (k, (mut child, out)) in processes.drain(..).enumerate() {
+        let got = finish_reader(&format!("reader process {k}"), &mut child, out);
         assert_eq!(got.rows, total, "reader process {k} final count");
         process_reads += got.reads;
         process_grew += got.grew;
         process_errors += got.errors;
     }
-    let python = python.map(|(child, out)| {
-        let got = finish_reader("python reader", child, out);
+    let python = python.map(|(mut child, out)| {
+        let got = finish_reader("python reader", &mut child, out);
         assert_eq!(got.rows, total, "python reader final count");
         got
     });

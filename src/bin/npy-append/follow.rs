@@ -15,6 +15,14 @@ const POLL: Duration = Duration::from_millis(500);
 /// `npy-append follow FILE`: prints the committed row count, then again
 /// each time it changes, until interrupted.
 pub fn follow(args: &FileArg) -> Result<ExitCode, Failure> {
+    match watch(args) {
+        // The reader of stdout is gone (`follow FILE | head -1`): done.
+        Err(f) if f.is_closed_stdout() => Ok(ExitCode::SUCCESS),
+        other => other,
+    }
+}
+
+fn watch(args: &FileArg) -> Result<ExitCode, Failure> {
     let path = &args.file;
     let mut reader = Reader::open(path).map_err(|e| Failure::lib(path, &e))?;
     let mut shown = reader.len();

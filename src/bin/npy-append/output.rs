@@ -14,6 +14,8 @@ pub const EXIT_ERROR: u8 = 2;
 pub struct Failure {
     message: String,
     hint: Option<String>,
+    /// Whether stdout was closed by its reader (a broken pipe).
+    closed_stdout: bool,
 }
 
 impl Failure {
@@ -22,6 +24,7 @@ impl Failure {
         Self {
             message: message.into(),
             hint: None,
+            closed_stdout: false,
         }
     }
 
@@ -42,7 +45,11 @@ impl Failure {
             )),
             _ => None,
         };
-        Self { message, hint }
+        Self {
+            message,
+            hint,
+            closed_stdout: false,
+        }
     }
 
     /// Adds what to do.
@@ -50,6 +57,12 @@ impl Failure {
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// Whether the failure is that the reader of stdout went away (`follow
+    /// FILE | head -1`), which ends `follow` like an interrupt.
+    pub fn is_closed_stdout(&self) -> bool {
+        self.closed_stdout
     }
 
     /// Prints the failure on stderr (ignoring a closed stderr).
@@ -75,7 +88,10 @@ pub fn line(args: fmt::Arguments<'_>) -> Result<(), Failure> {
     out.write_fmt(args)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush())
-        .map_err(|e| Failure::new(format!("writing to stdout: {e}")))
+        .map_err(|e| Failure {
+            closed_stdout: e.kind() == io::ErrorKind::BrokenPipe,
+            ..Failure::new(format!("writing to stdout: {e}"))
+        })
 }
 
 /// Prints a note on stderr (ignoring a closed stderr).
