@@ -283,8 +283,14 @@ fn stress_child_reader(path: &Path) {
     let mut r = Reader::open(path).unwrap();
     println!("ready");
     let (mut reads, mut grew, mut checked) = (0u64, 0u64, 0u64);
+    let start = Instant::now();
     loop {
         let finished = done.exists();
+        // A parent that died without saying so leaves no reader spinning.
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the writer never finished"
+        );
         if r.refresh().unwrap() {
             grew += 1;
         }
@@ -346,7 +352,9 @@ def check():
         if len(first) < 5:
             first.append(repr(e))
 
-while not os.path.exists(done):
+import time
+deadline = time.monotonic() + 300  # a parent that died leaves no reader spinning
+while not os.path.exists(done) and time.monotonic() < deadline:
     check()
 check()
 for e in first:
