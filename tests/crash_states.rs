@@ -3,9 +3,12 @@
 //! `tests/crashsim` allows (lost, reordered, torn, zeroed or garbage writes;
 //! lost directory entries), recovered and checked:
 //!
+//! - under Fsync durability, before any recovery: a header that parses shows
+//!   only committed rows, all present and as written (what numpy sees);
 //! - opening succeeds (the model never destroys synced data);
-//! - the committed rows are a commit boundary, and (Fsync durability, or a
-//!   kill where the page cache survives) at least the last acknowledged commit;
+//! - the committed rows are a commit boundary, at least the last commit an
+//!   Fsync writer (or a close) acknowledged, and after a kill (every pending
+//!   write kept, as the page cache keeps them) at least the last acknowledged;
 //! - under Process durability, `report.dropped_rows` is exactly what the
 //!   newest valid journal record claimed beyond the recovered rows;
 //! - the header's shape equals the committed rows, the file length matches,
@@ -16,6 +19,11 @@
 //! - a crash at any point of recovery itself, then recovery again, gives the
 //!   same committed rows;
 //! - closing leaves a plain `.npy` with no journal (a sample is loaded with numpy).
+//!
+//! Workloads: create, commits of 1, several and page-crossing rows (and
+//! several writes per commit), close, reopen, drop and recover, append; a
+//! file numpy saved taken over; under Fsync, under Process durability, and
+//! writers of both durabilities one after another on one file.
 //!
 //! Broken variants of the protocol, made by rewriting the recorded operations,
 //! show that the enumeration catches each broken step.
