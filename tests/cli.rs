@@ -191,6 +191,18 @@ fn append_creates_commits_in_groups_and_continues_an_existing_file() {
     );
     assert_code(&out, 0, "append with matching options");
     assert_eq!(out.stdout, "committed 9\n");
+    // A crashed writer's file: append recovers it first and says so.
+    let crash = dir.path().join("crash.npy");
+    crashed(&crash);
+    let out = run(&[OsStr::new("append"), crash.as_os_str()], &f4_rows(4..5));
+    assert_code(&out, 0, "append to a crashed writer's file");
+    assert_eq!(out.stdout, "committed 5\n");
+    assert!(
+        out.stderr.contains("recovered") && out.stderr.contains("24 bytes cut"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(reader_values(&crash), f4_values(0..5));
     // Empty input: nothing appended, the total printed.
     let out = run(&["append", p, "--commit-every", "4"], b"");
     assert_code(&out, 0, "empty input");

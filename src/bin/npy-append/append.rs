@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal, Read};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use npy_append::{AppendOptions, Appender, Durability};
+use npy_append::{AppendOptions, Appender, Durability, Found};
 
 use crate::args::{AppendArgs, DurabilityArg, RowShape};
 use crate::output::{self, Failure};
@@ -34,6 +34,13 @@ pub fn append(args: &AppendArgs) -> Result<ExitCode, Failure> {
         options = options.row_shape(shape);
     }
     let writer = options.open(path).map_err(|e| Failure::lib(path, &e))?;
+    let report = writer.report();
+    if report.found == Found::Journal || report.changed_file() {
+        // A crashed writer's file: say what recovery did before appending.
+        output::note(format_args!(
+            "npy-append: note: {shown}: recovered: {report}"
+        ));
+    }
     let Some(row_bytes) = writer.row_bytes() else {
         return Err(Failure::new(format!(
             "{shown}: the file does not exist, and a new file needs its dtype"
