@@ -105,7 +105,7 @@ impl Job {
     /// Appends every whole row of `input`; returns the length of a partial
     /// row left at the end.
     fn read_all(&mut self, mut input: impl Read) -> Result<usize, Failure> {
-        let mut buf = vec![0u8; CHUNK.max(self.row_len)];
+        let mut buf = vec![0u8; CHUNK];
         let mut carry: Vec<u8> = Vec::new();
         loop {
             let n = match input.read(&mut buf) {
