@@ -310,6 +310,11 @@ fn image_key(image: &Image, exp: &Expect<'_>) -> u64 {
 
 /// The rows of the newest valid record of the journal in `image`.
 fn newest_record_rows(image: &Image) -> Option<u64> {
+    newest_record(image).map(|r| r.rows)
+}
+
+/// The newest valid record of the journal in `image`.
+fn newest_record(image: &Image) -> Option<journal::Record> {
     let bytes = image.get(&jnl())?;
     let identity = journal::Identity::decode(bytes).ok()?;
     [journal::Slot::A, journal::Slot::B]
@@ -319,7 +324,6 @@ fn newest_record_rows(image: &Image) -> Option<u64> {
             journal::Record::decode(bytes.get(at..)?, identity.journal_id).ok()
         })
         .max_by_key(|r| r.sequence)
-        .map(|r| r.rows)
 }
 
 /// Checks the `.npy` in `image`: header shape, length and (when `strict`)
@@ -915,6 +919,51 @@ fn fsync_commit_survives_a_later_process_writer() {
             .unwrap_or_else(|e| panic!("headers kept: {keep_headers}: {e}"));
         assert_eq!(w.len(), 203, "headers kept: {keep_headers}");
     }
+}
+
+/// Outside the fault model: the disk loses or changes synced rows of the
+/// newest commit. Recovery must say so (`CommittedDataMissing`,
+/// `ChecksumMismatch`) and change nothing, rather than guess.
+#[test]
+fn lost_synced_rows_are_reported_not_hidden() {
+    let rec = record("fsync", Durability::Fsync, WORKLOAD);
+    let mut checked = 0;
+    for k in 0..=rec.trace.len() {
+        let model = Model::at(&rec.initial, &rec.trace, k);
+        let image = model.build(&model.all_kept(), 0);
+        let Some(newest) = newest_record(&image) else {
+            continue;
+        };
+        if !newest.data_synced || newest.rows == newest.prev_rows {
+            continue;
+        }
+        let end = (rec.header_len() + newest.rows * ROW_BYTES) as usize;
+        let mut short = image.clone();
+        short.get_mut(&npy()).unwrap().truncate(end - 1);
+        let mut changed = image.clone();
+        changed.get_mut(&npy()).unwrap()[end - 5] ^= 0x40;
+        for (damaged, want) in [
+            (short, "CommittedDataMissing"),
+            (changed, "ChecksumMismatch"),
+        ] {
+            let sim = SimBackend::from_image(&damaged);
+            let err = options(Durability::Fsync)
+                .open_with(sim.clone(), npy())
+                .err()
+                .unwrap_or_else(|| panic!("crash after {k}: lost synced rows were not reported"));
+            assert!(
+                format!("{err:?}").starts_with(want),
+                "crash after {k}: expected {want}, got {err:?}"
+            );
+            assert!(
+                sim.current() == damaged,
+                "crash after {k}: recovery changed the files"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} cases");
+    println!("lost synced rows: {checked} damaged images, each reported and left unchanged");
 }
 
 // Teeth: broken variants of the protocol, made by rewriting the recorded
