@@ -586,6 +586,17 @@ fn describe(model: &Model, fates: &[Fate], trace: &[Op], initial: &Image) -> Str
     }
 }
 
+/// Random subsets sampled per crash point when there are too many pending
+/// operations to try them all: `NPY_APPEND_CRASH_SAMPLES`, default 160 (a
+/// deeper search with 20000 checks about 94,000 crash states).
+fn samples() -> usize {
+    std::env::var("NPY_APPEND_CRASH_SAMPLES").map_or(160, |s| {
+        s.trim()
+            .parse()
+            .expect("NPY_APPEND_CRASH_SAMPLES must be a number")
+    })
+}
+
 /// Enumerates the crash states of `rec`; returns the stats.
 fn enumerate(rec: &Recording, seed: u64, stop_at_first: bool) -> Stats {
     let mut stats = Stats::default();
@@ -594,7 +605,7 @@ fn enumerate(rec: &Recording, seed: u64, stop_at_first: bool) -> Stats {
     for k in 0..=rec.trace.len() {
         let model = Model::at(&rec.initial, &rec.trace, k);
         let (acked, acked_any) = rec.acked_at(k);
-        for fates in model.choices(&mut rng, 12, 160, 12) {
+        for fates in model.choices(&mut rng, 12, samples(), 12) {
             let image = model.build(&fates, rng.next());
             let kill = fates.iter().all(|f| *f == Fate::Keep);
             let exp = Expect {
