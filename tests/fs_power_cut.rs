@@ -1,8 +1,10 @@
 //! Real power cuts: a writer process appends with `Durability::Fsync` to a
 //! file on a loop-mounted ext4 (and XFS) file system, and at a random
 //! instant the file system is shut down WITHOUT flushing its log (the
-//! shutdown ioctl with the NOLOGFLUSH flag: every write the file system had
-//! not made durable is lost, exactly as after a power cut). The parent then
+//! shutdown ioctl with the NOLOGFLUSH flag: whatever the file system had not
+//! yet written to the device or committed in its log is lost, as after a
+//! power cut; writes the device completed survive, as on a disk that honours
+//! flushes, since the loop device's image lives on the host). The parent then
 //! kills the writer, unmounts, mounts again (the log is replayed), recovers
 //! and checks:
 //!
@@ -24,7 +26,7 @@
 //!
 //! Teeth: the same cuts catch writers whose commits are not durable, so the
 //! test can fail: `*_loses_unsynced` (a writer under `Durability::Process`)
-//! and `*_catches_no_data_sync` (a broken protocol: the `.npy` is never
+//! and `*_catches_no_data_sync` (a broken protocol: a commit's rows are not
 //! synced before its journal record) must each lose an acknowledged commit
 //! or fail to recover. `*_process_recovers` checks that after cuts under
 //! `Durability::Process`, recovery still succeeds and leaves a well-formed
@@ -35,8 +37,10 @@
 //! passes, except under `CI=true`, where that is a failure. Every mount and
 //! loop device is removed when the test ends, also when it fails.
 //!
-//! Environment: `NPY_APPEND_FS_CUTS` (default 150) cuts per file system,
-//! `NPY_APPEND_SEED` replays a run's random choices (the seed is printed).
+//! Environment: `NPY_APPEND_FS_CUTS` (default 150) cuts per file system (a
+//! third of that under Process durability), `NPY_APPEND_SEED` replays a
+//! run's random choices (the seed is printed; the instants of the cuts still
+//! depend on timing).
 #![cfg(target_os = "linux")]
 
 mod support;
