@@ -372,16 +372,16 @@ fn child_appends_until_efbig() {
     };
     let path = PathBuf::from(path);
     let mut w = options(Durability::Fsync).open(&path).unwrap();
-    println!("ACK {}", w.len());
+    println!("\n@ACK {}", w.len());
     loop {
         let start = w.len();
         let result = w
             .append_bytes(&row_bytes(start..start + 100))
             .and_then(|()| w.commit());
         match result {
-            Ok(rows) => println!("ACK {rows}"),
+            Ok(rows) => println!("@ACK {rows}"),
             Err(e) => {
-                println!("ERROR {:?} {e}", e.io_kind());
+                println!("@ERROR {:?} {e}", e.io_kind());
                 assert!(matches!(w.commit(), Err(Error::Poisoned { .. })));
                 return;
             }
@@ -421,16 +421,16 @@ fn file_size_limit_efbig() {
     );
     let acked = stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("ACK "))
+        .filter_map(|l| l.strip_prefix("@ACK "))
         .map(|n| n.trim().parse::<u64>().unwrap())
         .max()
         .unwrap();
     let error = stdout
         .lines()
-        .find(|l| l.starts_with("ERROR "))
+        .find(|l| l.starts_with("@ERROR "))
         .unwrap_or_else(|| panic!("the child never hit the limit:\n{stdout}"));
     assert!(
-        error.starts_with("ERROR Some(FileTooLarge)"),
+        error.starts_with("@ERROR Some(FileTooLarge)"),
         "expected EFBIG, got: {error}"
     );
     assert!(acked > 0 && std::fs::metadata(&path).unwrap().len() <= 128 * 512);
