@@ -1085,7 +1085,9 @@ fn read_only_commands_never_change_nor_pass_bad_inputs() {
         json.len()
     );
     // Every report is one valid JSON object with the required keys.
-    let Some(py) = support::python() else {
+    let Some(py) =
+        support::require_numpy("read_only_commands_never_change_nor_pass_bad_inputs (JSON check)")
+    else {
         return;
     };
     let mut args: Vec<&str> = vec![];
