@@ -18,8 +18,12 @@ pub enum Durability {
     /// The same writes in the same order, without syncs: the commit survives
     /// the death of the process (`kill -9`, OOM) because the kernel keeps the
     /// written pages, but not power loss. After a power loss, recovery checks
-    /// the newest commits against their checksums and keeps the longest prefix
-    /// that passes. [`Appender::close`] still syncs once.
+    /// the newest commit against its checksum; when it fails, recovery falls
+    /// back to the previous commit, then to the durable state the writer
+    /// opened with, and reports the rows it dropped
+    /// ([`crate::RecoveryReport::dropped_rows`]). Only the newest commit is
+    /// checked: rows of earlier commits are as durable as the kernel's
+    /// write-back made them. Opening and [`Appender::close`] still sync.
     Process,
 }
 
@@ -72,6 +76,12 @@ impl GroupCommit {
 }
 
 /// What to do when another writer holds the file's lock.
+///
+/// The lock is an `flock` lock on the open file. A process forked by another
+/// thread of the same program holds a copy of every open descriptor until it
+/// calls `exec`, and with it the lock: reopening a file right after closing
+/// it can then briefly fail with [`Error::Locked`]. Programs that start
+/// processes from several threads should open with [`LockWait::Wait`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LockWait {
     /// Return [`Error::Locked`] at once.
