@@ -1292,3 +1292,28 @@ fn write_bad_inputs() {
     }
     println!("wrote {} cases to {}", cases.len(), dir.display());
 }
+
+/// A journal of a newer format version with no `.npy` beside it is refused
+/// and kept (it is not a torn creation, which would be removed).
+#[test]
+fn future_journal_without_npy_is_refused_and_kept() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "journal_future_version")
+        .unwrap();
+    let journal = case.journal.unwrap();
+    let fs = npy_append::storage::MemBackend::new();
+    let path = Path::new("/d/f.npy");
+    let journal_path = npy_append::journal_path(path);
+    fs.put(&journal_path, &journal);
+    let err = AppendOptions::new()
+        .open_with(fs.clone(), path)
+        .map(|a| a.len())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { .. }) && err.to_string().contains("format version 2"),
+        "{err:?}"
+    );
+    assert_eq!(fs.contents(&journal_path), Some(journal));
+    assert_eq!(fs.contents(path), None);
+}
