@@ -1,0 +1,440 @@
+//! Measurements behind `docs/benchmarks.md`, one per invocation, printed as
+//! `key=value` lines. `benches/compare.py` runs it, alternating with the
+//! other tools; it can also be run by hand:
+//!
+//! ```text
+//! cargo run --release --example bench_append -- throughput lib 4096 256 none DIR
+//! cargo run --release --example bench_append -- throughput raw 1 256 group DIR
+//! cargo run --release --example bench_append -- latency 200 DIR
+//! cargo run --release --example bench_append -- recovery 4096 DIR
+//! cargo run --release --example bench_append -- refresh 20000 DIR
+//! ```
+//!
+//! Rows are 512 bytes (128 x float32).
+//!
+//! - `throughput TOOL ROWS_PER_APPEND MIB SYNC DIR`: writes MIB MiB of rows in
+//!   appends of ROWS_PER_APPEND rows. TOOL `lib` is an `Appender`; `raw` is
+//!   `File::write_all` of each batch to a plain file. SYNC `none`: Process
+//!   durability, one commit at the end (the clock stops after it; the close,
+//!   which syncs, is not timed); raw writes into the page cache. SYNC
+//!   `group`: Fsync durability with a group commit every 64 MiB and the
+//!   close timed; raw calls `fdatasync` every 64 MiB and at the end.
+//! - `latency ROUNDS DIR`: per operation, median over ROUNDS rounds of 20
+//!   operations of each kind, the kinds alternating: a raw `pwrite` of 4 KiB
+//!   at the end of a file + `fdatasync`; the same in place (no size change);
+//!   one Fsync-durability commit of one row; two files written and synced
+//!   one after the other (the commit's I/O without the library) and the
+//!   same two syncs run at once on two threads (the least a protocol
+//!   syncing data and journal concurrently could cost).
+//! - `recovery BIG_MIB DIR`: `open_or_recover` of a crashed writer's file
+//!   with a torn tail, 4 MiB against BIG_MIB (sparse), alternating; medians.
+//! - `refresh N DIR`: `Reader::refresh` with nothing changed, and after a
+//!   one-row commit; medians.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use npy_append::{AppendOptions, Appender, Durability, GroupCommit, Reader};
+
+const ROW_VALUES: usize = 128;
+const ROW_BYTES: usize = ROW_VALUES * 4;
+const MIB: usize = 1 << 20;
+/// The group-commit size of the `group` sync mode.
+const GROUP_BYTES: usize = 64 * MIB;
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_append: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Res<()> {
+    let arg = |i: usize| -> Res<&str> {
+        args.get(i)
+            .map(String::as_str)
+            .ok_or_else(|| format!("missing argument {i}; see the module docs").into())
+    };
+    match arg(0)? {
+        "throughput" => {
+            let rows_per_append: usize = arg(2)?.parse()?;
+            let mib: usize = arg(3)?.parse()?;
+            let group = match arg(4)? {
+                "none" => false,
+                "group" => true,
+                other => return Err(format!("sync mode {other}: none or group").into()),
+            };
+            let dir = Path::new(arg(5)?);
+            let secs = match arg(1)? {
+                "lib" => throughput_lib(rows_per_append, mib, group, dir)?,
+                "raw" => throughput_raw(rows_per_append, mib, group, dir)?,
+                other => return Err(format!("tool {other}: lib or raw").into()),
+            };
+            println!("seconds={secs:.6}");
+            #[expect(clippy::cast_precision_loss, reason = "a rate")]
+            let mbps = (mib * MIB) as f64 / secs / 1e6;
+            println!("mb_per_s={mbps:.1}");
+        }
+        "latency" => latency(arg(1)?.parse()?, Path::new(arg(2)?))?,
+        "recovery" => recovery(arg(1)?.parse()?, Path::new(arg(2)?))?,
+        "refresh" => refresh(arg(1)?.parse()?, Path::new(arg(2)?))?,
+        other => return Err(format!("unknown mode {other}; see the module docs").into()),
+    }
+    Ok(())
+}
+
+/// `MIB` MiB of rows: a 4 MiB pattern, repeated.
+fn pattern() -> Vec<f32> {
+    #[expect(clippy::cast_precision_loss, reason = "row values")]
+    (0..4 * MIB / 4).map(|i| i as f32).collect()
+}
+
+/// The batches of `rows_per_append` rows making up `mib` MiB, as slices of
+/// the pattern (a batch larger than the pattern is cut into pieces that
+/// are appended one after another, with no copy).
+fn for_each_batch(
+    data: &[f32],
+    rows_per_append: usize,
+    mib: usize,
+    mut f: impl FnMut(&[f32]) -> Res<()>,
+) -> Res<()> {
+    let batch = rows_per_append.max(1) * ROW_VALUES;
+    let total = mib * MIB / 4;
+    let mut done = 0;
+    let mut at = 0;
+    while done < total {
+        let want = batch.min(total - done);
+        let mut left = want;
+        while left > 0 {
+            if at == data.len() {
+                at = 0;
+            }
+            let n = left.min(data.len() - at);
+            f(data.get(at..at + n).ok_or("pattern")?)?;
+            at += n;
+            left -= n;
+        }
+        done += want;
+    }
+    Ok(())
+}
+
+fn fresh(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(npy_append::journal_path(&path));
+    path
+}
+
+fn throughput_lib(rows_per_append: usize, mib: usize, group: bool, dir: &Path) -> Res<f64> {
+    let data = pattern();
+    let path = fresh(dir, "lib.npy");
+    let start = Instant::now();
+    let mut options = AppendOptions::new()
+        .row_shape(&[ROW_VALUES as u64])
+        .dtype("<f4")?;
+    options = if group {
+        options
+            .durability(Durability::Fsync)
+            .group_commit(GroupCommit::bytes(GROUP_BYTES as u64))
+    } else {
+        options.durability(Durability::Process)
+    };
+    let mut w = options.open(&path)?;
+    for_each_batch(&data, rows_per_append, mib, |b| Ok(w.append(b)?))?;
+    let secs = if group {
+        w.close()?;
+        start.elapsed().as_secs_f64()
+    } else {
+        w.commit()?;
+        let secs = start.elapsed().as_secs_f64();
+        w.close()?;
+        secs
+    };
+    std::fs::remove_file(&path)?;
+    Ok(secs)
+}
+
+fn throughput_raw(rows_per_append: usize, mib: usize, group: bool, dir: &Path) -> Res<f64> {
+    let data = pattern();
+    let path = fresh(dir, "raw.bin");
+    let start = Instant::now();
+    let mut f = File::create(&path)?;
+    let mut since_sync = 0;
+    for_each_batch(&data, rows_per_append, mib, |b| {
+        let bytes: &[u8] = bytemuck_f32(b);
+        f.write_all(bytes)?;
+        since_sync += bytes.len();
+        if group && since_sync >= GROUP_BYTES {
+            f.sync_data()?;
+            since_sync = 0;
+        }
+        Ok(())
+    })?;
+    if group {
+        f.sync_data()?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(secs)
+}
+
+/// The bytes of `values` (native byte order, as the library writes them).
+fn bytemuck_f32(values: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no padding and every byte pattern is a valid u8; the
+    // slice covers exactly the values' memory.
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    }
+}
+
+fn median(v: &mut [Duration]) -> f64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
+fn latency(rounds: usize, dir: &Path) -> Res<()> {
+    const PER_ROUND: usize = 20;
+    let block = vec![7u8; 4096];
+    let row = vec![1.0f32; ROW_VALUES];
+    let record = vec![3u8; 64];
+    let (mut append4k, mut inplace4k, mut commit, mut two_seq, mut two_conc) =
+        (vec![], vec![], vec![], vec![], vec![]);
+
+    let raw_path = fresh(dir, "lat_raw.bin");
+    let raw = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&raw_path)?;
+    let mut raw_end = 0u64;
+    let lib_path = fresh(dir, "lat_lib.npy");
+    let mut w = AppendOptions::new()
+        .row_shape(&[ROW_VALUES as u64])
+        .durability(Durability::Fsync)
+        .open(&lib_path)?;
+    w.append(&row)?;
+    w.commit()?;
+    let data_path = fresh(dir, "lat_data.bin");
+    let data = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&data_path)?;
+    let journal_path = fresh(dir, "lat_journal.bin");
+    let journal = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&journal_path)?;
+    journal.write_all_at(&vec![0u8; 4 * 4096], 0)?;
+    journal.sync_all()?;
+    let mut data_end = 128u64;
+    data.write_all_at(&[0u8; 128], 0)?;
+    data.sync_all()?;
+
+    for round in 0..rounds {
+        // Start every round with a different kind, so that no kind always
+        // follows the same one.
+        for k in 0..5 {
+            let kind = (k + round) % 5;
+            for i in 0..PER_ROUND {
+                let start = Instant::now();
+                match kind {
+                    0 => {
+                        raw.write_all_at(&block, raw_end)?;
+                        raw.sync_data()?;
+                        raw_end += 4096;
+                        append4k.push(start.elapsed());
+                    }
+                    1 => {
+                        raw.write_all_at(&block, 0)?;
+                        raw.sync_data()?;
+                        inplace4k.push(start.elapsed());
+                    }
+                    2 => {
+                        w.append(&row)?;
+                        w.commit()?;
+                        commit.push(start.elapsed());
+                    }
+                    3 => {
+                        data.write_all_at(bytemuck_f32(&row), data_end)?;
+                        data.sync_data()?;
+                        journal.write_all_at(&record, 4096 + 8192 * (i as u64 % 2))?;
+                        journal.sync_data()?;
+                        data.write_all_at(&[1u8; 100], 10)?;
+                        data_end += ROW_BYTES as u64;
+                        two_seq.push(start.elapsed());
+                    }
+                    _ => {
+                        data.write_all_at(bytemuck_f32(&row), data_end)?;
+                        journal.write_all_at(&record, 4096 + 8192 * (i as u64 % 2))?;
+                        std::thread::scope(|s| -> Res<()> {
+                            let j = s.spawn(|| journal.sync_data());
+                            data.sync_data()?;
+                            j.join().map_err(|_| "sync thread panicked")??;
+                            Ok(())
+                        })?;
+                        data.write_all_at(&[1u8; 100], 10)?;
+                        data_end += ROW_BYTES as u64;
+                        two_conc.push(start.elapsed());
+                    }
+                }
+            }
+        }
+        // Keep the files small: a long run would otherwise measure a growing
+        // extent tree rather than the sync.
+        if raw_end > 64 * MIB as u64 {
+            raw.set_len(0)?;
+            raw.sync_all()?;
+            raw_end = 0;
+        }
+    }
+    drop(w);
+    for p in [&raw_path, &lib_path, &data_path, &journal_path] {
+        let _ = std::fs::remove_file(p);
+    }
+    let _ = std::fs::remove_file(npy_append::journal_path(&lib_path));
+    println!("raw_append_4k_fdatasync_us={:.1}", median(&mut append4k));
+    println!("raw_inplace_4k_fdatasync_us={:.1}", median(&mut inplace4k));
+    println!("lib_fsync_commit_1row_us={:.1}", median(&mut commit));
+    println!("two_files_sequential_syncs_us={:.1}", median(&mut two_seq));
+    println!("two_files_concurrent_syncs_us={:.1}", median(&mut two_conc));
+    Ok(())
+}
+
+/// A crashed writer's file of `mib` MiB of committed rows (all but the last
+/// commit sparse), with a journal; returns its path.
+fn crashed_file(dir: &Path, name: &str, mib: usize) -> Res<PathBuf> {
+    let path = fresh(dir, name);
+    let rows = (mib * MIB / ROW_BYTES) as u64;
+    let last = 1000u64.min(rows);
+    // A plain file of `rows - last` rows: a one-row file whose header is
+    // patched to the larger shape (numpy leaves room for the digits), its
+    // data a hole.
+    let mut w = AppendOptions::new()
+        .row_shape(&[ROW_VALUES as u64])
+        .durability(Durability::Process)
+        .open(&path)?;
+    w.append(&vec![0.0f32; ROW_VALUES])?;
+    w.close()?;
+    let f = OpenOptions::new().read(true).write(true).open(&path)?;
+    let mut head = vec![0u8; 128];
+    f.read_exact_at(&mut head, 0)?;
+    let header_len = u64::from(u16::from_le_bytes([head[8], head[9]])) + 10;
+    let text = std::str::from_utf8(head.get(10..).ok_or("short header")?)?;
+    let old = format!("'shape': (1, {ROW_VALUES}), }}");
+    let new = format!("'shape': ({}, {ROW_VALUES}), }}", rows - last);
+    let at = text.find(&old).ok_or("unexpected header")?;
+    let grow = new.len() - old.len();
+    let mut patched = text.to_owned();
+    patched.replace_range(at..at + old.len(), &new);
+    let nl = patched.find('\n').ok_or("unexpected header")?;
+    patched.replace_range(nl - grow..nl, "");
+    f.write_all_at(patched.as_bytes(), 10)?;
+    f.set_len(header_len + (rows - last) * ROW_BYTES as u64)?;
+    f.sync_all()?;
+    drop(f);
+    // The last commit is real data, checked by recovery; the writer dies
+    // (drop) without closing.
+    let mut w = AppendOptions::new()
+        .row_shape(&[ROW_VALUES as u64])
+        .durability(Durability::Fsync)
+        .open(&path)?;
+    #[expect(clippy::cast_precision_loss, reason = "row values")]
+    let values: Vec<f32> = (0..last as usize * ROW_VALUES).map(|i| i as f32).collect();
+    w.append(&values)?;
+    w.commit()?;
+    drop(w);
+    Ok(path)
+}
+
+fn tear_tail(path: &Path) -> Res<()> {
+    let f = OpenOptions::new().write(true).open(path)?;
+    let len = f.metadata()?.len();
+    f.write_all_at(&[0xAB; 700], len)?;
+    Ok(())
+}
+
+fn recovery(big_mib: usize, dir: &Path) -> Res<()> {
+    let small = crashed_file(dir, "rec_small.npy", 4)?;
+    let big = crashed_file(dir, "rec_big.npy", big_mib)?;
+    let (mut t_small, mut t_big) = (vec![], vec![]);
+    for i in 0..30 {
+        // Alternate which file goes first.
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for k in order {
+            let (path, times) = if k == 0 {
+                (&small, &mut t_small)
+            } else {
+                (&big, &mut t_big)
+            };
+            tear_tail(path)?;
+            let start = Instant::now();
+            let w = Appender::open_or_recover(path)?;
+            let elapsed = start.elapsed();
+            if w.report().bytes_cut == 0 {
+                return Err("recovery cut no torn tail".into());
+            }
+            drop(w);
+            times.push(elapsed);
+        }
+    }
+    let size_big = std::fs::metadata(&big)?.len();
+    for p in [&small, &big] {
+        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_file(npy_append::journal_path(p));
+    }
+    println!("recover_4mib_us={:.1}", median(&mut t_small));
+    println!("recover_big_us={:.1}", median(&mut t_big));
+    println!("big_file_bytes={size_big}");
+    Ok(())
+}
+
+fn refresh(n: usize, dir: &Path) -> Res<()> {
+    let path = fresh(dir, "refresh.npy");
+    let row = vec![1.0f32; ROW_VALUES];
+    let mut w = AppendOptions::new()
+        .row_shape(&[ROW_VALUES as u64])
+        .durability(Durability::Process)
+        .open(&path)?;
+    w.append(&row)?;
+    w.commit()?;
+    let mut r = Reader::open(&path)?;
+    let (mut unchanged, mut changed) = (vec![], vec![]);
+    for _ in 0..n {
+        let start = Instant::now();
+        let grew = r.refresh()?;
+        unchanged.push(start.elapsed());
+        if grew {
+            return Err("refresh saw a change where there was none".into());
+        }
+        w.append(&row)?;
+        w.commit()?;
+        let start = Instant::now();
+        let grew = r.refresh()?;
+        changed.push(start.elapsed());
+        if !grew {
+            return Err("refresh missed a commit".into());
+        }
+    }
+    drop(r);
+    w.close()?;
+    std::fs::remove_file(&path)?;
+    println!("refresh_unchanged_us={:.2}", median(&mut unchanged));
+    println!("refresh_after_commit_us={:.2}", median(&mut changed));
+    Ok(())
+}
