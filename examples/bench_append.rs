@@ -12,8 +12,8 @@
 //!
 //! Rows are 512 bytes (128 x float32).
 //!
-//! - `throughput TOOL ROWS_PER_APPEND MIB SYNC DIR`: writes MIB MiB of rows in
-//!   appends of ROWS_PER_APPEND rows. TOOL `lib` is an `Appender`; `raw` is
+//! - `throughput TOOL ROWS_PER_APPEND MIB SYNC DIR`: writes `MIB` MiB of rows in
+//!   appends of `ROWS_PER_APPEND` rows. TOOL `lib` is an `Appender`; `raw` is
 //!   `File::write_all` of each batch to a plain file. SYNC `none`: Process
 //!   durability, one commit at the end (the clock stops after it; the close,
 //!   which syncs, is not timed); raw writes into the page cache. SYNC
@@ -27,25 +27,24 @@
 //!   same two syncs run at once on two threads (the least a protocol
 //!   syncing data and journal concurrently could cost).
 //! - `recovery BIG_MIB DIR`: `open_or_recover` of a crashed writer's file
-//!   with a torn tail, 4 MiB against BIG_MIB (sparse), alternating; medians.
+//!   with a torn tail, 4 MiB against `BIG_MIB` (sparse), alternating; medians.
 //! - `refresh N DIR`: `Reader::refresh` with nothing changed, and after a
 //!   one-row commit; medians.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use npy_append::{AppendOptions, Appender, Durability, GroupCommit, Reader};
 
-const ROW_VALUES: usize = 128;
-const ROW_BYTES: usize = ROW_VALUES * 4;
-const MIB: usize = 1 << 20;
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::{MIB, ROW_BYTES, ROW_VALUES, Res, crashed_file, fresh, tear_tail};
+
 /// The group-commit size of the `group` sync mode.
 const GROUP_BYTES: usize = 64 * MIB;
-
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -128,13 +127,6 @@ fn for_each_batch(
     Ok(())
 }
 
-fn fresh(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    let _ = std::fs::remove_file(&path);
-    let _ = std::fs::remove_file(npy_append::journal_path(&path));
-    path
-}
-
 fn throughput_lib(rows_per_append: usize, mib: usize, group: bool, dir: &Path) -> Res<f64> {
     let data = pattern();
     let path = fresh(dir, "lib.npy");
@@ -203,6 +195,10 @@ fn median(v: &mut [Duration]) -> f64 {
     v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one measurement loop: the kinds side by side stay alike"
+)]
 fn latency(rounds: usize, dir: &Path) -> Res<()> {
     const PER_ROUND: usize = 20;
     let block = vec![7u8; 4096];
@@ -313,59 +309,6 @@ fn latency(rounds: usize, dir: &Path) -> Res<()> {
     println!("lib_fsync_commit_1row_us={:.1}", median(&mut commit));
     println!("two_files_sequential_syncs_us={:.1}", median(&mut two_seq));
     println!("two_files_concurrent_syncs_us={:.1}", median(&mut two_conc));
-    Ok(())
-}
-
-/// A crashed writer's file of `mib` MiB of committed rows (all but the last
-/// commit sparse), with a journal; returns its path.
-fn crashed_file(dir: &Path, name: &str, mib: usize) -> Res<PathBuf> {
-    let path = fresh(dir, name);
-    let rows = (mib * MIB / ROW_BYTES) as u64;
-    let last = 1000u64.min(rows);
-    // A plain file of `rows - last` rows: a one-row file whose header is
-    // patched to the larger shape (numpy leaves room for the digits), its
-    // data a hole.
-    let mut w = AppendOptions::new()
-        .row_shape(&[ROW_VALUES as u64])
-        .durability(Durability::Process)
-        .open(&path)?;
-    w.append(&vec![0.0f32; ROW_VALUES])?;
-    w.close()?;
-    let f = OpenOptions::new().read(true).write(true).open(&path)?;
-    let mut head = vec![0u8; 128];
-    f.read_exact_at(&mut head, 0)?;
-    let header_len = u64::from(u16::from_le_bytes([head[8], head[9]])) + 10;
-    let text = std::str::from_utf8(head.get(10..).ok_or("short header")?)?;
-    let old = format!("'shape': (1, {ROW_VALUES}), }}");
-    let new = format!("'shape': ({}, {ROW_VALUES}), }}", rows - last);
-    let at = text.find(&old).ok_or("unexpected header")?;
-    let grow = new.len() - old.len();
-    let mut patched = text.to_owned();
-    patched.replace_range(at..at + old.len(), &new);
-    let nl = patched.find('\n').ok_or("unexpected header")?;
-    patched.replace_range(nl - grow..nl, "");
-    f.write_all_at(patched.as_bytes(), 10)?;
-    f.set_len(header_len + (rows - last) * ROW_BYTES as u64)?;
-    f.sync_all()?;
-    drop(f);
-    // The last commit is real data, checked by recovery; the writer dies
-    // (drop) without closing.
-    let mut w = AppendOptions::new()
-        .row_shape(&[ROW_VALUES as u64])
-        .durability(Durability::Fsync)
-        .open(&path)?;
-    #[expect(clippy::cast_precision_loss, reason = "row values")]
-    let values: Vec<f32> = (0..last as usize * ROW_VALUES).map(|i| i as f32).collect();
-    w.append(&values)?;
-    w.commit()?;
-    drop(w);
-    Ok(path)
-}
-
-fn tear_tail(path: &Path) -> Res<()> {
-    let f = OpenOptions::new().write(true).open(path)?;
-    let len = f.metadata()?.len();
-    f.write_all_at(&[0xAB; 700], len)?;
     Ok(())
 }
 
