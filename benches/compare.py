@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Side-by-side comparison of npy-append with a raw write, npy-append-array
+and h5py, and the performance targets measured as ratios in one run.
+
+    python3 benches/compare.py [--reps 5] [--mib 256] [--dir DIR] [--quick]
+
+Creates a virtualenv at target/benchenv (numpy, npy-append-array, h5py,
+matplotlib from PyPI) on first use, builds the `bench_append` example and the
+`npy-append` tool in release mode, then for every repetition runs every tool
+at every batch size (1, 16, 256, 4096, 65536 rows of 512 bytes) with and
+without sync, in a shuffled order, each run in its own process. It prints a
+table of median throughputs and ratios, the targets with their median ratios
+(each ratio taken between runs of the same repetition), writes the table to
+target/compare/results.md and the plot to docs/benchmarks.png.
+
+Sync modes: "none" writes into the page cache (npy-append: Process
+durability, one commit at the end, the clock stops after it); "group" syncs
+every 64 MiB and at the end (npy-append: Fsync durability with a 64 MiB group
+commit, close timed; raw and the Python tools: fdatasync/fsync every 64 MiB).
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / "target" / "benchenv"
+PY = VENV / "bin" / "python"
+PACKAGES = ["numpy", "npy-append-array", "h5py", "matplotlib"]
+BATCHES = [1, 16, 256, 4096, 65536]
+ROW_VALUES = 128
+ROW_BYTES = ROW_VALUES * 4
+MIB = 1 << 20
+GROUP_BYTES = 64 * MIB
+
+
+# ---------------------------------------------------------------- setup
+
+
+def in_venv():
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def ensure_venv():
+    if not PY.exists():
+        print(f"compare: creating {VENV}", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    probe = "import numpy, npy_append_array, h5py, matplotlib"
+    if subprocess.run([str(PY), "-c", probe], capture_output=True).returncode != 0:
+        print(f"compare: installing {' '.join(PACKAGES)}", file=sys.stderr)
+        subprocess.run(
+            [str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             "--no-input", *PACKAGES],
+            check=True,
+        )
+
+
+def target_dir():
+    if os.environ.get("CARGO_TARGET_DIR"):
+        return Path(os.environ["CARGO_TARGET_DIR"])
+    return ROOT / "target"
+
+
+def build():
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--example", "bench_append",
+         "--bin", "npy-append"],
+        cwd=ROOT, check=True,
+    )
+    release = target_dir() / "release"
+    return release / "examples" / "bench_append", release / "npy-append"
+
+
+# ---------------------------------------------------------------- workers
+# Each Python measurement runs in its own process: `compare.py --worker ...`.
+
+
+def batches(np, rows_per_append, mib):
+    """Views of a 4 MiB pattern making up `mib` MiB, `rows_per_append` rows each."""
+    pattern = np.arange(4 * MIB // 4, dtype="<f4").reshape(-1, ROW_VALUES)
+    total_rows = mib * MIB // ROW_BYTES
+    done = 0
+    at = 0
+    while done < total_rows:
+        want = min(rows_per_append, total_rows - done)
+        while want > 0:
+            if at == len(pattern):
+                at = 0
+            n = min(want, len(pattern) - at)
+            yield pattern[at:at + n]
+            at += n
+            want -= n
+            done += n
+
+
+def worker(tool, rows_per_append, mib, sync, directory):
+    import numpy as np
+
+    path = Path(directory) / f"{tool}.out"
+    if path.exists():
+        path.unlink()
+    group = sync == "group"
+    if tool == "npaa":
+        from npy_append_array import NpyAppendArray
+
+        start = time.perf_counter()
+        a = NpyAppendArray(str(path))
+        since = 0
+        for b in batches(np, rows_per_append, mib):
+            a.append(b)
+            since += b.nbytes
+            if group and since >= GROUP_BYTES:
+                a.fp.flush()
+                os.fsync(a.fp.fileno())
+                since = 0
+        if group:
+            a.fp.flush()
+            os.fsync(a.fp.fileno())
+        a.close()
+        secs = time.perf_counter() - start
+    elif tool == "h5py":
+        import h5py
+
+        start = time.perf_counter()
+        f = h5py.File(str(path), "w")
+        d = f.create_dataset("x", shape=(0, ROW_VALUES), maxshape=(None, ROW_VALUES),
+                             dtype="<f4", chunks=True)
+        n = 0
+        since = 0
+        for b in batches(np, rows_per_append, mib):
+            d.resize(n + len(b), axis=0)
+            d[n:n + len(b)] = b
+            n += len(b)
+            since += b.nbytes
+            if group and since >= GROUP_BYTES:
+                f.flush()
+                os.fsync(f.id.get_vfd_handle())
+                since = 0
+        if group:
+            f.flush()
+            os.fsync(f.id.get_vfd_handle())
+        f.close()
+        secs = time.perf_counter() - start
+    else:
+        raise SystemExit(f"unknown worker tool {tool}")
+    path.unlink()
+    print(json.dumps({"seconds": secs}))
+
+
+# ---------------------------------------------------------------- runs
+
+
+def parse_kv(text):
+    out = {}
+    for line in text.splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k.strip()] = float(v)
+    return out
+
+
+def python_mib(rows_per_append, mib):
+    # The Python tools are slow at small batches: fewer bytes, same rate.
+    return {1: 8, 16: 32}.get(rows_per_append, mib)
+
+
+def run_one(tool, batch, sync, mib, directory, bench, cli, cli_input):
+    """Returns (bytes, seconds) of one run."""
+    if tool in ("lib", "raw"):
+        out = subprocess.run(
+            [str(bench), "throughput", tool, str(batch), str(mib), sync, str(directory)],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        return mib * MIB, parse_kv(out)["seconds"]
+    if tool == "cli":
+        path = Path(directory) / "cli.npy"
+        for p in (path, Path(str(path) + ".journal")):
+            if p.exists():
+                p.unlink()
+        cmd = [str(cli), "append", str(path), "--dtype", "<f4", "--row-shape", str(ROW_VALUES)]
+        if sync == "group":
+            cmd += ["--durability", "fsync", "--commit-every", str(GROUP_BYTES // ROW_BYTES)]
+        else:
+            cmd += ["--durability", "process"]
+        with open(cli_input, "rb") as stdin:
+            start = time.perf_counter()
+            subprocess.run(cmd, stdin=stdin, stdout=subprocess.DEVNULL, check=True)
+            secs = time.perf_counter() - start
+        path.unlink()
+        return os.path.getsize(cli_input), secs
+    m = python_mib(batch, mib)
+    out = subprocess.run(
+        [str(PY), str(Path(__file__).resolve()), "--worker", tool, str(batch), str(m), sync,
+         str(directory)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return m * MIB, json.loads(out)["seconds"]
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) // (1024 * 1024)} GiB RAM"
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {mem}, {platform.system()} {platform.release()}"
+
+
+def filesystem(directory):
+    try:
+        out = subprocess.run(["df", "-T", str(directory)], capture_output=True, text=True).stdout
+        fields = out.splitlines()[1].split()
+        return f"{fields[1]} on {fields[0]}"
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--mib", type=int, default=256, help="MiB per run for the Rust tools and the CLI")
+    ap.add_argument("--dir", default=str(ROOT / "target" / "compare" / "files"))
+    ap.add_argument("--quick", action="store_true", help="2 repetitions of 64 MiB")
+    ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        tool, batch, mib, sync, directory = args.worker
+        worker(tool, int(batch), int(mib), sync, directory)
+        return
+    if not in_venv():
+        ensure_venv()
+        os.execv(str(PY), [str(PY), str(Path(__file__).resolve()), *sys.argv[1:]])
+    if args.quick:
+        args.reps, args.mib = 2, 64
+
+    bench, cli = build()
+    directory = Path(args.dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    outdir = ROOT / "target" / "compare"
+    cli_input = outdir / "rows.bin"
+    import numpy as np
+
+    np.tile(np.arange(4 * MIB // 4, dtype="<f4"), args.mib // 4).tofile(cli_input)
+
+    tools = ["lib", "raw", "npaa", "h5py"]
+    configs = [(t, b, s) for t in tools for b in BATCHES for s in ("none", "group")]
+    configs += [("cli", 0, s) for s in ("none", "group")]
+    rates = {c: [] for c in configs}  # MB/s per repetition
+    other = {}
+    print(f"compare: {machine()}; files on {filesystem(directory)}; load {os.getloadavg()[0]:.2f}",
+          file=sys.stderr)
+    for rep in range(args.reps):
+        order = list(configs)
+        random.Random(rep).shuffle(order)
+        # Shuffled, then grouped by batch and sync so that the tools of one
+        # configuration run next to each other, in a different order each time.
+        order.sort(key=lambda c: (c[1], c[2]))
+        for c in order:
+            nbytes, secs = run_one(c[0], c[1], c[2], args.mib, directory, bench, cli, cli_input)
+            rates[c].append(nbytes / secs / 1e6)
+        for mode, extra in (("latency", ["100"]), ("recovery", ["4096"]), ("refresh", ["20000"])):
+            out = subprocess.run([str(bench), mode, *extra, str(directory)], check=True,
+                                 capture_output=True, text=True).stdout
+            for k, v in parse_kv(out).items():
+                other.setdefault(k, []).append(v)
+        print(f"compare: repetition {rep + 1}/{args.reps} done; load {os.getloadavg()[0]:.2f}",
+              file=sys.stderr)
+    cli_input.unlink()
+    report(rates, other, args, directory)
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def ratio(rates, a, b):
+    """Median over repetitions of rate(a) / rate(b), same repetition."""
+    return med([x / y for x, y in zip(rates[a], rates[b])])
+
+
+def report(rates, other, args, directory):
+    lines = []
+    lines.append(f"Machine: {machine()}; files on {filesystem(directory)}.")
+    lines.append(f"{args.reps} repetitions, {args.mib} MiB per run (Python tools: 8 MiB at 1 row "
+                 "per append, 32 MiB at 16); medians.")
+    lines.append("")
+    names = {"lib": "npy-append", "raw": "raw write_all", "npaa": "npy-append-array",
+             "h5py": "h5py"}
+    for sync in ("none", "group"):
+        title = "no sync (page cache)" if sync == "none" else "sync every 64 MiB"
+        lines.append(f"Throughput, MB/s, {title}:")
+        lines.append("")
+        lines.append("| rows per append | " + " | ".join(names.values())
+                     + " | npy-append / raw | npy-append / npy-append-array | npy-append / h5py |")
+        lines.append("|---:|" + "---:|" * (len(names) + 3))
+        for b in BATCHES:
+            cells = [f"{med(rates[(t, b, sync)]):,.0f}" for t in names]
+            cells += [f"{ratio(rates, ('lib', b, sync), (t, b, sync)):.2f}"
+                      for t in ("raw", "npaa", "h5py")]
+            lines.append(f"| {b} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append("CLI `npy-append append` from a file on stdin, MB/s (whole process): "
+                 f"no sync {med(rates[('cli', 0, 'none')]):,.0f}, "
+                 f"sync every 64 MiB {med(rates[('cli', 0, 'group')]):,.0f}.")
+    lines.append("")
+    o = {k: med(v) for k, v in other.items()}
+    lat_ratio = med([c / r for c, r in zip(other["lib_fsync_commit_1row_us"],
+                                           other["raw_append_4k_fdatasync_us"])])
+    rec_ratio = med([b / s for b, s in zip(other["recover_big_us"], other["recover_4mib_us"])])
+    big = ("lib", 4096, "none"), ("lib", 65536, "none")
+    targets = [
+        ("1. large appends / raw write_all (4096 rows)",
+         ratio(rates, big[0], ("raw", 4096, "none")), ">= 0.9"),
+        ("1. large appends / raw write_all (65536 rows)",
+         ratio(rates, big[1], ("raw", 65536, "none")), ">= 0.9"),
+        ("2. one-row appends / 4096-row appends", ratio(rates, ("lib", 1, "none"), big[0]),
+         ">= 0.8"),
+        ("2. one-row appends / npy-append-array one-row",
+         ratio(rates, ("lib", 1, "none"), ("npaa", 1, "none")), "> 50"),
+        ("3. fsync, group commit 64 MiB / raw + fdatasync per 64 MiB (4096 rows)",
+         ratio(rates, ("lib", 4096, "group"), ("raw", 4096, "group")), ">= 0.9"),
+        ("3. same, 65536 rows", ratio(rates, ("lib", 65536, "group"), ("raw", 65536, "group")),
+         ">= 0.9"),
+        (f"4. fsync commit of 1 row ({o['lib_fsync_commit_1row_us']:.0f} us) / pwrite 4 KiB + "
+         f"fdatasync ({o['raw_append_4k_fdatasync_us']:.0f} us)", lat_ratio, "<= 1.3"),
+        (f"5. recovery 4 GiB ({o['recover_big_us']:.0f} us) / 4 MiB "
+         f"({o['recover_4mib_us']:.0f} us)", rec_ratio, "<= 2"),
+        (f"6. refresh after a commit: {o['refresh_after_commit_us']:.1f} us, unchanged: "
+         f"{o['refresh_unchanged_us']:.1f} us", o["refresh_after_commit_us"], "a few us"),
+        ("7. CLI append, no sync / raw write_all (65536 rows)",
+         ratio(rates, ("cli", 0, "none"), ("raw", 65536, "none")), ">= 0.9"),
+        ("7. CLI append, fsync every 64 MiB / raw + fdatasync per 64 MiB (65536 rows)",
+         ratio(rates, ("cli", 0, "group"), ("raw", 65536, "group")), ">= 0.9"),
+    ]
+    lines.append("| target | measured | wanted |")
+    lines.append("|---|---:|---|")
+    for name, value, wanted in targets:
+        lines.append(f"| {name} | {value:.2f} | {wanted} |")
+    lines.append("")
+    lines.append("Sync latency, medians (us): " + ", ".join(
+        f"{k.removesuffix('_us')} {o[k]:.0f}" for k in (
+            "raw_append_4k_fdatasync_us", "raw_inplace_4k_fdatasync_us",
+            "lib_fsync_commit_1row_us", "two_files_sequential_syncs_us",
+            "two_files_concurrent_syncs_us")) + ".")
+    text = "\n".join(lines)
+    print(text)
+    outdir = ROOT / "target" / "compare"
+    (outdir / "results.md").write_text(text + "\n")
+    (outdir / "results.json").write_text(json.dumps(
+        {"rates": {"/".join(map(str, k)): v for k, v in rates.items()}, "other": other},
+        indent=1))
+    plot(rates, names)
+
+
+def plot(rates, names):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, sync, title in ((axes[0], "none", "no sync (page cache)"),
+                            (axes[1], "group", "sync every 64 MiB")):
+        for t, label in names.items():
+            ax.plot(BATCHES, [med(rates[(t, b, sync)]) for b in BATCHES], marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(BATCHES, [str(b) for b in BATCHES])
+        ax.set_xlabel("rows (512 B) per append")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("MB/s (median)")
+    axes[0].legend()
+    fig.tight_layout()
+    out = ROOT / "docs" / "benchmarks.png"
+    fig.savefig(out, dpi=110)
+    print(f"compare: plot written to {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
