@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::element::{self, Element};
 use crate::error::{Error, Result};
+use crate::format::cursor_file::CursorFile;
 use crate::format::dtype::Dtype;
 use crate::format::header;
 use crate::format::journal::{self, FLAG_CREATED, Record, Slot};
@@ -53,6 +54,9 @@ pub struct Appender<B: Backend = FsBackend> {
     durability: Durability,
     group_commit: GroupCommit,
     buffer_bytes: usize,
+    compare_overlap: bool,
+    /// The committed cursor while a new one waits for its commit.
+    committed_cursor: Vec<u8>,
     state: State<B::File>,
     report: RecoveryReport,
     poisoned: Option<String>,
@@ -79,6 +83,8 @@ struct Live<F> {
     next_sequence: u64,
     committed_rows: u64,
     cursor: Vec<u8>,
+    /// The cursor changed since the last commit.
+    cursor_dirty: bool,
     /// File offset where the next buffered bytes go.
     written_end: u64,
     buffer: Vec<u8>,
@@ -107,6 +113,8 @@ impl<B: Backend> Appender<B> {
             durability: options.durability,
             group_commit: options.group_commit,
             buffer_bytes: options.buffer_bytes.unwrap_or(DEFAULT_BUFFER_BYTES).max(1),
+            compare_overlap: options.compare_overlap,
+            committed_cursor: Vec::new(),
             state: State::Unborn {
                 dtype: options.dtype.clone(),
                 row_shape: options.row_shape.clone().unwrap_or_default(),
@@ -128,6 +136,7 @@ impl<B: Backend> Appender<B> {
 
     fn open_existing(&mut self, options: &AppendOptions) -> Result<()> {
         let (path, journal_path) = (self.path.clone(), self.journal_path.clone());
+        crate::group::refuse_member(&self.backend, &path)?;
         let npy = match self.backend.open(&path, OpenMode::ReadWrite) {
             Ok(file) => {
                 lock(&file, &path, options.lock_wait)?;
@@ -186,7 +195,8 @@ impl<B: Backend> Appender<B> {
         )?;
         self.report = plan.report.clone();
         let identity_len = applied.identity.block_len();
-        let mut newest = applied.newest;
+        let mut newest = applied.newest.clone();
+        self.adopt_cursor_file(&applied, &mut newest, plan.rows)?;
         if self.durability == Durability::Process && newest.1.data_synced {
             // A power loss under Process durability can leave the header
             // ahead of the journal (a commit's header kept, its record lost),
@@ -222,6 +232,7 @@ impl<B: Backend> Appender<B> {
             next_sequence: newest.1.sequence + 1,
             committed_rows: plan.rows,
             cursor: newest.1.cursor,
+            cursor_dirty: false,
             written_end: end,
             buffer: Vec::new(),
             pending_rows: 0,
@@ -232,7 +243,53 @@ impl<B: Backend> Appender<B> {
         Ok(())
     }
 
-    /// Creates the file: journal first (it can rebuild the file), then the
+    /// Takes over the cursor a clean close left in the sidecar: when the
+    /// journal's newest record is the one a new journal starts with (no
+    /// commit yet) and the sidecar is intact and describes the same rows,
+    /// its cursor goes into the journal in a record of its own (synced).
+    /// The sidecar is then removed: the journal holds the cursor from now on.
+    fn adopt_cursor_file(
+        &self,
+        applied: &recovery::Applied<B::File>,
+        newest: &mut (Slot, Record),
+        rows: u64,
+    ) -> Result<()> {
+        let path = cursor_path(&self.path);
+        let Some(bytes) = read_whole(&self.backend, &path)? else {
+            return Ok(());
+        };
+        let found = CursorFile::decode(&bytes)
+            .ok()
+            .filter(|f| f.rows == rows && !f.cursor.is_empty());
+        if let Some(found) = found
+            && newest.1.sequence == 1
+            && newest.1.cursor.is_empty()
+        {
+            let record = Record {
+                sequence: newest.1.sequence + 1,
+                rows,
+                prev_rows: rows,
+                data_crc: 0,
+                data_synced: false,
+                cursor: found.cursor,
+            };
+            let bytes = record
+                .encode(applied.identity.journal_id)
+                .map_err(|e| Error::from_format(&self.journal_path, e))?;
+            let slot = newest.0.other();
+            applied
+                .journal
+                .write_at(
+                    &bytes,
+                    journal::slot_offset(applied.identity.block_len(), slot),
+                )
+                .and_then(|()| applied.journal.sync_data())
+                .map_err(|e| Error::io(&self.journal_path, "writing the journal", e))?;
+            *newest = (slot, record);
+        }
+        remove_cursor_file(&self.backend, &self.path)
+    }
+
     /// `.npy` with an empty shape, each synced with its directory.
     fn create(&mut self, dtype: &Dtype) -> Result<()> {
         let State::Unborn { row_shape, .. } = &self.state else {
@@ -244,6 +301,9 @@ impl<B: Backend> Appender<B> {
             header::build(dtype, false, &shape).map_err(|e| Error::from_format(&self.path, e))?;
         let parsed = header::parse(&bytes).map_err(|e| Error::from_format(&self.path, e))?;
         let layout = Layout::new(parsed).map_err(|e| Error::from_format(&self.path, e))?;
+        // A cursor left by a removed file of the same name describes
+        // nothing this writer creates.
+        remove_cursor_file(&self.backend, &self.path)?;
         let (journal, identity, record) = recovery::create_journal(
             &self.backend,
             &self.journal_path,
@@ -274,6 +334,7 @@ impl<B: Backend> Appender<B> {
             next_sequence: record.sequence + 1,
             committed_rows: 0,
             cursor: Vec::new(),
+            cursor_dirty: false,
             written_end: layout.header.header_len,
             buffer: Vec::new(),
             pending_rows: 0,
@@ -502,6 +563,180 @@ impl<B: Backend> Appender<B> {
                 .is_some_and(|(every, since)| since.elapsed() >= every)
     }
 
+    /// Exactly-once append keyed by row index: `values` are the rows
+    /// `start_row..` of the array (typed, as for [`append`](Self::append)).
+    /// Rows the file already holds (committed or pending) are skipped, the
+    /// rest appended; returns how many rows were appended. A builder that
+    /// restarts from an older checkpoint of its input passes the row index of
+    /// that checkpoint and produces no duplicates.
+    ///
+    /// With [`AppendOptions::compare_overlap`], the skipped rows are compared
+    /// with the file's and a difference is [`Error::DataDiffers`]. A
+    /// `start_row` past the rows the file holds (committed plus pending: a
+    /// pending row is appended already, and the next commit keeps it) is
+    /// [`Error::Gap`]. Neither error appends anything or poisons the writer.
+    pub fn append_at<T: Element>(&mut self, start_row: u64, values: &[T]) -> Result<u64> {
+        self.check_poison()?;
+        let held = self.len() + self.pending_rows();
+        if start_row > held {
+            return Err(self.gap(start_row, held));
+        }
+        let State::Live(live) = &self.state else {
+            // No file yet, so `start_row` is 0: a plain append.
+            self.append(values)?;
+            return Ok(self.len() + self.pending_rows() - held);
+        };
+        if !element::matches::<T>(&live.layout.header.dtype) {
+            return Err(Error::DtypeMismatch {
+                expected: live.layout.header.dtype.to_string(),
+                found: T::dtype().to_string(),
+            });
+        }
+        let per_row = live.row_values;
+        if per_row == 0 || !(values.len() as u64).is_multiple_of(per_row) {
+            return Err(Error::ShapeMismatch {
+                expected: format!(
+                    "a multiple of {per_row} values (rows of shape {:?})",
+                    live.layout.header.row_shape()
+                ),
+                found: format!("{} values", values.len()),
+            });
+        }
+        let rows = values.len() as u64 / per_row;
+        let skip = (held - start_row).min(rows);
+        let (old, new) = values.split_at((skip * per_row) as usize);
+        if self.compare_overlap {
+            self.compare_rows(start_row, element::as_bytes(old))?;
+        }
+        self.append(new)?;
+        Ok(rows - skip)
+    }
+
+    /// [`append_at`](Self::append_at) for raw row bytes in the file's own
+    /// layout (as for [`append_bytes`](Self::append_bytes)).
+    pub fn append_bytes_at(&mut self, start_row: u64, bytes: &[u8]) -> Result<u64> {
+        self.check_poison()?;
+        let held = self.len() + self.pending_rows();
+        if start_row > held {
+            return Err(self.gap(start_row, held));
+        }
+        let State::Live(live) = &self.state else {
+            self.append_bytes(bytes)?;
+            return Ok(self.len() + self.pending_rows() - held);
+        };
+        let row_bytes = live.layout.row_bytes;
+        if !(bytes.len() as u64).is_multiple_of(row_bytes) {
+            return Err(Error::ShapeMismatch {
+                expected: format!("a multiple of {row_bytes} bytes (whole rows)"),
+                found: format!("{} bytes", bytes.len()),
+            });
+        }
+        let rows = bytes.len() as u64 / row_bytes;
+        let skip = (held - start_row).min(rows);
+        let (old, new) = bytes.split_at((skip * row_bytes) as usize);
+        if self.compare_overlap {
+            self.compare_rows(start_row, old)?;
+        }
+        self.append_bytes(new)?;
+        Ok(rows - skip)
+    }
+
+    fn gap(&self, start_row: u64, held: u64) -> Error {
+        Error::Gap {
+            path: self.path.clone(),
+            start_row,
+            len: held,
+        }
+    }
+
+    /// Compares `bytes` (whole rows) with the rows from `start_row` the file
+    /// holds; pending rows are written to the file first.
+    fn compare_rows(&mut self, start_row: u64, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let first_diff = self.guarded(|a| {
+            let State::Live(live) = &mut a.state else {
+                return Ok(None);
+            };
+            live.flush(&path)?;
+            let row_bytes = live.layout.row_bytes as usize;
+            let mut at = live.layout.end_of(start_row).unwrap_or(u64::MAX);
+            let chunk_rows = (DEFAULT_BUFFER_BYTES / row_bytes).max(1);
+            let mut buf = Vec::new();
+            for (i, given) in bytes.chunks(chunk_rows * row_bytes).enumerate() {
+                buf.resize(given.len(), 0);
+                live.npy
+                    .read_at(&mut buf, at)
+                    .map_err(|e| Error::io(&path, "reading rows to compare", e))?;
+                if let Some(row) = buf
+                    .chunks(row_bytes)
+                    .zip(given.chunks(row_bytes))
+                    .position(|(a, b)| a != b)
+                {
+                    return Ok(Some(start_row + (i * chunk_rows + row) as u64));
+                }
+                at += given.len() as u64;
+            }
+            Ok(None)
+        })?;
+        match first_diff {
+            Some(row) => Err(Error::DataDiffers { path, row }),
+            None => Ok(()),
+        }
+    }
+
+    /// The cursor of the last commit: what
+    /// [`commit_with_cursor`](Self::commit_with_cursor) stored, found again
+    /// by [`Appender::open_or_recover`] after a crash or a clean close. Empty
+    /// when no commit carried one.
+    pub fn cursor(&self) -> &[u8] {
+        match &self.state {
+            State::Live(live) if !live.cursor_dirty => &live.cursor,
+            State::Live(_) => self.committed_cursor.as_slice(),
+            State::Unborn { .. } => &[],
+        }
+    }
+
+    /// Commits every pending row together with `cursor`, a small user value
+    /// (for example the position in the input the rows came from), in one
+    /// journal record: after a crash, [`cursor`](Self::cursor) returns the
+    /// cursor of exactly the commit recovery kept. Commits even when no row
+    /// is pending. At most [`MAX_CURSOR_LEN`](crate::MAX_CURSOR_LEN) bytes
+    /// (8128), else [`Error::CursorTooLong`], which commits nothing.
+    ///
+    /// Later [`commit`](Self::commit)s keep the same cursor. A new file
+    /// needs its dtype ([`AppendOptions::dtype`] or a typed append) first.
+    pub fn commit_with_cursor(&mut self, cursor: &[u8]) -> Result<u64> {
+        self.check_poison()?;
+        if cursor.len() > journal::MAX_CURSOR_LEN {
+            return Err(Error::CursorTooLong {
+                len: cursor.len(),
+                max: journal::MAX_CURSOR_LEN,
+            });
+        }
+        if let State::Unborn { dtype, .. } = &self.state {
+            let Some(dtype) = dtype.clone() else {
+                return Err(Error::InvalidArgument {
+                    what: format!(
+                        "{}: a new file needs its dtype before a cursor can be committed; \
+                         set AppendOptions::dtype or append a typed row first",
+                        self.path.display()
+                    ),
+                });
+            };
+            self.guarded(|a| a.create(&dtype))?;
+        }
+        if let State::Live(live) = &mut self.state
+            && live.cursor != cursor
+        {
+            self.committed_cursor = std::mem::replace(&mut live.cursor, cursor.to_vec());
+            live.cursor_dirty = true;
+        }
+        self.commit()
+    }
+
     /// Makes every pending row committed and returns the committed row count.
     ///
     /// When this returns `Ok` under [`Durability::Fsync`] (the default), the
@@ -539,9 +774,18 @@ impl<B: Backend> Appender<B> {
             ) else {
                 return Ok(());
             };
-            let Live { npy, journal, .. } = *live;
+            let Live {
+                npy,
+                journal,
+                cursor,
+                committed_rows,
+                ..
+            } = *live;
             npy.sync_all()
                 .map_err(|e| Error::io(&a.path, "syncing the header", e))?;
+            if !cursor.is_empty() {
+                write_cursor_file(&a.backend, &a.path, committed_rows, cursor)?;
+            }
             a.backend
                 .remove(&a.journal_path)
                 .map_err(|e| Error::io(&a.journal_path, "removing the journal", e))?;
@@ -581,7 +825,7 @@ impl<F: Storage> Live<F> {
     }
 
     fn commit(&mut self, path: &Path, journal_path: &Path, durability: Durability) -> Result<u64> {
-        if self.pending_rows == 0 {
+        if self.pending_rows == 0 && !self.cursor_dirty {
             return Ok(self.committed_rows);
         }
         let synced = durability == Durability::Fsync;
@@ -631,6 +875,7 @@ impl<F: Storage> Live<F> {
         self.pending_rows = 0;
         self.pending_crc = crc32fast::Hasher::new();
         self.pending_since = None;
+        self.cursor_dirty = false;
         // Fsync commits alternate slots: a torn record leaves the previous,
         // durable one. Process commits all go to one slot, so that the other
         // keeps the durable record this writer opened with (or created):
@@ -644,8 +889,78 @@ impl<F: Storage> Live<F> {
     }
 }
 
+/// The cursor sidecar of a `.npy` path: `<file>.cursor`.
+pub fn cursor_path(path: &Path) -> PathBuf {
+    let mut os = path.as_os_str().to_owned();
+    os.push(".cursor");
+    PathBuf::from(os)
+}
+
+/// The whole content of `path`, `None` when it does not exist.
+pub(crate) fn read_whole<B: Backend>(backend: &B, path: &Path) -> Result<Option<Vec<u8>>> {
+    let file = match backend.open(path, OpenMode::Read) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, "opening", e)),
+    };
+    let len = file
+        .len()
+        .map_err(|e| Error::io(path, "reading the length", e))?;
+    // Anything longer than a cursor file can be is not one.
+    let len = usize::try_from(len)
+        .unwrap_or(usize::MAX)
+        .min(journal::SLOT_LEN as usize * 2);
+    let mut bytes = vec![0u8; len];
+    file.read_at(&mut bytes, 0)
+        .map_err(|e| Error::io(path, "reading", e))?;
+    Ok(Some(bytes))
+}
+
+/// Removes the cursor sidecar of `npy_path` if there is one, durably.
+fn remove_cursor_file<B: Backend>(backend: &B, npy_path: &Path) -> Result<()> {
+    let path = cursor_path(npy_path);
+    match backend.remove(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&path, "removing the cursor file", e)),
+    }
+    let dir = recovery::parent_dir(&path);
+    backend
+        .sync_dir(dir)
+        .map_err(|e| Error::io(dir, "syncing the directory", e))
+}
+
+/// Writes the cursor sidecar of a file being closed with `rows` rows: a new
+/// file, synced, its directory entry synced (before the journal goes).
+fn write_cursor_file<B: Backend>(
+    backend: &B,
+    npy_path: &Path,
+    rows: u64,
+    cursor: Vec<u8>,
+) -> Result<()> {
+    let path = cursor_path(npy_path);
+    let bytes = CursorFile { rows, cursor }
+        .encode()
+        .map_err(|e| Error::from_format(&path, e))?;
+    match backend.remove(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&path, "removing the cursor file", e)),
+    }
+    let file = backend
+        .open(&path, OpenMode::CreateNew)
+        .map_err(|e| Error::io(&path, "creating the cursor file", e))?;
+    file.write_at(&bytes, 0)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| Error::io(&path, "writing the cursor file", e))?;
+    let dir = recovery::parent_dir(&path);
+    backend
+        .sync_dir(dir)
+        .map_err(|e| Error::io(dir, "syncing the directory", e))
+}
+
 /// Takes the writer lock on `file`, waiting as `wait` allows.
-fn lock<F: Storage>(file: &F, path: &Path, wait: LockWait) -> Result<()> {
+pub(crate) fn lock<F: Storage>(file: &F, path: &Path, wait: LockWait) -> Result<()> {
     let deadline = match wait {
         LockWait::Fail => None,
         LockWait::Wait(d) => Some(Instant::now() + d),

@@ -131,6 +131,58 @@ pub enum Error {
         cause: String,
     },
 
+    /// An exactly-once append starts past the rows the file holds: rows in
+    /// between were never appended.
+    #[error(
+        "{path}: rows from {start_row} were given but the file holds only {len} rows \
+         (committed and pending); rows {len}..{start_row} are missing, nothing was appended"
+    )]
+    Gap {
+        /// The `.npy` file.
+        path: PathBuf,
+        /// The first row index given.
+        start_row: u64,
+        /// Rows the file holds (committed plus pending).
+        len: u64,
+    },
+
+    /// A cursor is longer than a journal record can hold.
+    #[error("a cursor of {len} bytes is longer than the {max}-byte limit; nothing was committed")]
+    CursorTooLong {
+        /// Length of the cursor given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// An exactly-once append was asked to compare rows it skips, and a row
+    /// given differs from the row the file already holds.
+    #[error(
+        "{path}: row {row} given differs from row {row} already in the file; \
+         the input does not replay the same rows, nothing was appended"
+    )]
+    DataDiffers {
+        /// The `.npy` file.
+        path: PathBuf,
+        /// Index of the first row that differs.
+        row: u64,
+    },
+
+    /// The file is a member of an append group and must be written through
+    /// the group, so that its rows stay in step with the other members.
+    #[error(
+        "{path}: this file is a member of the append group {group} (see {marker}); \
+         open the group instead. To use it alone, remove {marker} once no group writer runs"
+    )]
+    GroupMember {
+        /// The member `.npy` file.
+        path: PathBuf,
+        /// The group journal that names it.
+        group: String,
+        /// The marker file beside the member.
+        marker: PathBuf,
+    },
+
     /// The operating system reported an I/O error.
     #[error("{path}: {op} failed: {source}")]
     Io {

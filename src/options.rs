@@ -116,6 +116,7 @@ pub struct AppendOptions {
     pub(crate) lock_wait: LockWait,
     pub(crate) tail_policy: TailPolicy,
     pub(crate) buffer_bytes: Option<usize>,
+    pub(crate) compare_overlap: bool,
 }
 
 impl AppendOptions {
@@ -190,6 +191,16 @@ impl AppendOptions {
     #[must_use]
     pub fn buffer_bytes(mut self, bytes: usize) -> Self {
         self.buffer_bytes = Some(bytes);
+        self
+    }
+
+    /// Whether [`Appender::append_at`] compares the rows it skips (rows the
+    /// file already holds) with the rows given, and returns
+    /// [`Error::DataDiffers`] on the first difference (default: off, the
+    /// skipped rows are not read).
+    #[must_use]
+    pub fn compare_overlap(mut self, compare: bool) -> Self {
+        self.compare_overlap = compare;
         self
     }
 

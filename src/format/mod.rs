@@ -4,7 +4,9 @@
 //! and returns bytes or values, so the format can be tested (and fuzzed) on its
 //! own, and every integer read from disk is checked before it is used.
 
+pub mod cursor_file;
 pub mod dtype;
+pub mod group_journal;
 pub mod header;
 pub mod journal;
 mod pyliteral;

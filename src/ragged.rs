@@ -1,0 +1,338 @@
+//! Ragged rows: sequences of different lengths in two `.npy` files.
+//!
+//! `values.npy` holds every sequence's rows one after another (1-D, or
+//! `(M, d)` for sequences of `d`-wide rows) and `offsets.npy` (`<i8`) holds
+//! `0` followed by one end offset per sequence, so sequence `i` is rows
+//! `offsets[i]..offsets[i + 1]` of `values` — the layout nanoGPT-style token
+//! files and Megatron's indexed datasets use. Both files are members of one
+//! [`AppendGroup`], so a sequence is committed in both or in neither.
+
+use std::path::Path;
+
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::format::dtype::Dtype;
+use crate::group::{AppendGroup, GroupOptions, GroupReader, MemberSpec};
+use crate::options::LockWait;
+use crate::storage::{Backend, FsBackend};
+
+/// Member index of the values in the group.
+const VALUES: usize = 0;
+/// Member index of the offsets in the group.
+const OFFSETS: usize = 1;
+
+/// Options for a [`RaggedAppender`]: the values' dtype and row shape, and
+/// the member file names (default `values.npy` and `offsets.npy`, in the
+/// group journal's directory).
+#[derive(Debug, Clone)]
+pub struct RaggedOptions {
+    dtype: Dtype,
+    row_shape: Vec<u64>,
+    values: String,
+    offsets: String,
+    lock_wait: LockWait,
+}
+
+impl RaggedOptions {
+    /// Values of numpy's `descr` (`"<u2"` for tokens), each row of
+    /// `row_shape` (`[]` for 1-D values).
+    pub fn new(descr: &str, row_shape: &[u64]) -> Result<Self> {
+        let spec = MemberSpec::new("values.npy", descr, row_shape)?;
+        Ok(Self::from_spec(&spec, row_shape))
+    }
+
+    /// Values of type `T`, each row of `row_shape`.
+    pub fn of<T: Element>(row_shape: &[u64]) -> Self {
+        Self::from_spec(&MemberSpec::of::<T>("values.npy", row_shape), row_shape)
+    }
+
+    fn from_spec(spec: &MemberSpec, row_shape: &[u64]) -> Self {
+        Self {
+            dtype: spec.dtype().clone(),
+            row_shape: row_shape.to_vec(),
+            values: "values.npy".to_owned(),
+            offsets: "offsets.npy".to_owned(),
+            lock_wait: LockWait::Fail,
+        }
+    }
+
+    /// The file names of the two members.
+    #[must_use]
+    pub fn names(mut self, values: &str, offsets: &str) -> Self {
+        values.clone_into(&mut self.values);
+        offsets.clone_into(&mut self.offsets);
+        self
+    }
+
+    /// What to do when another writer holds a lock.
+    #[must_use]
+    pub fn lock_wait(mut self, lock_wait: LockWait) -> Self {
+        self.lock_wait = lock_wait;
+        self
+    }
+
+    fn group(&self) -> GroupOptions {
+        GroupOptions::new()
+            .member(MemberSpec::with_dtype(
+                &self.values,
+                self.dtype.clone(),
+                &self.row_shape,
+            ))
+            .member(MemberSpec::of::<i64>(&self.offsets, &[]))
+            .lock_wait(self.lock_wait)
+    }
+
+    /// Opens, creates or recovers the ragged array whose group journal is
+    /// `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<RaggedAppender<FsBackend>> {
+        RaggedAppender::new(self.group().open(path)?)
+    }
+
+    /// The same on `backend`.
+    pub fn open_with<B: Backend>(
+        self,
+        backend: B,
+        path: impl AsRef<Path>,
+    ) -> Result<RaggedAppender<B>> {
+        RaggedAppender::new(self.group().open_with(backend, path)?)
+    }
+}
+
+/// Appends sequences of rows to a values/offsets pair, committed together.
+pub struct RaggedAppender<B: Backend = FsBackend> {
+    group: AppendGroup<B>,
+    /// Values rows appended so far (committed and pending): the next offset.
+    end: u64,
+    /// Values per row of `values`.
+    row_values: u64,
+}
+
+impl<B: Backend> RaggedAppender<B> {
+    fn new(mut group: AppendGroup<B>) -> Result<Self> {
+        let values_rows = group.rows(VALUES);
+        let offsets_rows = group.rows(OFFSETS);
+        let row_values = group.row_values(VALUES).unwrap_or(1);
+        if offsets_rows == 0 {
+            if values_rows != 0 {
+                return Err(inconsistent(&group, "values without offsets"));
+            }
+            // A new array: offsets start with 0.
+            group.append(OFFSETS, &[0i64])?;
+            group.commit()?;
+        } else {
+            let last = group.read_rows(OFFSETS, offsets_rows - 1..offsets_rows)?;
+            let last = last
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_le_bytes)
+                .and_then(|v| u64::try_from(v).ok());
+            if last != Some(values_rows) {
+                return Err(inconsistent(
+                    &group,
+                    &format!("the last offset is {last:?} but the values hold {values_rows} rows"),
+                ));
+            }
+        }
+        Ok(Self {
+            group,
+            end: values_rows,
+            row_values,
+        })
+    }
+
+    /// Committed sequences.
+    pub fn len(&self) -> u64 {
+        self.group.rows(OFFSETS).saturating_sub(1)
+    }
+
+    /// Whether no sequence is committed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sequences appended since the last commit.
+    pub fn pending_sequences(&self) -> u64 {
+        self.group.pending_rows(OFFSETS)
+    }
+
+    /// Committed rows of the values.
+    pub fn values_len(&self) -> u64 {
+        self.group.rows(VALUES)
+    }
+
+    /// The cursor of the last commit.
+    pub fn cursor(&self) -> &[u8] {
+        self.group.cursor()
+    }
+
+    /// The group underneath (paths, member rows).
+    pub fn group(&self) -> &AppendGroup<B> {
+        &self.group
+    }
+
+    /// Appends one sequence: `values` are its rows, flattened (a whole
+    /// number of rows; an empty sequence is allowed).
+    pub fn append<T: Element>(&mut self, values: &[T]) -> Result<()> {
+        self.append_batch(values, &[values.len() as u64 / self.row_values.max(1)])
+    }
+
+    /// Appends several sequences: `values` holds their rows one after
+    /// another and `lengths` the rows of each; the lengths must add up to
+    /// the rows in `values`.
+    pub fn append_batch<T: Element>(&mut self, values: &[T], lengths: &[u64]) -> Result<()> {
+        let total = lengths
+            .iter()
+            .try_fold(0u64, |acc, &n| acc.checked_add(n))
+            .and_then(|n| n.checked_mul(self.row_values));
+        if total != Some(values.len() as u64) {
+            return Err(Error::ShapeMismatch {
+                expected: format!(
+                    "sequence lengths adding up to the rows given ({} values of {} per row)",
+                    values.len(),
+                    self.row_values
+                ),
+                found: format!("lengths {lengths:?}"),
+            });
+        }
+        let mut offsets = Vec::with_capacity(lengths.len());
+        let mut end = self.end;
+        for &n in lengths {
+            end += n;
+            offsets.push(i64::try_from(end).map_err(|_| Error::InvalidArgument {
+                what: "offset over i64::MAX".to_owned(),
+            })?);
+        }
+        self.group.append(VALUES, values)?;
+        self.group.append(OFFSETS, &offsets)?;
+        self.end = end;
+        Ok(())
+    }
+
+    /// Commits the pending sequences (values and offsets together); returns
+    /// the committed sequences.
+    pub fn commit(&mut self) -> Result<u64> {
+        self.group.commit()?;
+        Ok(self.len())
+    }
+
+    /// Commits with a cursor (see [`AppendGroup::commit_with_cursor`]).
+    pub fn commit_with_cursor(&mut self, cursor: &[u8]) -> Result<u64> {
+        self.group.commit_with_cursor(cursor)?;
+        Ok(self.len())
+    }
+
+    /// Commits and closes; returns the committed sequences.
+    pub fn close(self) -> Result<u64> {
+        let rows = self.group.close()?;
+        Ok(rows.get(OFFSETS).copied().unwrap_or(0).saturating_sub(1))
+    }
+}
+
+fn inconsistent<B: Backend>(group: &AppendGroup<B>, what: &str) -> Error {
+    Error::Corrupt {
+        path: group.path().to_path_buf(),
+        offset: None,
+        what: format!("ragged array: {what}"),
+    }
+}
+
+/// Reads sequences of a ragged array: a consistent snapshot of its values
+/// and offsets, each sequence a slice of the mapped values without a copy.
+pub struct RaggedReader {
+    group: GroupReader,
+    values: usize,
+    offsets: usize,
+}
+
+impl RaggedReader {
+    /// Opens the ragged array whose group journal is `path`, with the
+    /// default member names.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_names(path, "values.npy", "offsets.npy")
+    }
+
+    /// Opens it with the given member names.
+    pub fn open_names(path: impl AsRef<Path>, values: &str, offsets: &str) -> Result<Self> {
+        let group = GroupReader::open(path)?;
+        let find = |name: &str| {
+            group
+                .member_index(name)
+                .ok_or_else(|| Error::InvalidArgument {
+                    what: format!("{}: no member {name:?}", group.path().display()),
+                })
+        };
+        let (values, offsets) = (find(values)?, find(offsets)?);
+        let reader = Self {
+            group,
+            values,
+            offsets,
+        };
+        reader.offsets_slice()?;
+        Ok(reader)
+    }
+
+    fn offsets_slice(&self) -> Result<&[i64]> {
+        self.group.as_slice::<i64>(self.offsets)
+    }
+
+    /// Sequences in the snapshot.
+    pub fn len(&self) -> u64 {
+        self.group.rows(self.offsets).saturating_sub(1)
+    }
+
+    /// Whether the snapshot holds no sequence.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cursor of the snapshot's commit.
+    pub fn cursor(&self) -> &[u8] {
+        self.group.cursor()
+    }
+
+    /// The group snapshot underneath.
+    pub fn group(&self) -> &GroupReader {
+        &self.group
+    }
+
+    /// The rows `start..end` of the values holding sequence `i`.
+    pub fn range(&self, i: u64) -> Result<std::ops::Range<u64>> {
+        let offsets = self.offsets_slice()?;
+        let at = |k: u64| {
+            usize::try_from(k)
+                .ok()
+                .and_then(|k| offsets.get(k))
+                .and_then(|&v| u64::try_from(v).ok())
+        };
+        let (Some(start), Some(end)) = (at(i), i.checked_add(1).and_then(at)) else {
+            return Err(Error::InvalidArgument {
+                what: format!("sequence {i} of {}", self.len()),
+            });
+        };
+        if start > end || end > self.group.rows(self.values) {
+            return Err(Error::Corrupt {
+                path: self
+                    .group
+                    .member_path(self.offsets)
+                    .unwrap_or(self.group.path())
+                    .to_path_buf(),
+                offset: None,
+                what: format!(
+                    "offsets {start}..{end} of sequence {i} are not within the {} value rows",
+                    self.group.rows(self.values)
+                ),
+            });
+        }
+        Ok(start..end)
+    }
+
+    /// Sequence `i` as values of `T` (the values' dtype), without a copy.
+    pub fn get<T: Element>(&self, i: u64) -> Result<&[T]> {
+        self.group.rows_as(self.values, self.range(i)?)
+    }
+
+    /// Sequence `i` as raw bytes.
+    pub fn get_bytes(&self, i: u64) -> Result<&[u8]> {
+        self.group.bytes(self.values, self.range(i)?)
+    }
+}
