@@ -519,7 +519,7 @@ impl<B: Backend> Appender<B> {
             return Ok(());
         }
         self.guarded(|a| {
-            let path = a.path.clone();
+            let path = &a.path;
             let cap = a.buffer_bytes;
             let State::Live(live) = &mut a.state else {
                 return Ok(());
@@ -533,10 +533,10 @@ impl<B: Backend> Appender<B> {
                     what: format!("{}: the row count would overflow 64 bits", path.display()),
                 })?;
             if live.buffer.len() + bytes.len() > cap {
-                live.flush(&path)?;
+                live.flush(path)?;
             }
             if bytes.len() >= cap {
-                live.write(&path, bytes)?;
+                live.write(path, bytes)?;
             } else {
                 live.buffer.extend_from_slice(bytes);
             }
