@@ -19,6 +19,9 @@
 //!   which syncs, is not timed); raw writes into the page cache. SYNC
 //!   `group`: Fsync durability with a group commit every 64 MiB and the
 //!   close timed; raw calls `fdatasync` every 64 MiB and at the end.
+//!   SYNC `end` (raw tools only): one `fdatasync` at the end. TOOL `rawstdin`
+//!   copies stdin to a plain file in reads of 1 MiB (`ROWS_PER_APPEND` and
+//!   `MIB` are ignored).
 //! - `latency ROUNDS DIR`: per operation, median over ROUNDS rounds of 20
 //!   operations of each kind, the kinds alternating: a raw `pwrite` of 4 KiB
 //!   at the end of a file + `fdatasync`; the same in place (no size change);
@@ -32,7 +35,7 @@
 //!   one-row commit; medians.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -67,20 +70,22 @@ fn run(args: &[String]) -> Res<()> {
         "throughput" => {
             let rows_per_append: usize = arg(2)?.parse()?;
             let mib: usize = arg(3)?.parse()?;
-            let group = match arg(4)? {
-                "none" => false,
-                "group" => true,
-                other => return Err(format!("sync mode {other}: none or group").into()),
+            let sync = match arg(4)? {
+                "none" => Sync::None,
+                "group" => Sync::Group,
+                "end" => Sync::End,
+                other => return Err(format!("sync mode {other}: none, group or end").into()),
             };
             let dir = Path::new(arg(5)?);
-            let secs = match arg(1)? {
-                "lib" => throughput_lib(rows_per_append, mib, group, dir)?,
-                "raw" => throughput_raw(rows_per_append, mib, group, dir)?,
-                other => return Err(format!("tool {other}: lib or raw").into()),
+            let (bytes, secs) = match arg(1)? {
+                "lib" => (mib * MIB, throughput_lib(rows_per_append, mib, sync, dir)?),
+                "raw" => (mib * MIB, throughput_raw(rows_per_append, mib, sync, dir)?),
+                "rawstdin" => raw_stdin(sync, dir)?,
+                other => return Err(format!("tool {other}: lib, raw or rawstdin").into()),
             };
             println!("seconds={secs:.6}");
             #[expect(clippy::cast_precision_loss, reason = "a rate")]
-            let mbps = (mib * MIB) as f64 / secs / 1e6;
+            let mbps = bytes as f64 / secs / 1e6;
             println!("mb_per_s={mbps:.1}");
         }
         "latency" => latency(arg(1)?.parse()?, Path::new(arg(2)?))?,
@@ -127,7 +132,23 @@ fn for_each_batch(
     Ok(())
 }
 
-fn throughput_lib(rows_per_append: usize, mib: usize, group: bool, dir: &Path) -> Res<f64> {
+/// When the `throughput` tools sync.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// Never (npy-append: Process durability).
+    None,
+    /// Every 64 MiB and at the end (npy-append: Fsync, group commit 64 MiB).
+    Group,
+    /// Once, at the end (raw tools only).
+    End,
+}
+
+fn throughput_lib(rows_per_append: usize, mib: usize, sync: Sync, dir: &Path) -> Res<f64> {
+    let group = match sync {
+        Sync::None => false,
+        Sync::Group => true,
+        Sync::End => return Err("npy-append syncs with a group commit: use none or group".into()),
+    };
     let data = pattern();
     let path = fresh(dir, "lib.npy");
     let start = Instant::now();
@@ -156,7 +177,8 @@ fn throughput_lib(rows_per_append: usize, mib: usize, group: bool, dir: &Path) -
     Ok(secs)
 }
 
-fn throughput_raw(rows_per_append: usize, mib: usize, group: bool, dir: &Path) -> Res<f64> {
+fn throughput_raw(rows_per_append: usize, mib: usize, sync: Sync, dir: &Path) -> Res<f64> {
+    let group = sync == Sync::Group;
     let data = pattern();
     let path = fresh(dir, "raw.bin");
     let start = Instant::now();
@@ -172,13 +194,46 @@ fn throughput_raw(rows_per_append: usize, mib: usize, group: bool, dir: &Path) -
         }
         Ok(())
     })?;
-    if group {
+    if sync != Sync::None {
         f.sync_data()?;
     }
     let secs = start.elapsed().as_secs_f64();
     drop(f);
     std::fs::remove_file(&path)?;
     Ok(secs)
+}
+
+/// Copies stdin to a plain file in reads of 1 MiB, as the command-line
+/// tool reads it; returns the bytes copied and the seconds.
+fn raw_stdin(sync: Sync, dir: &Path) -> Res<(usize, f64)> {
+    let path = fresh(dir, "rawstdin.bin");
+    let start = Instant::now();
+    let mut f = File::create(&path)?;
+    let mut input = std::io::stdin().lock();
+    let mut buf = vec![0u8; MIB];
+    let (mut total, mut since_sync) = (0, 0);
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        f.write_all(buf.get(..n).ok_or("read")?)?;
+        total += n;
+        since_sync += n;
+        if sync == Sync::Group && since_sync >= GROUP_BYTES {
+            f.sync_data()?;
+            since_sync = 0;
+        }
+    }
+    if sync != Sync::None {
+        f.sync_data()?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok((total, secs))
 }
 
 /// The bytes of `values` (native byte order, as the library writes them).

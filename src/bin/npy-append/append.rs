@@ -104,11 +104,19 @@ struct Job {
 impl Job {
     /// Appends every whole row of `input`; returns the length of a partial
     /// row left at the end.
+    ///
+    /// Reads into one buffer and appends its whole rows from there (a
+    /// partial row moves to the front), so each byte is copied once on its
+    /// way to the library. The buffer grows past `CHUNK` only while a row
+    /// longer than it arrives, never ahead of the data.
     fn read_all(&mut self, mut input: impl Read) -> Result<usize, Failure> {
         let mut buf = vec![0u8; CHUNK];
-        let mut carry: Vec<u8> = Vec::new();
+        let mut filled = 0;
         loop {
-            let n = match input.read(&mut buf) {
+            if filled == buf.len() {
+                buf.resize(buf.len() + CHUNK, 0);
+            }
+            let n = match input.read(buf.get_mut(filled..).unwrap_or_default()) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -119,17 +127,18 @@ impl Job {
                     )));
                 }
             };
-            carry.extend_from_slice(buf.get(..n).unwrap_or_default());
-            let whole = carry.len() / self.row_len * self.row_len;
+            filled += n;
+            let whole = filled / self.row_len * self.row_len;
             if whole > 0 {
-                self.feed(carry.get(..whole).unwrap_or_default())?;
-                carry.drain(..whole);
+                self.feed(buf.get(..whole).unwrap_or_default())?;
+                buf.copy_within(whole..filled, 0);
+                filled -= whole;
             }
             if let Some(p) = &mut self.progress {
                 p.tick(self.writer.len() + self.pending, self.appended_bytes);
             }
         }
-        Ok(carry.len())
+        Ok(filled)
     }
 
     /// Appends whole rows, committing at every `commit_every` boundary.
