@@ -751,6 +751,29 @@ impl<B: Backend> AppendGroup<B> {
         self.append_rows(i, element::as_bytes(values))
     }
 
+    /// Exactly-once append to member `i` keyed by row index: `values` are
+    /// its rows `start_row..`; rows the member already holds (committed or
+    /// pending) are skipped, the rest appended. Returns the rows appended.
+    /// A `start_row` past the rows the member holds is [`Error::Gap`].
+    pub fn append_at<T: Element>(&mut self, i: usize, start_row: u64, values: &[T]) -> Result<u64> {
+        self.check_poison()?;
+        let m = self.member(i)?;
+        let held = m.committed + m.pending;
+        if start_row > held {
+            return Err(Error::Gap {
+                path: m.path.clone(),
+                start_row,
+                len: held,
+            });
+        }
+        let per_row = m.row_values.max(1);
+        let rows = values.len() as u64 / per_row;
+        let skip = (held - start_row).min(rows);
+        let new = values.get((skip * per_row) as usize..).unwrap_or_default();
+        self.append(i, new)?;
+        Ok(rows - skip)
+    }
+
     /// Appends raw row bytes (the member's own layout) to member `i`.
     pub fn append_bytes(&mut self, i: usize, bytes: &[u8]) -> Result<()> {
         self.check_poison()?;
