@@ -251,7 +251,7 @@ fn append_at_compares_skipped_rows_when_asked() {
     assert_eq!(w.close().unwrap(), 8);
     // Without the option the skipped rows are not compared.
     let mut w = opts().open(&path).unwrap();
-    assert_eq!(w.append_at(0, &vec![0u32; 18]).unwrap(), 1);
+    assert_eq!(w.append_at(0, &[0u32; 18]).unwrap(), 1);
     assert_eq!(w.close().unwrap(), 9);
 }
 
