@@ -182,8 +182,24 @@ struct Member<F> {
 }
 
 /// Writes several `.npy` files whose commits are one: after a crash every
-/// member holds the rows of the same group commit. See the
-/// [module documentation](self) for the protocol.
+/// member holds the rows of the same group commit.
+///
+/// A group commit writes every member's pending rows past its committed
+/// end, syncs every member, writes one record holding every member's
+/// committed row count and the cursor into the older of the group journal's
+/// two slots and syncs it, and only then rewrites the members' headers.
+/// Opening cuts every member back to the newest record and fixes its
+/// header. Each member stays a plain `.npy` that numpy reads on its own and
+/// that never shows a row the group did not commit; [`GroupReader`] shows a
+/// consistent snapshot of all members. Commits are always synced.
+///
+/// The group journal names its members (file names in its own directory)
+/// and stays after [`close`](Self::close): it is the group's manifest and
+/// keeps the last cursor. Each member has a marker `<member>.group-member`
+/// beside it ([`member_marker_path`]), so that an
+/// [`Appender`](crate::Appender) refuses to open a member on its own
+/// ([`Error::GroupMember`]). One writer per group: the writer locks the
+/// group journal and every member.
 ///
 /// Dropping a group without [`close`](Self::close) has the effect of a
 /// crash: pending rows are cut by the next open; committed rows stay.
