@@ -15,6 +15,11 @@
 //! - the same cursor again after a clean close and a reopen of the
 //!   recovered file.
 //!
+//! The same cursor workload under Process durability: after a kill (every
+//! pending write kept) the same checks; after a power loss, rows of some
+//! commit with that commit's cursor, or an empty cursor when recovery
+//! reports dropped rows (the fallback of docs/design.md).
+//!
 //! Group workload (three members growing by different amounts per commit,
 //! cursors, close, reopen, drop): after every crash image,
 //!
@@ -36,10 +41,10 @@ use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 
-use crashsim::{Fate, Image, Model, Rng, SimBackend};
+use crashsim::{Image, Model, Rng, SimBackend};
 use npy_append::format::header;
 use npy_append::{
-    AppendGroup, AppendOptions, Appender, Error, GroupOptions, MemberSpec, cursor_path,
+    AppendGroup, AppendOptions, Appender, Durability, Error, GroupOptions, MemberSpec, cursor_path,
     member_marker_path,
 };
 
@@ -128,7 +133,12 @@ fn single_rows(rows: std::ops::Range<u64>) -> Vec<u8> {
 }
 
 fn single_options() -> AppendOptions {
+    single_options_as(Durability::Fsync)
+}
+
+fn single_options_as(durability: Durability) -> AppendOptions {
     AppendOptions::new()
+        .durability(durability)
         .dtype("<u4")
         .unwrap()
         .row_shape(&[ROW_VALUES])
@@ -185,6 +195,10 @@ fn push(states: &mut Vec<State>, rows: Vec<u64>, cursor: &[u8], start: usize, en
 }
 
 fn record_cursor() -> Recording {
+    record_cursor_as(Durability::Fsync)
+}
+
+fn record_cursor_as(durability: Durability) -> Recording {
     let sim = SimBackend::from_image(&Image::new());
     let mut states = vec![State {
         rows: vec![0],
@@ -196,7 +210,9 @@ fn record_cursor() -> Recording {
     for step in CURSOR_WORKLOAD {
         match *step {
             CStep::Open => {
-                let a = single_options().open_with(sim.clone(), npy()).unwrap();
+                let a = single_options_as(durability)
+                    .open_with(sim.clone(), npy())
+                    .unwrap();
                 if states.len() == 1 {
                     // Creation: a crash before it leaves no file, which
                     // opens as the same empty state.
@@ -246,16 +262,25 @@ fn record_cursor() -> Recording {
         }
     }
     Recording {
-        name: "cursor",
+        name: if durability == Durability::Fsync {
+            "cursor"
+        } else {
+            "cursor, process durability"
+        },
         initial: sim.initial(),
         trace: sim.trace(),
         states,
     }
 }
 
-fn check_cursor_image(image: &Image, allowed: &[&State], reopen: bool) -> Result<(), String> {
+fn check_cursor_image(
+    image: &Image,
+    allowed: &[&State],
+    reopen: bool,
+    durability: Durability,
+) -> Result<(), String> {
     let sim = SimBackend::from_image(image);
-    let w = single_options()
+    let w = single_options_as(durability)
         .open_with(sim.clone(), npy())
         .map_err(|e| format!("open failed: {e}"))?;
     let (rows, cursor) = (w.len(), w.cursor().to_vec());
@@ -297,6 +322,41 @@ fn check_cursor_image(image: &Image, allowed: &[&State], reopen: bool) -> Result
         }
     }
     Ok(())
+}
+
+/// Process durability: after a kill (every pending write kept) the rows and
+/// the cursor are the last acknowledged commit's or the one in flight's;
+/// after a power loss the rows are a commit's and the cursor is that
+/// commit's, or empty when recovery dropped rows and fell back to a commit
+/// whose record was overwritten (documented in docs/design.md).
+fn check_cursor_image_process(
+    image: &Image,
+    rec: &Recording,
+    k: usize,
+    kill: bool,
+) -> Result<(), String> {
+    if kill {
+        return check_cursor_image(image, &rec.allowed(k), false, Durability::Process);
+    }
+    let sim = SimBackend::from_image(image);
+    let w = single_options_as(Durability::Process)
+        .open_with(sim, npy())
+        .map_err(|e| format!("open failed: {e}"))?;
+    let (rows, cursor) = (w.len(), w.cursor().to_vec());
+    let begun = rec.begun(k);
+    let matched = begun.iter().any(|s| s.rows == [rows] && s.cursor == cursor)
+        || (cursor.is_empty()
+            && w.report().dropped_rows > 0
+            && begun.iter().any(|s| s.rows == [rows]));
+    if matched {
+        Ok(())
+    } else {
+        Err(format!(
+            "power loss: recovered {rows} rows with cursor {:?} (dropped {})",
+            String::from_utf8_lossy(&cursor),
+            w.report().dropped_rows
+        ))
+    }
 }
 
 // ----------------------------------------------------------------- group
@@ -507,12 +567,14 @@ fn enumerate(
     for k in 0..=rec.trace.len() {
         stats.crash_points += 1;
         let model = Model::at(&rec.initial, &rec.trace, k);
+        // What a kill leaves: every pending write kept (the page cache).
+        let killed = model.build(&model.all_kept(), 0);
         for fates in model.choices(&mut rng, 10, 64, 8) {
             let image = model.build(&fates, rng.next());
             if !seen.insert(image_key(&image, k)) {
                 continue;
             }
-            let kill = fates.iter().all(|f| *f == Fate::Keep);
+            let kill = image == killed;
             stats.states += 1;
             stats.kills += usize::from(kill);
             if let Err(e) = check(&image, rec, k, kill, stats.states) {
@@ -551,10 +613,25 @@ fn cursor_crash_states() {
     let rec = record_cursor();
     assert!(rec.states.len() >= 7, "{:?}", rec.states);
     let stats = enumerate(&rec, 0xc0ff_ee00, |image, rec, k, _kill, n| {
-        check_cursor_image(image, &rec.allowed(k), n % 3 == 0)
+        check_cursor_image(image, &rec.allowed(k), n % 3 == 0, Durability::Fsync)
     });
     report(&rec, &stats);
     assert!(stats.states > 250, "too few states: {}", stats.states);
+    assert!(
+        stats.violations.is_empty(),
+        "{} violations",
+        stats.violations.len()
+    );
+}
+
+#[test]
+fn cursor_crash_states_process_durability() {
+    let rec = record_cursor_as(Durability::Process);
+    let stats = enumerate(&rec, 0xc0ff_ee01, |image, rec, k, kill, _n| {
+        check_cursor_image_process(image, rec, k, kill)
+    });
+    report(&rec, &stats);
+    assert!(stats.kills > 50, "too few kills: {}", stats.kills);
     assert!(
         stats.violations.is_empty(),
         "{} violations",
@@ -579,7 +656,7 @@ fn cursor_checks_catch_a_lost_sidecar() {
     }
     assert!(removed > 0);
     let stats = enumerate(&rec, 5, |image, rec, k, _kill, _n| {
-        check_cursor_image(image, &rec.allowed(k), false)
+        check_cursor_image(image, &rec.allowed(k), false, Durability::Fsync)
     });
     println!(
         "broken variant (no sidecar written, {removed} closes): {} states, {} violations",
