@@ -5,14 +5,22 @@
 mod support;
 
 use std::path::Path;
+use std::time::Duration;
 
 use npy_append::{
-    AppendGroup, AppendOptions, Appender, Error, GroupOptions, GroupReader, MemberSpec, Reader,
+    AppendGroup, AppendOptions, Error, GroupOptions, GroupReader, LockWait, MemberSpec, Reader,
     member_marker_path,
 };
 
+/// Another test's child process may hold a copy of a descriptor (and its
+/// lock) between its fork and its exec: opening waits for it.
+fn wait() -> LockWait {
+    LockWait::Wait(Duration::from_secs(10))
+}
+
 fn options() -> GroupOptions {
     GroupOptions::new()
+        .lock_wait(wait())
         .member(MemberSpec::of::<f32>("x.npy", &[4]))
         .member(MemberSpec::of::<i64>("y.npy", &[]))
         .member(MemberSpec::new("ids.npy", "<u8", &[]).unwrap())
@@ -75,7 +83,7 @@ fn commit_reopen_and_read_a_snapshot() {
     );
     // Opening without the members works for an existing group.
     drop(g);
-    let g = GroupOptions::new().open(&path).unwrap();
+    let g = GroupOptions::new().lock_wait(wait()).open(&path).unwrap();
     assert_eq!(g.member_rows(), vec![5, 8, 5]);
 }
 
@@ -113,9 +121,12 @@ fn one_writer_per_group_and_no_member_alone() {
     let mut g = options().open(&path).unwrap();
     add(&mut g, 2);
     g.commit().unwrap();
-    assert!(matches!(options().open(&path), Err(Error::Locked { .. })));
+    assert!(matches!(
+        options().lock_wait(LockWait::Fail).open(&path),
+        Err(Error::Locked { .. })
+    ));
     let member = dir.path().join("y.npy");
-    match Appender::open_or_recover(&member) {
+    match AppendOptions::new().lock_wait(wait()).open(&member) {
         Err(Error::GroupMember { group, marker, .. }) => {
             assert_eq!(group, "data.group");
             assert_eq!(marker, member_marker_path(&member));
@@ -200,7 +211,10 @@ fn a_member_rewritten_by_another_program_is_refused_unchanged() {
     // Another program appends a row to y.npy and rewrites its header.
     let member = dir.path().join("y.npy");
     std::fs::remove_file(member_marker_path(&member)).unwrap();
-    let mut w = Appender::open_or_recover(&member).unwrap();
+    let mut w = AppendOptions::new()
+        .lock_wait(wait())
+        .open(&member)
+        .unwrap();
     w.append(&[5i64]).unwrap();
     w.close().unwrap();
     let before = std::fs::read(&member).unwrap();

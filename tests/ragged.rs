@@ -4,7 +4,15 @@
 
 mod support;
 
-use npy_append::{Error, RaggedOptions, RaggedReader};
+use std::time::Duration;
+
+use npy_append::{Error, LockWait, RaggedOptions, RaggedReader};
+
+/// Another test's child process may hold a copy of a descriptor (and its
+/// lock) between its fork and its exec: opening waits for it.
+fn wait() -> LockWait {
+    LockWait::Wait(Duration::from_secs(10))
+}
 
 /// Sequence `i`: `i % 7` tokens.
 fn seq(i: u64) -> Vec<u16> {
@@ -15,7 +23,10 @@ fn seq(i: u64) -> Vec<u16> {
 fn sequences_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.group");
-    let mut w = RaggedOptions::of::<u16>(&[]).open(&path).unwrap();
+    let mut w = RaggedOptions::of::<u16>(&[])
+        .lock_wait(wait())
+        .open(&path)
+        .unwrap();
     assert!(w.is_empty());
     for i in 0..10 {
         w.append(&seq(i)).unwrap();
@@ -53,6 +64,7 @@ fn rows_of_several_values() {
     let mut w = RaggedOptions::new("<f4", &[3])
         .unwrap()
         .names("emb.npy", "emb_offsets.npy")
+        .lock_wait(wait())
         .open(&path)
         .unwrap();
     w.append(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap(); // 2 rows
@@ -75,7 +87,10 @@ fn rows_of_several_values() {
 fn a_crash_keeps_values_and_offsets_in_step() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.group");
-    let mut w = RaggedOptions::of::<u16>(&[]).open(&path).unwrap();
+    let mut w = RaggedOptions::of::<u16>(&[])
+        .lock_wait(wait())
+        .open(&path)
+        .unwrap();
     for i in 0..5 {
         w.append(&seq(i)).unwrap();
     }
@@ -84,7 +99,10 @@ fn a_crash_keeps_values_and_offsets_in_step() {
         w.append(&seq(i)).unwrap();
     }
     drop(w); // crash: sequences 5..9 never committed
-    let mut w = RaggedOptions::of::<u16>(&[]).open(&path).unwrap();
+    let mut w = RaggedOptions::of::<u16>(&[])
+        .lock_wait(wait())
+        .open(&path)
+        .unwrap();
     assert_eq!((w.len(), w.cursor()), (5, &b"5"[..]));
     let total: u64 = (0..5).map(|i| seq(i).len() as u64).sum();
     assert_eq!(w.values_len(), total);
@@ -108,9 +126,13 @@ fn a_new_array_crashed_before_its_first_offset_opens_empty() {
     npy_append::GroupOptions::new()
         .member(npy_append::MemberSpec::of::<u16>("values.npy", &[]))
         .member(npy_append::MemberSpec::of::<i64>("offsets.npy", &[]))
+        .lock_wait(wait())
         .open(&path)
         .unwrap();
-    let mut w = RaggedOptions::of::<u16>(&[]).open(&path).unwrap();
+    let mut w = RaggedOptions::of::<u16>(&[])
+        .lock_wait(wait())
+        .open(&path)
+        .unwrap();
     assert_eq!(w.len(), 0);
     w.append(&[1u16, 2]).unwrap();
     w.close().unwrap();
@@ -127,7 +149,10 @@ fn numpy_reads_values_and_offsets() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.group");
-    let mut w = RaggedOptions::of::<u16>(&[]).open(&path).unwrap();
+    let mut w = RaggedOptions::of::<u16>(&[])
+        .lock_wait(wait())
+        .open(&path)
+        .unwrap();
     for i in 0..30 {
         w.append(&seq(i)).unwrap();
     }

@@ -6,10 +6,29 @@
 
 mod support;
 
-use npy_append::{AppendOptions, Appender, Error, MAX_CURSOR_LEN, cursor_path, journal_path};
+use std::time::Duration;
+
+use npy_append::{
+    AppendOptions, Appender, Error, LockWait, MAX_CURSOR_LEN, cursor_path, journal_path,
+};
+
+/// Another test's child process may hold a copy of a descriptor (and its
+/// lock) between its fork and its exec: reopening waits for it.
+fn wait() -> LockWait {
+    LockWait::Wait(Duration::from_secs(10))
+}
 
 fn opts() -> AppendOptions {
-    AppendOptions::new().dtype("<u4").unwrap().row_shape(&[2])
+    AppendOptions::new()
+        .dtype("<u4")
+        .unwrap()
+        .row_shape(&[2])
+        .lock_wait(wait())
+}
+
+/// The plain way to reopen an existing file (dtype and shape from it).
+fn reopen(path: &std::path::Path) -> npy_append::Result<Appender> {
+    AppendOptions::new().lock_wait(wait()).open(path)
 }
 
 fn rows(range: std::ops::Range<u32>) -> Vec<u32> {
@@ -29,7 +48,7 @@ fn cursor_survives_a_crash() {
     w.commit().unwrap(); // keeps the cursor
     w.append(&rows(5..9)).unwrap(); // never committed
     drop(w);
-    let w = Appender::open_or_recover(&path).unwrap();
+    let w = reopen(&path).unwrap();
     assert_eq!(w.len(), 5);
     assert_eq!(w.cursor(), b"line=3");
 }
@@ -43,7 +62,7 @@ fn cursor_only_commit_is_recorded() {
     w.commit_with_cursor(b"first").unwrap();
     assert_eq!(w.commit_with_cursor(b"second, no rows").unwrap(), 2);
     drop(w);
-    let w = Appender::open_or_recover(&path).unwrap();
+    let w = reopen(&path).unwrap();
     assert_eq!((w.len(), w.cursor()), (2, &b"second, no rows"[..]));
 }
 
@@ -51,7 +70,7 @@ fn cursor_only_commit_is_recorded() {
 fn cursor_of_a_new_file_needs_a_dtype() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.npy");
-    let mut w = Appender::open_or_recover(&path).unwrap();
+    let mut w = reopen(&path).unwrap();
     assert!(matches!(
         w.commit_with_cursor(b"x"),
         Err(Error::InvalidArgument { .. })
@@ -86,17 +105,17 @@ fn cursor_survives_a_clean_close_and_the_file_stays_plain() {
         assert_eq!(out.trim(), "(4, 2) uint32 [3, 30]");
     }
 
-    let w = Appender::open_or_recover(&path).unwrap();
+    let w = reopen(&path).unwrap();
     assert_eq!(w.cursor(), b"offset 4");
     // The new journal holds it now; the sidecar is gone.
     assert!(!cursor_path(&path).exists());
     drop(w);
-    let mut w = Appender::open_or_recover(&path).unwrap();
+    let mut w = reopen(&path).unwrap();
     assert_eq!(w.cursor(), b"offset 4");
     w.append(&rows(4..5)).unwrap();
     w.commit().unwrap();
     w.close().unwrap();
-    let w = Appender::open_or_recover(&path).unwrap();
+    let w = reopen(&path).unwrap();
     assert_eq!((w.len(), w.cursor()), (5, &b"offset 4"[..]));
 }
 
@@ -110,7 +129,7 @@ fn empty_cursor_leaves_no_sidecar() {
     w.commit_with_cursor(b"").unwrap();
     w.close().unwrap();
     assert!(!cursor_path(&path).exists());
-    assert_eq!(Appender::open_or_recover(&path).unwrap().cursor(), b"");
+    assert_eq!(reopen(&path).unwrap().cursor(), b"");
 }
 
 #[test]
@@ -128,12 +147,12 @@ fn a_stale_or_damaged_sidecar_is_ignored() {
     w.append(&rows(2..3)).unwrap();
     w.close().unwrap();
     std::fs::write(cursor_path(&path), &sidecar).unwrap();
-    assert_eq!(Appender::open_or_recover(&path).unwrap().cursor(), b"");
+    assert_eq!(reopen(&path).unwrap().cursor(), b"");
     // A damaged sidecar is ignored too.
     let mut bad = sidecar.clone();
     *bad.last_mut().unwrap() ^= 1;
     std::fs::write(cursor_path(&path), &bad).unwrap();
-    assert_eq!(Appender::open_or_recover(&path).unwrap().cursor(), b"");
+    assert_eq!(reopen(&path).unwrap().cursor(), b"");
     assert!(!cursor_path(&path).exists());
 }
 
@@ -148,7 +167,7 @@ fn a_sidecar_of_a_removed_file_is_not_taken_by_a_new_one() {
     let w = opts().open(&path).unwrap();
     assert_eq!(w.cursor(), b"");
     drop(w);
-    assert_eq!(Appender::open_or_recover(&path).unwrap().cursor(), b"");
+    assert_eq!(reopen(&path).unwrap().cursor(), b"");
 }
 
 #[test]
@@ -171,10 +190,10 @@ fn cursor_limit() {
     assert_eq!(w.pending_rows(), 1);
     w.commit_with_cursor(&big).unwrap();
     drop(w);
-    let w = Appender::open_or_recover(&path).unwrap();
+    let w = reopen(&path).unwrap();
     assert_eq!(w.cursor(), &big[..]);
     w.close().unwrap();
-    assert_eq!(Appender::open_or_recover(&path).unwrap().cursor(), &big[..]);
+    assert_eq!(reopen(&path).unwrap().cursor(), &big[..]);
 }
 
 #[test]
@@ -219,7 +238,7 @@ fn append_at_skips_committed_and_pending_rows() {
 fn append_at_on_a_new_file_starts_at_zero() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.npy");
-    let mut w = Appender::open_or_recover(&path).unwrap();
+    let mut w = AppendOptions::new().lock_wait(wait()).open(&path).unwrap();
     assert!(matches!(w.append_at(1, &[1u8]), Err(Error::Gap { .. })));
     assert!(!path.exists());
     assert_eq!(w.append_at(0, &[1u8, 2]).unwrap(), 2);
@@ -270,7 +289,7 @@ fn append_at_after_a_crash_resumes_without_duplicates() {
     }
     w.append_at(9, &input[18..24]).unwrap();
     drop(w); // crash: rows 9..12 not committed
-    let mut w = Appender::open_or_recover(&path).unwrap();
+    let mut w = reopen(&path).unwrap();
     assert_eq!(w.len(), 9);
     let resume: u64 = std::str::from_utf8(w.cursor()).unwrap().parse().unwrap();
     // Restart from an even older checkpoint: nothing is duplicated.
