@@ -294,3 +294,37 @@ fn numpy_loads_every_member() {
     g.close().unwrap();
     check(dir.path(), 56);
 }
+
+#[test]
+fn snapshots_beside_a_running_writer_are_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.group");
+    let mut g = options().open(&path).unwrap();
+    g.commit_with_cursor(b"0").unwrap();
+    let reader_path = path.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_reader = std::sync::Arc::clone(&stop);
+    let reader = std::thread::spawn(move || {
+        let mut snapshots = 0u64;
+        let mut r = GroupReader::open(&reader_path).unwrap();
+        while !stop_reader.load(std::sync::atomic::Ordering::Relaxed) {
+            // The cursor is the number of rows of every member in that commit.
+            let n: u64 = std::str::from_utf8(r.cursor()).unwrap().parse().unwrap();
+            assert_eq!((r.rows(0), r.rows(1), r.rows(2)), (n, n, n));
+            assert_eq!(r.as_slice::<u64>(2).unwrap(), &ids(0..n)[..]);
+            assert_eq!(r.as_slice::<f32>(0).unwrap(), &x(0..n)[..]);
+            r.refresh().unwrap();
+            snapshots += 1;
+        }
+        snapshots
+    });
+    for _ in 0..200 {
+        add(&mut g, 7);
+        let n = g.rows(0) + g.pending_rows(0);
+        g.commit_with_cursor(n.to_string().as_bytes()).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let snapshots = reader.join().unwrap();
+    assert!(snapshots > 0);
+    g.close().unwrap();
+}
