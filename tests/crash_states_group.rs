@@ -30,7 +30,10 @@
 //! - opening the group succeeds; all members hold the rows of one commit
 //!   (the last acknowledged or the one in flight) and `cursor()` is that
 //!   commit's cursor; every row is as written; every header shows its rows;
-//! - a member alone is refused by `Appender`.
+//! - a member alone is refused by `Appender`;
+//! - for the kill images and a sample of the others, a crash after each
+//!   operation of that recovery, then recovery again, gives the same rows
+//!   and cursor.
 //!
 //! `cargo test --release --test crash_states_group -- --nocapture` prints
 //! the counts.
@@ -554,6 +557,38 @@ fn check_group_image(image: &Image, allowed: &[&State]) -> Result<(), String> {
     }
 }
 
+/// Recovers `image`, then crashes that recovery after each of its
+/// operations (a few images each) and recovers again: the same rows and
+/// cursor every time. Returns how many images were checked.
+fn check_group_recovery_crashes(image: &Image, rng: &mut Rng) -> Result<usize, String> {
+    let sim = SimBackend::from_image(image);
+    let g = group_options()
+        .open_with(sim.clone(), group_path())
+        .map_err(|e| format!("open failed: {e}"))?;
+    let want = (g.member_rows(), g.cursor().to_vec());
+    drop(g);
+    let (initial, trace) = (sim.initial(), sim.trace());
+    let mut checked = 0;
+    for k in 0..=trace.len() {
+        let model = Model::at(&initial, &trace, k);
+        for fates in model.choices(rng, 4, 4, 2) {
+            let again = SimBackend::from_image(&model.build(&fates, rng.next()));
+            let g = group_options()
+                .open_with(again, group_path())
+                .map_err(|e| format!("recovery crashed after {k} operations, then: {e}"))?;
+            checked += 1;
+            if (g.member_rows(), g.cursor().to_vec()) != want {
+                return Err(format!(
+                    "recovery crashed after {k} operations, then recovered {:?}, first {:?}",
+                    g.member_rows(),
+                    want.0
+                ));
+            }
+        }
+    }
+    Ok(checked)
+}
+
 // ------------------------------------------------------------ enumeration
 
 fn enumerate(
@@ -673,11 +708,20 @@ fn cursor_checks_catch_a_lost_sidecar() {
 fn group_crash_states() {
     let rec = record_group();
     assert!(rec.states.len() >= 6, "{:?}", rec.states);
-    let stats = enumerate(&rec, 0x0060_9007, |image, rec, k, _kill, _n| {
+    let mut rng = Rng::new(77);
+    let mut recovery_crashes = 0;
+    let stats = enumerate(&rec, 0x0060_9007, |image, rec, k, kill, n| {
         check_group_unrecovered(image, &rec.begun(k))?;
-        check_group_image(image, &rec.allowed(k))
+        check_group_image(image, &rec.allowed(k))?;
+        if kill || n % 8 == 0 {
+            recovery_crashes += check_group_recovery_crashes(image, &mut rng)?;
+        }
+        Ok(())
     });
     report(&rec, &stats);
+    println!(
+        "group: {recovery_crashes} crashes during recovery, recovered again to the same commit"
+    );
     assert!(stats.states > 1000, "too few states: {}", stats.states);
     assert!(
         stats.violations.is_empty(),
