@@ -35,6 +35,12 @@
 //!   operation of that recovery, then recovery again, gives the same rows
 //!   and cursor.
 //!
+//! Ragged workload (sequences appended one by one, commits with and without
+//! a cursor, close, reopen, drop): after every crash image the ragged array
+//! opens with the sequences and cursor of one commit (the last acknowledged
+//! or the one in flight), offsets `0, end_0, end_1, ...` and the values
+//! exactly those sequences.
+//!
 //! `cargo test --release --test crash_states_group -- --nocapture` prints
 //! the counts.
 
@@ -47,8 +53,8 @@ use std::path::PathBuf;
 use crashsim::{Image, Model, Rng, SimBackend};
 use npy_append::format::header;
 use npy_append::{
-    AppendGroup, AppendOptions, Appender, Durability, Error, GroupOptions, MemberSpec, cursor_path,
-    member_marker_path,
+    AppendGroup, AppendOptions, Appender, Durability, Error, GroupOptions, MemberSpec,
+    RaggedOptions, cursor_path, member_marker_path,
 };
 
 /// One state a crash may leave: rows of every member and the cursor.
@@ -589,6 +595,146 @@ fn check_group_recovery_crashes(image: &Image, rng: &mut Rng) -> Result<usize, S
     Ok(checked)
 }
 
+// ---------------------------------------------------------------- ragged
+
+fn ragged_path() -> PathBuf {
+    PathBuf::from("/sim/tokens.group")
+}
+
+/// Sequence `i`: `i % 4` values.
+fn sequence(i: u64) -> Vec<u16> {
+    (0..i % 4).map(|j| (i * 10 + j) as u16).collect()
+}
+
+fn ragged_options() -> RaggedOptions {
+    RaggedOptions::of::<u16>(&[])
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RStep {
+    Open,
+    Append(u64),
+    Commit,
+    Cursor(&'static str),
+    Close,
+    Drop,
+}
+
+const RAGGED_WORKLOAD: &[RStep] = &[
+    RStep::Open,
+    RStep::Append(3),
+    RStep::Commit,
+    RStep::Append(40),
+    RStep::Cursor("43"),
+    RStep::Close,
+    RStep::Open,
+    RStep::Append(5),
+    RStep::Cursor("48"),
+    RStep::Append(2),
+    RStep::Drop,
+    RStep::Open,
+    RStep::Append(1),
+    RStep::Cursor("49"),
+    RStep::Close,
+];
+
+fn record_ragged() -> Recording {
+    let sim = SimBackend::from_image(&Image::new());
+    let mut states = vec![State {
+        rows: vec![0],
+        cursor: Vec::new(),
+        start: 0,
+        end: 0,
+    }];
+    let mut w: Option<npy_append::RaggedAppender<SimBackend>> = None;
+    for step in RAGGED_WORKLOAD {
+        match *step {
+            RStep::Open => {
+                let a = ragged_options()
+                    .open_with(sim.clone(), ragged_path())
+                    .unwrap();
+                if states.len() == 1 {
+                    states[0].end = sim.ops();
+                }
+                w = Some(a);
+            }
+            RStep::Append(n) => {
+                let a = w.as_mut().unwrap();
+                let at = a.len() + a.pending_sequences();
+                for i in at..at + n {
+                    a.append(&sequence(i)).unwrap();
+                }
+            }
+            RStep::Commit | RStep::Cursor(_) => {
+                let a = w.as_mut().unwrap();
+                let start = sim.ops();
+                match *step {
+                    RStep::Cursor(c) => a.commit_with_cursor(c.as_bytes()).unwrap(),
+                    _ => a.commit().unwrap(),
+                };
+                push(&mut states, vec![a.len()], a.cursor(), start, sim.ops());
+            }
+            RStep::Close => {
+                w.take().unwrap().close().unwrap();
+            }
+            RStep::Drop => drop(w.take()),
+        }
+    }
+    Recording {
+        name: "ragged",
+        initial: sim.initial(),
+        trace: sim.trace(),
+        states,
+    }
+}
+
+/// The data of a member in the recovered image, after its header.
+fn data_of(image: &Image, name: &str) -> Result<Vec<u8>, String> {
+    let bytes = image
+        .get(&PathBuf::from("/sim").join(name))
+        .ok_or_else(|| format!("{name} missing"))?;
+    let (_, header_len) = parse(bytes).ok_or_else(|| format!("{name}: header does not parse"))?;
+    Ok(bytes[header_len as usize..].to_vec())
+}
+
+fn check_ragged_image(image: &Image, allowed: &[&State]) -> Result<(), String> {
+    let sim = SimBackend::from_image(image);
+    let w = ragged_options()
+        .open_with(sim.clone(), ragged_path())
+        .map_err(|e| format!("open failed: {e}"))?;
+    let (n, cursor) = (w.len(), w.cursor().to_vec());
+    if !allowed.iter().any(|s| s.rows == [n] && s.cursor == cursor) {
+        return Err(format!(
+            "recovered {n} sequences with cursor {:?}",
+            String::from_utf8_lossy(&cursor)
+        ));
+    }
+    drop(w);
+    let now = sim.current();
+    let offsets: Vec<i64> = data_of(&now, "offsets.npy")?
+        .chunks(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let values: Vec<u16> = data_of(&now, "values.npy")?
+        .chunks(2)
+        .map(|c| u16::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let mut expected_offsets = vec![0i64];
+    let mut expected_values = Vec::new();
+    for i in 0..n {
+        expected_values.extend(sequence(i));
+        expected_offsets.push(expected_values.len() as i64);
+    }
+    if offsets != expected_offsets || values != expected_values {
+        return Err(format!(
+            "{n} sequences: offsets or values differ ({} offsets, {} values)",
+            offsets.len(),
+            values.len()
+        ));
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------ enumeration
 
 fn enumerate(
@@ -723,6 +869,22 @@ fn group_crash_states() {
         "group: {recovery_crashes} crashes during recovery, recovered again to the same commit"
     );
     assert!(stats.states > 1000, "too few states: {}", stats.states);
+    assert!(
+        stats.violations.is_empty(),
+        "{} violations",
+        stats.violations.len()
+    );
+}
+
+#[test]
+fn ragged_crash_states() {
+    let rec = record_ragged();
+    assert!(rec.states.len() >= 5, "{:?}", rec.states);
+    let stats = enumerate(&rec, 0x7a66_ed00, |image, rec, k, _kill, _n| {
+        check_ragged_image(image, &rec.allowed(k))
+    });
+    report(&rec, &stats);
+    assert!(stats.states > 300, "too few states: {}", stats.states);
     assert!(
         stats.violations.is_empty(),
         "{} violations",
