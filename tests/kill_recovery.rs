@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use npy_append::{AppendOptions, Appender, Durability, Found};
+use npy_append::{AppendOptions, Appender, Durability, Found, LockWait};
 
 const CHILD_ENV: &str = "NPY_APPEND_KILL_CHILD";
 const CHILD_SEED_ENV: &str = "NPY_APPEND_KILL_CHILD_SEED";
@@ -39,6 +39,15 @@ const ROW_BYTES: u64 = ROW * 8;
 /// The writer stops (closing the file) at this many rows; the parent then
 /// starts a new file, so creation is killed more than once.
 const MAX_ROWS: u64 = 250_000;
+
+/// Opens after a kill. The killed writer's lock is gone, but a process that
+/// another test thread is starting holds a copy of our descriptors (and so
+/// of a lock we just released) until it calls `exec`: wait briefly for that.
+fn reopen(path: &Path) -> npy_append::Result<Appender> {
+    AppendOptions::new()
+        .lock_wait(LockWait::Wait(Duration::from_secs(10)))
+        .open(path)
+}
 
 /// The value `j` of row `i`.
 fn value(i: u64, j: u64) -> u64 {
@@ -320,7 +329,7 @@ fn kill_between_creating_the_npy_and_writing_its_header() {
         .set_len(0)
         .unwrap();
 
-    let mut w = Appender::open_or_recover(&path)
+    let mut w = reopen(&path)
         .unwrap_or_else(|e| panic!("recovering a writer killed while creating its file: {e}"));
     assert_eq!(w.len(), 0);
     verify_file(&path, 0, "after recovery");
@@ -443,8 +452,7 @@ fn sigkill_at_random_instants_always_recovers_the_last_commit() {
             // Killed between creating the journal and writing the header.
             torn_creations += 1;
         }
-        let w = Appender::open_or_recover(&path)
-            .unwrap_or_else(|e| panic!("{context}: recovery failed: {e}"));
+        let w = reopen(&path).unwrap_or_else(|e| panic!("{context}: recovery failed: {e}"));
         let rows = w.len();
         let report = w.report().clone();
         assert_eq!(report.committed_rows, rows, "{context}: report {report}");

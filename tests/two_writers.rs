@@ -143,8 +143,13 @@ fn second_writer_in_the_same_process_is_locked_out_and_the_first_goes_on() {
     assert!(!npy_append::journal_path(&path).exists());
     verify_file(&path, 10_140);
 
-    // Now free: a new writer opens it at once and resumes.
-    let mut third = Appender::open_or_recover(&path).unwrap();
+    // Now free: a new writer opens it at once and resumes (waiting only
+    // out a process another test thread is starting, which holds a copy of
+    // our descriptors until it calls `exec`).
+    let mut third = AppendOptions::new()
+        .lock_wait(LockWait::Wait(AT_ONCE))
+        .open(&path)
+        .unwrap();
     assert_eq!(third.len(), 10_140);
     append_commit(&mut third, 60);
     assert_eq!(third.close().unwrap(), 10_200);
@@ -459,7 +464,10 @@ fn second_writer_in_another_process_is_locked_out_and_the_first_goes_on() {
     assert!(!npy_append::journal_path(&path).exists());
     verify_file(&path, 200);
 
-    let mut w = Appender::open_or_recover(&path).unwrap();
+    let mut w = AppendOptions::new()
+        .lock_wait(LockWait::Wait(AT_ONCE))
+        .open(&path)
+        .unwrap();
     assert_eq!(w.len(), 200);
     append_commit(&mut w, 1);
     w.close().unwrap();
@@ -520,9 +528,14 @@ fn a_killed_writer_releases_its_lock_at_once() {
         "a killed writer leaves its journal"
     );
 
-    // No stale lock: a new writer (failing at once if locked) gets in.
+    // No stale lock: a new writer gets in at once. (It waits up to a second
+    // only for a process another test thread is starting, which holds a
+    // copy of our descriptors until `exec`; a stale lock would outlast it.)
     let started = Instant::now();
-    let mut w = Appender::open_or_recover(&path).unwrap_or_else(|e| panic!("after the kill: {e}"));
+    let mut w = AppendOptions::new()
+        .lock_wait(LockWait::Wait(Duration::from_secs(1)))
+        .open(&path)
+        .unwrap_or_else(|e| panic!("after the kill: {e}"));
     assert!(started.elapsed() < AT_ONCE);
     assert_eq!(w.len(), 150);
     append_commit(&mut w, 50);
