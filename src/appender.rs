@@ -460,23 +460,7 @@ impl<B: Backend> Appender<B> {
         let State::Live(live) = &self.state else {
             return Ok(());
         };
-        if !element::matches::<T>(&live.layout.header.dtype) {
-            return Err(Error::DtypeMismatch {
-                expected: live.layout.header.dtype.to_string(),
-                found: T::dtype().to_string(),
-            });
-        }
-        let per_row = live.row_values;
-        if per_row == 0 || !(values.len() as u64).is_multiple_of(per_row) {
-            return Err(Error::ShapeMismatch {
-                expected: format!(
-                    "a multiple of {per_row} values (rows of shape {:?})",
-                    live.layout.header.row_shape()
-                ),
-                found: format!("{} values", values.len()),
-            });
-        }
-        let rows = values.len() as u64 / per_row;
+        let (rows, _) = live.typed_rows(values)?;
         self.append_rows(element::as_bytes(values), rows)
     }
 
@@ -586,23 +570,7 @@ impl<B: Backend> Appender<B> {
             self.append(values)?;
             return Ok(self.len() + self.pending_rows() - held);
         };
-        if !element::matches::<T>(&live.layout.header.dtype) {
-            return Err(Error::DtypeMismatch {
-                expected: live.layout.header.dtype.to_string(),
-                found: T::dtype().to_string(),
-            });
-        }
-        let per_row = live.row_values;
-        if per_row == 0 || !(values.len() as u64).is_multiple_of(per_row) {
-            return Err(Error::ShapeMismatch {
-                expected: format!(
-                    "a multiple of {per_row} values (rows of shape {:?})",
-                    live.layout.header.row_shape()
-                ),
-                found: format!("{} values", values.len()),
-            });
-        }
-        let rows = values.len() as u64 / per_row;
+        let (rows, per_row) = live.typed_rows(values)?;
         let skip = (held - start_row).min(rows);
         let (old, new) = values.split_at((skip * per_row) as usize);
         if self.compare_overlap {
@@ -802,6 +770,28 @@ impl<B: Backend> Appender<B> {
 }
 
 impl<F: Storage> Live<F> {
+    /// Checks that `values` are whole rows of exactly the file's dtype:
+    /// the number of rows and the values per row.
+    fn typed_rows<T: Element>(&self, values: &[T]) -> Result<(u64, u64)> {
+        if !element::matches::<T>(&self.layout.header.dtype) {
+            return Err(Error::DtypeMismatch {
+                expected: self.layout.header.dtype.to_string(),
+                found: T::dtype().to_string(),
+            });
+        }
+        let per_row = self.row_values;
+        if per_row == 0 || !(values.len() as u64).is_multiple_of(per_row) {
+            return Err(Error::ShapeMismatch {
+                expected: format!(
+                    "a multiple of {per_row} values (rows of shape {:?})",
+                    self.layout.header.row_shape()
+                ),
+                found: format!("{} values", values.len()),
+            });
+        }
+        Ok((values.len() as u64 / per_row, per_row))
+    }
+
     /// Writes `bytes` (whole rows) at the end of the written data.
     fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
         self.npy
