@@ -11,7 +11,8 @@ at every batch size (1, 16, 256, 4096, 65536 rows of 512 bytes) with and
 without sync, in a shuffled order, each run in its own process. It prints a
 table of median throughputs and ratios, the targets with their median ratios
 (each ratio taken between runs of the same repetition), writes the table to
-target/compare/results.md and the plot to docs/benchmarks.png.
+target/compare/results.md and the plot to docs/benchmarks.png (`--quick`:
+target/compare/benchmarks.png).
 
 Sync modes: "none" writes into the page cache (npy-append: Process
 durability, one commit at the end, the clock stops after it); "group" syncs
@@ -243,7 +244,9 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--mib", type=int, default=256, help="MiB per run for the Rust tools and the CLI")
     ap.add_argument("--dir", default=str(ROOT / "target" / "compare" / "files"))
-    ap.add_argument("--quick", action="store_true", help="2 repetitions of 64 MiB")
+    ap.add_argument("--quick", action="store_true",
+                    help="2 repetitions of 64 MiB, plot into target/compare")
+    ap.add_argument("--plot", help="where the plot goes (default docs/benchmarks.png)")
     ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -255,6 +258,8 @@ def main():
         os.execv(str(PY), [str(PY), str(Path(__file__).resolve()), *sys.argv[1:]])
     if args.quick:
         args.reps, args.mib = 2, 64
+    if args.plot is None:
+        args.plot = str(ROOT / ("target/compare" if args.quick else "docs") / "benchmarks.png")
 
     bench, cli = build()
     directory = Path(args.dir)
@@ -391,10 +396,10 @@ def report(rates, other, args, directory):
     (outdir / "results.json").write_text(json.dumps(
         {"rates": {"/".join(map(str, k)): v for k, v in rates.items()}, "other": other},
         indent=1))
-    plot(rates, names)
+    plot(rates, names, Path(args.plot))
 
 
-def plot(rates, names):
+def plot(rates, names, out):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -414,7 +419,6 @@ def plot(rates, names):
     axes[0].set_ylabel("MB/s (median)")
     axes[0].legend()
     fig.tight_layout()
-    out = ROOT / "docs" / "benchmarks.png"
     fig.savefig(out, dpi=110)
     print(f"compare: plot written to {out}", file=sys.stderr)
 
