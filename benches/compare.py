@@ -241,7 +241,7 @@ def filesystem(directory):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--mib", type=int, default=256, help="MiB per run for the Rust tools and the CLI")
     ap.add_argument("--dir", default=str(ROOT / "target" / "compare" / "files"))
     ap.add_argument("--quick", action="store_true",
