@@ -6,6 +6,7 @@
 //! cargo run --release --example bench_append -- throughput lib 4096 256 none DIR
 //! cargo run --release --example bench_append -- throughput raw 1 256 group DIR
 //! cargo run --release --example bench_append -- latency 200 DIR
+//! cargo run --release --example bench_append -- latency 2 DIR 1000
 //! cargo run --release --example bench_append -- recovery 4096 DIR
 //! cargo run --release --example bench_append -- refresh 20000 DIR
 //! ```
@@ -23,8 +24,9 @@
 //!   SYNC `end` (raw tools only): one `fdatasync` at the end. TOOL `rawstdin`
 //!   copies stdin to a plain file (after the same 128 bytes) in reads of 1 MiB (`ROWS_PER_APPEND` and
 //!   `MIB` are ignored).
-//! - `latency ROUNDS DIR`: per operation, median over ROUNDS rounds of 20
-//!   operations of each kind, the kinds alternating: a raw `pwrite` of 4 KiB
+//! - `latency ROUNDS DIR [PER_ROUND]`: per operation, median and mean over
+//!   ROUNDS rounds of `PER_ROUND` (default 20) operations of each kind, the
+//!   kinds alternating from round to round: a raw `pwrite` of 4 KiB
 //!   at the end of a file + `fdatasync`; the same in place (no size change);
 //!   one Fsync-durability commit of one row; two files written and synced
 //!   one after the other (the commit's I/O without the library) and the
@@ -89,7 +91,13 @@ fn run(args: &[String]) -> Res<()> {
             let mbps = bytes as f64 / secs / 1e6;
             println!("mb_per_s={mbps:.1}");
         }
-        "latency" => latency(arg(1)?.parse()?, Path::new(arg(2)?))?,
+        "latency" => {
+            let per_round = match args.get(3) {
+                Some(n) => n.parse()?,
+                None => 20,
+            };
+            latency(arg(1)?.parse()?, per_round, Path::new(arg(2)?))?;
+        }
         "recovery" => recovery(arg(1)?.parse()?, Path::new(arg(2)?))?,
         "refresh" => refresh(arg(1)?.parse()?, Path::new(arg(2)?))?,
         other => return Err(format!("unknown mode {other}; see the module docs").into()),
@@ -255,6 +263,12 @@ fn bytemuck_f32(values: &[f32]) -> &[u8] {
     }
 }
 
+fn mean(v: &[Duration]) -> f64 {
+    #[expect(clippy::cast_precision_loss, reason = "a mean")]
+    let n = v.len().max(1) as f64;
+    v.iter().map(Duration::as_secs_f64).sum::<f64>() * 1e6 / n
+}
+
 fn median(v: &mut [Duration]) -> f64 {
     v.sort_unstable();
     v.get(v.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6)
@@ -264,8 +278,7 @@ fn median(v: &mut [Duration]) -> f64 {
     clippy::too_many_lines,
     reason = "one measurement loop: the kinds side by side stay alike"
 )]
-fn latency(rounds: usize, dir: &Path) -> Res<()> {
-    const PER_ROUND: usize = 20;
+fn latency(rounds: usize, per_round: usize, dir: &Path) -> Res<()> {
     let block = vec![7u8; 4096];
     let row = vec![1.0f32; ROW_VALUES];
     let record = vec![3u8; 64];
@@ -312,7 +325,7 @@ fn latency(rounds: usize, dir: &Path) -> Res<()> {
         // follows the same one.
         for k in 0..5 {
             let kind = (k + round) % 5;
-            for i in 0..PER_ROUND {
+            for i in 0..per_round {
                 let start = Instant::now();
                 match kind {
                     0 => {
@@ -369,11 +382,16 @@ fn latency(rounds: usize, dir: &Path) -> Res<()> {
         let _ = std::fs::remove_file(p);
     }
     let _ = std::fs::remove_file(npy_append::journal_path(&lib_path));
-    println!("raw_append_4k_fdatasync_us={:.1}", median(&mut append4k));
-    println!("raw_inplace_4k_fdatasync_us={:.1}", median(&mut inplace4k));
-    println!("lib_fsync_commit_1row_us={:.1}", median(&mut commit));
-    println!("two_files_sequential_syncs_us={:.1}", median(&mut two_seq));
-    println!("two_files_concurrent_syncs_us={:.1}", median(&mut two_conc));
+    for (name, times) in [
+        ("raw_append_4k_fdatasync", &mut append4k),
+        ("raw_inplace_4k_fdatasync", &mut inplace4k),
+        ("lib_fsync_commit_1row", &mut commit),
+        ("two_files_sequential_syncs", &mut two_seq),
+        ("two_files_concurrent_syncs", &mut two_conc),
+    ] {
+        println!("{name}_us={:.1}", median(times));
+        println!("{name}_mean_us={:.1}", mean(times));
+    }
     Ok(())
 }
 
