@@ -231,10 +231,21 @@ fn verify(path: &Path, rows: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// numpy's view of the file, when a Python with numpy is at hand.
+/// numpy's view of the file, when a Python with numpy is at hand:
+/// `$NPY_APPEND_PYTHON`, else the test command's virtualenv
+/// (`target/pyenv`, next to this executable's `target/release`), else
+/// `python3`.
 fn numpy_shape(path: &Path) -> Option<String> {
+    let venv = std::env::current_exe().ok().and_then(|exe| {
+        let target = exe
+            .ancestors()
+            .find(|d| d.ends_with("target"))?
+            .to_path_buf();
+        Some(target.join("pyenv/bin/python")).filter(|p| p.exists())
+    });
     let python = std::env::var_os("NPY_APPEND_PYTHON")
         .filter(|p| !p.is_empty())
+        .or_else(|| venv.map(Into::into))
         .unwrap_or_else(|| "python3".into());
     let out = Command::new(python)
         .args([
