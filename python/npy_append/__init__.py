@@ -1,0 +1,59 @@
+"""Crash-safe appends to NumPy ``.npy`` files.
+
+Two APIs:
+
+- :class:`NpyAppendArray`, :func:`recover`, :func:`is_appendable`,
+  :func:`ensure_appendable`: a drop-in for npy-append-array; change
+  ``from npy_append_array import NpyAppendArray`` to
+  ``from npy_append import NpyAppendArray`` and a killed job resumes at its
+  last ``append()``.
+- :class:`Appender` (explicit commits, durability, cursors, exactly-once
+  ``append_at``) and :class:`Reader` (zero-copy views of committed rows).
+
+Errors are :class:`NpyAppendError` subclasses (see ``npy_append._errors``).
+"""
+
+from . import _native
+from ._dropin import NpyAppendArray, ensure_appendable, is_appendable, recover
+from ._errors import (
+    ClosedError,
+    CorruptError,
+    DataDiffersError,
+    DtypeMismatchError,
+    GapError,
+    GroupMemberError,
+    InvalidArgumentError,
+    LockedError,
+    NpyAppendError,
+    NpyAppendIOError,
+    PoisonedError,
+    ShapeMismatchError,
+    TrailingBytesError,
+    UnsupportedError,
+)
+from ._reader import Reader
+
+Appender = _native.Appender
+
+__all__ = [
+    "Appender",
+    "Reader",
+    "NpyAppendArray",
+    "recover",
+    "is_appendable",
+    "ensure_appendable",
+    "NpyAppendError",
+    "LockedError",
+    "CorruptError",
+    "TrailingBytesError",
+    "DtypeMismatchError",
+    "ShapeMismatchError",
+    "InvalidArgumentError",
+    "GapError",
+    "DataDiffersError",
+    "UnsupportedError",
+    "PoisonedError",
+    "GroupMemberError",
+    "NpyAppendIOError",
+    "ClosedError",
+]

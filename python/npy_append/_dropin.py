@@ -1,0 +1,196 @@
+"""A crash-safe drop-in for npy-append-array (0.9.x signatures)."""
+
+import os
+import tempfile
+import threading
+
+import numpy as np
+
+from . import _native
+from ._errors import ClosedError, UnsupportedError
+
+try:
+    from numpy.lib import format as _format
+except ImportError:  # pragma: no cover
+    import numpy.lib.format as _format
+
+
+def _journal(filename):
+    return os.fspath(filename) + ".journal"
+
+
+class NpyAppendArray:
+    """Appends arrays to a ``.npy`` file along axis 0; crash-safe.
+
+    ``NpyAppendArray(filename, delete_if_exists=False,
+    rewrite_header_on_append=True, *, fsync=False)``
+
+    Same use as npy-append-array's ``NpyAppendArray``. Each :meth:`append`
+    is a commit: when it returns, the rows survive a kill of the process
+    (``kill -9``, the OOM killer); with ``fsync=True`` they also survive a
+    power loss. :meth:`close` makes the file final and durable. A process
+    killed at any moment leaves a file the next ``NpyAppendArray(filename)``
+    (or :func:`recover`) brings back to its last completed ``append()``.
+
+    Differences from npy-append-array: the dtype of appended arrays must
+    equal the file's (``DtypeMismatchError``, a ``TypeError``, instead of a
+    silent cast); ``append()`` after ``close()`` raises ``ClosedError``
+    (instead of truncating the file); a second writer on the same file
+    raises ``LockedError``; the header is kept current at every append
+    whatever ``rewrite_header_on_append`` says; Fortran-order files are not
+    supported (``UnsupportedError``).
+    """
+
+    def __init__(self, filename, delete_if_exists=False, rewrite_header_on_append=True, *, fsync=False):
+        self.filename = filename
+        self.rewrite_header_on_append = rewrite_header_on_append
+        self.fortran_order = False
+        self.shape = None
+        self.dtype = None
+        self._lock = threading.Lock()
+        self._appender = None
+        path = os.fspath(filename)
+        if delete_if_exists:
+            for p in (path, _journal(path)):
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+        self._appender = _native.Appender.open_or_recover(
+            path, durability="fsync" if fsync else "process"
+        )
+        self._sync_attrs()
+
+    def _sync_attrs(self):
+        a = self._appender
+        if a.dtype is not None and (len(a) > 0 or os.path.exists(os.fspath(self.filename))):
+            self.dtype = a.dtype
+            self.shape = (len(a),) + tuple(a.row_shape)
+
+    def append(self, arr):
+        """Appends ``arr`` (a numpy array: axis 0 is rows, the other axes the
+        file's row shape, the dtype exactly the file's) and commits it."""
+        with self._lock:
+            a = self._appender
+            if a is None or a.closed:
+                raise ClosedError(
+                    f"{os.fspath(self.filename)}: append() after close(); open a new NpyAppendArray"
+                )
+            a.append(arr)
+            a.commit()
+            self._sync_attrs()
+
+    def update_header(self):
+        """Commits (the header is always current: nothing else to do)."""
+        with self._lock:
+            if self._appender is not None and not self._appender.closed:
+                self._appender.commit()
+
+    def close(self):
+        """Makes the file a final, durable plain ``.npy``. Idempotent."""
+        with self._lock:
+            if self._appender is not None and not self._appender.closed:
+                self._appender.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - nothing to report to in a finalizer
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        # Every append is committed already, so closing also after an
+        # exception keeps exactly the appended arrays, as npy-append-array does.
+        self.close()
+
+
+def _read_header(fp):
+    version = _format.read_magic(fp)
+    if version == (1, 0):
+        shape, fortran_order, dtype = _format.read_array_header_1_0(fp, max_header_size=2**31)
+    else:
+        shape, fortran_order, dtype = _format.read_array_header_2_0(fp, max_header_size=2**31)
+    return shape, fortran_order, dtype, fp.tell()
+
+
+def recover(filename, zerofill_incomplete=False):
+    """Brings a file left by a killed writer back to an appendable state;
+    returns True.
+
+    With a journal (left by npy_append), the file goes back to its last
+    commit. Without one (a crashed npy-append-array or other writer), the
+    whole rows past the header are adopted and a partial last row is cut,
+    or, with ``zerofill_incomplete=True``, completed with zero bytes.
+    """
+    path = os.fspath(filename)
+    policy = "refuse"
+    if not os.path.exists(_journal(path)):
+        policy = "adopt"
+        if zerofill_incomplete:
+            with open(path, "rb+") as fp:
+                shape, fortran_order, dtype, data_offset = _read_header(fp)
+                if not fortran_order and len(shape) >= 1:
+                    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+                    fp.seek(0, os.SEEK_END)
+                    extra = (fp.tell() - data_offset) % row_bytes if row_bytes else 0
+                    if extra:
+                        fp.write(b"\0" * (row_bytes - extra))
+                        fp.flush()
+                        os.fsync(fp.fileno())
+    appender = _native.Appender.open_or_recover(path, tail_policy=policy)
+    appender.close()
+    return True
+
+
+def is_appendable(filename):
+    """Whether npy_append can append to the file (possibly after recovery):
+    False for a header without room to grow, Fortran order, 0-d arrays."""
+    state, _problem = _native.file_state(os.fspath(filename))
+    return state != "unsupported"
+
+
+def ensure_appendable(filename, inplace=False):
+    """Makes a file whose header has no room to grow appendable by
+    rewriting it with numpy's current header layout; returns True.
+
+    The rewrite always goes to a temporary file that then replaces the
+    original (atomic: a crash leaves the old or the new file);
+    ``inplace`` is accepted for compatibility and does not change that.
+    """
+    del inplace
+    path = os.fspath(filename)
+    state, problem = _native.file_state(path)
+    if state != "unsupported":
+        return True
+    with open(path, "rb") as fp:
+        shape, fortran_order, dtype, _ = _read_header(fp)
+    if fortran_order or len(shape) == 0 or dtype.hasobject:
+        raise UnsupportedError(f"{path}: cannot be made appendable: {problem}")
+    data = np.load(path, mmap_mode="r")
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _format.write_array(out, np.ascontiguousarray(data), allow_pickle=False)
+            out.flush()
+            os.fsync(out.fileno())
+        del data
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    state, problem = _native.file_state(path)
+    if state == "unsupported":
+        raise UnsupportedError(f"{path}: still not appendable after the rewrite: {problem}")
+    return True

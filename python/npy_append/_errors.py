@@ -1,0 +1,98 @@
+"""Exception classes of npy_append.
+
+Every error the library reports is an :class:`NpyAppendError` carrying the
+library's message. Subclasses also derive from the matching built-in
+exception, so code that catches ``TypeError``/``ValueError``/``OSError`` keeps
+working::
+
+    NpyAppendError(Exception)
+    +-- LockedError                 another writer holds the file's lock
+    +-- CorruptError                file or journal invalid, checksum mismatch,
+    |   |                           committed data missing
+    |   +-- TrailingBytesError(ValueError) bytes past the header's rows and no journal
+    +-- DtypeMismatchError(TypeError)    dtype differs from the file's (no cast)
+    +-- ShapeMismatchError(ValueError)   row shape differs from the file's
+    +-- InvalidArgumentError(ValueError) an argument that cannot be used
+    |   +-- GapError                append_at() past the rows the file holds
+    +-- DataDiffersError(ValueError)     replayed rows differ from the file's
+    +-- UnsupportedError            a valid file or dtype this library cannot
+    |                               append to (Fortran order, object dtype...)
+    +-- PoisonedError               an earlier write failed; reopen
+    +-- GroupMemberError            the file belongs to an append group
+    +-- NpyAppendIOError(OSError)   the operating system reported an error
+    +-- ClosedError(ValueError)     use of a closed appender
+"""
+
+__all__ = [
+    "NpyAppendError",
+    "LockedError",
+    "CorruptError",
+    "TrailingBytesError",
+    "DtypeMismatchError",
+    "ShapeMismatchError",
+    "InvalidArgumentError",
+    "GapError",
+    "DataDiffersError",
+    "UnsupportedError",
+    "PoisonedError",
+    "GroupMemberError",
+    "NpyAppendIOError",
+    "ClosedError",
+]
+
+
+class NpyAppendError(Exception):
+    """Base class of every error npy_append raises."""
+
+
+class LockedError(NpyAppendError):
+    """Another writer has the file open (its lock is held)."""
+
+
+class CorruptError(NpyAppendError):
+    """The file or its journal is not valid; nothing was changed."""
+
+
+class TrailingBytesError(CorruptError, ValueError):
+    """Bytes past the rows the header describes and no journal (another
+    tool's writer crashed); open with tail_policy="cut" or "adopt"."""
+
+
+class DtypeMismatchError(NpyAppendError, TypeError):
+    """The data's dtype differs from the file's; no value is ever cast."""
+
+
+class ShapeMismatchError(NpyAppendError, ValueError):
+    """The data's row shape differs from the file's."""
+
+
+class InvalidArgumentError(NpyAppendError, ValueError):
+    """An argument that cannot be used."""
+
+
+class GapError(InvalidArgumentError):
+    """append_at() starts past the rows the file holds."""
+
+
+class DataDiffersError(NpyAppendError, ValueError):
+    """Replayed rows differ from the rows already in the file."""
+
+
+class UnsupportedError(NpyAppendError):
+    """Valid input this library does not handle."""
+
+
+class PoisonedError(NpyAppendError):
+    """An earlier write or sync failed; reopen with open_or_recover."""
+
+
+class GroupMemberError(NpyAppendError):
+    """The file is a member of an append group; open the group."""
+
+
+class NpyAppendIOError(NpyAppendError, OSError):
+    """The operating system reported an I/O error."""
+
+
+class ClosedError(NpyAppendError, ValueError):
+    """The appender (or drop-in array) was closed."""

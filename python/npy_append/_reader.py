@@ -1,0 +1,78 @@
+"""The reader: zero-copy numpy views of the committed rows."""
+
+import math
+import os
+
+import numpy as np
+
+from . import _native
+from ._dtypes import dtype_from_descr
+
+
+class Reader:
+    """Read-only view of the committed rows of a ``.npy`` file.
+
+    Takes no lock and never writes, so it runs beside a writer (in this or
+    another process) and shows exactly the committed rows::
+
+        r = Reader("feats.npy")
+        a = r.array()            # zero-copy, read-only view of the committed rows
+        r.wait_for_rows(1000, timeout=5.0)
+        a = r.array()            # a new view including the new rows
+
+    A view returned by :meth:`array` stays valid after :meth:`refresh` and
+    after the reader itself is gone: it keeps its memory mapping alive.
+    """
+
+    def __init__(self, path):
+        self._native = _native._Reader(os.fspath(path))
+        self._dtype = dtype_from_descr(self._native.descr)
+        self._row_shape = tuple(self._native.row_shape)
+
+    @property
+    def path(self):
+        """The ``.npy`` file's path."""
+        return self._native.path
+
+    @property
+    def dtype(self):
+        """The file's numpy dtype."""
+        return self._dtype
+
+    @property
+    def row_shape(self):
+        """The shape of one row (the array's shape without axis 0)."""
+        return self._row_shape
+
+    @property
+    def shape(self):
+        """The shape of the committed array: ``(len(self),) + row_shape``."""
+        return (len(self),) + self._row_shape
+
+    def __len__(self):
+        """Committed rows as of the last refresh."""
+        return len(self._native)
+
+    def refresh(self):
+        """Re-reads the committed row count; returns whether it changed."""
+        return self._native.refresh()
+
+    def wait_for_rows(self, rows, timeout):
+        """Waits (without holding the GIL) until at least ``rows`` rows are
+        committed or ``timeout`` seconds pass; returns whether they are."""
+        return self._native.wait_for_rows(rows, float(timeout))
+
+    def array(self):
+        """A read-only numpy array of the committed rows, without a copy
+        (a view of the memory-mapped file)."""
+        rows = len(self._native)
+        shape = (rows,) + self._row_shape
+        if rows == 0:
+            out = np.empty(shape, dtype=self._dtype)
+            out.flags.writeable = False
+            return out
+        count = rows * math.prod(self._row_shape)
+        return np.frombuffer(self._native.mapping(), dtype=self._dtype, count=count).reshape(shape)
+
+    def __repr__(self):
+        return f"<npy_append.Reader {os.fspath(self.path)!r}: {len(self)} committed rows>"
