@@ -158,6 +158,7 @@ impl<B: Backend> Appender<B> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io(&journal_path, "opening the journal", e)),
         };
+        let (npy, file_rewritten) = self.give_header_room(npy, journal.is_none())?;
         let inspection = recovery::inspect(&Files {
             path: &path,
             journal_path: &journal_path,
@@ -194,6 +195,7 @@ impl<B: Backend> Appender<B> {
             (*plan).clone(),
         )?;
         self.report = plan.report.clone();
+        self.report.file_rewritten = file_rewritten;
         let identity_len = applied.identity.block_len();
         let mut newest = applied.newest.clone();
         self.adopt_cursor_file(&applied, &mut newest, plan.rows)?;
@@ -241,6 +243,39 @@ impl<B: Backend> Appender<B> {
             layout: plan.layout,
         }));
         Ok(())
+    }
+
+    /// With the writer lock on `file` (the `.npy`, if any) held: removes a
+    /// leftover of a header rewrite that died before its rename, then, when
+    /// the file has no journal and its header has no room to grow, replaces
+    /// it by a rewritten copy whose header has room (returned, locked, with
+    /// `true`).
+    fn give_header_room(
+        &self,
+        file: Option<B::File>,
+        no_journal: bool,
+    ) -> Result<(Option<B::File>, bool)> {
+        let Some(file) = file else {
+            return Ok((None, false));
+        };
+        let temp = recovery::rewrite_path(&self.path);
+        if self
+            .backend
+            .exists(&temp)
+            .map_err(|e| Error::io(&temp, "checking for a leftover rewrite", e))?
+        {
+            recovery::remove_rewrite_leftover(&self.backend, &self.path)?;
+        }
+        if !no_journal {
+            return Ok((Some(file), false));
+        }
+        let Some(header) = recovery::header_without_room(&file)
+            .map_err(|e| Error::io(&self.path, "reading the header", e))?
+        else {
+            return Ok((Some(file), false));
+        };
+        let new = recovery::rewrite_with_room(&self.backend, &self.path, &file, &header)?;
+        Ok((Some(new), true))
     }
 
     /// Takes over the cursor a clean close left in the sidecar: when the

@@ -73,6 +73,6 @@ pub use group::{AppendGroup, GroupOptions, GroupReader, MemberSpec, member_marke
 pub use options::{AppendOptions, Durability, GroupCommit, LockWait, TailPolicy};
 pub use ragged::{RaggedAppender, RaggedOptions, RaggedReader};
 pub use reader::Reader;
-pub use recovery::journal_path;
+pub use recovery::{journal_path, rewrite_path};
 pub use report::{Found, RecoveryReport};
 pub use status::{FileState, FileStatus, NUMPY_MAX_HEADER_SIZE, RecoveryAction};

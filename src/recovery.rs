@@ -35,6 +35,16 @@ pub fn journal_path(path: &Path) -> PathBuf {
     PathBuf::from(os)
 }
 
+/// The temporary file a header rewrite writes next to `path`:
+/// `<file>.rewrite`. Only the holder of the writer lock on `path` writes it,
+/// and it is renamed over `path` once complete and synced; one found by the
+/// lock holder is a leftover of a rewrite that died before its rename.
+pub fn rewrite_path(path: &Path) -> PathBuf {
+    let mut os = path.as_os_str().to_owned();
+    os.push(".rewrite");
+    PathBuf::from(os)
+}
+
 /// The directory holding `path` (for directory syncs).
 pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -55,6 +65,22 @@ pub(crate) struct Layout {
 impl Layout {
     /// Checks that `header` describes a file rows can be appended to.
     pub(crate) fn new(header: Header) -> Result<Self, FormatError> {
+        let layout = Self::without_room(header)?;
+        if !layout.has_room() {
+            return Err(FormatError::unsupported(format!(
+                "the {}-byte header has no room to grow the row count to 20 digits \
+                 (written by numpy < 1.24 or another tool); opening it for appending \
+                 without a journal rewrites it with a header that has room, or rewrite it \
+                 with numpy >= 1.24: np.save(path, np.load(path))",
+                layout.header.header_len
+            )));
+        }
+        Ok(layout)
+    }
+
+    /// Checks everything [`Layout::new`] checks except the room to grow
+    /// the header.
+    pub(crate) fn without_room(header: Header) -> Result<Self, FormatError> {
         if header.fortran_order {
             return Err(FormatError::unsupported(
                 "Fortran-order (fortran_order: True) arrays cannot be appended to; \
@@ -78,26 +104,24 @@ impl Layout {
             )));
         }
         header.data_len()?;
-        let mut widest = header.shape.clone();
+        Ok(Self { header, row_bytes })
+    }
+
+    /// Whether the header can hold any row count (20 digits) at its
+    /// current length.
+    pub(crate) fn has_room(&self) -> bool {
+        let mut widest = self.header.shape.clone();
         if let Some(first) = widest.first_mut() {
             *first = u64::MAX;
         }
         header::build_with_len(
-            header.version,
-            &header.dtype,
-            header.fortran_order,
+            self.header.version,
+            &self.header.dtype,
+            self.header.fortran_order,
             &widest,
-            header.header_len,
+            self.header.header_len,
         )
-        .map_err(|_| {
-            FormatError::unsupported(format!(
-                "the {}-byte header has no room to grow the row count to 20 digits \
-                 (written by numpy < 1.24 or another tool); rewrite it with numpy >= 1.24: \
-                 np.save(path, np.load(path))",
-                header.header_len
-            ))
-        })?;
-        Ok(Self { header, row_bytes })
+        .is_ok()
     }
 
     /// Rows in the header's shape.
@@ -1089,4 +1113,127 @@ pub(crate) fn apply<B: Backend>(
         identity,
         newest,
     })
+}
+
+/// Bytes copied at a time by [`rewrite_with_room`].
+const COPY_CHUNK: usize = 8 << 20;
+
+/// The header of `npy` when the file could be appended to but its header
+/// has no room to grow (written by numpy < 1.24 or another tool); `None` for
+/// any other file, whose problems [`inspect`] reports.
+pub(crate) fn header_without_room<F: Storage>(npy: &F) -> io::Result<Option<Header>> {
+    let len = npy.len()?;
+    let Ok(header) = read_header(npy, len)?.header else {
+        return Ok(None);
+    };
+    Ok(match Layout::without_room(header) {
+        Ok(layout)
+            if !layout.has_room() && layout.end_of(layout.rows()).is_some_and(|end| end <= len) =>
+        {
+            Some(layout.header)
+        }
+        _ => None,
+    })
+}
+
+/// Removes a leftover [`rewrite_path`] file of `path`, durably. The caller
+/// holds the writer lock on `path`, so no rewrite is running.
+pub(crate) fn remove_rewrite_leftover<B: Backend>(backend: &B, path: &Path) -> Result<()> {
+    let temp = rewrite_path(path);
+    match backend.remove(&temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&temp, "removing a leftover rewrite", e)),
+    }
+    let dir = parent_dir(&temp);
+    backend
+        .sync_dir(dir)
+        .map_err(|e| Error::io(dir, "syncing the directory", e))
+}
+
+/// Replaces the file at `path` (open as `old`, its writer lock held), whose
+/// `header` has no room to grow, by a copy with a header that has room:
+/// the copy is written to [`rewrite_path`] (created and locked), synced,
+/// renamed over `path`, and the directory synced. Returns the new file, still
+/// locked, now named `path`.
+///
+/// `old` is only read, so a crash before the rename leaves it whole (and a
+/// leftover temporary file the next writer removes); the copy is durable
+/// before the rename, so a crash after it leaves the new file whole. The
+/// bytes after the header, tail included, are copied unchanged.
+pub(crate) fn rewrite_with_room<B: Backend>(
+    backend: &B,
+    path: &Path,
+    old: &B::File,
+    header: &Header,
+) -> Result<B::File> {
+    let temp = rewrite_path(path);
+    let dir = parent_dir(path);
+    let bytes = header::build(&header.dtype, header.fortran_order, &header.shape)
+        .map_err(|e| corrupt(path, e))?;
+    let file = create_locked(backend, &temp, "creating the rewritten file").map_err(|e| match e
+        .io_kind()
+    {
+        Some(io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem) => {
+            Error::Unsupported {
+                path: Some(path.to_path_buf()),
+                what: format!(
+                    "the {}-byte header has no room to grow the row count (written by \
+                         numpy < 1.24 or another tool), and the rewrite that gives it room \
+                         needs to create {} in {}, which is not writable; make the directory \
+                         writable, or rewrite the file elsewhere with numpy >= 1.24: \
+                         np.save(path, np.load(path))",
+                    header.header_len,
+                    temp.display(),
+                    dir.display()
+                ),
+            }
+        }
+        _ => e,
+    })?;
+    let copied = copy_after_header(old, &file, header.header_len, bytes.len() as u64)
+        .map_err(|e| Error::io(&temp, "writing the rewritten file", e));
+    let written = copied.and_then(|()| {
+        file.write_at(&bytes, 0)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(&temp, "writing the rewritten file", e))
+    });
+    if let Err(e) = written {
+        // The old file is untouched; the partial copy goes (a failure to
+        // remove it leaves a leftover the next writer removes).
+        drop(file);
+        let _ = backend.remove(&temp);
+        return Err(e);
+    }
+    backend
+        .rename(&temp, path)
+        .map_err(|e| Error::io(&temp, "renaming the rewritten file", e))?;
+    backend
+        .sync_dir(dir)
+        .map_err(|e| Error::io(dir, "syncing the directory", e))?;
+    Ok(file)
+}
+
+/// Copies the bytes of `from` after its `from_header` bytes to `to` at
+/// `to_header`, in chunks.
+fn copy_after_header<F: Storage>(
+    from: &F,
+    to: &F,
+    from_header: u64,
+    to_header: u64,
+) -> io::Result<()> {
+    let end = from.len()?;
+    let total = end.saturating_sub(from_header);
+    let mut buf = vec![0u8; usize::try_from(total).unwrap_or(COPY_CHUNK).min(COPY_CHUNK)];
+    let mut done = 0u64;
+    while done < total {
+        let n = usize::try_from(total - done)
+            .unwrap_or(buf.len())
+            .min(buf.len());
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        from.read_at(chunk, from_header + done)?;
+        to.write_at(chunk, to_header + done)?;
+        done += n as u64;
+    }
+    Ok(())
 }

@@ -27,6 +27,10 @@ pub struct RecoveryReport {
     pub bytes_cut: u64,
     /// Whether the header was rewritten to match the committed rows.
     pub header_rewritten: bool,
+    /// Whether the file, its header having no room to grow the row count
+    /// (numpy < 1.24 and other writers), was replaced by a copy with a
+    /// header that has room (same data).
+    pub file_rewritten: bool,
     /// Rows a journal record claimed whose data did not survive a power loss
     /// under [`crate::Durability::Process`]; they were dropped.
     pub dropped_rows: u64,
@@ -41,7 +45,7 @@ impl RecoveryReport {
     /// Whether opening changed the file or its journal beyond creating a
     /// journal for a clean file.
     pub fn changed_file(&self) -> bool {
-        self.bytes_cut > 0 || self.header_rewritten || self.journal_discarded
+        self.bytes_cut > 0 || self.header_rewritten || self.file_rewritten || self.journal_discarded
     }
 }
 
@@ -68,6 +72,9 @@ impl fmt::Display for RecoveryReport {
         }
         if self.adopted_rows > 0 {
             write!(f, ", {} trailing rows adopted", self.adopted_rows)?;
+        }
+        if self.file_rewritten {
+            f.write_str(", file rewritten with room to grow its header")?;
         }
         if self.journal_discarded {
             f.write_str(", incomplete journal removed")?;

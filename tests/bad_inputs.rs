@@ -671,7 +671,7 @@ fn cases() -> Vec<Case> {
     );
     c.npy(
         "no_growth_room",
-        "a header with no room for a 20-digit row count (readable, not appendable)",
+        "a header with no room for a 20-digit row count (read as is; opening rewrites it with room)",
         {
             let text = dict("'<f4'", "False", "(5, 3)");
             let mut body = text.into_bytes();
@@ -684,7 +684,7 @@ fn cases() -> Vec<Case> {
             npy
         },
         &[
-            "open: Unsupported: has no room to grow the row count",
+            "open: Ok rows=5",
             "reader: Ok rows=5",
         ],
     );

@@ -226,6 +226,9 @@ impl Backend for NoDataSync {
     fn remove(&self, path: &Path) -> std::io::Result<()> {
         FsBackend.remove(path)
     }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        FsBackend.rename(from, to)
+    }
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
         FsBackend.sync_dir(dir)
     }

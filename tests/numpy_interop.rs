@@ -754,7 +754,8 @@ struct Fixture {
     origin: String,
     /// `ok` or `err Malformed` / `err Unsupported`.
     header: String,
-    /// `ok rows=N`, `ok rows=N header_rewritten` or `err <Error variant>`.
+    /// `ok rows=N`, `ok rows=N header_rewritten`, `ok rows=N file_rewritten`
+    /// or `err <Error variant>`.
     open: String,
 }
 
@@ -844,9 +845,12 @@ fn check_fixture(f: &Fixture, tmp: &Path) -> Result<(), String> {
             // `ok rows=N`: opening changes nothing. `ok rows=N header_rewritten`:
             // a header in another tool's style is rewritten in numpy's style
             // (same length), the data untouched.
-            let (rows, rewritten) = match want["ok rows=".len()..].split_once(' ') {
-                Some((rows, "header_rewritten")) => (rows, true),
-                None => (&want["ok rows=".len()..], false),
+            // `ok rows=N file_rewritten`: a header without room to grow is
+            // replaced by numpy's header (another length), the data untouched.
+            let (rows, rewritten, replaced) = match want["ok rows=".len()..].split_once(' ') {
+                Some((rows, "header_rewritten")) => (rows, true, false),
+                Some((rows, "file_rewritten")) => (rows, false, true),
+                None => (&want["ok rows=".len()..], false, false),
                 Some(_) => panic!("bad outcome {want:?}"),
             };
             let rows: u64 = rows.parse().unwrap();
@@ -854,6 +858,7 @@ fn check_fixture(f: &Fixture, tmp: &Path) -> Result<(), String> {
             if w.len() != rows
                 || report.found != Found::Clean
                 || report.header_rewritten != rewritten
+                || report.file_rewritten != replaced
                 || report.bytes_cut != 0
                 || report.journal_discarded
             {
@@ -875,6 +880,15 @@ fn check_fixture(f: &Fixture, tmp: &Path) -> Result<(), String> {
                     || after[hl..] != original[hl..]
                 {
                     return Err("header not rewritten in numpy's style, or data changed".into());
+                }
+            } else if replaced {
+                let h = parsed.as_ref().unwrap();
+                let numpy_header = header::build(&h.dtype, false, &h.shape).unwrap();
+                let hl = h.header_len as usize;
+                if !after.starts_with(&numpy_header)
+                    || after[numpy_header.len()..] != original[hl..]
+                {
+                    return Err("file not rewritten with numpy's header, or data changed".into());
                 }
             } else if after != original {
                 return Err("open + close without appends changed the file".into());

@@ -596,6 +596,10 @@ impl Backend for Paused {
         FsBackend.remove(path)
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        FsBackend.rename(from, to)
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         FsBackend.sync_dir(dir)
     }

@@ -46,6 +46,10 @@ impl Backend for FsBackend {
         std::fs::remove_file(path)
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
     fn is_same_file(&self, file: &FsFile, path: &Path) -> io::Result<bool> {
         #[cfg(unix)]
         {

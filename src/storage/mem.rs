@@ -27,6 +27,8 @@ pub enum MemOp {
     SyncDir,
     /// [`Backend::open`] with [`OpenMode::CreateNew`].
     Create,
+    /// [`Backend::rename`].
+    Rename,
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +167,18 @@ impl Backend for MemBackend {
             .remove(path)
             .map(|_| ())
             .ok_or_else(|| io::ErrorKind::NotFound.into())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = lock(&self.state);
+        if !state.files.contains_key(from) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        state.count(MemOp::Rename)?;
+        if let Some(data) = state.files.remove(from) {
+            state.files.insert(to.to_path_buf(), data);
+        }
+        Ok(())
     }
 
     fn is_same_file(&self, file: &MemFile, path: &Path) -> io::Result<bool> {

@@ -67,7 +67,11 @@ pub trait Backend {
     fn exists(&self, path: &Path) -> io::Result<bool>;
     /// Removes the file at `path` (not durable until [`Backend::sync_dir`]).
     fn remove(&self, path: &Path) -> io::Result<()>;
-    /// Makes the entries of the directory `dir` durable (created and removed files).
+    /// Moves the file at `from` to `to`, atomically replacing any file at
+    /// `to` (both in one directory; not durable until [`Backend::sync_dir`]).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes the entries of the directory `dir` durable (created, removed
+    /// and renamed files).
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Whether `path` still names the open `file` (false when the path was
     /// removed or replaced since the file was opened). A writer checks this

@@ -1,7 +1,7 @@
 //! Power-loss simulation for the crash-state tests.
 //!
 //! [`SimBackend`] is an in-memory [`Backend`] that records every operation
-//! (create, write, set_len, sync, remove, directory sync) in order. For a
+//! (create, write, set_len, sync, remove, rename, directory sync) in order. For a
 //! crash after the first `k` recorded operations, [`Model::at`] computes what
 //! is durable (each file's bytes as of its last sync, the directory as of its
 //! last directory sync) and the list of operations still pending, and
@@ -13,10 +13,11 @@
 //! - a pending write is torn at 512-byte sectors: each sector of its range
 //!   holds the new bytes, the old bytes, zeros or garbage, or the write
 //!   stopped after some sectors (the file grown only that far);
-//! - a pending create or remove of a directory entry may be undone.
+//! - a pending create, remove or rename of a directory entry may be undone
+//!   (a rename is atomic: its target names the old file or the new one).
 //!
 //! `sync_data` / `sync_all` make one file's data and length durable;
-//! only `sync_dir` makes directory entries durable.
+//! only `sync_dir` makes directory entries (renames included) durable.
 
 #![allow(dead_code)]
 
@@ -54,6 +55,12 @@ pub enum Op {
     Sync { ino: Ino, all: bool },
     /// Removal of a directory entry.
     Remove { path: PathBuf, ino: Ino },
+    /// A directory entry moved to `to` (replacing what `to` named).
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        ino: Ino,
+    },
     /// `sync_dir`.
     SyncDir,
     /// An operation a broken protocol variant left out (keeps indices stable).
@@ -87,6 +94,11 @@ impl Op {
                 )
             }
             Op::Remove { ino, .. } => format!("remove {}", name(ino)),
+            Op::Rename { from, to, .. } => format!(
+                "rename {} -> {}",
+                from.file_name().unwrap_or_default().to_string_lossy(),
+                to.file_name().unwrap_or_default().to_string_lossy()
+            ),
             Op::SyncDir => "sync_dir".to_owned(),
             Op::Nop => "(left out)".to_owned(),
         }
@@ -222,6 +234,21 @@ impl Backend for SimBackend {
         Ok(())
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut sim = lock(&self.sim);
+        let ino = sim
+            .dir
+            .remove(from)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        sim.dir.insert(to.to_path_buf(), ino);
+        sim.trace.push(Op::Rename {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            ino,
+        });
+        Ok(())
+    }
+
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         lock(&self.sim).trace.push(Op::SyncDir);
         Ok(())
@@ -319,6 +346,15 @@ impl Drop for SimFile {
             inode.locked_by = None;
         }
     }
+}
+
+/// A rename of `ino` from `from` to `to` reaching the directory: atomic, so
+/// `to` names either its old file or `ino`, never nothing.
+fn rename_entry(dir: &mut BTreeMap<PathBuf, Ino>, from: &Path, to: &Path, ino: Ino) {
+    if dir.get(from) == Some(&ino) {
+        dir.remove(from);
+    }
+    dir.insert(to.to_path_buf(), ino);
 }
 
 fn apply_write(bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
@@ -432,7 +468,7 @@ impl Model {
                         op: op.clone(),
                     });
                 }
-                Op::Write { .. } | Op::SetLen { .. } | Op::Remove { .. } => {
+                Op::Write { .. } | Op::SetLen { .. } | Op::Remove { .. } | Op::Rename { .. } => {
                     model.pending.push(Pending {
                         index,
                         op: op.clone(),
@@ -468,6 +504,10 @@ impl Model {
                             dir.remove(path);
                             false
                         }
+                        Op::Rename { from, to, ino } => {
+                            rename_entry(dir, from, to, *ino);
+                            false
+                        }
                         _ => true,
                     });
                 }
@@ -498,6 +538,7 @@ impl Model {
                 (Op::Remove { path, .. }, _) => {
                     dir.remove(path);
                 }
+                (Op::Rename { from, to, ino }, _) => rename_entry(&mut dir, from, to, *ino),
                 (Op::SetLen { ino, len }, _) => files[*ino].resize(*len as usize, 0),
                 (Op::Write { ino, offset, data }, Fate::Keep) => {
                     apply_write(&mut files[*ino], *offset, data);
