@@ -1,0 +1,254 @@
+"""The npy-append-array drop-in against numpy (and npy-append-array itself
+when it is installed)."""
+
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import npy_append
+from npy_append import NpyAppendArray
+
+try:
+    import npy_append_array as upstream
+except ImportError:  # optional
+    upstream = None
+
+DTYPES = [
+    "?", "i1", "u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", ">i4", ">u8",
+    "<f2", "<f4", "<f8", ">f8", "<c8", "<c16", "U5", "S3", "V4",
+    "<M8[ns]", "<m8[s]",
+    [("a", "<i4"), ("b", "<f8", (3,))],
+    [("x", "u1"), ("name", "U4")],
+]
+ROW_SHAPES = [(), (3,), (2, 3)]
+
+
+def sample(dtype, rows, row_shape, seed):
+    """Deterministic data of any dtype: random bytes, made valid."""
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    n = rows * int(np.prod(row_shape, dtype=np.int64))
+    raw = rng.integers(0, 256, size=n * dtype.itemsize, dtype=np.uint8)
+    arr = raw.view(dtype) if n else np.empty(0, dtype)
+    if dtype.kind == "b":
+        arr = raw.view(np.uint8)[: n].astype(bool) if n else arr
+    elif dtype.kind in "fc":
+        arr = rng.standard_normal(n * (2 if dtype.kind == "c" else 1)).astype(
+            np.dtype(dtype.str[:1] + dtype.kind.replace("c", "f") + str(dtype.itemsize // (2 if dtype.kind == "c" else 1)))
+        ).view(dtype)
+    elif dtype.kind == "U":
+        arr = np.array(["".join(chr(0x61 + (i * 7 + j) % 26) for j in range(i % 6)) for i in range(n)], dtype)
+    elif dtype.names:
+        arr = np.zeros(n, dtype)
+        for name in dtype.names:
+            sub = dtype.fields[name][0]
+            if sub.kind == "U":
+                arr[name] = [f"r{i % 99}" for i in range(n)]
+            else:
+                arr[name] = rng.integers(0, 100, size=arr[name].shape)
+    return np.ascontiguousarray(arr.reshape((rows, *row_shape)))
+
+
+@pytest.mark.parametrize("row_shape", ROW_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_matches_numpy(npy, dtype, row_shape):
+    chunks = [sample(dtype, rows, row_shape, seed) for seed, rows in enumerate([1, 5, 0, 17])]
+    with NpyAppendArray(npy) as out:
+        for chunk in chunks:
+            out.append(chunk)
+        assert out.shape == (23, *row_shape)
+        assert out.dtype == np.dtype(dtype)
+        assert out.fortran_order is False
+        assert out.filename == npy
+    got = np.load(npy)
+    assert got.dtype == np.dtype(dtype)  # also the byte order
+    assert got.shape == (23, *row_shape)
+    # numpy.concatenate would change the byte order: compare the bytes.
+    assert got.tobytes() == b"".join(c.tobytes() for c in chunks)
+    np.testing.assert_array_equal(got, np.concatenate(chunks))
+    assert not os.path.exists(npy + ".journal")
+
+
+@pytest.mark.skipif(upstream is None, reason="npy-append-array is not installed")
+@pytest.mark.parametrize("row_shape", [(), (4,)], ids=str)
+@pytest.mark.parametrize("dtype", ["<i4", "<f8", ">f4", "U3", [("a", "<i4"), ("b", "<f8", (3,))]], ids=str)
+def test_same_result_as_npy_append_array(tmp_path, dtype, row_shape):
+    chunks = [sample(dtype, rows, row_shape, seed) for seed, rows in enumerate([3, 1, 8])]
+    ours, theirs = str(tmp_path / "ours.npy"), str(tmp_path / "theirs.npy")
+    with NpyAppendArray(ours) as a, upstream.NpyAppendArray(theirs) as b:
+        for chunk in chunks:
+            a.append(chunk)
+            b.append(chunk)
+        assert a.shape == b.shape
+        assert a.dtype == b.dtype
+    x, y = np.load(ours), np.load(theirs)
+    assert x.dtype == y.dtype and x.shape == y.shape
+    assert x.tobytes() == y.tobytes()
+
+
+def test_reopen_continues(npy):
+    with NpyAppendArray(npy) as out:
+        out.append(np.arange(4, dtype="<i8"))
+    with NpyAppendArray(npy) as out:
+        assert out.shape == (4,)
+        out.append(np.arange(4, 7, dtype="<i8"))
+    np.testing.assert_array_equal(np.load(npy), np.arange(7))
+
+
+def test_appends_to_np_save_output(npy):
+    np.save(npy, np.arange(6, dtype="<f4").reshape(3, 2))
+    with NpyAppendArray(npy) as out:
+        assert out.shape == (3, 2)
+        out.append(np.ones((1, 2), "<f4"))
+    np.testing.assert_array_equal(np.load(npy)[-1], [1, 1])
+    assert np.load(npy).shape == (4, 2)
+
+
+def test_delete_if_exists(npy):
+    np.save(npy, np.arange(3, dtype="<i2"))
+    with NpyAppendArray(npy, delete_if_exists=True) as out:
+        assert out.shape is None
+        out.append(np.arange(2, dtype="<f8"))
+    np.testing.assert_array_equal(np.load(npy), [0.0, 1.0])
+
+
+def test_no_cast(npy):
+    with NpyAppendArray(npy) as out:
+        out.append(np.arange(3, dtype="<f4"))
+        with pytest.raises(TypeError, match="no value is ever cast"):
+            out.append(np.arange(3, dtype="<f8"))
+        with pytest.raises(npy_append.DtypeMismatchError):
+            out.append(np.arange(3, dtype=">f4"))
+        with pytest.raises(npy_append.DtypeMismatchError):
+            out.append([1.0, 2.0])
+    np.testing.assert_array_equal(np.load(npy), [0, 1, 2])
+
+
+def test_shape_mismatch(npy):
+    with NpyAppendArray(npy) as out:
+        out.append(np.zeros((2, 3), "<i4"))
+        with pytest.raises(ValueError, match="shape mismatch"):
+            out.append(np.zeros((2, 4), "<i4"))
+        with pytest.raises(npy_append.ShapeMismatchError):
+            out.append(np.zeros(3, "<i4"))
+    assert np.load(npy).shape == (2, 3)
+
+
+def test_append_after_close_raises_and_keeps_file(npy):
+    out = NpyAppendArray(npy)
+    out.append(np.arange(5, dtype="<i4"))
+    out.close()
+    out.close()  # idempotent
+    with pytest.raises(npy_append.ClosedError):
+        out.append(np.arange(2, dtype="<i4"))
+    np.testing.assert_array_equal(np.load(npy), np.arange(5))
+
+
+def test_non_contiguous_input(npy):
+    base = np.arange(24, dtype="<i4").reshape(4, 6)
+    with NpyAppendArray(npy) as out:
+        out.append(base[:, ::2])
+        out.append(np.asfortranarray(base[:, :3]))
+    np.testing.assert_array_equal(np.load(npy), np.concatenate([base[:, ::2], base[:, :3]]))
+
+
+def test_each_append_is_visible_to_numpy(npy):
+    out = NpyAppendArray(npy)
+    for i in range(3):
+        out.append(np.full((1, 2), i, "<u2"))
+        assert np.load(npy, mmap_mode="r").shape == (i + 1, 2)
+    out.update_header()
+    out.close()
+
+
+def test_update_header_and_rewrite_flag(npy):
+    with NpyAppendArray(npy, rewrite_header_on_append=False) as out:
+        out.append(np.arange(3, dtype="<i4"))
+        out.update_header()
+        assert np.load(npy).shape == (3,)
+
+
+def write_old_header(path, arr):
+    """A .npy with a header padded only to 64 bytes (numpy < 1.24)."""
+    text = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (arr.dtype.str, arr.shape)
+    total = 10 + len(text) + 1
+    pad = (-total) % 64
+    header = (text + " " * pad + "\n").encode("latin1")
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + arr.tobytes())
+
+
+def opens(path):
+    try:
+        NpyAppendArray(path).close()
+    except npy_append.UnsupportedError:
+        return False
+    return True
+
+
+def test_is_appendable_says_whether_it_opens(tmp_path):
+    old = str(tmp_path / "old.npy")
+    write_old_header(old, np.arange(3, dtype="<f4"))
+    fortran = str(tmp_path / "fortran.npy")
+    np.save(fortran, np.asfortranarray(np.ones((2, 3), "<f4")))
+    clean = str(tmp_path / "clean.npy")
+    np.save(clean, np.ones(3, "<f4"))
+    assert npy_append.is_appendable(fortran) is False
+    assert npy_append.is_appendable(clean) is True
+    for path in (old, fortran, clean):
+        assert npy_append.is_appendable(path) == opens(path), path
+
+
+def test_ensure_appendable(npy):
+    arr = np.arange(3, dtype="<f4")
+    write_old_header(npy, arr)
+    np.testing.assert_array_equal(np.load(npy), arr)
+    assert npy_append.ensure_appendable(npy) is True
+    assert npy_append.is_appendable(npy) is True
+    with NpyAppendArray(npy) as out:
+        out.append(np.array([9], "<f4"))
+    np.testing.assert_array_equal(np.load(npy), [0, 1, 2, 9])
+
+
+def crashed_upstream_file(path, rows, extra_bytes):
+    """What a killed npy-append-array writer leaves: header for `rows` rows
+    of (2,) <i4, then more data bytes."""
+    np.save(path, np.arange(rows * 2, dtype="<i4").reshape(rows, 2))
+    with open(path, "ab") as f:
+        f.write(np.arange(100, 100 + 8, dtype="<i4").tobytes()[:extra_bytes])
+
+
+def test_recover_adopts_whole_rows(npy):
+    crashed_upstream_file(npy, 3, 8 * 2 + 4)  # two whole rows and half a row
+    with pytest.raises(ValueError, match="bytes past"):
+        NpyAppendArray(npy)
+    assert npy_append.recover(npy) is True
+    got = np.load(npy)
+    assert got.shape == (5, 2)
+    np.testing.assert_array_equal(got[3:], [[100, 101], [102, 103]])
+
+
+def test_recover_zerofill(npy):
+    crashed_upstream_file(npy, 3, 8 * 2 + 4)
+    assert npy_append.recover(npy, zerofill_incomplete=True) is True
+    got = np.load(npy)
+    assert got.shape == (6, 2)
+    np.testing.assert_array_equal(got[5], [104, 0])
+
+
+def test_recover_clean_file_changes_nothing(npy):
+    np.save(npy, np.arange(4, dtype="<i4"))
+    before = open(npy, "rb").read()
+    assert npy_append.recover(npy) is True
+    assert open(npy, "rb").read() == before
+
+
+def test_help_is_useful():
+    import pydoc
+
+    text = pydoc.render_doc(NpyAppendArray, renderer=pydoc.plaintext)
+    assert "kill" in text and "DtypeMismatchError" in text and "append" in text
+    for f in (npy_append.recover, npy_append.is_appendable, npy_append.ensure_appendable):
+        assert len(f.__doc__) > 40
