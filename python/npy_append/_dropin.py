@@ -47,6 +47,7 @@ class NpyAppendArray:
         self.fortran_order = False
         self.shape = None
         self.dtype = None
+        self._row_shape = ()
         self._lock = threading.Lock()
         self._appender = None
         path = os.fspath(filename)
@@ -63,9 +64,12 @@ class NpyAppendArray:
 
     def _sync_attrs(self):
         a = self._appender
-        if a.dtype is not None and (len(a) > 0 or os.path.exists(os.fspath(self.filename))):
+        if self.dtype is None:
+            if a.dtype is None or not (len(a) > 0 or os.path.exists(os.fspath(self.filename))):
+                return
             self.dtype = a.dtype
-            self.shape = (len(a),) + tuple(a.row_shape)
+            self._row_shape = tuple(a.row_shape)
+        self.shape = (len(a),) + self._row_shape
 
     def append(self, arr):
         """Appends ``arr`` (a numpy array: axis 0 is rows, the other axes the
