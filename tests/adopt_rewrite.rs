@@ -390,3 +390,47 @@ fn a_read_only_directory_is_refused_clearly() {
     let reader = Reader::open_with(fs.clone(), &path).unwrap();
     assert_eq!(reader.len(), 2);
 }
+
+/// Time of the rewrite of an old-style file of `NPY_APPEND_REWRITE_MB`
+/// megabytes (default 1024) in `CARGO_TARGET_TMPDIR`: the data is written and
+/// synced first, so the time is the copy (page cache warm), its sync, the
+/// rename and the directory sync.
+///
+/// `cargo test --release --test adopt_rewrite -- --ignored --nocapture rewrite_seconds_per_gb`
+#[test]
+#[ignore = "a measurement: writes a 1 GB file"]
+fn rewrite_seconds_per_gb() {
+    use std::io::Write;
+    let mb: u64 = std::env::var("NPY_APPEND_REWRITE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("big.npy");
+    let rows = mb * (1 << 20) / 32;
+    let head = old_style(
+        1,
+        &format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, 4), }}"),
+        16,
+        &[],
+    );
+    {
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(&head).unwrap();
+        let chunk: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+        for _ in 0..mb {
+            f.write_all(&chunk).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    let start = std::time::Instant::now();
+    let appender = AppendOptions::new().open(&path).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert!(appender.report().file_rewritten);
+    assert_eq!(appender.len(), rows);
+    appender.close().unwrap();
+    println!(
+        "rewrite of {mb} MB: {secs:.2} s, {:.2} s per GB",
+        secs * 1024.0 / mb as f64
+    );
+}
