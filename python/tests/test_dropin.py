@@ -12,8 +12,11 @@ from npy_append import NpyAppendArray
 
 try:
     import npy_append_array as upstream
-except ImportError:  # optional
+except ImportError:  # optional outside CI; the test command installs it
     upstream = None
+    print("SKIP test_same_result_as_npy_append_array: npy-append-array is not installed")
+    if os.environ.get("CI") == "true":
+        raise
 
 DTYPES = [
     "?", "i1", "u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", ">i4", ">u8",
