@@ -134,6 +134,19 @@ def test_locked_in_one_process(npy):
     w.close()
 
 
+def test_lock_timeout_waits_then_fails(npy):
+    import time
+
+    w = Appender.open_or_recover(npy, dtype="<i4")
+    w.append(np.ones(1, "<i4"))
+    start = time.monotonic()
+    with pytest.raises(npy_append.LockedError):
+        Appender.open_or_recover(npy, lock_timeout=0.3)
+    assert time.monotonic() - start >= 0.25
+    w.close()
+    Appender.open_or_recover(npy, lock_timeout=0.3).close()
+
+
 def test_reader_views(npy):
     w = Appender.open_or_recover(npy, dtype="<f8", row_shape=(3,), durability="process")
     w.append(np.ones((2, 3)))
