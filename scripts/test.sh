@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: sets up numpy in a private virtualenv (target/pyenv),
 # then runs every test (unit, integration, examples, benches as tests,
-# doctests) in release mode, so the kill tests run fast.
+# doctests) in release mode, so the kill tests run fast, then builds the
+# Python binding (python/) into the same virtualenv and runs its pytest suite.
 #
 #   bash scripts/test.sh [extra cargo test args...]
 #
@@ -63,3 +64,11 @@ fi
 
 cargo test --release --all-targets "$@"
 cargo test --doc --release "$@"
+
+# The Python binding (python/): built into the same virtualenv, then its
+# pytest suite, which compares the drop-in with npy-append-array.
+"$py" -m pip install --quiet --disable-pip-version-check --no-input \
+    "maturin>=1.5,<2" pytest npy-append-array
+VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --release --quiet \
+    -m "$root/python/Cargo.toml"
+"$py" -m pytest -q -p no:cacheprovider "$root/python/tests"
