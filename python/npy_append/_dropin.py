@@ -45,8 +45,8 @@ class NpyAppendArray:
         self.filename = filename
         self.rewrite_header_on_append = rewrite_header_on_append
         self.fortran_order = False
-        self.shape = None
         self.dtype = None
+        self._closed_rows = 0
         self._row_shape = ()
         self._lock = threading.Lock()
         self._appender = None
@@ -64,25 +64,34 @@ class NpyAppendArray:
 
     def _sync_attrs(self):
         a = self._appender
-        if self.dtype is None:
-            if a.dtype is None or not (len(a) > 0 or os.path.exists(os.fspath(self.filename))):
-                return
-            self.dtype = a.dtype
-            self._row_shape = tuple(a.row_shape)
-        self.shape = (len(a),) + self._row_shape
+        if a.dtype is None or not (len(a) > 0 or os.path.exists(os.fspath(self.filename))):
+            return
+        self.dtype = a.dtype
+        self._row_shape = tuple(a.row_shape)
 
     def append(self, arr):
         """Appends ``arr`` (a numpy array: axis 0 is rows, the other axes the
         file's row shape, the dtype exactly the file's) and commits it."""
         with self._lock:
             a = self._appender
-            if a is None or a.closed:
+            try:
+                a.append(arr)
+                a.commit()
+            except ClosedError:
                 raise ClosedError(
                     f"{os.fspath(self.filename)}: append() after close(); open a new NpyAppendArray"
-                )
-            a.append(arr)
-            a.commit()
-            self._sync_attrs()
+                ) from None
+            if self.dtype is None:
+                self._sync_attrs()
+
+    @property
+    def shape(self):
+        """The array's shape (rows first); None before a new file's first append."""
+        if self.dtype is None:
+            return None
+        a = self._appender
+        rows = self._closed_rows if a.closed else len(a)
+        return (rows,) + self._row_shape
 
     def update_header(self):
         """Commits (the header is always current: nothing else to do)."""
@@ -94,7 +103,7 @@ class NpyAppendArray:
         """Makes the file a final, durable plain ``.npy``. Idempotent."""
         with self._lock:
             if self._appender is not None and not self._appender.closed:
-                self._appender.close()
+                self._closed_rows = self._appender.close() or 0
 
     def __del__(self):
         try:

@@ -144,6 +144,7 @@ def test_append_after_close_raises_and_keeps_file(npy):
     out.append(np.arange(5, dtype="<i4"))
     out.close()
     out.close()  # idempotent
+    assert out.shape == (5,)
     with pytest.raises(npy_append.ClosedError):
         out.append(np.arange(2, dtype="<i4"))
     np.testing.assert_array_equal(np.load(npy), np.arange(5))
