@@ -187,6 +187,27 @@ fn rows_of<'py>(py: Python<'py>, arr: &Bound<'py, PyAny>) -> PyResult<Rows<'py>>
     })
 }
 
+/// Refuses files of more than one axis in Fortran order: this binding
+/// reads and writes rows in C order.
+/// A file whose status cannot be read is left to the open to report.
+fn refuse_fortran(py: Python<'_>, path: &std::path::Path) -> PyResult<()> {
+    let Ok(status) = py.detach(|| FileStatus::read(path)) else {
+        return Ok(());
+    };
+    if status.header.fortran_order && status.header.shape.len() > 1 {
+        return Err(raise(
+            py,
+            "UnsupportedError",
+            format!(
+                "{}: unsupported: a Fortran-order (fortran_order: True) array of more than one \
+                 axis; the Python binding reads and appends rows in C order only",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn shape_text(shape: &[u64]) -> String {
     match shape {
         [one] => format!("({one},)"),
@@ -361,6 +382,9 @@ impl PyAppender {
                 )
             })?;
             options = options.lock_wait(npy_append::LockWait::Wait(wait));
+        }
+        if path.exists() {
+            refuse_fortran(py, &path)?;
         }
         let opened = options.clone();
         let appender = py.detach(|| opened.open(&path)).or_raise(py)?;
@@ -615,6 +639,7 @@ impl PyReader {
 impl PyReader {
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        refuse_fortran(py, &path)?;
         let reader = py.detach(|| RsReader::open(&path)).or_raise(py)?;
         Ok(Self {
             path,
@@ -678,6 +703,12 @@ impl PyReader {
 #[pyfunction]
 fn file_state(py: Python<'_>, path: PathBuf) -> PyResult<(String, Option<String>)> {
     let status = py.detach(|| FileStatus::read(&path)).or_raise(py)?;
+    if status.header.fortran_order && status.header.shape.len() > 1 {
+        return Ok((
+            "unsupported".to_owned(),
+            Some("Fortran order: the Python binding appends in C order only".to_owned()),
+        ));
+    }
     let state = match status.state {
         FileState::Clean => "clean",
         FileState::NeedsRecovery => "needs-recovery",

@@ -1,6 +1,7 @@
 """The full API: Appender and Reader in one process."""
 
 import gc
+import os
 
 import numpy as np
 import pytest
@@ -132,6 +133,17 @@ def test_locked_in_one_process(npy):
     with pytest.raises(npy_append.LockedError, match="lock is held"):
         Appender.open_or_recover(npy)
     w.close()
+
+
+def test_fortran_order_files_are_refused_unchanged(npy):
+    np.save(npy, np.asfortranarray(np.arange(6, dtype="<f4").reshape(2, 3)))
+    before = open(npy, "rb").read()
+    with pytest.raises(npy_append.UnsupportedError, match="Fortran"):
+        Appender.open_or_recover(npy)
+    with pytest.raises(npy_append.UnsupportedError, match="Fortran"):
+        Reader(npy)
+    assert open(npy, "rb").read() == before
+    assert not os.path.exists(npy + ".journal")
 
 
 def test_lock_timeout_waits_then_fails(npy):
