@@ -67,6 +67,8 @@ enum State<F> {
     Unborn {
         dtype: Option<Dtype>,
         row_shape: Vec<u64>,
+        /// Create the file in Fortran order (rows along the last axis).
+        fortran_order: bool,
     },
     Live(Box<Live<F>>),
 }
@@ -118,6 +120,7 @@ impl<B: Backend> Appender<B> {
             state: State::Unborn {
                 dtype: options.dtype.clone(),
                 row_shape: options.row_shape.clone().unwrap_or_default(),
+                fortran_order: options.fortran_order.unwrap_or(false),
             },
             report: RecoveryReport::default(),
             poisoned: None,
@@ -327,13 +330,23 @@ impl<B: Backend> Appender<B> {
 
     /// `.npy` with an empty shape, each synced with its directory.
     fn create(&mut self, dtype: &Dtype) -> Result<()> {
-        let State::Unborn { row_shape, .. } = &self.state else {
+        let State::Unborn {
+            row_shape,
+            fortran_order,
+            ..
+        } = &self.state
+        else {
             return Ok(());
         };
-        let mut shape = vec![0];
-        shape.extend_from_slice(row_shape);
-        let bytes =
-            header::build(dtype, false, &shape).map_err(|e| Error::from_format(&self.path, e))?;
+        // numpy writes 1-D arrays with fortran_order False.
+        let fortran_order = *fortran_order && !row_shape.is_empty();
+        let shape: Vec<u64> = if fortran_order {
+            row_shape.iter().copied().chain([0]).collect()
+        } else {
+            [0].into_iter().chain(row_shape.iter().copied()).collect()
+        };
+        let bytes = header::build(dtype, fortran_order, &shape)
+            .map_err(|e| Error::from_format(&self.path, e))?;
         let parsed = header::parse(&bytes).map_err(|e| Error::from_format(&self.path, e))?;
         let layout = Layout::new(parsed).map_err(|e| Error::from_format(&self.path, e))?;
         // A cursor left by a removed file of the same name describes
@@ -773,6 +786,7 @@ impl<B: Backend> Appender<B> {
                 State::Unborn {
                     dtype: None,
                     row_shape: Vec::new(),
+                    fortran_order: false,
                 },
             ) else {
                 return Ok(());
@@ -1041,6 +1055,20 @@ fn check_options(path: &Path, plan: &Plan, options: &AppendOptions) -> Result<()
                 found: format!("{dtype} (from the options, for {})", path.display()),
             });
         }
+    }
+    if let Some(fortran) = options.fortran_order
+        && fortran != header.fortran_order
+        && !header.row_shape().is_empty()
+    {
+        let order = |f: bool| if f { "Fortran" } else { "C" };
+        return Err(Error::ShapeMismatch {
+            expected: format!(
+                "an array in {} order ({})",
+                order(header.fortran_order),
+                path.display()
+            ),
+            found: format!("{} order in the options", order(fortran)),
+        });
     }
     if let Some(shape) = &options.row_shape
         && shape.as_slice() != header.row_shape()

@@ -534,7 +534,7 @@ impl<B: Backend> AppendGroup<B> {
                             ),
                         ));
                     }
-                    let header_rows = h.shape.first().copied().unwrap_or(0);
+                    let header_rows = h.growth_len().unwrap_or(0);
                     if header_rows > commit.rows {
                         return Err(corrupt(
                             &member_path,

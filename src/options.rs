@@ -111,6 +111,7 @@ pub enum TailPolicy {
 pub struct AppendOptions {
     pub(crate) dtype: Option<Dtype>,
     pub(crate) row_shape: Option<Vec<u64>>,
+    pub(crate) fortran_order: Option<bool>,
     pub(crate) durability: Durability,
     pub(crate) group_commit: GroupCommit,
     pub(crate) lock_wait: LockWait,
@@ -155,6 +156,21 @@ impl AppendOptions {
     #[must_use]
     pub fn row_shape(mut self, shape: &[u64]) -> Self {
         self.row_shape = Some(shape.to_vec());
+        self
+    }
+
+    /// Whether a new file is in Fortran order (default: C order); checked
+    /// against an existing file of more than one dimension.
+    ///
+    /// A Fortran-order array grows along its last axis, where its data is
+    /// contiguous: with row shape `[a, b]` the file holds an `(a, b, N)`
+    /// array, and each appended row is one `(a, b)` slice whose values are
+    /// given in Fortran order (the first index varying fastest). 1-D arrays
+    /// are the same in both orders and are written with `fortran_order`
+    /// False, as numpy writes them.
+    #[must_use]
+    pub fn fortran_order(mut self, fortran: bool) -> Self {
+        self.fortran_order = Some(fortran);
         self
     }
 

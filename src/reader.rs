@@ -31,8 +31,9 @@
 //!   before recovery ran): only the whole rows present are shown;
 //! - a file recovered below the rows a reader showed (only after a power loss
 //!   under [`crate::Durability::Process`]): the lower count is reported;
-//! - 0-d arrays, Fortran-order arrays of more than one dimension and rows of
-//!   zero bytes: [`Error::Unsupported`].
+//! - Fortran-order arrays grow along their last axis: a row is one slice
+//!   along it (contiguous, itself in Fortran order);
+//! - 0-d arrays and rows of zero bytes: [`Error::Unsupported`].
 
 use std::io;
 use std::ops::Range;
@@ -110,13 +111,15 @@ pub struct Reader<B: Backend = FsBackend> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Shape {
     dtype: Dtype,
+    /// Whether rows are slices along the last axis.
+    fortran_order: bool,
     row_shape: Vec<u64>,
     header_len: u64,
     row_bytes: u64,
 }
 
 impl Shape {
-    /// The rows of a header, for reading (any C-order header, also one
+    /// The rows of a header, for reading (any header, also one
     /// without growth room).
     fn of(path: &Path, header: &Header) -> Result<Self> {
         let unsupported = |what: String| Error::Unsupported {
@@ -126,13 +129,6 @@ impl Shape {
         if header.shape.is_empty() {
             return Err(unsupported(
                 "a 0-d array (shape ()) has no rows to read".to_owned(),
-            ));
-        }
-        if header.fortran_order && header.shape.len() > 1 {
-            return Err(unsupported(
-                "a Fortran-order array of more than one dimension has no contiguous rows; \
-                 read it with numpy"
-                    .to_owned(),
             ));
         }
         let itemsize = header
@@ -156,6 +152,7 @@ impl Shape {
         }
         Ok(Self {
             dtype: header.dtype.clone(),
+            fortran_order: header.fortran_order && header.shape.len() > 1,
             row_shape,
             header_len: header.header_len,
             row_bytes,
@@ -437,6 +434,12 @@ impl<B: Backend> Reader<B> {
         &self.shape.dtype
     }
 
+    /// Whether the file is in Fortran order with more than one dimension:
+    /// rows are then slices along the last axis, each in Fortran order.
+    pub fn fortran_order(&self) -> bool {
+        self.shape.fortran_order
+    }
+
     /// The shape of one row (empty for a 1-d array).
     pub fn row_shape(&self) -> &[u64] {
         &self.shape.row_shape
@@ -547,24 +550,43 @@ impl<B: Backend> Reader<B> {
 
 #[cfg(feature = "ndarray")]
 impl<B: Backend> Reader<B> {
-    /// All visible rows as an array view of shape `(len, *row_shape)`, with
-    /// the checks of [`as_slice`](Self::as_slice) (exact dtype, alignment).
+    /// All visible rows as an array view of shape `(len, *row_shape)`
+    /// (Fortran order: `(*row_shape, len)` with Fortran strides, as numpy
+    /// loads it), with the checks of [`as_slice`](Self::as_slice) (exact
+    /// dtype, alignment).
     pub fn as_array<T: Element>(&self) -> Result<ndarray::ArrayViewD<'_, T>> {
         let values = self.as_slice::<T>()?;
         let too_large = || Error::Unsupported {
             path: Some(self.path.clone()),
             what: "the array's shape does not fit in this machine's address space".to_owned(),
         };
-        let shape = std::iter::once(self.rows)
-            .chain(self.shape.row_shape.iter().copied())
+        let dims: Vec<u64> = if self.shape.fortran_order {
+            self.shape
+                .row_shape
+                .iter()
+                .copied()
+                .chain(std::iter::once(self.rows))
+                .collect()
+        } else {
+            std::iter::once(self.rows)
+                .chain(self.shape.row_shape.iter().copied())
+                .collect()
+        };
+        let shape = dims
+            .into_iter()
             .map(|d| usize::try_from(d).map_err(|_| too_large()))
             .collect::<Result<Vec<usize>>>()?;
-        ndarray::ArrayViewD::from_shape(ndarray::IxDyn(&shape), values).map_err(|e| {
-            Error::Corrupt {
-                path: self.path.clone(),
-                offset: None,
-                what: format!("the rows do not form an array of shape {shape:?}: {e}"),
-            }
+        let dim = ndarray::IxDyn(&shape);
+        let built = if self.shape.fortran_order {
+            use ndarray::ShapeBuilder;
+            ndarray::ArrayViewD::from_shape(dim.f(), values)
+        } else {
+            ndarray::ArrayViewD::from_shape(dim, values)
+        };
+        built.map_err(|e| Error::Corrupt {
+            path: self.path.clone(),
+            offset: None,
+            what: format!("the rows do not form an array of shape {shape:?}: {e}"),
         })
     }
 }
@@ -1010,8 +1032,8 @@ mod tests {
     fn unreadable_layouts_are_typed_errors() {
         let backend = MemBackend::new();
         let dtype = Dtype::parse_descr("'<u8'").unwrap();
-        let fortran = header::build(&dtype, true, &[2, 2]).unwrap();
-        backend.put(npy_path(), &[fortran, vec![0; 32]].concat());
+        let zero_d = header::build(&dtype, false, &[]).unwrap();
+        backend.put(npy_path(), &[zero_d, vec![0; 8]].concat());
         assert!(matches!(
             Reader::open_with(backend.clone(), NPY),
             Err(Error::Unsupported { .. })

@@ -80,18 +80,17 @@ impl Layout {
 
     /// Checks everything [`Layout::new`] checks except the room to grow
     /// the header.
+    ///
+    /// The growth axis is the first in C order and the last in Fortran
+    /// order, where the data is contiguous: a "row" of a Fortran-order array
+    /// of shape `(a, b, N)` is one `(a, b)` slice (itself in Fortran order).
     pub(crate) fn without_room(header: Header) -> Result<Self, FormatError> {
-        if header.fortran_order {
-            return Err(FormatError::unsupported(
-                "Fortran-order (fortran_order: True) arrays cannot be appended to; \
-                 save the array in C order (np.ascontiguousarray) first",
-            ));
-        }
-        let Some((_, row_shape)) = header.shape.split_first() else {
+        if header.shape.is_empty() {
             return Err(FormatError::unsupported(
                 "a 0-d array (shape ()) has no axis to grow; save it with shape (1,) to append",
             ));
-        };
+        }
+        let row_shape = header.row_shape();
         let itemsize = header.dtype.itemsize()?;
         let row_bytes = row_shape
             .iter()
@@ -111,8 +110,8 @@ impl Layout {
     /// current length.
     pub(crate) fn has_room(&self) -> bool {
         let mut widest = self.header.shape.clone();
-        if let Some(first) = widest.first_mut() {
-            *first = u64::MAX;
+        if let Some(growth) = self.growth_axis(&mut widest) {
+            *growth = u64::MAX;
         }
         header::build_with_len(
             self.header.version,
@@ -124,9 +123,18 @@ impl Layout {
         .is_ok()
     }
 
+    /// The growth axis of `shape` (one of this layout's order).
+    fn growth_axis<'a>(&self, shape: &'a mut [u64]) -> Option<&'a mut u64> {
+        if self.header.fortran_order {
+            shape.last_mut()
+        } else {
+            shape.first_mut()
+        }
+    }
+
     /// Rows in the header's shape.
     pub(crate) fn rows(&self) -> u64 {
-        self.header.shape.first().copied().unwrap_or(0)
+        self.header.growth_len().unwrap_or(0)
     }
 
     /// The file length `rows` rows need.
@@ -138,8 +146,8 @@ impl Layout {
     /// The header bytes for `rows` rows, the same length as the current header.
     pub(crate) fn header_bytes(&self, rows: u64) -> Result<Vec<u8>, FormatError> {
         let mut shape = self.header.shape.clone();
-        if let Some(first) = shape.first_mut() {
-            *first = rows;
+        if let Some(growth) = self.growth_axis(&mut shape) {
+            *growth = rows;
         }
         header::build_with_len(
             self.header.version,
@@ -152,9 +160,11 @@ impl Layout {
 
     /// Sets the header's row count.
     pub(crate) fn set_rows(&mut self, rows: u64) {
-        if let Some(first) = self.header.shape.first_mut() {
-            *first = rows;
+        let mut shape = std::mem::take(&mut self.header.shape);
+        if let Some(growth) = self.growth_axis(&mut shape) {
+            *growth = rows;
         }
+        self.header.shape = shape;
     }
 }
 
@@ -436,7 +446,14 @@ fn plan_without_journal<F: Storage>(
     discard_existing: bool,
 ) -> Result<Plan> {
     let header = read.header.map_err(|e| corrupt(files.path, e))?;
-    let layout = Layout::new(header).map_err(|e| corrupt(files.path, e))?;
+    // A header without room to grow is rewritten by the appender before
+    // it inspects a file without journal (so this is a status's dry run);
+    // next to a journal it is refused.
+    let layout = Layout::without_room(header).map_err(|e| corrupt(files.path, e))?;
+    let file_rewritten = !layout.has_room();
+    if file_rewritten && discard_existing {
+        Layout::new(layout.header.clone()).map_err(|e| corrupt(files.path, e))?;
+    }
     let header_rows = layout.rows();
     let expected = layout.end_of(header_rows).ok_or_else(|| {
         corrupt(
@@ -455,6 +472,7 @@ fn plan_without_journal<F: Storage>(
     let mut report = RecoveryReport {
         found: Found::Clean,
         journal_discarded: discard_existing,
+        file_rewritten,
         ..RecoveryReport::default()
     };
     let extra = len - expected;
@@ -507,8 +525,14 @@ fn finish_plan(
         )
     })?;
     let cut_to = (len > end).then_some(end);
-    let wanted = layout.header_bytes(rows).map_err(|e| corrupt(path, e))?;
-    let header_write = (raw != wanted.as_slice()).then_some(wanted);
+    // A file to be rewritten (a status's plan: the appender rewrites it
+    // before planning) gets numpy's header from the rewrite.
+    let header_write = if report.file_rewritten {
+        None
+    } else {
+        let wanted = layout.header_bytes(rows).map_err(|e| corrupt(path, e))?;
+        (raw != wanted.as_slice()).then_some(wanted)
+    };
     layout.set_rows(rows);
     report.committed_rows = rows;
     report.bytes_cut = len.saturating_sub(end);
@@ -671,7 +695,7 @@ fn rows_without_slots<F: Storage>(
     len: u64,
 ) -> Result<u64> {
     if let Ok(h) = &read.header {
-        let rows = h.shape.first().copied().unwrap_or(0);
+        let rows = h.growth_len().unwrap_or(0);
         if layout.end_of(rows).is_some_and(|end| end <= len) {
             return Ok(rows);
         }
@@ -758,7 +782,7 @@ fn plan_with_journal<F: Storage>(
     };
 
     if let Ok(h) = &read.header {
-        let header_rows = h.shape.first().copied().unwrap_or(0);
+        let header_rows = h.growth_len().unwrap_or(0);
         if header_rows > newest.1.rows && newest.1.data_synced {
             // Under fsync durability the header is never ahead of the
             // journal: another program rewrote the file after its writer died.
@@ -847,11 +871,7 @@ fn plan_with_journal<F: Storage>(
                 // to the header's rows (a commit boundary: a header is only
                 // written after its record), or to the rows of the header
                 // snapshot, which were synced before the journal was created.
-                let header_rows = read
-                    .header
-                    .as_ref()
-                    .ok()
-                    .and_then(|h| h.shape.first().copied());
+                let header_rows = read.header.as_ref().ok().and_then(Header::growth_len);
                 header_rows
                     .into_iter()
                     .chain(Some(layout.rows()))

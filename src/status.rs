@@ -39,8 +39,8 @@ pub enum FileState {
     /// its own (bytes past the header's data without a journal, committed
     /// data missing, a checksum mismatch, a journal of another file).
     Inconsistent,
-    /// A readable `.npy` this library cannot append to (Fortran order, 0-d,
-    /// rows of zero bytes, a header without room to grow).
+    /// A readable `.npy` this library cannot append to (0-d, rows of zero
+    /// bytes, a header without room to grow next to a journal).
     Unsupported,
 }
 
@@ -453,13 +453,23 @@ mod tests {
         assert_eq!((s.state, s.rows), (FileState::Inconsistent, None));
         assert!(s.problem.unwrap().contains("committed data is missing"));
 
-        // Fortran order: readable, not appendable.
-        let mut bytes = header::build(&f4, true, &[2, 2]).unwrap();
-        bytes.extend([0; 16]);
+        // Fortran order: rows along the last axis.
+        let mut bytes = header::build(&f4, true, &[2, 3]).unwrap();
+        bytes.extend([0; 24]);
+        backend.put(path, &bytes);
+        let s = read(&backend, path).unwrap();
+        assert_eq!(
+            (s.state, s.rows, s.row_bytes),
+            (FileState::Clean, Some(3), Some(8))
+        );
+        assert!(s.header.fortran_order);
+
+        // 0-d: readable, not appendable.
+        let mut bytes = header::build(&f4, false, &[]).unwrap();
+        bytes.extend([0; 4]);
         backend.put(path, &bytes);
         let s = read(&backend, path).unwrap();
         assert_eq!(s.state, FileState::Unsupported);
-        assert!(s.header.fortran_order);
 
         // Not an .npy, and no file at all.
         backend.put(path, b"not a numpy file");

@@ -588,11 +588,11 @@ fn unappendable_files_are_refused_unchanged<E: Env>(env: &E) {
             b.extend([0u8; 4]);
             b
         }),
-        ("fortran", {
-            let mut b = header::build(&dtype, true, &[2, 2]).unwrap();
-            b.extend([0u8; 16]);
-            b
-        }),
+        // Fortran order: the rows are (0,) slices along the last axis.
+        (
+            "fortran_zero_row",
+            header::build(&dtype, true, &[0, 3]).unwrap(),
+        ),
         ("zero_row", header::build(&dtype, false, &[3, 0]).unwrap()),
         ("garbage", b"this is not an npy file at all".to_vec()),
         ("empty", Vec::new()),

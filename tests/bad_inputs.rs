@@ -604,26 +604,23 @@ fn cases() -> Vec<Case> {
     );
     c.npy(
         "fortran_2d",
-        "a Fortran-order (5, 3) array",
+        "a Fortran-order (5, 3) array: 3 rows along the last axis",
         {
             let mut npy = v1(&dict("'<f4'", "True", "(5, 3)"));
             npy.extend(data(60));
             npy
         },
-        &[
-            "open: Unsupported: Fortran-order",
-            "reader: Unsupported: Fortran-order array of more than one dimension",
-        ],
+        &["open: Ok rows=3", "reader: Ok rows=3"],
     );
     c.npy(
         "fortran_1d",
-        "a Fortran-order 1-d array: readable, not appendable",
+        "a Fortran-order 1-d array: the same as C order",
         {
             let mut npy = v1(&dict("'<f4'", "True", "(5,)"));
             npy.extend(data(20));
             npy
         },
-        &["open: Unsupported: Fortran-order", "reader: Ok rows=5"],
+        &["open: Ok rows=5", "reader: Ok rows=5"],
     );
     c.npy(
         "zero_d",

@@ -903,7 +903,7 @@ fn check_fixture(f: &Fixture, tmp: &Path) -> Result<(), String> {
             let grown = fs::read(&path).unwrap();
             let h = header::parse(&grown).map_err(|e| format!("grown header: {e}"))?;
             let hl = h.header_len as usize;
-            if h.shape.first() != Some(&(rows + 1))
+            if h.growth_len() != Some(rows + 1)
                 || grown.len() != original.len() + row_bytes
                 || grown[hl..original.len()] != original[hl..]
                 || grown[original.len()..].iter().any(|&b| b != 0)

@@ -39,6 +39,14 @@ pub fn verify(args: &FileArg) -> Result<ExitCode, Failure> {
                 status.rows.unwrap_or(0)
             ))?;
             if let RecoveryAction::Changes(report) = &status.recovery
+                && report.file_rewritten
+            {
+                output::note(format_args!(
+                    "npy-append: note: {shown}: the header has no room to grow the row count; \
+                     the first writer replaces the file by a copy with numpy's header \
+                     (the data is unchanged)"
+                ));
+            } else if let RecoveryAction::Changes(report) = &status.recovery
                 && report.header_rewritten
             {
                 output::note(format_args!(
@@ -110,6 +118,12 @@ pub fn changes_text(report: &RecoveryReport, journal: bool, done: bool) -> Strin
             verb("leave the header unchanged", "left the header unchanged")
         },
     ];
+    if report.file_rewritten {
+        parts.push(verb(
+            "rewrite the file with room to grow its header",
+            "rewrote the file with room to grow its header",
+        ));
+    }
     if report.dropped_rows > 0 {
         parts.push(format!(
             "{} {} rows whose data had not reached the disk",
@@ -182,6 +196,7 @@ fn to_json(s: &FileStatus) -> Value {
             ("rows_kept", Value::UInt(r.committed_rows)),
             ("bytes_cut", Value::UInt(r.bytes_cut)),
             ("header_rewritten", Value::Bool(r.header_rewritten)),
+            ("file_rewritten", Value::Bool(r.file_rewritten)),
             ("dropped_rows", Value::UInt(r.dropped_rows)),
             ("adopted_rows", Value::UInt(r.adopted_rows)),
             ("journal_removed", Value::Bool(s.journal_present)),
