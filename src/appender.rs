@@ -24,7 +24,7 @@ use crate::format::cursor_file::CursorFile;
 use crate::format::dtype::Dtype;
 use crate::format::header;
 use crate::format::journal::{self, FLAG_CREATED, Record, Slot};
-use crate::options::{AppendOptions, Durability, GroupCommit, LockWait};
+use crate::options::{AppendOptions, Durability, GroupCommit, LockWait, TailPolicy};
 use crate::recovery::{self, Files, Inspection, Layout, Plan};
 use crate::report::{Found, RecoveryReport};
 use crate::storage::{Backend, FsBackend, OpenMode, Storage};
@@ -161,7 +161,8 @@ impl<B: Backend> Appender<B> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io(&journal_path, "opening the journal", e)),
         };
-        let (npy, file_rewritten) = self.give_header_room(npy, journal.is_none())?;
+        let (npy, file_rewritten) =
+            self.give_header_room(npy, journal.is_none(), options.tail_policy)?;
         let inspection = recovery::inspect(&Files {
             path: &path,
             journal_path: &journal_path,
@@ -257,6 +258,7 @@ impl<B: Backend> Appender<B> {
         &self,
         file: Option<B::File>,
         no_journal: bool,
+        tail_policy: TailPolicy,
     ) -> Result<(Option<B::File>, bool)> {
         let Some(file) = file else {
             return Ok((None, false));
@@ -272,7 +274,7 @@ impl<B: Backend> Appender<B> {
         if !no_journal {
             return Ok((Some(file), false));
         }
-        let Some(header) = recovery::header_without_room(&file)
+        let Some(header) = recovery::header_without_room(&file, tail_policy)
             .map_err(|e| Error::io(&self.path, "reading the header", e))?
         else {
             return Ok((Some(file), false));

@@ -1140,15 +1140,23 @@ const COPY_CHUNK: usize = 8 << 20;
 
 /// The header of `npy` when the file could be appended to but its header
 /// has no room to grow (written by numpy < 1.24 or another tool); `None` for
-/// any other file, whose problems [`inspect`] reports.
-pub(crate) fn header_without_room<F: Storage>(npy: &F) -> io::Result<Option<Header>> {
+/// any other file, whose problems [`inspect`] reports. Bytes past the
+/// header's data count as a problem under [`TailPolicy::Refuse`] (which
+/// changes nothing).
+pub(crate) fn header_without_room<F: Storage>(
+    npy: &F,
+    tail_policy: TailPolicy,
+) -> io::Result<Option<Header>> {
     let len = npy.len()?;
     let Ok(header) = read_header(npy, len)?.header else {
         return Ok(None);
     };
     Ok(match Layout::without_room(header) {
         Ok(layout)
-            if !layout.has_room() && layout.end_of(layout.rows()).is_some_and(|end| end <= len) =>
+            if !layout.has_room()
+                && layout.end_of(layout.rows()).is_some_and(|end| {
+                    end == len || (end < len && tail_policy != TailPolicy::Refuse)
+                }) =>
         {
             Some(layout.header)
         }

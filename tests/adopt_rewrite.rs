@@ -434,3 +434,47 @@ fn rewrite_seconds_per_gb() {
         secs * 1024.0 / mb as f64
     );
 }
+
+/// Bytes past the data of a file without room: under the default policy
+/// the file is refused unchanged (not rewritten); under a policy that
+/// handles them, it is rewritten and the policy applied to the copy.
+#[test]
+fn trailing_bytes_are_refused_before_any_rewrite() {
+    let fs = MemBackend::new();
+    let path = PathBuf::from("/d/t.npy");
+    let mut old = old_u4(2);
+    old.extend((8..12u32).flat_map(u32::to_le_bytes)); // one whole row
+    old.extend([9u8; 5]); // and a partial one
+    fs.put(&path, &old);
+    let err = AppendOptions::new()
+        .open_with(fs.clone(), &path)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(
+            err,
+            Error::TrailingBytes {
+                header_rows: 2,
+                extra_bytes: 21,
+                whole_rows: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(fs.contents(&path).unwrap(), old, "nothing was changed");
+    assert_eq!(fs.count(MemOp::Rename), 0);
+
+    let w = AppendOptions::new()
+        .tail_policy(npy_append::TailPolicy::AdoptWholeRows)
+        .open_with(fs.clone(), &path)
+        .unwrap();
+    assert!(w.report().file_rewritten);
+    assert_eq!((w.len(), w.report().adopted_rows), (3, 1));
+    assert_eq!(w.close().unwrap(), 3);
+    let reader = Reader::open_with(fs, &path).unwrap();
+    assert_eq!(
+        reader.as_slice::<u32>().unwrap(),
+        (0..12).collect::<Vec<u32>>()
+    );
+}
