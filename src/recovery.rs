@@ -1233,9 +1233,15 @@ pub(crate) fn rewrite_with_room<B: Backend>(
         let _ = backend.remove(&temp);
         return Err(e);
     }
-    backend
-        .rename(&temp, path)
-        .map_err(|e| Error::io(&temp, "renaming the rewritten file", e))?;
+    if let Err(e) = backend.rename(&temp, path) {
+        drop(file);
+        let _ = backend.remove(&temp);
+        return Err(Error::io(
+            path,
+            "replacing the file by its rewritten copy",
+            e,
+        ));
+    }
     backend
         .sync_dir(dir)
         .map_err(|e| Error::io(dir, "syncing the directory", e))?;

@@ -478,3 +478,35 @@ fn trailing_bytes_are_refused_before_any_rewrite() {
         (0..12).collect::<Vec<u32>>()
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn the_rewritten_file_keeps_its_permissions_and_a_symlink_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("p.npy");
+    std::fs::write(&path, old_u4(2)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let w = AppendOptions::new().open(&path).unwrap();
+    assert!(w.report().file_rewritten);
+    w.close().unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+
+    let target = tmp.path().join("target.npy");
+    let link = tmp.path().join("link.npy");
+    let old = old_u4(2);
+    std::fs::write(&target, &old).unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = AppendOptions::new().open(&link).err().expect("refused");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read(&target).unwrap(), old);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(!npy_append::rewrite_path(&link).exists());
+    assert!(!journal_path(&link).exists());
+}

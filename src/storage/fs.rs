@@ -46,7 +46,24 @@ impl Backend for FsBackend {
         std::fs::remove_file(path)
     }
 
+    /// Also gives `from` the permissions of the file it replaces, and
+    /// refuses to replace a symbolic link (which would leave the file it
+    /// points to unchanged).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        match std::fs::symlink_metadata(to) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is a symbolic link; open the file it points to instead",
+                        to.display()
+                    ),
+                ));
+            }
+            Ok(meta) => std::fs::set_permissions(from, meta.permissions())?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         std::fs::rename(from, to)
     }
 

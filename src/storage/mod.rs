@@ -69,6 +69,8 @@ pub trait Backend {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Moves the file at `from` to `to`, atomically replacing any file at
     /// `to` (both in one directory; not durable until [`Backend::sync_dir`]).
+    /// A file system with permissions gives the moved file those of the file
+    /// it replaces.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the entries of the directory `dir` durable (created, removed
     /// and renamed files).
