@@ -41,7 +41,6 @@
 
 mod support;
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -51,6 +50,7 @@ use std::sync::{Arc, Mutex};
 
 use npy_append::storage::{Backend, FsBackend, FsFile, OpenMode, Storage};
 use npy_append::{AppendOptions, Appender, Durability, Found};
+use support::u64rows::{ROW, ROW_BYTES, read_npy_header, rows, verify_file};
 
 const CHILD_ENV: &str = "NPY_APPEND_KP_CHILD";
 const DURABILITY_ENV: &str = "NPY_APPEND_KP_DURABILITY";
@@ -58,10 +58,6 @@ const KILL_AT_ENV: &str = "NPY_APPEND_KP_KILL_AT";
 /// Prefix of the lines the writer prints, to tell them from libtest's output.
 const TAG: &str = "@npy-kp ";
 
-/// Values per row.
-const ROW: u64 = 16;
-/// Bytes per row.
-const ROW_BYTES: u64 = ROW * 8;
 /// The writer's append buffer: 64 rows, so an append of 100 rows goes to the
 /// file at once and one of 10 waits for the commit.
 const BUFFER_BYTES: usize = 64 * ROW_BYTES as usize;
@@ -74,16 +70,6 @@ const THIRD: u64 = 117;
 const LAST: u64 = 3;
 /// Rows committed to the second file, whose creation is recovered.
 const SECOND_FILE: u64 = 5;
-
-/// The value `j` of row `i`.
-fn value(i: u64, j: u64) -> u64 {
-    i * ROW + j
-}
-
-/// Rows `start..start + n`, flattened.
-fn rows(start: u64, n: u64) -> Vec<u64> {
-    (start * ROW..(start + n) * ROW).collect()
-}
 
 /// The script's second file, next to the first: `<stem>-b.npy`. The phases
 /// working on it are named `b-...`.
@@ -455,80 +441,6 @@ fn child_kill_point() {
 
 // ---------------------------------------------------------------------------
 // Checking.
-
-/// A minimal NPY header reader, independent of the library's: returns
-/// (header length, descr, shape).
-fn read_npy_header(bytes: &[u8]) -> (u64, String, Vec<u64>) {
-    assert!(
-        bytes.len() >= 12,
-        "file too short for a header: {} bytes",
-        bytes.len()
-    );
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "bad magic");
-    let (len, start) = match bytes[6] {
-        1 => (u64::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        2 | 3 => (
-            u64::from(u32::from_le_bytes([
-                bytes[8], bytes[9], bytes[10], bytes[11],
-            ])),
-            12,
-        ),
-        v => panic!("unknown version {v}"),
-    };
-    let header_len = start as u64 + len;
-    assert_eq!(header_len % 64, 0, "header length {header_len}");
-    assert!(header_len as usize <= bytes.len(), "header past the file");
-    let text = std::str::from_utf8(&bytes[start..header_len as usize]).expect("header not UTF-8");
-    assert!(text.ends_with('\n'), "header: {text:?}");
-    assert!(text.contains("'fortran_order': False"), "header: {text:?}");
-    let descr = text
-        .split("'descr': '")
-        .nth(1)
-        .and_then(|s| s.split('\'').next())
-        .unwrap_or_else(|| panic!("no descr in {text:?}"))
-        .to_owned();
-    let shape_text = text
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .unwrap_or_else(|| panic!("no shape in {text:?}"));
-    let shape = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse()
-                .unwrap_or_else(|_| panic!("bad shape {shape_text:?}"))
-        })
-        .collect();
-    (header_len, descr, shape)
-}
-
-/// Checks that the file at `path` is a `.npy` of exactly `rows` rows of
-/// `value(i, j)`, with nothing after them.
-fn verify_file(path: &Path, rows: u64, context: &str) {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .unwrap_or_else(|e| panic!("{context}: reading {}: {e}", path.display()));
-    let (header_len, descr, shape) = read_npy_header(&bytes);
-    assert_eq!(descr, "<u8", "{context}: descr");
-    assert_eq!(shape, vec![rows, ROW], "{context}: header shape");
-    assert_eq!(
-        bytes.len() as u64,
-        header_len + rows * ROW_BYTES,
-        "{context}: file length (header {header_len} + {rows} rows of {ROW_BYTES} bytes)"
-    );
-    for (k, word) in bytes[header_len as usize..].chunks_exact(8).enumerate() {
-        let got = u64::from_le_bytes(word.try_into().unwrap());
-        let (i, j) = (k as u64 / ROW, k as u64 % ROW);
-        assert!(
-            got == value(i, j),
-            "{context}: row {i} value {j} is {got}, expected {}",
-            value(i, j)
-        );
-    }
-}
 
 /// One counted operation of the writer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,13 +4,16 @@
 //!
 //! - [`python`]: the Python interpreter that has numpy, if any;
 //! - [`require_numpy`]: the same, or a `SKIP` line (a panic under `CI=true`);
-//! - [`run_python`]: runs a snippet and returns its stdout, panicking on failure.
+//! - [`run_python`]: runs a snippet and returns its stdout, panicking on failure;
+//! - [`u64rows`]: the checkable rows of the kill and power-cut tests.
 //!
 //! `scripts/test.sh` creates a virtualenv with numpy and points
 //! `NPY_APPEND_PYTHON` at it; without it, a system `python3` that can
 //! `import numpy` is used.
 
 #![allow(dead_code)]
+
+pub mod u64rows;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
