@@ -40,11 +40,8 @@ use std::time::Instant;
 
 use crashsim::{Fate, Image, Ino, Model, Op, Rng, SimBackend};
 use npy_append::format::{header, journal};
-use npy_append::{AppendOptions, Appender, Durability, journal_path};
-
-/// Values per row (`<u4`), so a row is 24 bytes.
-const ROW_VALUES: u64 = 6;
-const ROW_BYTES: u64 = ROW_VALUES * 4;
+use npy_append::{Appender, Durability, journal_path};
+use support::workload::{ROW_BYTES, ROW_VALUES, Step, options, row_bytes};
 
 fn npy() -> PathBuf {
     PathBuf::from("/sim/data.npy")
@@ -52,38 +49,6 @@ fn npy() -> PathBuf {
 
 fn jnl() -> PathBuf {
     journal_path(&npy())
-}
-
-/// Value `j` of row `i`, computable in numpy the same way.
-fn value(i: u64, j: u64) -> u32 {
-    ((i * ROW_VALUES + j).wrapping_mul(2_654_435_761) % (1 << 32)) as u32
-}
-
-fn row_bytes(rows: std::ops::Range<u64>) -> Vec<u8> {
-    rows.flat_map(|i| (0..ROW_VALUES).flat_map(move |j| value(i, j).to_le_bytes()))
-        .collect()
-}
-
-fn options(durability: Durability) -> AppendOptions {
-    AppendOptions::new()
-        .dtype("<u4")
-        .unwrap()
-        .row_shape(&[ROW_VALUES])
-        .durability(durability)
-        .buffer_bytes(2048)
-}
-
-/// One step of a workload.
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    Open,
-    /// Open with this durability (writers of one file may differ).
-    OpenAs(Durability),
-    Append(u64),
-    Commit,
-    Close,
-    /// Drop without close (the journal stays).
-    Drop,
 }
 
 /// create, commits of 1, several, page-crossing and buffered rows, close,

@@ -21,40 +21,8 @@ use std::process::{Command, Stdio};
 
 use npy_append::format::header;
 use npy_append::storage::{Backend, FsBackend, MemBackend, MemOp};
-use npy_append::{AppendOptions, Appender, Durability, Error, journal_path};
-
-const ROW_VALUES: u64 = 6;
-const ROW_BYTES: u64 = ROW_VALUES * 4;
-
-/// Value `j` of row `i`.
-fn value(i: u64, j: u64) -> u32 {
-    ((i * ROW_VALUES + j).wrapping_mul(2_654_435_761) % (1 << 32)) as u32
-}
-
-fn row_bytes(rows: std::ops::Range<u64>) -> Vec<u8> {
-    rows.flat_map(|i| (0..ROW_VALUES).flat_map(move |j| value(i, j).to_le_bytes()))
-        .collect()
-}
-
-fn options(durability: Durability) -> AppendOptions {
-    AppendOptions::new()
-        .dtype("<u4")
-        .unwrap()
-        .row_shape(&[ROW_VALUES])
-        .durability(durability)
-        .buffer_bytes(2048)
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    Open,
-    /// Open with this durability instead of the run's.
-    OpenAs(Durability),
-    Append(u64),
-    Commit,
-    Close,
-    Drop,
-}
+use npy_append::{Appender, Durability, Error, journal_path};
+use support::workload::{ROW_BYTES, ROW_VALUES, Step, options, row_bytes};
 
 /// Create, commits of several sizes (one row, a few, page-crossing, several
 /// writes per commit), close, reopen (new journal), uncommitted rows written

@@ -5,7 +5,8 @@
 //! - [`python`]: the Python interpreter that has numpy, if any;
 //! - [`require_numpy`]: the same, or a `SKIP` line (a panic under `CI=true`);
 //! - [`run_python`]: runs a snippet and returns its stdout, panicking on failure;
-//! - [`u64rows`]: the checkable rows of the kill and power-cut tests.
+//! - [`u64rows`]: the checkable rows of the kill and power-cut tests;
+//! - [`workload`]: the rows and steps of the crash-state and I/O-error tests.
 //!
 //! `scripts/test.sh` creates a virtualenv with numpy and points
 //! `NPY_APPEND_PYTHON` at it; without it, a system `python3` that can
@@ -14,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod u64rows;
+pub mod workload;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
