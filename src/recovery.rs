@@ -60,6 +60,10 @@ pub(crate) struct Layout {
     pub header: Header,
     /// Bytes per row.
     pub row_bytes: u64,
+    /// Renders the header for a new row count without formatting it again;
+    /// `None` when the header cannot be split (then `header_bytes` builds
+    /// it whole, and reports why it cannot).
+    template: Option<header::GrowthTemplate>,
 }
 
 impl Layout {
@@ -103,7 +107,19 @@ impl Layout {
             )));
         }
         header.data_len()?;
-        Ok(Self { header, row_bytes })
+        let template = header::GrowthTemplate::new(
+            header.version,
+            &header.dtype,
+            header.fortran_order,
+            &header.shape,
+            header.header_len,
+        )
+        .ok();
+        Ok(Self {
+            header,
+            row_bytes,
+            template,
+        })
     }
 
     /// Whether the header can hold any row count (20 digits) at its
@@ -145,6 +161,9 @@ impl Layout {
 
     /// The header bytes for `rows` rows, the same length as the current header.
     pub(crate) fn header_bytes(&self, rows: u64) -> Result<Vec<u8>, FormatError> {
+        if let Some(bytes) = self.template.as_ref().and_then(|t| t.render(rows)) {
+            return Ok(bytes);
+        }
         let mut shape = self.header.shape.clone();
         if let Some(growth) = self.growth_axis(&mut shape) {
             *growth = rows;

@@ -485,6 +485,119 @@ pub fn build_with_len(
     assemble(version, &encoded, pad).ok_or_else(too_long)
 }
 
+/// A header of fixed length, re-rendered for a new growth-axis length
+/// without formatting its text again: what every commit writes.
+///
+/// Holds the header's bytes up to the first digit of the growth length and
+/// the encoded text after its digits; [`GrowthTemplate::render`] puts the
+/// digits between them and pads to the same length. The result equals
+/// [`build_with_len`] for the same shape, byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GrowthTemplate {
+    /// Prefix and text up to the growth length's first digit.
+    head: Vec<u8>,
+    /// Encoded text after the growth length's last digit.
+    tail: Vec<u8>,
+    /// Total header length, newline included.
+    header_len: usize,
+}
+
+impl GrowthTemplate {
+    /// The template of the header [`build_with_len`] builds for these
+    /// arguments; `shape` must have at least one axis.
+    ///
+    /// # Errors
+    ///
+    /// What [`build_with_len`] returns for this shape;
+    /// [`FormatError::Unsupported`] for a 0-d shape.
+    pub fn new(
+        version: Version,
+        dtype: &Dtype,
+        fortran_order: bool,
+        shape: &[u64],
+        header_len: u64,
+    ) -> Result<Self, FormatError> {
+        let growth = if fortran_order {
+            shape.len().checked_sub(1)
+        } else {
+            (!shape.is_empty()).then_some(0)
+        }
+        .ok_or_else(|| FormatError::unsupported("a 0-d array (shape ()) has no axis to grow"))?;
+        let whole = build_with_len(version, dtype, fortran_order, shape, header_len)?;
+        let mut head_text = format!(
+            "{{'descr': {}, 'fortran_order': {}, 'shape': (",
+            dtype.descr_repr(),
+            if fortran_order { "True" } else { "False" },
+        );
+        let mut tail_text = String::new();
+        for (i, dim) in shape.iter().enumerate() {
+            if i < growth {
+                head_text.push_str(&format!("{dim}, "));
+            } else if i > growth {
+                tail_text.push_str(&format!(", {dim}"));
+            }
+        }
+        if shape.len() == 1 {
+            tail_text.push(',');
+        }
+        tail_text.push_str("), }");
+        let unencodable = || {
+            FormatError::unsupported(format!(
+                "NPY version {version} headers cannot hold the text of dtype {dtype}"
+            ))
+        };
+        let head_len = version
+            .prefix_len()
+            .checked_add(encode(version, &head_text).ok_or_else(unencodable)?.len())
+            .ok_or_else(unencodable)?;
+        let template = Self {
+            head: whole.get(..head_len).unwrap_or_default().to_vec(),
+            tail: encode(version, &tail_text).ok_or_else(unencodable)?,
+            header_len: whole.len(),
+        };
+        // Built from the same pieces as `dict_text`; checked against it.
+        match shape.get(growth).and_then(|&rows| template.render(rows)) {
+            Some(rendered) if rendered == whole => Ok(template),
+            _ => Err(FormatError::unsupported(
+                "the header text could not be split at its growth axis",
+            )),
+        }
+    }
+
+    /// The whole header for a growth length of `rows`; `None` when its
+    /// digits do not fit in the header's length.
+    #[must_use]
+    pub fn render(&self, rows: u64) -> Option<Vec<u8>> {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        let mut rest = rows;
+        loop {
+            start -= 1;
+            let digit = u8::try_from(rest % 10).unwrap_or_default();
+            *digits.get_mut(start)? = b'0' + digit;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let digits = digits.get(start..)?;
+        let used = self
+            .head
+            .len()
+            .checked_add(digits.len())?
+            .checked_add(self.tail.len())?
+            .checked_add(1)?;
+        let pad = self.header_len.checked_sub(used)?;
+        let mut out = Vec::with_capacity(self.header_len);
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(digits);
+        out.extend_from_slice(&self.tail);
+        out.resize(out.len() + pad, b' ');
+        out.push(b'\n');
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,6 +645,70 @@ mod tests {
 
     fn f4() -> Dtype {
         Dtype::scalar(Kind::Float, ByteOrder::Little, 4)
+    }
+
+    /// The template renders exactly what `build_with_len` builds, for every
+    /// golden header (C and Fortran order, 1-D to 3-D, versions 1.0 and 3.0,
+    /// structured and non-latin-1 names), at lengths of every digit count,
+    /// and refuses exactly the lengths `build_with_len` cannot fit.
+    #[test]
+    fn growth_template_renders_what_build_with_len_builds() {
+        let mut checked = 0;
+        for golden in GOLDEN {
+            let h = parse(golden).unwrap();
+            if h.shape.is_empty() {
+                assert!(
+                    GrowthTemplate::new(
+                        h.version,
+                        &h.dtype,
+                        h.fortran_order,
+                        &h.shape,
+                        h.header_len
+                    )
+                    .is_err()
+                );
+                continue;
+            }
+            let t =
+                GrowthTemplate::new(h.version, &h.dtype, h.fortran_order, &h.shape, h.header_len)
+                    .unwrap();
+            let mut rows = vec![
+                0,
+                1,
+                9,
+                10,
+                99,
+                100,
+                65_535,
+                1 << 40,
+                u64::MAX - 1,
+                u64::MAX,
+            ];
+            rows.extend((0..20).map(|p| 10u64.pow(p)));
+            for n in rows {
+                let mut shape = h.shape.clone();
+                let axis = if h.fortran_order { shape.len() - 1 } else { 0 };
+                shape[axis] = n;
+                let built =
+                    build_with_len(h.version, &h.dtype, h.fortran_order, &shape, h.header_len).ok();
+                assert_eq!(
+                    t.render(n),
+                    built,
+                    "{:?} rows {n}",
+                    String::from_utf8_lossy(golden)
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 400, "{checked}");
+        // A header too short for 20 digits: the long lengths do not fit.
+        // 70 bytes with one digit: 73 bytes fit four.
+        let t = GrowthTemplate::new(Version::V1, &f4(), false, &[3, 2], 73).unwrap();
+        let tight = build_with_len(Version::V1, &f4(), false, &[9999, 2], 73).unwrap();
+        assert_eq!(t.render(9999).as_deref(), Some(&tight[..]));
+        assert!(build_with_len(Version::V1, &f4(), false, &[10_000, 2], 73).is_err());
+        assert_eq!(t.render(10_000), None);
+        assert_eq!(t.render(u64::MAX), None);
     }
 
     fn malformed(bytes: &[u8]) -> FormatError {
