@@ -9,7 +9,7 @@
 //! multiple of [`ARRAY_ALIGN`] bytes. The text is latin-1 in versions 1.0 and
 //! 2.0 and UTF-8 in version 3.0.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use super::FormatError;
 use super::dtype::Dtype;
@@ -532,9 +532,9 @@ impl GrowthTemplate {
         let mut tail_text = String::new();
         for (i, dim) in shape.iter().enumerate() {
             if i < growth {
-                head_text.push_str(&format!("{dim}, "));
+                let _ = write!(head_text, "{dim}, ");
             } else if i > growth {
-                tail_text.push_str(&format!(", {dim}"));
+                let _ = write!(tail_text, ", {dim}");
             }
         }
         if shape.len() == 1 {
