@@ -75,8 +75,7 @@ class NpyAppendArray:
         with self._lock:
             a = self._appender
             try:
-                a.append(arr)
-                a.commit()
+                a.append_commit(arr)
             except ClosedError:
                 raise ClosedError(
                     f"{os.fspath(self.filename)}: append() after close(); open a new NpyAppendArray"

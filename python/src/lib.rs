@@ -208,6 +208,15 @@ fn refuse_fortran(py: Python<'_>, path: &std::path::Path) -> PyResult<()> {
     Ok(())
 }
 
+/// The error for a call on a closed appender.
+fn closed(py: Python<'_>, path: &std::path::Path) -> PyErr {
+    raise(
+        py,
+        "ClosedError",
+        format!("{}: the appender is closed", path.display()),
+    )
+}
+
 fn shape_text(shape: &[u64]) -> String {
     match shape {
         [one] => format!("({one},)"),
@@ -246,17 +255,14 @@ struct PyAppender {
 
 impl PyAppender {
     fn live(&mut self, py: Python<'_>) -> PyResult<&mut RsAppender> {
-        let path = self.path.display().to_string();
-        self.inner
-            .as_mut()
-            .ok_or_else(|| raise(py, "ClosedError", format!("{path}: the appender is closed")))
+        match &mut self.inner {
+            Some(appender) => Ok(appender),
+            None => Err(closed(py, &self.path)),
+        }
     }
 
     fn live_ref(&self, py: Python<'_>) -> PyResult<&RsAppender> {
-        let path = self.path.display().to_string();
-        self.inner
-            .as_ref()
-            .ok_or_else(|| raise(py, "ClosedError", format!("{path}: the appender is closed")))
+        self.inner.as_ref().ok_or_else(|| closed(py, &self.path))
     }
 
     /// Checks `arr` against the file's dtype and row shape (opening a new
@@ -412,6 +418,22 @@ impl PyAppender {
         let bytes = rows.bytes();
         let appender = self.live(py)?;
         py.detach(|| appender.append_bytes(bytes)).or_raise(py)
+    }
+
+    /// `append(arr)` and `commit()` in one call, with the GIL released once:
+    /// the rows are committed when it returns. Returns the committed row
+    /// count. On a dtype or shape mismatch nothing is appended or committed.
+    fn append_commit(&mut self, py: Python<'_>, arr: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let rows = self.check(py, arr)?;
+        let bytes = rows.bytes();
+        let appender = self.live(py)?;
+        py.detach(|| {
+            if !bytes.is_empty() {
+                appender.append_bytes(bytes)?;
+            }
+            appender.commit()
+        })
+        .or_raise(py)
     }
 
     /// Exactly-once append keyed by row index: `arr` holds rows
