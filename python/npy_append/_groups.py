@@ -1,0 +1,126 @@
+"""The group reader: a consistent snapshot of every member of an append
+group, as zero-copy numpy views."""
+
+import math
+import os
+
+import numpy as np
+
+from . import _native
+from ._dtypes import dtype_from_descr
+
+
+def _view(mapping, rows, dtype, row_shape):
+    """A read-only numpy array of ``rows`` rows over ``mapping`` (a buffer
+    of exactly those rows), without a copy."""
+    shape = (rows,) + row_shape
+    if rows == 0:
+        out = np.empty(shape, dtype=dtype)
+        out.flags.writeable = False
+        return out
+    count = rows * math.prod(row_shape)
+    return np.frombuffer(mapping, dtype=dtype, count=count).reshape(shape)
+
+
+class GroupReader:
+    """Read-only snapshot of an append group: every member's rows as of
+    one group commit, so the members never disagree::
+
+        r = GroupReader("data/train.group")
+        feats, labels = r["feats.npy"], r["labels.npy"]   # zero-copy views
+        r.cursor                                          # that commit's cursor
+        r.refresh()                                       # newer commits
+
+    Takes no lock and never writes, so it runs beside the group's writer
+    (in this or another process). A view returned by :meth:`array` stays
+    valid after :meth:`refresh` and after the reader is gone: it keeps its
+    memory mapping alive.
+    """
+
+    def __init__(self, path):
+        self._native = _native._GroupReader(os.fspath(path))
+        self._load()
+
+    def _load(self):
+        n = self._native
+        self._names = tuple(n.names)
+        self._dtypes = {name: dtype_from_descr(n.descr(name)) for name in self._names}
+        self._row_shapes = {name: tuple(n.row_shape(name)) for name in self._names}
+
+    @property
+    def path(self):
+        """The group journal's path."""
+        return self._native.path
+
+    @property
+    def names(self):
+        """The member file names, in the group's order."""
+        return self._names
+
+    @property
+    def sequence(self):
+        """The sequence number of the group commit this snapshot shows."""
+        return self._native.sequence
+
+    @property
+    def cursor(self):
+        """The cursor of the commit this snapshot shows (bytes)."""
+        return self._native.cursor
+
+    @property
+    def rows(self):
+        """``{name: committed rows}`` in this snapshot."""
+        return {name: self._native.rows(name) for name in self._names}
+
+    def dtype(self, name):
+        """Member ``name``'s numpy dtype."""
+        self._check(name)
+        return self._dtypes[name]
+
+    def row_shape(self, name):
+        """The shape of one row of member ``name``."""
+        self._check(name)
+        return self._row_shapes[name]
+
+    def member_path(self, name):
+        """The path of member ``name``'s ``.npy`` file."""
+        return self._native.member_path(name)
+
+    def _check(self, name):
+        if name not in self._dtypes:
+            # Raises InvalidArgumentError naming the group.
+            self._native.rows(name)
+
+    def refresh(self):
+        """Reads the newest group commit; returns whether it changed.
+        Views taken before stay valid (and unchanged)."""
+        return self._native.refresh()
+
+    def array(self, name):
+        """Member ``name``'s committed rows in this snapshot: a read-only
+        numpy array, without a copy (a view of the memory-mapped file)."""
+        self._check(name)
+        return _view(
+            self._native.mapping(name),
+            self._native.rows(name),
+            self._dtypes[name],
+            self._row_shapes[name],
+        )
+
+    def arrays(self):
+        """``{name: array(name)}`` for every member: one consistent
+        snapshot."""
+        return {name: self.array(name) for name in self._names}
+
+    def __getitem__(self, name):
+        """``array(name)``; KeyError for a name that is not a member."""
+        if name not in self._dtypes:
+            raise KeyError(name)
+        return self.array(name)
+
+    def __contains__(self, name):
+        return name in self._dtypes
+
+    def __repr__(self):
+        rows = ", ".join(f"{k}: {v}" for k, v in self.rows.items())
+        return f"<npy_append.GroupReader {os.fspath(self.path)!r}: commit {self.sequence}, rows {{{rows}}}>"

@@ -1,0 +1,119 @@
+"""The ragged reader: each sequence of a ragged array as a zero-copy numpy
+view."""
+
+import operator
+import os
+
+import numpy as np
+
+from . import _native
+from ._dtypes import dtype_from_descr
+from ._groups import _view
+
+
+class RaggedReader:
+    """Read-only snapshot of a ragged array (a values/offsets pair written
+    by :class:`RaggedAppender`): sequence ``i`` is rows
+    ``offsets[i]:offsets[i + 1]`` of the values::
+
+        r = RaggedReader("tokens.group")
+        len(r)          # committed sequences
+        r[3]            # sequence 3: a read-only view, no copy
+        for seq in r:   # every sequence
+            ...
+
+    Values and offsets come from one commit, so they always agree. Takes no
+    lock and never writes; :meth:`refresh` picks up newer commits, and views
+    taken before stay valid.
+    """
+
+    def __init__(self, path, names=("values.npy", "offsets.npy")):
+        values, offsets = names
+        self._native = _native._RaggedReader(os.fspath(path), values, offsets)
+        self._dtype = dtype_from_descr(self._native.descr)
+        self._row_shape = tuple(self._native.row_shape)
+        self._values = None
+
+    @property
+    def path(self):
+        """The group journal's path."""
+        return self._native.path
+
+    @property
+    def values_path(self):
+        """The values file's path."""
+        return self._native.values_path
+
+    @property
+    def offsets_path(self):
+        """The offsets file's path."""
+        return self._native.offsets_path
+
+    @property
+    def dtype(self):
+        """The values' numpy dtype."""
+        return self._dtype
+
+    @property
+    def row_shape(self):
+        """The shape of one row of the values (``()`` for 1-D values)."""
+        return self._row_shape
+
+    @property
+    def cursor(self):
+        """The cursor of the commit this snapshot shows (bytes)."""
+        return self._native.cursor
+
+    @property
+    def sequence(self):
+        """The sequence number of the group commit this snapshot shows."""
+        return self._native.sequence
+
+    def __len__(self):
+        """Sequences in this snapshot."""
+        return len(self._native)
+
+    def refresh(self):
+        """Reads the newest commit; returns whether it changed."""
+        changed = self._native.refresh()
+        self._values = None
+        return changed
+
+    def values(self):
+        """Every committed row of the values: a read-only view, no copy."""
+        if self._values is None:
+            self._values = _view(
+                self._native.values_mapping(), self._native.values_rows, self._dtype, self._row_shape
+            )
+        return self._values
+
+    def offsets(self):
+        """The committed offsets (int64, ``len(self) + 1`` values starting
+        with 0): a read-only view, no copy."""
+        return _view(self._native.offsets_mapping(), self._native.offsets_rows, np.dtype(np.int64), ())
+
+    def bounds(self, i):
+        """``(start, end)``: the rows of the values holding sequence ``i``."""
+        return self._native.range(self._index(i))
+
+    def _index(self, i):
+        n = len(self._native)
+        i = operator.index(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"sequence index out of range ({n} sequences)")
+        return i
+
+    def __getitem__(self, i):
+        """Sequence ``i`` (negative indices count from the end): a read-only
+        view of its rows, no copy."""
+        start, end = self._native.range(self._index(i))
+        return self.values()[start:end]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self):
+        return f"<npy_append.RaggedReader {os.fspath(self.path)!r}: {len(self)} sequences>"

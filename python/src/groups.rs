@@ -1,0 +1,731 @@
+//! Append groups from Python: several `.npy` files committed together
+//! (`AppendGroup`), and a consistent snapshot of all of them
+//! (`_GroupReader`, wrapped by `npy_append.GroupReader`).
+
+use std::ffi::{c_int, c_void};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use npy_append::{
+    AppendGroup as RsGroup, Dtype, Error, GroupOptions, GroupReader as RsGroupReader, LockWait,
+    MemberSpec, RaggedReader as RsRaggedReader,
+};
+use numpy::PyUntypedArrayMethods;
+use pyo3::exceptions::PyBufferError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use crate::{OrRaise, Rows, dtype_of, numpy_dtype, raise, rows_of, shape_text, to_py};
+
+/// `lock_timeout` seconds as the library's lock policy (`None`: fail at once).
+pub(crate) fn lock_wait(py: Python<'_>, lock_timeout: Option<f64>) -> PyResult<LockWait> {
+    let Some(seconds) = lock_timeout else {
+        return Ok(LockWait::Fail);
+    };
+    Duration::try_from_secs_f64(seconds)
+        .map(LockWait::Wait)
+        .map_err(|e| {
+            raise(
+                py,
+                "InvalidArgumentError",
+                format!("invalid argument: lock_timeout: {e}"),
+            )
+        })
+}
+
+/// A numpy dtype (anything `numpy.dtype()` accepts) as the library's dtype.
+pub(crate) fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<Dtype> {
+    let np_dtype = py.import("numpy")?.getattr("dtype")?.call1((dtype,))?;
+    dtype_of(py, &np_dtype)
+}
+
+/// A row shape: a sequence of sizes, or one size for `(n,)`.
+pub(crate) fn parse_row_shape(py: Python<'_>, shape: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
+    if let Ok(n) = shape.extract::<u64>() {
+        return Ok(vec![n]);
+    }
+    shape.extract::<Vec<u64>>().map_err(|_| {
+        raise(
+            py,
+            "InvalidArgumentError",
+            format!(
+                "invalid argument: a row shape is a tuple of sizes, such as () or (768,), not {}",
+                shape
+                    .repr()
+                    .map_or_else(|_| "?".to_owned(), |r| r.to_string())
+            ),
+        )
+    })
+}
+
+/// The rows of `arr` along its first axis (C order: members are never
+/// Fortran-order files), without a copy when it is C-contiguous.
+fn c_order_rows<'py>(py: Python<'py>, arr: &Bound<'py, PyAny>) -> PyResult<Rows<'py>> {
+    rows_of(py, arr, false)
+}
+
+/// What a member (or the values of a ragged array) accepts: its dtype and
+/// row shape, and the numpy dtype object last found equal to the dtype.
+pub(crate) struct Accepts {
+    pub(crate) dtype: Dtype,
+    pub(crate) row_shape: Vec<u64>,
+    matched: Option<Py<PyAny>>,
+}
+
+impl Accepts {
+    pub(crate) fn new(dtype: Dtype, row_shape: Vec<u64>) -> Self {
+        Self {
+            dtype,
+            row_shape,
+            matched: None,
+        }
+    }
+
+    /// Checks `arr` against the dtype (exactly equal, never cast) and the
+    /// row shape, and returns its bytes (without a copy when it is
+    /// C-contiguous). `file` names the file in messages.
+    pub(crate) fn check<'py>(
+        &mut self,
+        py: Python<'py>,
+        arr: &Bound<'py, PyAny>,
+        file: &Path,
+    ) -> PyResult<Rows<'py>> {
+        let rows = c_order_rows(py, arr)?;
+        let dtype = rows.array.dtype();
+        let same = self
+            .matched
+            .as_ref()
+            .is_some_and(|m| m.as_ptr() == dtype.as_ptr());
+        if !same {
+            let given = dtype_of(py, dtype.as_any())?;
+            if given != self.dtype {
+                return Err(to_py(
+                    py,
+                    &Error::DtypeMismatch {
+                        expected: format!("{} ({})", self.dtype, file.display()),
+                        found: given.to_string(),
+                    },
+                ));
+            }
+            self.matched = Some(dtype.into_any().unbind());
+        }
+        if rows.row_shape != self.row_shape {
+            return Err(to_py(
+                py,
+                &Error::ShapeMismatch {
+                    expected: format!(
+                        "rows of shape {} ({})",
+                        shape_text(&self.row_shape),
+                        file.display()
+                    ),
+                    found: format!("rows of shape {}", shape_text(&rows.row_shape)),
+                },
+            ));
+        }
+        Ok(rows)
+    }
+}
+
+/// The members given to `AppendGroup.open_or_recover`: a dict
+/// `{name: (dtype, row_shape)}` or `{name: dtype}`, or a sequence of
+/// `(name, dtype, row_shape)` or `(name, dtype)` tuples.
+fn parse_members(py: Python<'_>, members: &Bound<'_, PyAny>) -> PyResult<Vec<MemberSpec>> {
+    let bad = |what: String| {
+        raise(
+            py,
+            "InvalidArgumentError",
+            format!("invalid argument: {what}"),
+        )
+    };
+    let mut entries: Vec<(String, Bound<'_, PyAny>, Option<Bound<'_, PyAny>>)> = Vec::new();
+    if let Ok(dict) = members.cast::<PyDict>() {
+        for (name, spec) in dict.iter() {
+            let Ok(name) = name.extract::<String>() else {
+                return Err(bad(format!(
+                    "member names are strings, not {}",
+                    name.repr()?
+                )));
+            };
+            // A tuple is (dtype, row_shape): numpy's own (base, shape)
+            // subarray dtypes are not member dtypes.
+            match spec.cast::<PyTuple>() {
+                Ok(t) if t.len() == 2 => {
+                    entries.push((name, t.get_item(0)?, Some(t.get_item(1)?)));
+                }
+                Ok(t) => {
+                    return Err(bad(format!(
+                        "member {name:?}: give (dtype, row_shape) or a dtype, not a tuple of {}",
+                        t.len()
+                    )));
+                }
+                Err(_) => entries.push((name, spec, None)),
+            }
+        }
+    } else {
+        for item in members.try_iter()? {
+            let item = item?;
+            let t = item
+                .cast_into::<PyTuple>()
+                .ok()
+                .filter(|t| t.len() == 2 || t.len() == 3)
+                .ok_or_else(|| {
+                    bad(
+                        "members: a dict {name: (dtype, row_shape)} or a sequence of \
+                         (name, dtype, row_shape) tuples"
+                            .to_owned(),
+                    )
+                })?;
+            let name: String = t
+                .get_item(0)?
+                .extract()
+                .map_err(|_| bad("member names are strings".to_owned()))?;
+            let shape = if t.len() == 3 {
+                Some(t.get_item(2)?)
+            } else {
+                None
+            };
+            entries.push((name, t.get_item(1)?, shape));
+        }
+    }
+    entries
+        .into_iter()
+        .map(|(name, dtype, shape)| {
+            let dtype = parse_dtype(py, &dtype)?;
+            let shape = match shape {
+                Some(s) => parse_row_shape(py, &s)?,
+                None => Vec::new(),
+            };
+            Ok(MemberSpec::with_dtype(&name, dtype, &shape))
+        })
+        .collect()
+}
+
+/// A member as the Python writer knows it.
+struct Member {
+    name: String,
+    path: PathBuf,
+    accepts: Accepts,
+}
+
+/// Several `.npy` files committed together, crash-safely.
+///
+/// Open with `AppendGroup.open_or_recover(path, members=...)`, where `path`
+/// is the group journal (e.g. "data/train.group") and the members are
+/// `.npy` files in the same directory, addressed by their file names.
+/// Rows given to `append(name, arr)` are pending until `commit()`; a commit
+/// is one record for every member, synced (it survives a power loss), and
+/// after a crash every member holds the rows of the same commit. Members
+/// may grow by different amounts per commit. Each member is a plain `.npy`
+/// that numpy loads on its own; the group journal stays after `close()`
+/// (it names the members and keeps the last cursor).
+///
+/// As a context manager, leaving the block normally closes; leaving it by
+/// an exception only releases the files without committing (as a crash
+/// would: the next open keeps exactly the last commit).
+#[pyclass(module = "npy_append._native", name = "AppendGroup")]
+pub(crate) struct PyAppendGroup {
+    inner: Option<RsGroup>,
+    path: PathBuf,
+    members: Vec<Member>,
+}
+
+impl PyAppendGroup {
+    fn live(&mut self, py: Python<'_>) -> PyResult<&mut RsGroup> {
+        let path = self.path.display().to_string();
+        self.inner
+            .as_mut()
+            .ok_or_else(|| raise(py, "ClosedError", format!("{path}: the group is closed")))
+    }
+
+    fn live_ref(&self, py: Python<'_>) -> PyResult<&RsGroup> {
+        let path = self.path.display().to_string();
+        self.inner
+            .as_ref()
+            .ok_or_else(|| raise(py, "ClosedError", format!("{path}: the group is closed")))
+    }
+
+    /// The index of the member named `name`.
+    fn index(&self, py: Python<'_>, name: &str) -> PyResult<usize> {
+        self.members
+            .iter()
+            .position(|m| m.name == name)
+            .ok_or_else(|| {
+                raise(
+                    py,
+                    "InvalidArgumentError",
+                    format!(
+                        "invalid argument: {}: no member {name:?}; the members are {}",
+                        self.path.display(),
+                        self.member_names().join(", ")
+                    ),
+                )
+            })
+    }
+
+    fn member_names(&self) -> Vec<&str> {
+        self.members.iter().map(|m| m.name.as_str()).collect()
+    }
+
+    /// `{name: count}` for the members in order.
+    fn by_name<'py>(&self, py: Python<'py>, counts: &[u64]) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (m, n) in self.members.iter().zip(counts) {
+            d.set_item(&m.name, n)?;
+        }
+        Ok(d)
+    }
+
+    /// Checks `arr` for member `name`; returns the member's index and the
+    /// array's bytes.
+    fn check<'py>(
+        &mut self,
+        py: Python<'py>,
+        name: &str,
+        arr: &Bound<'py, PyAny>,
+    ) -> PyResult<(usize, Rows<'py>)> {
+        self.live_ref(py)?;
+        let i = self.index(py, name)?;
+        let m = self
+            .members
+            .get_mut(i)
+            .ok_or_else(|| raise(py, "InvalidArgumentError", format!("member {i}")))?;
+        let rows = m.accepts.check(py, arr, &m.path)?;
+        Ok((i, rows))
+    }
+}
+
+#[pymethods]
+impl PyAppendGroup {
+    /// Opens the group whose journal is `path`: creates it with `members`,
+    /// or opens an existing group and recovers it to its last commit (every
+    /// member cut back to the same commit).
+    ///
+    /// members: a dict `{file_name: (dtype, row_shape)}` (or
+    ///   `{file_name: dtype}` for 1-D members), or a sequence of
+    ///   `(file_name, dtype, row_shape)` tuples. Needed to create a group;
+    ///   for an existing group, optional, and when given it must list
+    ///   exactly the group's members, in order, with their dtypes and row
+    ///   shapes (else DtypeMismatchError or ShapeMismatchError). Member
+    ///   files live in the journal's directory and must not exist yet when
+    ///   the group is created.
+    /// lock_timeout: seconds to wait for another writer's lock (default:
+    ///   fail at once with LockedError).
+    /// buffer_bytes: per-member buffer for small appends (default 256 KiB).
+    #[staticmethod]
+    #[pyo3(signature = (path, members=None, lock_timeout=None, buffer_bytes=None))]
+    fn open_or_recover(
+        py: Python<'_>,
+        path: PathBuf,
+        members: Option<Bound<'_, PyAny>>,
+        lock_timeout: Option<f64>,
+        buffer_bytes: Option<usize>,
+    ) -> PyResult<Self> {
+        let mut options = GroupOptions::new().lock_wait(lock_wait(py, lock_timeout)?);
+        if let Some(members) = &members {
+            for spec in parse_members(py, members)? {
+                options = options.member(spec);
+            }
+        }
+        if let Some(bytes) = buffer_bytes {
+            options = options.buffer_bytes(bytes);
+        }
+        let group = py.detach(|| options.open(&path)).or_raise(py)?;
+        // The writer holds every lock and has recovered: a snapshot now is
+        // exactly its state, and names each member's dtype and row shape.
+        let snapshot = py.detach(|| RsGroupReader::open(&path)).or_raise(py)?;
+        let members = (0..snapshot.member_count())
+            .map(|i| {
+                let missing = || {
+                    raise(
+                        py,
+                        "CorruptError",
+                        format!("{}: member {i} vanished", path.display()),
+                    )
+                };
+                Ok(Member {
+                    name: snapshot.member_name(i).ok_or_else(missing)?.to_owned(),
+                    path: snapshot.member_path(i).ok_or_else(missing)?.to_path_buf(),
+                    accepts: Accepts::new(
+                        snapshot.dtype(i).ok_or_else(missing)?.clone(),
+                        snapshot.row_shape(i).ok_or_else(missing)?.to_vec(),
+                    ),
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(Self {
+            inner: Some(group),
+            path,
+            members,
+        })
+    }
+
+    /// Appends the rows of a numpy array to member `name` (axis 0 is rows;
+    /// the other axes must be the member's row shape). The dtype must equal
+    /// the member's exactly: nothing is cast. A C-contiguous array is read
+    /// in place, without a copy. The rows are pending until the next
+    /// commit. A mismatch raises and appends nothing.
+    fn append(&mut self, py: Python<'_>, name: &str, arr: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (i, rows) = self.check(py, name, arr)?;
+        if rows.count == 0 {
+            return Ok(());
+        }
+        let bytes = rows.bytes();
+        let group = self.live(py)?;
+        py.detach(|| group.append_bytes(i, bytes)).or_raise(py)
+    }
+
+    /// Exactly-once append keyed by row index: `arr` holds rows
+    /// `start_row...` of member `name`. Rows the member already holds
+    /// (committed or pending) are skipped; returns how many rows were
+    /// appended. A `start_row` past the rows the member holds raises
+    /// GapError and appends nothing.
+    fn append_at(
+        &mut self,
+        py: Python<'_>,
+        name: &str,
+        start_row: u64,
+        arr: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let (i, rows) = self.check(py, name, arr)?;
+        let group = self.live(py)?;
+        let held = group.rows(i) + group.pending_rows(i);
+        if start_row > held {
+            let path = group.member_path(i).unwrap_or(Path::new("")).to_path_buf();
+            return Err(to_py(
+                py,
+                &Error::Gap {
+                    path,
+                    start_row,
+                    len: held,
+                },
+            ));
+        }
+        let skip = (held - start_row).min(rows.count);
+        let row_bytes = if rows.count == 0 {
+            0
+        } else {
+            rows.nbytes / rows.count as usize
+        };
+        let bytes = rows.bytes().get(skip as usize * row_bytes..).unwrap_or(&[]);
+        if !bytes.is_empty() {
+            py.detach(|| group.append_bytes(i, bytes)).or_raise(py)?;
+        }
+        Ok(rows.count - skip)
+    }
+
+    /// Commits every member's pending rows as one group commit, synced,
+    /// with `cursor` (bytes of at most 8128, found again after a crash)
+    /// when given; without one the commit keeps the last cursor. Returns
+    /// `{name: committed rows}`. With nothing pending and no new cursor,
+    /// does nothing.
+    #[pyo3(signature = (cursor=None))]
+    fn commit<'py>(
+        &mut self,
+        py: Python<'py>,
+        cursor: Option<&[u8]>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let group = self.live(py)?;
+        let rows = match cursor {
+            Some(cursor) => {
+                let cursor = cursor.to_vec();
+                py.detach(|| group.commit_with_cursor(&cursor))
+                    .or_raise(py)?
+            }
+            None => py.detach(|| group.commit()).or_raise(py)?,
+        };
+        self.by_name(py, &rows)
+    }
+
+    /// Commits, then makes every member's header durable: each member is a
+    /// plain `.npy`. The group journal stays. Returns `{name: committed
+    /// rows}`; closing again does nothing and returns None.
+    fn close<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(group) = self.inner.take() else {
+            return Ok(None);
+        };
+        let rows = py.detach(|| group.close()).or_raise(py)?;
+        self.by_name(py, &rows).map(Some)
+    }
+
+    /// Releases the files without committing, as a crash would: pending
+    /// rows are lost, committed rows stay (the next open cuts the rest).
+    fn abandon(&mut self) {
+        self.inner = None;
+    }
+
+    /// The member file names, in the group's order.
+    #[getter]
+    fn names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.member_names())
+    }
+
+    /// `{name: (numpy dtype, row_shape)}`: what each member accepts (the
+    /// form `open_or_recover` takes as `members`).
+    #[getter]
+    fn members<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for m in &self.members {
+            let shape = PyTuple::new(py, &m.accepts.row_shape)?;
+            d.set_item(&m.name, (numpy_dtype(py, &m.accepts.dtype)?, shape))?;
+        }
+        Ok(d)
+    }
+
+    /// `{name: committed rows}`.
+    #[getter]
+    fn rows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let rows = self.live_ref(py)?.member_rows();
+        self.by_name(py, &rows)
+    }
+
+    /// `{name: rows appended since the last commit}`.
+    #[getter]
+    fn pending_rows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let group = self.live_ref(py)?;
+        let pending: Vec<u64> = (0..self.members.len())
+            .map(|i| group.pending_rows(i))
+            .collect();
+        self.by_name(py, &pending)
+    }
+
+    /// The cursor of the last commit (bytes; empty when none was given).
+    #[getter]
+    fn cursor<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, self.live_ref(py)?.cursor()))
+    }
+
+    /// Bytes the open cut from the members (rows of a commit that never
+    /// completed).
+    #[getter]
+    fn bytes_cut(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.live_ref(py)?.bytes_cut())
+    }
+
+    /// The path of member `name`'s `.npy` file.
+    fn member_path(&self, py: Python<'_>, name: &str) -> PyResult<PathBuf> {
+        let i = self.index(py, name)?;
+        Ok(self
+            .members
+            .get(i)
+            .map(|m| m.path.clone())
+            .unwrap_or_default())
+    }
+
+    /// The group journal's path.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// Whether close() (or abandon()) was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_none()
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// Closes when the block ends normally; when it ends by an exception,
+    /// releases the files without committing (the pending rows are lost).
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &mut self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        if exc_type.is_some_and(|t| !t.is_none()) {
+            self.inner = None;
+        } else {
+            self.close(py)?;
+        }
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        let path = self.path.display().to_string();
+        match &self.inner {
+            Some(g) => {
+                let rows: Vec<String> = self
+                    .members
+                    .iter()
+                    .zip(g.member_rows())
+                    .map(|(m, n)| format!("{}: {n}", m.name))
+                    .collect();
+                format!(
+                    "<npy_append.AppendGroup {path:?}: committed rows {{{}}}>",
+                    rows.join(", ")
+                )
+            }
+            None => format!("<npy_append.AppendGroup {path:?}: closed>"),
+        }
+    }
+}
+
+/// A snapshot whose mapped bytes a view can keep alive.
+pub(crate) enum Snapshot {
+    Group(Arc<RsGroupReader>),
+    Ragged(Arc<RsRaggedReader>),
+}
+
+impl Snapshot {
+    fn group(&self) -> &RsGroupReader {
+        match self {
+            Self::Group(r) => r,
+            Self::Ragged(r) => r.group(),
+        }
+    }
+}
+
+/// The committed bytes of one member of a group snapshot, exported
+/// through the buffer protocol; keeps the mapping alive as long as any
+/// view of it.
+#[pyclass(module = "npy_append._native", name = "_GroupMapping", frozen)]
+pub(crate) struct GroupMapping {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) member: usize,
+}
+
+#[pymethods]
+impl GroupMapping {
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        let this = slf.get();
+        let reader = this.snapshot.group();
+        let bytes = reader
+            .bytes(this.member, 0..reader.rows(this.member))
+            .map_err(|e| PyBufferError::new_err(e.to_string()))?;
+        let len =
+            isize::try_from(bytes.len()).map_err(|e| PyBufferError::new_err(e.to_string()))?;
+        // SAFETY: `view` comes from the interpreter; the bytes live as long
+        // as the snapshot, which `slf` (stored in the view's `obj`) keeps
+        // alive, and are never written while mapped (committed rows).
+        let rc = unsafe {
+            ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                bytes.as_ptr().cast_mut().cast::<c_void>(),
+                len,
+                1,
+                flags,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(PyErr::fetch(slf.py()))
+        }
+    }
+}
+
+/// A consistent snapshot of every member of a group (the rows of one group
+/// commit); see `npy_append.GroupReader`.
+#[pyclass(module = "npy_append._native", name = "_GroupReader")]
+pub(crate) struct PyGroupReader {
+    path: PathBuf,
+    reader: Arc<RsGroupReader>,
+}
+
+impl PyGroupReader {
+    fn index(&self, py: Python<'_>, name: &str) -> PyResult<usize> {
+        self.reader.member_index(name).ok_or_else(|| {
+            raise(
+                py,
+                "InvalidArgumentError",
+                format!(
+                    "invalid argument: {}: no member {name:?}",
+                    self.path.display()
+                ),
+            )
+        })
+    }
+}
+
+#[pymethods]
+impl PyGroupReader {
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let reader = py.detach(|| RsGroupReader::open(&path)).or_raise(py)?;
+        Ok(Self {
+            path,
+            reader: Arc::new(reader),
+        })
+    }
+
+    /// Reads the newest commit again; returns whether it changed. Views of
+    /// the older snapshot stay valid.
+    fn refresh(&mut self, py: Python<'_>) -> PyResult<bool> {
+        let path = self.path.clone();
+        let fresh = py.detach(|| RsGroupReader::open(&path)).or_raise(py)?;
+        let changed = fresh.sequence() != self.reader.sequence();
+        self.reader = Arc::new(fresh);
+        Ok(changed)
+    }
+
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    #[getter]
+    fn sequence(&self) -> u64 {
+        self.reader.sequence()
+    }
+
+    #[getter]
+    fn cursor<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.reader.cursor())
+    }
+
+    /// The member names, in order.
+    #[getter]
+    fn names(&self) -> Vec<String> {
+        (0..self.reader.member_count())
+            .filter_map(|i| self.reader.member_name(i).map(str::to_owned))
+            .collect()
+    }
+
+    fn rows(&self, py: Python<'_>, name: &str) -> PyResult<u64> {
+        Ok(self.reader.rows(self.index(py, name)?))
+    }
+
+    fn descr(&self, py: Python<'_>, name: &str) -> PyResult<String> {
+        let i = self.index(py, name)?;
+        Ok(self
+            .reader
+            .dtype(i)
+            .map(Dtype::descr_repr)
+            .unwrap_or_default())
+    }
+
+    fn row_shape(&self, py: Python<'_>, name: &str) -> PyResult<Vec<u64>> {
+        let i = self.index(py, name)?;
+        Ok(self.reader.row_shape(i).unwrap_or_default().to_vec())
+    }
+
+    fn member_path(&self, py: Python<'_>, name: &str) -> PyResult<PathBuf> {
+        let i = self.index(py, name)?;
+        Ok(self
+            .reader
+            .member_path(i)
+            .map(Path::to_path_buf)
+            .unwrap_or_default())
+    }
+
+    /// The committed bytes of member `name`, as an object exporting the
+    /// buffer protocol.
+    fn mapping(&self, py: Python<'_>, name: &str) -> PyResult<GroupMapping> {
+        Ok(GroupMapping {
+            snapshot: Snapshot::Group(Arc::clone(&self.reader)),
+            member: self.index(py, name)?,
+        })
+    }
+}
