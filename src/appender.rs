@@ -448,6 +448,24 @@ impl<B: Backend> Appender<B> {
         }
     }
 
+    /// Whether the file is in Fortran order with more than one dimension
+    /// (for a new file: whether it will be created so): rows are then
+    /// slices along the last axis, each in Fortran order, and the array's
+    /// shape is `(*row_shape, len)`. A 1-D array is the same in both orders
+    /// and counts as C order, as in [`crate::Reader::fortran_order`].
+    pub fn fortran_order(&self) -> bool {
+        match &self.state {
+            State::Live(live) => {
+                live.layout.header.fortran_order && live.layout.header.shape.len() > 1
+            }
+            State::Unborn {
+                row_shape,
+                fortran_order,
+                ..
+            } => *fortran_order && !row_shape.is_empty(),
+        }
+    }
+
     /// Bytes per row; `None` before a new file's first append.
     pub fn row_bytes(&self) -> Option<u64> {
         match &self.state {

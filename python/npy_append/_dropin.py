@@ -1,7 +1,6 @@
 """A crash-safe drop-in for npy-append-array (0.9.x signatures)."""
 
 import os
-import tempfile
 import threading
 
 import numpy as np
@@ -20,7 +19,8 @@ def _journal(filename):
 
 
 class NpyAppendArray:
-    """Appends arrays to a ``.npy`` file along axis 0; crash-safe.
+    """Appends arrays to a ``.npy`` file along axis 0 (along the last axis
+    for a Fortran-order file); crash-safe.
 
     ``NpyAppendArray(filename, delete_if_exists=False,
     rewrite_header_on_append=True, *, fsync=False)``
@@ -37,8 +37,14 @@ class NpyAppendArray:
     silent cast); ``append()`` after ``close()`` raises ``ClosedError``
     (instead of truncating the file); a second writer on the same file
     raises ``LockedError``; the header is kept current at every append
-    whatever ``rewrite_header_on_append`` says; Fortran-order files are not
-    supported (``UnsupportedError``).
+    whatever ``rewrite_header_on_append`` says; a file whose header has no
+    room to grow is rewritten (atomically) when opened, instead of raising.
+
+    A Fortran-order file (``fortran_order`` True, as ``np.save`` writes an
+    array that is Fortran-contiguous and not C-contiguous) grows along its
+    last axis, as with npy-append-array: appended arrays have the file's
+    leading axes and any last axis. A new file takes the order of its first
+    array.
     """
 
     def __init__(self, filename, delete_if_exists=False, rewrite_header_on_append=True, *, fsync=False):
@@ -68,6 +74,7 @@ class NpyAppendArray:
             return
         self.dtype = a.dtype
         self._row_shape = tuple(a.row_shape)
+        self.fortran_order = a.fortran_order
 
     def append(self, arr):
         """Appends ``arr`` (a numpy array: axis 0 is rows, the other axes the
@@ -85,11 +92,14 @@ class NpyAppendArray:
 
     @property
     def shape(self):
-        """The array's shape (rows first); None before a new file's first append."""
+        """The array's shape (rows first; last in a Fortran-order file); None
+        before a new file's first append."""
         if self.dtype is None:
             return None
         a = self._appender
         rows = self._closed_rows if a.closed else len(a)
+        if self.fortran_order:
+            return self._row_shape + (rows,)
         return (rows,) + self._row_shape
 
     def update_header(self):
@@ -135,7 +145,9 @@ def recover(filename, zerofill_incomplete=False):
     With a journal (left by npy_append), the file goes back to its last
     commit. Without one (a crashed npy-append-array or other writer), the
     whole rows past the header are adopted and a partial last row is cut,
-    or, with ``zerofill_incomplete=True``, completed with zero bytes.
+    or, with ``zerofill_incomplete=True``, completed with zero bytes. A
+    "row" of a Fortran-order file is a slice along its last axis. A header
+    without room to grow is rewritten as by :func:`ensure_appendable`.
     """
     path = os.fspath(filename)
     policy = "refuse"
@@ -144,11 +156,17 @@ def recover(filename, zerofill_incomplete=False):
         if zerofill_incomplete:
             with open(path, "rb+") as fp:
                 shape, fortran_order, dtype, data_offset = _read_header(fp)
-                if not fortran_order and len(shape) >= 1:
-                    row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+                if len(shape) >= 1:
+                    row_shape = shape[:-1] if fortran_order else shape[1:]
+                    row_bytes = int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize
                     fp.seek(0, os.SEEK_END)
-                    extra = (fp.tell() - data_offset) % row_bytes if row_bytes else 0
-                    if extra:
+                    data_bytes = fp.tell() - data_offset
+                    # Only a partial row past the header's rows is completed:
+                    # a file shorter than its header lost committed data,
+                    # which zeros would hide (opening reports it instead).
+                    past_header = data_bytes > int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                    extra = data_bytes % row_bytes if row_bytes else 0
+                    if past_header and extra:
                         fp.write(b"\0" * (row_bytes - extra))
                         fp.flush()
                         os.fsync(fp.fileno())
@@ -158,51 +176,43 @@ def recover(filename, zerofill_incomplete=False):
 
 
 def is_appendable(filename):
-    """Whether npy_append can append to the file (possibly after recovery):
-    False for a header without room to grow, Fortran order, 0-d arrays."""
-    state, _problem = _native.file_state(os.fspath(filename))
-    return state != "unsupported"
+    """Whether the file's header has room to grow the row count in place,
+    npy-append-array's question (``False``: :func:`ensure_appendable`
+    rewrites it; ``NpyAppendArray`` also does, when it opens the file).
+    Also ``False`` for a file npy_append cannot append to at all: a 0-d
+    array, rows of zero bytes, a header without room next to a journal.
+    A file that needs recovery (see :func:`recover`) can be appendable.
+    """
+    state, _problem, room = _native.file_state(os.fspath(filename))
+    return room and state != "unsupported"
 
 
 def ensure_appendable(filename, inplace=False):
-    """Makes a file whose header has no room to grow appendable by
-    rewriting it with numpy's current header layout; returns True.
+    """Makes a file whose header has no room to grow the row count
+    appendable; returns True. A file whose header has room is left as it is.
 
-    The rewrite always goes to a temporary file that then replaces the
-    original (atomic: a crash leaves the old or the new file);
-    ``inplace`` is accepted for compatibility and does not change that.
+    The rewrite is the library's: a copy with numpy's header (which has
+    room) and the same data bytes is written next to the file as
+    ``<file>.rewrite``, synced, and renamed over the file, so a crash leaves
+    the old file or the new one, never a mix. ``inplace`` is accepted for
+    compatibility and does not change that.
+
+    Raises ``UnsupportedError`` for a file npy_append cannot append to
+    (0-d, rows of zero bytes, a header without room next to a journal), and
+    the error opening the file raises otherwise: ``TrailingBytesError`` for
+    bytes past the header's data (a crashed writer of another tool: call
+    :func:`recover`, which also rewrites the header), ``LockedError`` when
+    a writer holds the file. The file is then unchanged.
     """
     del inplace
     path = os.fspath(filename)
-    state, problem = _native.file_state(path)
-    if state != "unsupported":
-        return True
-    with open(path, "rb") as fp:
-        shape, fortran_order, dtype, _ = _read_header(fp)
-    if fortran_order or len(shape) == 0 or dtype.hasobject:
-        raise UnsupportedError(f"{path}: cannot be made appendable: {problem}")
-    data = np.load(path, mmap_mode="r")
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _format.write_array(out, np.ascontiguousarray(data), allow_pickle=False)
-            out.flush()
-            os.fsync(out.fileno())
-        del data
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-    state, problem = _native.file_state(path)
+    state, problem, room = _native.file_state(path)
     if state == "unsupported":
+        raise UnsupportedError(f"{path}: cannot be made appendable: {problem}")
+    if room:
+        return True
+    _native.Appender.open_or_recover(path).close()
+    state, problem, room = _native.file_state(path)
+    if state == "unsupported" or not room:
         raise UnsupportedError(f"{path}: still not appendable after the rewrite: {problem}")
     return True

@@ -28,6 +28,7 @@ class Reader:
         self._native = _native._Reader(os.fspath(path))
         self._dtype = dtype_from_descr(self._native.descr)
         self._row_shape = tuple(self._native.row_shape)
+        self._fortran = self._native.fortran_order
 
     @property
     def path(self):
@@ -41,12 +42,22 @@ class Reader:
 
     @property
     def row_shape(self):
-        """The shape of one row (the array's shape without axis 0)."""
+        """The shape of one row (the array's shape without axis 0, or
+        without its last axis in a Fortran-order file)."""
         return self._row_shape
 
     @property
+    def fortran_order(self):
+        """Whether the file is in Fortran order (of at least two axes): rows
+        are then slices along the last axis."""
+        return self._fortran
+
+    @property
     def shape(self):
-        """The shape of the committed array: ``(len(self),) + row_shape``."""
+        """The shape of the committed array: ``(len(self),) + row_shape``,
+        or ``row_shape + (len(self),)`` in Fortran order."""
+        if self._fortran:
+            return self._row_shape + (len(self),)
         return (len(self),) + self._row_shape
 
     def __len__(self):
@@ -64,15 +75,18 @@ class Reader:
 
     def array(self):
         """A read-only numpy array of the committed rows, without a copy
-        (a view of the memory-mapped file)."""
+        (a view of the memory-mapped file; Fortran-ordered for a
+        Fortran-order file, as ``np.load`` returns it)."""
         rows = len(self._native)
-        shape = (rows,) + self._row_shape
+        order = "F" if self._fortran else "C"
+        shape = self._row_shape + (rows,) if self._fortran else (rows,) + self._row_shape
         if rows == 0:
-            out = np.empty(shape, dtype=self._dtype)
+            out = np.empty(shape, dtype=self._dtype, order=order)
             out.flags.writeable = False
             return out
         count = rows * math.prod(self._row_shape)
-        return np.frombuffer(self._native.mapping(), dtype=self._dtype, count=count).reshape(shape)
+        flat = np.frombuffer(self._native.mapping(), dtype=self._dtype, count=count)
+        return flat.reshape(shape, order=order)
 
     def __repr__(self):
         return f"<npy_append.Reader {os.fspath(self.path)!r}: {len(self)} committed rows>"

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use npy_append::format::header::{self, Header};
 use npy_append::{
     AppendOptions, Appender as RsAppender, Dtype, Durability, Error, FileState, FileStatus, Found,
     GroupCommit, Reader as RsReader, TailPolicy,
@@ -81,6 +82,7 @@ impl<T> OrRaise<T> for Result<T, Error> {
 static DESCR_TEXT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static DTYPE_FROM_DESCR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ASCONTIGUOUS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ASFORTRAN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The header descriptor text of a numpy dtype (`'<f4'`, `[('a', '<i4')]`),
 /// parsed by the library.
@@ -124,7 +126,9 @@ fn parse_tail_policy(py: Python<'_>, policy: &str) -> PyResult<TailPolicy> {
     }
 }
 
-/// A C-contiguous numpy array's data as bytes, with its rows and row shape.
+/// A contiguous numpy array's data as bytes, with its rows and row shape:
+/// C order with rows along the first axis, or (for a Fortran-order file)
+/// Fortran order with rows along the last axis.
 struct Rows<'py> {
     /// Keeps the data alive (the array given, or its contiguous copy).
     array: Bound<'py, PyUntypedArray>,
@@ -142,8 +146,9 @@ impl Rows<'_> {
         if self.nbytes == 0 {
             return &[];
         }
-        // SAFETY: the array is C-contiguous (checked in `rows_of`), so its
-        // `nbytes` bytes start at `data`, and it outlives the slice.
+        // SAFETY: the array is C- or Fortran-contiguous (made so in
+        // `rows_of`), so its `nbytes` bytes start at `data`, and it outlives
+        // the slice.
         unsafe {
             let data = (*self.array.as_array_ptr()).fields.data.cast::<u8>();
             std::slice::from_raw_parts(data, self.nbytes)
@@ -151,7 +156,12 @@ impl Rows<'_> {
     }
 }
 
-fn rows_of<'py>(py: Python<'py>, arr: &Bound<'py, PyAny>) -> PyResult<Rows<'py>> {
+/// The rows of `arr` for a file in C order (`fortran` false: rows along
+/// axis 0, the data C-contiguous) or in Fortran order (`fortran` true: rows
+/// along the last axis, the data Fortran-contiguous, as npy-append-array
+/// appends to such files). An array in the other layout is copied into
+/// this one, as `numpy.ascontiguousarray` / `numpy.asfortranarray` do.
+fn rows_of<'py>(py: Python<'py>, arr: &Bound<'py, PyAny>, fortran: bool) -> PyResult<Rows<'py>> {
     let Ok(array) = arr.cast::<PyUntypedArray>() else {
         return Err(raise(
             py,
@@ -164,12 +174,20 @@ fn rows_of<'py>(py: Python<'py>, arr: &Bound<'py, PyAny>) -> PyResult<Rows<'py>>
         ));
     };
     let mut array = array.clone();
-    if !array.is_c_contiguous() {
+    if fortran && !array.is_fortran_contiguous() {
+        let f = ASFORTRAN.import(py, "numpy", "asfortranarray")?;
+        array = f.call1((&array,))?.cast_into::<PyUntypedArray>()?;
+    } else if !fortran && !array.is_c_contiguous() {
         let f = ASCONTIGUOUS.import(py, "numpy", "ascontiguousarray")?;
         array = f.call1((&array,))?.cast_into::<PyUntypedArray>()?;
     }
     let shape = array.shape();
-    let Some((&rows, row_shape)) = shape.split_first() else {
+    let split = if fortran {
+        shape.split_last()
+    } else {
+        shape.split_first()
+    };
+    let Some((&rows, row_shape)) = split else {
         return Err(raise(
             py,
             "ShapeMismatchError",
@@ -187,25 +205,37 @@ fn rows_of<'py>(py: Python<'py>, arr: &Bound<'py, PyAny>) -> PyResult<Rows<'py>>
     })
 }
 
-/// Refuses files of more than one axis in Fortran order: this binding
-/// reads and writes rows in C order.
-/// A file whose status cannot be read is left to the open to report.
-fn refuse_fortran(py: Python<'_>, path: &std::path::Path) -> PyResult<()> {
-    let Ok(status) = py.detach(|| FileStatus::read(path)) else {
-        return Ok(());
+/// Whether `np.save` (and npy-append-array's first append) writes `arr` in
+/// Fortran order: a numpy array that is Fortran-contiguous and not
+/// C-contiguous (so of at least two axes).
+fn saved_in_fortran_order(arr: &Bound<'_, PyAny>) -> bool {
+    arr.cast::<PyUntypedArray>()
+        .is_ok_and(|a| a.is_fortran_contiguous() && !a.is_c_contiguous())
+}
+
+/// Whether the header can hold the largest row count (20 digits) at its
+/// present length, so that appending rewrites it in place: the rule the
+/// library applies before it takes a file over without rewriting it.
+fn header_has_room(header: &Header) -> bool {
+    let mut widest = header.shape.clone();
+    let growth = if header.fortran_order {
+        widest.last_mut()
+    } else {
+        widest.first_mut()
     };
-    if status.header.fortran_order && status.header.shape.len() > 1 {
-        return Err(raise(
-            py,
-            "UnsupportedError",
-            format!(
-                "{}: unsupported: a Fortran-order (fortran_order: True) array of more than one \
-                 axis; the Python binding reads and appends rows in C order only",
-                path.display()
-            ),
-        ));
-    }
-    Ok(())
+    let Some(growth) = growth else {
+        // A 0-d array has no axis to grow (and is refused for that).
+        return true;
+    };
+    *growth = u64::MAX;
+    header::build_with_len(
+        header.version,
+        &header.dtype,
+        header.fortran_order,
+        &widest,
+        header.header_len,
+    )
+    .is_ok()
 }
 
 /// The error for a call on a closed appender.
@@ -249,6 +279,8 @@ struct PyAppender {
     infer: bool,
     /// Whether `options` has the row shape from the caller.
     row_shape_given: bool,
+    /// The order the caller asked for (`fortran_order=`), if any.
+    fortran_given: Option<bool>,
     /// The numpy dtype object last found equal to the file's dtype.
     matched: Option<Py<PyAny>>,
 }
@@ -269,15 +301,25 @@ impl PyAppender {
     /// file with them first when they come from the first append) and
     /// returns its bytes.
     fn check<'py>(&mut self, py: Python<'py>, arr: &Bound<'py, PyAny>) -> PyResult<Rows<'py>> {
-        let rows = rows_of(py, arr)?;
+        let unborn = self.infer && self.live_ref(py)?.dtype().is_none();
+        let fortran = if unborn {
+            // Not created yet: the order is the caller's or, when the first
+            // array also gives the row shape, the one `np.save` (and
+            // npy-append-array) would write that array in.
+            self.fortran_given
+                .unwrap_or_else(|| !self.row_shape_given && saved_in_fortran_order(arr))
+        } else {
+            self.live_ref(py)?.fortran_order()
+        };
+        let rows = rows_of(py, arr, fortran)?;
         let dtype = rows.array.dtype();
         if self.infer {
             if rows.count == 0 {
                 return Ok(rows);
             }
             let given = dtype_of(py, dtype.as_any())?;
-            let mut options = self.options.clone();
-            if self.live_ref(py)?.dtype().is_none() {
+            let mut options = self.options.clone().fortran_order(fortran);
+            if unborn {
                 options = options.dtype_value(given);
             }
             if !self.row_shape_given {
@@ -317,6 +359,23 @@ impl PyAppender {
             self.matched = Some(dtype.into_any().unbind());
         }
         let appender = self.live_ref(py)?;
+        if fortran && rows.row_shape != appender.row_shape() {
+            let found: Vec<u64> = rows.array.shape().iter().map(|&d| d as u64).collect();
+            return Err(to_py(
+                py,
+                &Error::ShapeMismatch {
+                    expected: format!(
+                        "arrays of shape ({}n) (a Fortran-order file grows along its last axis)",
+                        appender
+                            .row_shape()
+                            .iter()
+                            .map(|d| format!("{d}, "))
+                            .collect::<String>()
+                    ),
+                    found: format!("an array of shape {}", shape_text(&found)),
+                },
+            ));
+        }
         if rows.row_shape != appender.row_shape() {
             return Err(to_py(
                 py,
@@ -338,7 +397,8 @@ impl PyAppender {
     ///
     /// dtype: anything `numpy.dtype()` accepts; checked against an existing
     ///   file, never cast.
-    /// row_shape: the shape of one row (the array's shape without axis 0).
+    /// row_shape: the shape of one row (the array's shape without axis 0;
+    ///   in a Fortran-order file, without its last axis).
     /// durability: "fsync" (a commit survives power loss) or "process"
     ///   (a commit survives a kill of the process, not a power loss).
     /// commit_every: commit automatically once this many rows are pending.
@@ -346,8 +406,14 @@ impl PyAppender {
     ///   header's rows: "refuse" (TrailingBytesError), "cut" or "adopt".
     /// lock_timeout: seconds to wait for another writer's lock (default: fail
     ///   at once with LockedError).
+    /// fortran_order: create a new file in Fortran order (True; rows are then
+    ///   slices along the last axis) or C order (False); checked against an
+    ///   existing file. Default: an existing file's order; for a new file,
+    ///   C order, or, when neither dtype nor row_shape is given, the order
+    ///   np.save writes the first array in (Fortran for an array that is
+    ///   Fortran-contiguous and not C-contiguous).
     #[staticmethod]
-    #[pyo3(signature = (path, dtype=None, row_shape=None, durability="fsync", commit_every=None, tail_policy="refuse", lock_timeout=None))]
+    #[pyo3(signature = (path, dtype=None, row_shape=None, durability="fsync", commit_every=None, tail_policy="refuse", lock_timeout=None, fortran_order=None))]
     #[allow(clippy::too_many_arguments)]
     fn open_or_recover(
         py: Python<'_>,
@@ -358,6 +424,7 @@ impl PyAppender {
         commit_every: Option<u64>,
         tail_policy: &str,
         lock_timeout: Option<f64>,
+        fortran_order: Option<bool>,
     ) -> PyResult<Self> {
         let mut options = AppendOptions::new()
             .durability(parse_durability(py, durability)?)
@@ -368,6 +435,9 @@ impl PyAppender {
         }
         if let Some(shape) = &row_shape {
             options = options.row_shape(shape);
+        }
+        if let Some(fortran) = fortran_order {
+            options = options.fortran_order(fortran);
         }
         if let Some(rows) = commit_every {
             if rows == 0 {
@@ -389,9 +459,6 @@ impl PyAppender {
             })?;
             options = options.lock_wait(npy_append::LockWait::Wait(wait));
         }
-        if path.exists() {
-            refuse_fortran(py, &path)?;
-        }
         let opened = options.clone();
         let appender = py.detach(|| opened.open(&path)).or_raise(py)?;
         let infer = appender.report().found == Found::NoFile
@@ -402,6 +469,7 @@ impl PyAppender {
             options,
             infer,
             row_shape_given: row_shape.is_some(),
+            fortran_given: fortran_order,
             matched: None,
         })
     }
@@ -514,10 +582,26 @@ impl PyAppender {
             .transpose()
     }
 
-    /// The shape of one row.
+    /// The shape of one row: the array's shape without its first axis, or
+    /// without its last axis in a Fortran-order file.
     #[getter]
     fn row_shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(py, self.live_ref(py)?.row_shape())
+    }
+
+    /// Whether the file is in Fortran order (of at least two axes): the
+    /// array's shape is then `row_shape + (len(self),)` and `append()` takes
+    /// arrays of that shape with any last axis (Fortran-contiguous arrays are
+    /// read in place, others copied). Before a new file's first append:
+    /// whether it will be created so, as far as the options decide it.
+    #[getter]
+    fn fortran_order(&self, py: Python<'_>) -> PyResult<bool> {
+        let appender = self.live_ref(py)?;
+        Ok(if self.infer && appender.dtype().is_none() {
+            self.fortran_given.unwrap_or(false)
+        } else {
+            appender.fortran_order()
+        })
     }
 
     /// The `.npy` file's path.
@@ -661,7 +745,6 @@ impl PyReader {
 impl PyReader {
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        refuse_fortran(py, &path)?;
         let reader = py.detach(|| RsReader::open(&path)).or_raise(py)?;
         Ok(Self {
             path,
@@ -706,6 +789,13 @@ impl PyReader {
         PyTuple::new(py, self.reader.row_shape())
     }
 
+    /// Whether rows are slices along the last axis (Fortran order, at least
+    /// two axes).
+    #[getter]
+    fn fortran_order(&self) -> bool {
+        self.reader.fortran_order()
+    }
+
     #[getter]
     fn path(&self) -> PathBuf {
         self.path.clone()
@@ -720,17 +810,13 @@ impl PyReader {
 }
 
 /// The state of a file as far as appending is concerned: "clean",
-/// "needs-recovery", "inconsistent" or "unsupported", and the reason when
-/// not clean (read-only, takes no lock).
+/// "needs-recovery", "inconsistent" or "unsupported", the reason when not
+/// clean, and whether its header has room to grow the row count in place
+/// (false: opening it without a journal first replaces it by a rewritten
+/// copy). Read-only, takes no lock.
 #[pyfunction]
-fn file_state(py: Python<'_>, path: PathBuf) -> PyResult<(String, Option<String>)> {
+fn file_state(py: Python<'_>, path: PathBuf) -> PyResult<(String, Option<String>, bool)> {
     let status = py.detach(|| FileStatus::read(&path)).or_raise(py)?;
-    if status.header.fortran_order && status.header.shape.len() > 1 {
-        return Ok((
-            "unsupported".to_owned(),
-            Some("Fortran order: the Python binding appends in C order only".to_owned()),
-        ));
-    }
     let state = match status.state {
         FileState::Clean => "clean",
         FileState::NeedsRecovery => "needs-recovery",
@@ -738,7 +824,9 @@ fn file_state(py: Python<'_>, path: PathBuf) -> PyResult<(String, Option<String>
         FileState::Unsupported => "unsupported",
         _ => "unknown",
     };
-    Ok((state.to_owned(), status.problem))
+    // A header rebuilt from the journal is written with room.
+    let room = !status.header_from_file || header_has_room(&status.header);
+    Ok((state.to_owned(), status.problem, room))
 }
 
 #[pymodule]

@@ -135,17 +135,6 @@ def test_locked_in_one_process(npy):
     w.close()
 
 
-def test_fortran_order_files_are_refused_unchanged(npy):
-    np.save(npy, np.asfortranarray(np.arange(6, dtype="<f4").reshape(2, 3)))
-    before = open(npy, "rb").read()
-    with pytest.raises(npy_append.UnsupportedError, match="Fortran"):
-        Appender.open_or_recover(npy)
-    with pytest.raises(npy_append.UnsupportedError, match="Fortran"):
-        Reader(npy)
-    assert open(npy, "rb").read() == before
-    assert not os.path.exists(npy + ".journal")
-
-
 def test_lock_timeout_waits_then_fails(npy):
     import time
 

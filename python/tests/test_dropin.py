@@ -184,27 +184,6 @@ def write_old_header(path, arr):
         f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + arr.tobytes())
 
 
-def opens(path):
-    try:
-        NpyAppendArray(path).close()
-    except npy_append.UnsupportedError:
-        return False
-    return True
-
-
-def test_is_appendable_says_whether_it_opens(tmp_path):
-    old = str(tmp_path / "old.npy")
-    write_old_header(old, np.arange(3, dtype="<f4"))
-    fortran = str(tmp_path / "fortran.npy")
-    np.save(fortran, np.asfortranarray(np.ones((2, 3), "<f4")))
-    clean = str(tmp_path / "clean.npy")
-    np.save(clean, np.ones(3, "<f4"))
-    assert npy_append.is_appendable(fortran) is False
-    assert npy_append.is_appendable(clean) is True
-    for path in (old, fortran, clean):
-        assert npy_append.is_appendable(path) == opens(path), path
-
-
 def test_ensure_appendable(npy):
     arr = np.arange(3, dtype="<f4")
     write_old_header(npy, arr)
