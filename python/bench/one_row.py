@@ -2,51 +2,52 @@
 
     python python/bench/one_row.py [--rows N] [--width W] [--repeat R]
 
-Appends N rows of W float32 values one row per call, to a new file in a
+Appends N rows of W float32 values, one row per call, to a new file in a
 temporary directory (on the same file system as the working directory
-unless TMPDIR says otherwise), and prints rows per second (the best of R
-runs) for:
+unless TMPDIR says otherwise), with each of these writers:
 
-- npy-append-array (if installed): NpyAppendArray.append per row;
-- npy_append drop-in: NpyAppendArray.append per row (a commit at process
-  durability per append), and with fsync=True (a synced commit per append);
-- npy_append Appender, durability="process", commit() after every row;
-- npy_append Appender, append() per row, commit every 1000 rows.
+- npy-append-array (if installed): ``NpyAppendArray.append`` per row;
+- the npy_append drop-in: ``NpyAppendArray.append`` per row (a commit at
+  process durability per append), and with ``fsync=True`` (a synced commit
+  per append; fewer rows, ``--fsync-rows``);
+- the full API at process durability: ``Appender.append`` per row with
+  ``commit()`` after every row; with ``commit_every=1000``; and with one
+  commit at the end (the close);
 
-Then large appends (4096 rows per append, 256 MiB per run): the Appender
-(process durability, a commit per append; the final close, which syncs,
-is not timed) against an unbuffered write of the same bytes from Python,
-in MiB/s.
+then large appends (``--large-rows`` rows per append, ``--large-mib`` MiB
+per run): ``Appender`` at process durability, a commit per append, against
+an unbuffered ``f.write`` of the same bytes from Python.
+
+Every repetition runs every writer once, in a shuffled order, so that the
+writers share the machine's slow and fast moments; the rates printed are
+medians over the repetitions, and the ratios are medians of the
+per-repetition ratios. A writer's close (which syncs) is timed for the
+one-row writers, as npy-append-array's is; for the large appends it is not
+(a raw write has no close to compare it with).
+
+numpy's BLAS threads are limited to one (they are idle here, and spin on a
+small machine otherwise).
 """
 
-import argparse
 import os
-import tempfile
-import time
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import npy_append
+import argparse  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import npy_append  # noqa: E402
 
 try:
     import npy_append_array as upstream
 except ImportError:
     upstream = None
-
-
-def run(name, fn, rows, row, repeat, directory):
-    best = None
-    for i in range(repeat):
-        path = os.path.join(directory, f"{name.replace(' ', '_')}-{i}.npy")
-        start = time.perf_counter()
-        fn(path, rows, row)
-        elapsed = time.perf_counter() - start
-        assert np.load(path, mmap_mode="r").shape == (rows, row.shape[1])
-        os.unlink(path)
-        best = elapsed if best is None else min(best, elapsed)
-    rate = rows / best
-    print(f"{name:<46} {rate:>12,.0f} rows/s  ({best * 1e6 / rows:8.2f} us/row)", flush=True)
-    return rate
 
 
 def upstream_rows(path, rows, row):
@@ -55,8 +56,14 @@ def upstream_rows(path, rows, row):
             out.append(row)
 
 
-def dropin_rows(path, rows, row, fsync=False):
-    with npy_append.NpyAppendArray(path, fsync=fsync) as out:
+def dropin_rows(path, rows, row):
+    with npy_append.NpyAppendArray(path) as out:
+        for _ in range(rows):
+            out.append(row)
+
+
+def dropin_fsync_rows(path, rows, row):
+    with npy_append.NpyAppendArray(path, fsync=True) as out:
         for _ in range(rows):
             out.append(row)
 
@@ -74,64 +81,103 @@ def appender_batched(path, rows, row):
             w.append(row)
 
 
+def appender_at_close(path, rows, row):
+    with npy_append.Appender.open_or_recover(path, durability="process") as w:
+        for _ in range(rows):
+            w.append(row)
+
+
+# (key, label, function, uses --fsync-rows)
+WRITERS = [
+    ("upstream", "npy-append-array NpyAppendArray.append", upstream_rows, False),
+    ("dropin", "drop-in NpyAppendArray.append (commit each)", dropin_rows, False),
+    ("dropin_fsync", "drop-in NpyAppendArray(fsync=True).append", dropin_fsync_rows, True),
+    ("commit_each", "Appender append + commit() (process)", appender_commit_each, False),
+    ("batched", "Appender append, commit_every=1000 (process)", appender_batched, False),
+    ("at_close", "Appender append, commit at close (process)", appender_at_close, False),
+]
+
+
+def timed(fn, path, rows, row):
+    start = time.perf_counter()
+    fn(path, rows, row)
+    elapsed = time.perf_counter() - start
+    got = np.load(path, mmap_mode="r")
+    assert got.shape == (rows, row.shape[1]), got.shape
+    assert np.array_equal(got[-1], row[0])
+    os.unlink(path)
+    return rows / elapsed
+
+
+def one_row(args, row, directory):
+    writers = [w for w in WRITERS if w[0] != "upstream" or upstream is not None]
+    if upstream is None:
+        print("npy-append-array is not installed (pip install npy-append-array): no ratios")
+    rates = {key: [] for key, *_ in writers}
+    for rep in range(args.repeat):
+        order = list(writers)
+        random.shuffle(order)
+        for key, _label, fn, few in order:
+            rows = args.fsync_rows if few else args.rows
+            rates[key].append(timed(fn, os.path.join(directory, f"{key}-{rep}.npy"), rows, row))
+    print(f"one-row appends, {args.width} float32 per row, {args.rows} rows "
+          f"({args.fsync_rows} with fsync), medians of {args.repeat} repetitions")
+    for key, label, *_ in writers:
+        rate = statistics.median(rates[key])
+        print(f"  {label:<46} {rate:>12,.0f} rows/s  ({1e6 / rate:8.2f} us/row)")
+    if upstream is not None:
+        for key, label, *_ in writers:
+            if key == "upstream":
+                continue
+            ratio = statistics.median(a / b for a, b in zip(rates[key], rates["upstream"]))
+            print(f"  {label:<46} {ratio:8.2f} x npy-append-array")
+
+
 def large(args, directory):
-    """Large appends: Appender (process durability, a commit per append)
-    against a raw unbuffered write of the same bytes from Python."""
     rows = args.large_rows
     batch = np.arange(rows * args.width, dtype="<f4").reshape(rows, args.width)
     appends = max(1, (args.large_mib << 20) // batch.nbytes)
     mib = appends * batch.nbytes / (1 << 20)
-    best = {}
-    for i in range(args.repeat):
-        path = os.path.join(directory, f"raw-{i}.bin")
-        start = time.perf_counter()
-        with open(path, "wb", buffering=0) as f:
-            for _ in range(appends):
-                f.write(batch)
-        best["raw"] = min(best.get("raw", 1e9), time.perf_counter() - start)
-        os.unlink(path)
-        path = os.path.join(directory, f"large-{i}.npy")
-        start = time.perf_counter()
-        w = npy_append.Appender.open_or_recover(path, durability="process")
-        for _ in range(appends):
-            w.append(batch)
-            w.commit()
-        best["appender"] = min(best.get("appender", 1e9), time.perf_counter() - start)
-        w.close()
-        assert np.load(path, mmap_mode="r").shape == (appends * rows, args.width)
-        os.unlink(path)
-    for key, name in (("raw", "raw f.write (no header, no journal)"), ("appender", "npy_append Appender append+commit (process)")):
-        print(f"{name:<46} {mib / best[key]:>12,.0f} MiB/s  ({rows}-row appends, {mib:.0f} MiB)")
-    print(f"appender       / raw write:         {best['raw'] / best['appender']:7.2f} x")
+    rates = {"raw": [], "appender": []}
+    for rep in range(args.repeat):
+        for key in random.sample(list(rates), 2):
+            if key == "raw":
+                path = os.path.join(directory, f"raw-{rep}.bin")
+                start = time.perf_counter()
+                with open(path, "wb", buffering=0) as f:
+                    for _ in range(appends):
+                        f.write(batch)
+                rates[key].append(mib / (time.perf_counter() - start))
+            else:
+                path = os.path.join(directory, f"large-{rep}.npy")
+                start = time.perf_counter()
+                w = npy_append.Appender.open_or_recover(path, durability="process")
+                for _ in range(appends):
+                    w.append(batch)
+                    w.commit()
+                rates[key].append(mib / (time.perf_counter() - start))
+                w.close()
+                assert np.load(path, mmap_mode="r").shape == (appends * rows, args.width)
+            os.unlink(path)
+    print(f"large appends, {rows} rows per append, {mib:.0f} MiB per run, medians of {args.repeat}")
+    print(f"  {'raw f.write (no header, no journal)':<46} {statistics.median(rates['raw']):>12,.0f} MiB/s")
+    print(f"  {'Appender append + commit() (process)':<46} {statistics.median(rates['appender']):>12,.0f} MiB/s")
+    ratio = statistics.median(a / b for a, b in zip(rates["appender"], rates["raw"]))
+    print(f"  {'Appender / raw write':<46} {ratio:8.2f} x")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rows", type=int, default=20000)
+    p.add_argument("--rows", type=int, default=100000)
     p.add_argument("--width", type=int, default=128)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--fsync-rows", type=int, default=500, help="rows for the fsync-per-append run")
     p.add_argument("--large-rows", type=int, default=4096, help="rows per large append")
     p.add_argument("--large-mib", type=int, default=256, help="MiB written per large-append run")
     args = p.parse_args()
     row = np.arange(args.width, dtype="<f4").reshape(1, args.width)
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR", ".")) as d:
-        rates = {}
-        if upstream is not None:
-            rates["upstream"] = run("npy-append-array NpyAppendArray.append", upstream_rows, args.rows, row, args.repeat, d)
-        else:
-            print("npy-append-array is not installed: pip install npy-append-array")
-        rates["dropin"] = run("npy_append NpyAppendArray.append", dropin_rows, args.rows, row, args.repeat, d)
-        rates["dropin_fsync"] = run(
-            "npy_append NpyAppendArray(fsync=True).append",
-            lambda path, rows, r: dropin_rows(path, rows, r, fsync=True),
-            args.fsync_rows, row, args.repeat, d,
-        )
-        rates["commit_each"] = run("npy_append Appender append+commit (process)", appender_commit_each, args.rows, row, args.repeat, d)
-        rates["batched"] = run("npy_append Appender append, commit_every=1000", appender_batched, args.rows, row, args.repeat, d)
-        if "upstream" in rates:
-            for key in ("dropin", "dropin_fsync", "commit_each", "batched"):
-                print(f"{key:<14} / npy-append-array: {rates[key] / rates['upstream']:7.2f} x")
+        one_row(args, row, d)
         large(args, d)
 
 
