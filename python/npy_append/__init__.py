@@ -9,6 +9,10 @@ Two APIs:
   last ``append()``.
 - :class:`Appender` (explicit commits, durability, cursors, exactly-once
   ``append_at``) and :class:`Reader` (zero-copy views of committed rows).
+- :class:`AppendGroup` and :class:`GroupReader`: several ``.npy`` files
+  committed together (they never disagree after a crash);
+  :class:`RaggedAppender` and :class:`RaggedReader`: sequences of different
+  lengths in a values/offsets pair.
 
 Errors are :class:`NpyAppendError` subclasses (see ``npy_append._errors``).
 """
@@ -31,13 +35,21 @@ from ._errors import (
     TrailingBytesError,
     UnsupportedError,
 )
+from ._groups import GroupReader
+from ._ragged import RaggedReader
 from ._reader import Reader
 
 Appender = _native.Appender
+AppendGroup = _native.AppendGroup
+RaggedAppender = _native.RaggedAppender
 
 __all__ = [
     "Appender",
     "Reader",
+    "AppendGroup",
+    "GroupReader",
+    "RaggedAppender",
+    "RaggedReader",
     "NpyAppendArray",
     "recover",
     "is_appendable",

@@ -28,6 +28,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
+mod groups;
+mod ragged;
+
 /// The Python exception class (from `npy_append._errors`) for a library error.
 fn error_class(e: &Error) -> &'static str {
     match e {
@@ -365,12 +368,14 @@ impl PyAppender {
                 py,
                 &Error::ShapeMismatch {
                     expected: format!(
-                        "arrays of shape ({}n) (a Fortran-order file grows along its last axis)",
+                        "arrays of shape ({}) (a Fortran-order file grows along its last axis)",
                         appender
                             .row_shape()
                             .iter()
-                            .map(|d| format!("{d}, "))
-                            .collect::<String>()
+                            .map(u64::to_string)
+                            .chain(["n".to_owned()])
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     found: format!("an array of shape {}", shape_text(&found)),
                 },
@@ -834,6 +839,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyAppender>()?;
     m.add_class::<PyReader>()?;
     m.add_class::<Mapping>()?;
+    m.add_class::<groups::PyAppendGroup>()?;
+    m.add_class::<groups::PyGroupReader>()?;
+    m.add_class::<groups::GroupMapping>()?;
+    m.add_class::<ragged::PyRaggedAppender>()?;
+    m.add_class::<ragged::PyRaggedReader>()?;
     m.add_function(wrap_pyfunction!(file_state, m)?)?;
     Ok(())
 }
