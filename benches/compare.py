@@ -1,23 +1,27 @@
 #!/usr/bin/env python3
-"""Side-by-side comparison of npy-append with a raw write, npy-append-array
-and h5py, and the performance targets measured as ratios in one run.
+"""Side-by-side comparison of npy-append with a raw write, npy-append-array,
+h5py and its own Python binding, and the performance targets measured as
+ratios in one run.
 
-    python3 benches/compare.py [--reps 5] [--mib 256] [--dir DIR] [--quick]
+    python3 benches/compare.py [--reps 7] [--mib 256] [--dir DIR] [--quick]
 
 Creates a virtualenv at target/benchenv (numpy, npy-append-array, h5py,
-matplotlib from PyPI) on first use, builds the `bench_append` example and the
-`npy-append` tool in release mode, then for every repetition runs every tool
-at every batch size (1, 16, 256, 4096, 65536 rows of 512 bytes) with and
-without sync, in a shuffled order, each run in its own process. It prints a
-table of median throughputs and ratios, the targets with their median ratios
-(each ratio taken between runs of the same repetition), writes the table to
-target/compare/results.md and the plot to docs/benchmarks.png (`--quick`:
-target/compare/benchmarks.png).
+matplotlib, maturin from PyPI) on first use, builds the `bench_append`
+example and the `npy-append` tool in release mode and the Python binding
+(`maturin develop --release`, into that virtualenv), then for every repetition
+runs every tool at every batch size (1, 16, 256, 4096, 65536 rows of 512
+bytes) with and without sync, and the one-row Python modes (the drop-in, the
+Appender with a commit per row or every 1000 rows), in a shuffled order, each
+run in its own process. It prints a table of median throughputs and ratios,
+the targets with their median ratios (each ratio taken between runs of the
+same repetition), writes the table to target/compare/results.md and the plot
+to docs/benchmarks.png (`--quick`: target/compare/benchmarks.png).
 
-Sync modes: "none" writes into the page cache (npy-append: Process
-durability, one commit at the end, the clock stops after it); "group" syncs
-every 64 MiB and at the end (npy-append: Fsync durability with a 64 MiB group
-commit, close timed; raw and the Python tools: fdatasync/fsync every 64 MiB).
+Sync modes: "none" writes into the page cache (npy-append and its Python
+Appender: Process durability, one commit at the end, the clock stops after
+it); "group" syncs every 64 MiB and at the end (npy-append and its Python
+Appender: Fsync durability with a 64 MiB group commit, close timed; raw and
+the other Python tools: fdatasync/fsync every 64 MiB).
 """
 
 import argparse
@@ -34,12 +38,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "target" / "benchenv"
 PY = VENV / "bin" / "python"
-PACKAGES = ["numpy", "npy-append-array", "h5py", "matplotlib"]
+PACKAGES = ["numpy", "npy-append-array", "h5py", "matplotlib", "maturin>=1.5,<2"]
 BATCHES = [1, 16, 256, 4096, 65536]
 ROW_VALUES = 128
 ROW_BYTES = ROW_VALUES * 4
 MIB = 1 << 20
 GROUP_BYTES = 64 * MIB
+# For every process started here: numpy's idle BLAS threads otherwise spin
+# and take a core from the measured work on a small machine.
+THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+# One-row appends from Python, next to npy-append-array's: the drop-in
+# (process durability, and fsync=True), the Appender with a commit per row,
+# and with commit_every=1000.
+ONE_ROW = ["dropin", "dropinfsync", "pycommit", "pyevery"]
+# The tools that run after the Rust ones in each repetition.
+AFTER_RUST = {"npaa", "h5py", *ONE_ROW}
+ONE_ROW_LABELS = {
+    "npaa": "npy-append-array `NpyAppendArray.append`",
+    "dropin": "drop-in `npy_append.NpyAppendArray.append` (a commit per append, process durability)",
+    "dropinfsync": "drop-in, `fsync=True` (a synced commit per append)",
+    "pycommit": "`Appender`, process durability, `commit()` after every row",
+    "pyevery": "`Appender`, process durability, `commit_every=1000`",
+    "py": "`Appender`, process durability, one commit at the end",
+    "lib": "the Rust library, process durability, one commit at the end",
+}
 
 
 # ---------------------------------------------------------------- setup
@@ -54,7 +76,8 @@ def ensure_venv():
         print(f"compare: creating {VENV}", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     probe = "import numpy, npy_append_array, h5py, matplotlib"
-    if subprocess.run([str(PY), "-c", probe], capture_output=True).returncode != 0:
+    if (subprocess.run([str(PY), "-c", probe], capture_output=True).returncode != 0
+            or not (VENV / "bin" / "maturin").exists()):
         print(f"compare: installing {' '.join(PACKAGES)}", file=sys.stderr)
         subprocess.run(
             [str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
@@ -77,6 +100,29 @@ def build():
     )
     release = target_dir() / "release"
     return release / "examples" / "bench_append", release / "npy-append"
+
+
+def build_python():
+    """Builds the Python binding (python/) in release mode into the venv."""
+    env = dict(os.environ, VIRTUAL_ENV=str(VENV), PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run(
+        [str(VENV / "bin" / "maturin"), "develop", "--release", "--quiet", "-m",
+         "python/Cargo.toml"],
+        cwd=ROOT, env=env, check=True, stdout=sys.stderr,
+    )
+
+
+def revision():
+    """The commit measured, and whether the library or binding differ from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "python",
+                                "examples", "Cargo.toml"],
+                               cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" with uncommitted changes" if dirty.strip() else "")
 
 
 # ---------------------------------------------------------------- workers
@@ -105,16 +151,20 @@ def worker(tool, rows_per_append, mib, sync, directory):
     import numpy as np
 
     path = Path(directory) / f"{tool}.out"
-    if path.exists():
-        path.unlink()
+    for p in (path, Path(str(path) + ".journal")):
+        if p.exists():
+            p.unlink()
     group = sync == "group"
+    # The views are made before the clock starts: the loops time the tools,
+    # not the slicing (about 0.6 us per view, as much as a one-row append).
+    data = list(batches(np, rows_per_append, mib))
     if tool == "npaa":
         from npy_append_array import NpyAppendArray
 
         start = time.perf_counter()
         a = NpyAppendArray(str(path))
         since = 0
-        for b in batches(np, rows_per_append, mib):
+        for b in data:
             a.append(b)
             since += b.nbytes
             if group and since >= GROUP_BYTES:
@@ -135,7 +185,7 @@ def worker(tool, rows_per_append, mib, sync, directory):
                              dtype="<f4", chunks=True)
         n = 0
         since = 0
-        for b in batches(np, rows_per_append, mib):
+        for b in data:
             d.resize(n + len(b), axis=0)
             d[n:n + len(b)] = b
             n += len(b)
@@ -149,6 +199,58 @@ def worker(tool, rows_per_append, mib, sync, directory):
             os.fsync(f.id.get_vfd_handle())
         f.close()
         secs = time.perf_counter() - start
+    elif tool in ("py", "pycommit", "pyevery"):
+        # The binding's full API. "py" mirrors the Rust tool: no sync =
+        # process durability and one commit at the end (the clock stops
+        # after it; the close, which syncs, is not timed); group = fsync
+        # durability with a commit every 64 MiB, the close timed.
+        # "pycommit": process durability, commit() after every append;
+        # "pyevery": process durability, commit_every=1000 rows.
+        import npy_append
+
+        total_rows = mib * MIB // ROW_BYTES
+        if group and tool != "py":
+            raise SystemExit(f"{tool} runs without sync only")
+        options = {"durability": "fsync" if group else "process"}
+        if group:
+            options["commit_every"] = GROUP_BYTES // ROW_BYTES
+        elif tool == "pyevery":
+            options["commit_every"] = 1000
+        start = time.perf_counter()
+        w = npy_append.Appender.open_or_recover(str(path), dtype="<f4",
+                                                 row_shape=(ROW_VALUES,), **options)
+        if tool == "pycommit":
+            for b in data:
+                w.append(b)
+                w.commit()
+        else:
+            for b in data:
+                w.append(b)
+        if group:
+            rows = w.close()
+            secs = time.perf_counter() - start
+        else:
+            rows = w.commit()
+            secs = time.perf_counter() - start
+            w.close()
+        if rows != total_rows:
+            raise SystemExit(f"{tool}: {rows} rows committed, {total_rows} appended")
+    elif tool in ("dropin", "dropinfsync"):
+        # The drop-in: every append() is a commit (process durability, or
+        # fsync with fsync=True). The clock stops after the last append;
+        # the close, which syncs, is not timed.
+        import npy_append
+
+        if group:
+            raise SystemExit(f"{tool} runs without sync only")
+        start = time.perf_counter()
+        a = npy_append.NpyAppendArray(str(path), fsync=tool == "dropinfsync")
+        for b in data:
+            a.append(b)
+        secs = time.perf_counter() - start
+        a.close()
+        if a.shape != (mib * MIB // ROW_BYTES, ROW_VALUES):
+            raise SystemExit(f"{tool}: shape {a.shape} after the appends")
     else:
         raise SystemExit(f"unknown worker tool {tool}")
     path.unlink()
@@ -167,9 +269,18 @@ def parse_kv(text):
     return out
 
 
-def python_mib(rows_per_append, mib):
-    # The Python tools are slow at small batches: fewer bytes, same rate.
-    return {1: 8, 16: 32}.get(rows_per_append, mib)
+# MiB per run of the Python tools where not the --mib of the Rust ones: they
+# are slow at small batches (fewer bytes, same rate), but each run should
+# last long enough that creating the file (1-2 ms, synced) does not count.
+PYTHON_MIB = {
+    ("npaa", 1): 8, ("npaa", 16): 32, ("h5py", 1): 8, ("h5py", 16): 32,
+    ("py", 1): 64, ("pyevery", 1): 64, ("pycommit", 1): 32, ("dropin", 1): 32,
+    ("dropinfsync", 1): 1,  # an fsync per append: 2,048 of them
+}
+
+
+def python_mib(tool, rows_per_append, mib):
+    return min(mib, PYTHON_MIB.get((tool, rows_per_append), mib))
 
 
 def run_one(tool, batch, sync, mib, directory, bench, cli, cli_input):
@@ -202,7 +313,7 @@ def run_one(tool, batch, sync, mib, directory, bench, cli, cli_input):
         if path.exists():
             path.unlink()
         return os.path.getsize(cli_input), secs
-    m = python_mib(batch, mib)
+    m = python_mib(tool, batch, mib)
     out = subprocess.run(
         [str(PY), str(Path(__file__).resolve()), "--worker", tool, str(batch), str(m), sync,
          str(directory)],
@@ -253,6 +364,7 @@ def main():
         tool, batch, mib, sync, directory = args.worker
         worker(tool, int(batch), int(mib), sync, directory)
         return
+    os.environ.update(THREADS)
     if not in_venv():
         ensure_venv()
         os.execv(str(PY), [str(PY), str(Path(__file__).resolve()), *sys.argv[1:]])
@@ -262,6 +374,8 @@ def main():
         args.plot = str(ROOT / ("target/compare" if args.quick else "docs") / "benchmarks.png")
 
     bench, cli = build()
+    build_python()
+    measured = revision()
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
     outdir = ROOT / "target" / "compare"
@@ -270,14 +384,15 @@ def main():
 
     np.tile(np.arange(4 * MIB // 4, dtype="<f4"), args.mib // 4).tofile(cli_input)
 
-    tools = ["lib", "raw", "npaa", "h5py"]
+    tools = ["lib", "raw", "npaa", "h5py", "py"]
     configs = [(t, b, s) for t in tools for b in BATCHES for s in ("none", "group")]
+    configs += [(t, 1, "none") for t in ONE_ROW]
     configs += [("cli", 0, s) for s in ("none", "group")]
     configs += [("rawstdin", 0, s) for s in ("none", "end", "group")]
     rates = {c: [] for c in configs}  # MB/s per repetition
     other = {}
-    print(f"compare: {machine()}; files on {filesystem(directory)}; load {os.getloadavg()[0]:.2f}",
-          file=sys.stderr)
+    print(f"compare: {machine()}; files on {filesystem(directory)}; load {os.getloadavg()[0]:.2f}; "
+          f"measuring {measured}", file=sys.stderr)
     for rep in range(args.reps):
         order = list(configs)
         random.Random(rep).shuffle(order)
@@ -287,7 +402,10 @@ def main():
         # repetition: on the reference machine a write right after a Python
         # tool's process ran up to 5 times slower (raw and npy-append alike,
         # raw more often), which would decide the ratios by the order.
-        order.sort(key=lambda c: (c[0] in ("npaa", "h5py"), c[1], c[2]))
+        # The binding's throughput runs ("py") are compared with the Rust
+        # library: they run next to it. (With numpy's BLAS on one thread, a
+        # Rust run right after one of them was not measurably slower.)
+        order.sort(key=lambda c: (c[0] in AFTER_RUST, c[1], c[2]))
         for c in order:
             os.sync()  # every run starts without dirty pages of the one before
             nbytes, secs = run_one(c[0], c[1], c[2], args.mib, directory, bench, cli, cli_input)
@@ -305,7 +423,7 @@ def main():
         print(f"compare: repetition {rep + 1}/{args.reps} done; load {os.getloadavg()[0]:.2f}",
               file=sys.stderr)
     cli_input.unlink()
-    report(rates, other, args, directory)
+    report(rates, other, args, directory, measured)
 
 
 def med(xs):
@@ -317,11 +435,12 @@ def ratio(rates, a, b):
     return med([x / y for x, y in zip(rates[a], rates[b])])
 
 
-def report(rates, other, args, directory):
+def report(rates, other, args, directory, measured):
     lines = []
-    lines.append(f"Machine: {machine()}; files on {filesystem(directory)}.")
-    lines.append(f"{args.reps} repetitions, {args.mib} MiB per run (Python tools: 8 MiB at 1 row "
-                 "per append, 32 MiB at 16); medians.")
+    lines.append(f"Machine: {machine()}; files on {filesystem(directory)}; measured: {measured}.")
+    fewer = ", ".join(f"{t} {b}: {python_mib(t, b, args.mib)}" for t, b in PYTHON_MIB)
+    lines.append(f"{args.reps} repetitions, {args.mib} MiB per run (Python tools, MiB at tool "
+                 f"and rows per append: {fewer}); medians.")
     lines.append("")
     names = {"lib": "npy-append", "raw": "raw write_all", "npaa": "npy-append-array",
              "h5py": "h5py"}
@@ -338,6 +457,30 @@ def report(rates, other, args, directory):
                       for t in ("raw", "npaa", "h5py")]
             lines.append(f"| {b} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines.append("The Python binding's Appender against the Rust library, MB/s (no sync: process "
+                 "durability, one commit at the end; sync: fsync durability, commit_every 64 MiB):")
+    lines.append("")
+    lines.append("| rows per append | Python, no sync | Rust, no sync | Python / Rust | "
+                 "Python, sync | Rust, sync | Python / Rust |")
+    lines.append("|---:|---:|---:|---:|---:|---:|---:|")
+    for b in BATCHES:
+        cells = []
+        for sync in ("none", "group"):
+            cells += [f"{med(rates[('py', b, sync)]):,.0f}", f"{med(rates[('lib', b, sync)]):,.0f}",
+                      f"{ratio(rates, ('py', b, sync), ('lib', b, sync)):.2f}"]
+        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("One row (512 bytes) per append from Python, in the same repetitions:")
+    lines.append("")
+    lines.append("| | rows/s | us per row | / npy-append-array |")
+    lines.append("|---|---:|---:|---:|")
+    base = ("npaa", 1, "none")
+    for tool, label in ONE_ROW_LABELS.items():
+        c = (tool, 1, "none")
+        rows_per_s = med(rates[c]) * 1e6 / ROW_BYTES
+        lines.append(f"| {label} | {rows_per_s:,.0f} | {1e6 / rows_per_s:.2f} | "
+                     f"{ratio(rates, c, base):.2f} |")
+    lines.append("")
     lines.append("Command-line tool, a file on stdin, MB/s (whole processes, timed from outside):")
     lines.append("")
     lines.append("| | MB/s |")
@@ -389,6 +532,16 @@ def report(rates, other, args, directory):
          ratio(rates, ("cli", 0, "group"), ("raw", 65536, "group")), ">= 0.9"),
         ("7. CLI, fsync every 64 MiB / raw stdin copy + fdatasync per 64 MiB",
          ratio(rates, ("cli", 0, "group"), ("rawstdin", 0, "group")), ">= 0.9"),
+        ("Python: one-row appends, Appender, process durability, commit() per row / "
+         "npy-append-array", ratio(rates, ("pycommit", 1, "none"), base), ">= 10"),
+        ("Python: same, commit_every=1000", ratio(rates, ("pyevery", 1, "none"), base), ">= 10"),
+        ("Python: large appends / Rust library (4096 rows, no sync)",
+         ratio(rates, ("py", 4096, "none"), big[0]), ">= 0.9"),
+        ("Python: same, 65536 rows", ratio(rates, ("py", 65536, "none"), big[1]), ">= 0.9"),
+        ("Python: same, sync every 64 MiB, 4096 rows",
+         ratio(rates, ("py", 4096, "group"), ("lib", 4096, "group")), ">= 0.9"),
+        ("Python: same, sync every 64 MiB, 65536 rows",
+         ratio(rates, ("py", 65536, "group"), ("lib", 65536, "group")), ">= 0.9"),
     ]
     lines.append("| target | measured | wanted |")
     lines.append("|---|---:|---|")
@@ -408,7 +561,7 @@ def report(rates, other, args, directory):
     (outdir / "results.json").write_text(json.dumps(
         {"rates": {"/".join(map(str, k)): v for k, v in rates.items()}, "other": other},
         indent=1))
-    plot(rates, names, Path(args.plot))
+    plot(rates, {**names, "py": "npy_append from Python"}, Path(args.plot))
 
 
 def plot(rates, names, out):
