@@ -16,7 +16,7 @@ working::
     |   +-- GapError                append_at() past the rows the file holds
     +-- DataDiffersError(ValueError)     replayed rows differ from the file's
     +-- UnsupportedError            a valid file or dtype this library cannot
-    |                               append to (Fortran order, object dtype...)
+    |                               append to (0-d arrays, object dtype...)
     +-- PoisonedError               an earlier write failed; reopen
     +-- GroupMemberError            the file belongs to an append group
     +-- NpyAppendIOError(OSError)   the operating system reported an error
