@@ -223,7 +223,8 @@ impl PyRaggedAppender {
     ///   uint8..uint64, float32 or float64 in the machine's byte order.
     ///   Optional for an existing array, then read from it.
     /// row_shape: the shape of one row of the values: () for 1-D values
-    ///   such as tokens, (d,) for sequences of d-wide rows.
+    ///   such as tokens, (d,) for sequences of d-wide rows. Default: () for
+    ///   a new array, the array's own for an existing one.
     /// names: the file names of the values and the offsets.
     /// lock_timeout: seconds to wait for another writer's lock (default:
     ///   fail at once with LockedError).
@@ -239,29 +240,40 @@ impl PyRaggedAppender {
     ) -> PyResult<Self> {
         let wait = lock_wait(py, lock_timeout)?;
         let row_shape = row_shape.map(|s| parse_row_shape(py, &s)).transpose()?;
-        let (dtype, row_shape) = if let Some(dtype) = &dtype {
-            (parse_dtype(py, dtype)?, row_shape.unwrap_or_default())
-        } else if path.exists() {
-            // An existing array: the values member says what it holds.
+        let given = dtype.as_ref().map(|d| parse_dtype(py, d)).transpose()?;
+        // An existing array: the values member says what it holds, for
+        // whatever the caller leaves out (the open checks what is given).
+        let found = if path.exists() && (given.is_none() || row_shape.is_none()) {
             let reader = py
                 .detach(|| RsReader::open_names(&path, &names.0, &names.1))
                 .or_raise(py)?;
             let group = reader.group();
             let i = group.member_index(&names.0).unwrap_or(0);
-            let found = group.row_shape(i).unwrap_or_default().to_vec();
-            let dtype = group.dtype(i).cloned().ok_or_else(|| {
-                raise(py, "CorruptError", format!("{}: no values", path.display()))
-            })?;
-            (dtype, row_shape.unwrap_or(found))
+            group
+                .dtype(i)
+                .cloned()
+                .map(|d| (d, group.row_shape(i).unwrap_or_default().to_vec()))
         } else {
-            return Err(raise(
-                py,
-                "InvalidArgumentError",
-                format!(
-                    "invalid argument: {}: no ragged array there; give the dtype to create one",
-                    path.display()
-                ),
-            ));
+            None
+        };
+        let (dtype, row_shape) = match (given, found) {
+            (Some(d), found) => {
+                let shape = row_shape
+                    .or_else(|| found.map(|(_, s)| s))
+                    .unwrap_or_default();
+                (d, shape)
+            }
+            (None, Some((d, s))) => (d, row_shape.unwrap_or(s)),
+            (None, None) => {
+                return Err(raise(
+                    py,
+                    "InvalidArgumentError",
+                    format!(
+                        "invalid argument: {}: no ragged array there; give the dtype to create one",
+                        path.display()
+                    ),
+                ));
+            }
         };
         let values = Values::of(&dtype).ok_or_else(|| {
             raise(

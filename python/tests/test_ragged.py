@@ -152,8 +152,12 @@ def test_reopen_without_dtype_and_checked_dtype(ragged, tmp_path):
     with RaggedAppender.open_or_recover(ragged) as w:
         assert w.dtype == np.dtype("<f8") and w.row_shape == (2,) and len(w) == 1
         w.append(np.zeros((1, 2)))
+    with RaggedAppender.open_or_recover(ragged, dtype="<f8") as w:
+        assert w.row_shape == (2,)
     with pytest.raises(npy_append.DtypeMismatchError):
         RaggedAppender.open_or_recover(ragged, dtype="<f4", row_shape=(2,))
+    with pytest.raises(npy_append.DtypeMismatchError):
+        RaggedAppender.open_or_recover(ragged, dtype="<i8")
     with pytest.raises(npy_append.ShapeMismatchError):
         RaggedAppender.open_or_recover(ragged, dtype="<f8", row_shape=(3,))
     assert [s.shape for s in load_sequences(tmp_path)] == [(3, 2), (1, 2)]
