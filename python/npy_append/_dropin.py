@@ -1,5 +1,6 @@
 """A crash-safe drop-in for npy-append-array (0.9.x signatures)."""
 
+import errno
 import os
 import threading
 
@@ -175,6 +176,14 @@ def recover(filename, zerofill_incomplete=False):
     return True
 
 
+def _file_state(path):
+    """The native file state; FileNotFoundError (as npy-append-array's
+    ``open`` raises it) when neither the file nor a journal exists."""
+    if not os.path.exists(path) and not os.path.exists(_journal(path)):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    return _native.file_state(path)
+
+
 def is_appendable(filename):
     """Whether the file's header has room to grow the row count in place,
     npy-append-array's question (``False``: :func:`ensure_appendable`
@@ -183,7 +192,7 @@ def is_appendable(filename):
     array, rows of zero bytes, a header without room next to a journal.
     A file that needs recovery (see :func:`recover`) can be appendable.
     """
-    state, _problem, room = _native.file_state(os.fspath(filename))
+    state, _problem, room = _file_state(os.fspath(filename))
     return room and state != "unsupported"
 
 
@@ -206,7 +215,7 @@ def ensure_appendable(filename, inplace=False):
     """
     del inplace
     path = os.fspath(filename)
-    state, problem, room = _native.file_state(path)
+    state, problem, room = _file_state(path)
     if state == "unsupported":
         raise UnsupportedError(f"{path}: cannot be made appendable: {problem}")
     if room:

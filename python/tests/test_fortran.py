@@ -448,3 +448,12 @@ def test_is_appendable_agrees_with_npy_append_array(tmp_path):
     w = Appender.open_or_recover(cases["c"])
     assert npy_append.is_appendable(cases["c"]) is True
     w.close()
+    missing = str(tmp_path / "missing.npy")
+    with pytest.raises(FileNotFoundError):
+        npy_append.is_appendable(missing)
+    with pytest.raises(FileNotFoundError):
+        npy_append.ensure_appendable(missing)
+    if upstream is not None:
+        with pytest.raises(FileNotFoundError):
+            upstream.is_appendable(missing)
+    assert not os.path.exists(missing)
