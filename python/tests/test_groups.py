@@ -3,6 +3,7 @@ kill, read as one snapshot, locked as one, and each loaded by numpy."""
 
 import json
 import os
+import random
 import time
 
 import numpy as np
@@ -295,9 +296,12 @@ def wait_commits(group, child, commits):
 
 
 def test_killed_group_writer_recovers_every_member_to_one_commit(group, tmp_path):
-    for round_ in range(3):
+    rng = random.Random(7)
+    for round_ in range(5):
         child = spawn(KILLED_CHILD, group)
         acked = wait_commits(group, child, 40 + 30 * round_)
+        # At a random point of a later commit, not just after an acknowledgement.
+        time.sleep(rng.uniform(0, 0.02))
         kill(child)
         # Acknowledgements printed before the kill (the pipe keeps them).
         for line in child.stdout.read().splitlines():

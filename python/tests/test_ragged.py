@@ -3,6 +3,7 @@ as a batch, committed together in values and offsets, read back without a
 copy, recovered together after a kill, and loaded by numpy."""
 
 import os
+import random
 import time
 
 import numpy as np
@@ -221,13 +222,16 @@ while True:
 
 
 def test_killed_writer_keeps_values_and_offsets_in_step(ragged, tmp_path):
-    for round_ in range(3):
+    rng = random.Random(7)
+    for round_ in range(5):
         child = spawn(KILLED_CHILD, ragged)
         acked = 0
         for _ in range(30 + 20 * round_):
             line = child.stdout.readline()
             assert line.startswith("acked"), child.stderr.read()
             acked = int(line.split()[1])
+        # At a random point of a later commit, not just after an acknowledgement.
+        time.sleep(rng.uniform(0, 0.02))
         kill(child)
         for line in child.stdout.read().splitlines():
             acked = int(line.split()[1])
