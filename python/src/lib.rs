@@ -396,9 +396,12 @@ impl PyAppender {
 
 #[pymethods]
 impl PyAppender {
-    /// Opens `path` for appending: creates it (on the first append, with
-    /// `dtype` and `row_shape`, or those of the first array), takes over a
-    /// clean `.npy`, or recovers a crashed writer's file to its last commit.
+    /// Opens `path` for appending: creates it (at once when `dtype` is given,
+    /// with `row_shape` or else 1-D; otherwise on the first append, with
+    /// that array's dtype and, unless given, row shape), takes over a clean
+    /// `.npy` (one whose header has no room to grow is first replaced by a
+    /// rewritten copy), or recovers a crashed writer's file to its last
+    /// commit.
     ///
     /// dtype: anything `numpy.dtype()` accepts; checked against an existing
     ///   file, never cast.
@@ -466,8 +469,9 @@ impl PyAppender {
         }
         let opened = options.clone();
         let appender = py.detach(|| opened.open(&path)).or_raise(py)?;
-        let infer = appender.report().found == Found::NoFile
-            && (appender.dtype().is_none() || row_shape.is_none());
+        // With a dtype, a new file exists already (1-D unless row_shape is
+        // given); without one, the first array gives what is missing.
+        let infer = appender.report().found == Found::NoFile && appender.dtype().is_none();
         Ok(Self {
             inner: Some(appender),
             path,

@@ -212,6 +212,21 @@ def test_appender_creates_fortran_files(tmp_path):
     assert header_of(c_order)[1] is False
 
 
+def test_a_given_dtype_creates_the_file_at_once(npy):
+    # With a dtype and no row shape the file exists at once, 1-D: a first
+    # array of more axes is a plain shape mismatch, and the file stays.
+    w = Appender.open_or_recover(npy, dtype="<i8")
+    assert np.load(npy).shape == (0,)
+    with pytest.raises(npy_append.ShapeMismatchError, match=r"expected rows of shape \(\), found rows of shape \(3,\)"):
+        w.append(np.ascontiguousarray(slices(0, 2)[0].T))
+    with pytest.raises(npy_append.ShapeMismatchError):
+        w.append(slices(0, 2))
+    assert w.fortran_order is False
+    w.append(np.arange(4, dtype="<i8"))
+    w.close()
+    np.testing.assert_array_equal(np.load(npy), np.arange(4))
+
+
 def test_an_order_that_disagrees_with_the_file_is_refused_unchanged(npy):
     np.save(npy, slices(0, 3))
     before = read(npy)
