@@ -179,6 +179,8 @@ def test_a_member_is_refused_alone(group, tmp_path):
     AppendGroup.open_or_recover(group, members=MEMBERS).close()
     with pytest.raises(npy_append.GroupMemberError, match="open the group"):
         Appender.open_or_recover(tmp_path / "y.npy")
+    with pytest.raises(npy_append.GroupMemberError):
+        npy_append.NpyAppendArray(str(tmp_path / "y.npy"))
     # Readers of a member alone need nothing.
     assert len(npy_append.Reader(tmp_path / "y.npy")) == 0
 
