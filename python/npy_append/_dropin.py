@@ -13,6 +13,10 @@ try:
     from numpy.lib import format as _format
 except ImportError:  # pragma: no cover
     import numpy.lib.format as _format
+try:
+    from numpy.lib._format_impl import _read_array_header  # numpy >= 2
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.lib.format import _read_array_header
 
 
 def _journal(filename):
@@ -78,8 +82,10 @@ class NpyAppendArray:
         self.fortran_order = a.fortran_order
 
     def append(self, arr):
-        """Appends ``arr`` (a numpy array: axis 0 is rows, the other axes the
-        file's row shape, the dtype exactly the file's) and commits it."""
+        """Appends ``arr`` and commits it: a numpy array of the file's dtype
+        exactly, whose axis 0 is rows and whose other axes are the file's row
+        shape (for a Fortran-order file: whose last axis is rows and whose
+        leading axes are the file's)."""
         with self._lock:
             a = self._appender
             try:
@@ -132,10 +138,9 @@ class NpyAppendArray:
 
 def _read_header(fp):
     version = _format.read_magic(fp)
-    if version == (1, 0):
-        shape, fortran_order, dtype = _format.read_array_header_1_0(fp, max_header_size=2**31)
-    else:
-        shape, fortran_order, dtype = _format.read_array_header_2_0(fp, max_header_size=2**31)
+    # Versions 1.0 and 2.0 are latin-1, 3.0 is UTF-8: numpy's private reader
+    # takes the version (its public readers stop at 2.0).
+    shape, fortran_order, dtype = _read_array_header(fp, version, max_header_size=2**31)
     return shape, fortran_order, dtype, fp.tell()
 
 

@@ -19,7 +19,7 @@ working::
     |                               append to (0-d arrays, object dtype...)
     +-- PoisonedError               an earlier write failed; reopen
     +-- GroupMemberError            the file belongs to an append group
-    +-- NpyAppendIOError(OSError)   the operating system reported an error
+    +-- NpyAppendIOError(OSError)   the operating system reported an error (.errno is set)
     +-- ClosedError(ValueError)     use of a closed appender
 """
 

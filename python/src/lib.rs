@@ -68,8 +68,19 @@ fn raise(py: Python<'_>, name: &str, message: String) -> PyErr {
 }
 
 /// A library error as a Python exception with the same message.
+///
+/// An I/O error (`NpyAppendIOError`, an `OSError`) also carries the
+/// operating system's `errno`. Its `strerror` and `filename` stay unset:
+/// `OSError.__str__` would replace the message with them.
 fn to_py(py: Python<'_>, e: &Error) -> PyErr {
-    raise(py, error_class(e), e.to_string())
+    let err = raise(py, error_class(e), e.to_string());
+    if let Error::Io { source, .. } = e
+        && let Some(code) = source.raw_os_error()
+    {
+        // A writable attribute of every OSError.
+        let _ = err.value(py).setattr("errno", code);
+    }
+    err
 }
 
 trait OrRaise<T> {
@@ -483,10 +494,13 @@ impl PyAppender {
         })
     }
 
-    /// Appends the rows of a numpy array (axis 0 is rows; the other axes
-    /// must be the file's row shape). The dtype must equal the file's
-    /// exactly: nothing is cast. A C-contiguous array is read in place,
-    /// without a copy. The rows are pending until the next commit.
+    /// Appends the rows of a numpy array: axis 0 is rows and the other axes
+    /// must be the file's row shape (for a Fortran-order file, the last axis
+    /// is rows and the leading axes must be the file's). The dtype must
+    /// equal the file's exactly: nothing is cast. An array already in the
+    /// file's order (C-contiguous; Fortran-contiguous for a Fortran-order
+    /// file) is read in place, without a copy. The rows are pending until
+    /// the next commit.
     fn append(&mut self, py: Python<'_>, arr: &Bound<'_, PyAny>) -> PyResult<()> {
         let rows = self.check(py, arr)?;
         if rows.count == 0 {

@@ -235,3 +235,33 @@ def test_help_is_useful():
     assert "kill" in text and "DtypeMismatchError" in text and "append" in text
     for f in (npy_append.recover, npy_append.is_appendable, npy_append.ensure_appendable):
         assert len(f.__doc__) > 40
+
+
+def test_recover_zerofill_version_3_header(npy):
+    """A file with a version 3.0 (UTF-8) header, a field name outside
+    latin-1, left with a torn row: the row is completed with zeros."""
+    dtype = np.dtype([("\u03b1", "<i4"), ("b", "<i4")])
+    rows = np.array([(1, 2), (3, 4), (5, 6)], dtype)
+    with open(npy, "wb") as f:
+        np.lib.format.write_array(f, rows, version=(3, 0))
+    with open(npy, "ab") as f:
+        f.write(np.int32(7).tobytes())  # half of a fourth row
+    assert npy_append.recover(npy, zerofill_incomplete=True) is True
+    got = np.load(npy)
+    assert got.dtype == dtype and got.shape == (4,)
+    np.testing.assert_array_equal(got[:3], rows)
+    assert tuple(got[3]) == (7, 0)
+
+
+def test_io_errors_carry_errno_and_the_message(tmp_path):
+    """A library I/O error is an OSError with the operating system's errno and
+    the library's message (what, where)."""
+    import errno
+
+    path = tmp_path / "missing-dir" / "x.npy"
+    with pytest.raises(npy_append.NpyAppendIOError) as info:
+        npy_append.Appender.open_or_recover(path, dtype="<f4")
+    assert isinstance(info.value, OSError)
+    assert info.value.errno == errno.ENOENT
+    assert str(path) in str(info.value)
+    assert not (tmp_path / "missing-dir").exists()
