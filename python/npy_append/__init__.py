@@ -1,6 +1,6 @@
 """Crash-safe appends to NumPy ``.npy`` files.
 
-Two APIs:
+Three APIs:
 
 - :class:`NpyAppendArray`, :func:`recover`, :func:`is_appendable`,
   :func:`ensure_appendable`: a drop-in for npy-append-array; change

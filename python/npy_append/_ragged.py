@@ -107,7 +107,9 @@ class RaggedReader:
 
     def __getitem__(self, i):
         """Sequence ``i`` (negative indices count from the end): a read-only
-        view of its rows, no copy."""
+        view of its rows, no copy. A slice gives a list of such views."""
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
         start, end = self._native.range(self._index(i))
         return self.values()[start:end]
 

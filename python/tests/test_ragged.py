@@ -63,6 +63,9 @@ def test_round_trip_against_numpy(ragged, tmp_path):
     for i in range(30):
         np.testing.assert_array_equal(r[i], seq(i))
     np.testing.assert_array_equal(r[-1], seq(29))
+    np.testing.assert_array_equal(r[np.int64(3)], seq(3))
+    assert [s.tolist() for s in r[27:]] == [seq(i).tolist() for i in range(27, 30)]
+    assert [s.tolist() for s in r[::-10]] == [seq(i).tolist() for i in (29, 19, 9)]
     assert [len(s) for s in r] == [len(seq(i)) for i in range(30)]
     np.testing.assert_array_equal(r.offsets(), np.load(tmp_path / "offsets.npy"))
     assert r.bounds(8) == (sum(len(seq(i)) for i in range(8)), sum(len(seq(i)) for i in range(9)))
