@@ -385,7 +385,9 @@ impl<B: Backend> AppendGroup<B> {
                 });
             }
             let member_path = dir.join(&spec.name);
-            if member_path == path {
+            // By name: `dir` is "." for a journal path without a directory,
+            // and "./x" differs from "x" as a path.
+            if path.file_name() == Some(std::ffi::OsStr::new(&spec.name)) {
                 return Err(Error::InvalidArgument {
                     what: format!("member {:?} is the group journal itself", spec.name),
                 });
@@ -692,6 +694,21 @@ impl<B: Backend> AppendGroup<B> {
         self.members.get(i).map(|m| m.row_values)
     }
 
+    /// The dtype of member `i`.
+    pub fn member_dtype(&self, i: usize) -> Option<&Dtype> {
+        self.members.get(i).map(|m| &m.layout.header.dtype)
+    }
+
+    /// The row shape of member `i` (its shape without the row axis).
+    pub fn member_row_shape(&self, i: usize) -> Option<&[u64]> {
+        self.members.get(i).map(|m| m.layout.header.row_shape())
+    }
+
+    /// Bytes per row of member `i`.
+    pub fn member_row_bytes(&self, i: usize) -> Option<u64> {
+        self.members.get(i).map(|m| m.layout.row_bytes)
+    }
+
     /// Rows appended to member `i` since the last commit.
     pub fn pending_rows(&self, i: usize) -> u64 {
         self.members.get(i).map_or(0, |m| m.pending)
@@ -787,6 +804,28 @@ impl<B: Backend> AppendGroup<B> {
         let skip = (held - start_row).min(rows);
         let new = values.get((skip * per_row) as usize..).unwrap_or_default();
         self.append(i, new)?;
+        Ok(rows - skip)
+    }
+
+    /// [`append_at`](Self::append_at) for raw row bytes in the member's own
+    /// layout (as for [`append_bytes`](Self::append_bytes)).
+    pub fn append_bytes_at(&mut self, i: usize, start_row: u64, bytes: &[u8]) -> Result<u64> {
+        self.check_poison()?;
+        let m = self.member(i)?;
+        let held = m.committed + m.pending;
+        if start_row > held {
+            return Err(Error::Gap {
+                path: m.path.clone(),
+                start_row,
+                len: held,
+            });
+        }
+        let row_bytes = m.layout.row_bytes;
+        let rows = bytes.len() as u64 / row_bytes;
+        let skip = (held - start_row).min(rows);
+        let new = bytes.get((skip * row_bytes) as usize..).unwrap_or_default();
+        // A partial row is refused here, before anything is appended.
+        self.append_bytes(i, new)?;
         Ok(rows - skip)
     }
 

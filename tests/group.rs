@@ -202,6 +202,49 @@ fn creation_refuses_existing_files_and_bad_names() {
 }
 
 #[test]
+fn raw_byte_appends_keyed_by_row_and_member_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.group");
+    let mut g = options().open(&path).unwrap();
+    assert_eq!(g.member_dtype(0).unwrap().to_string(), "<f4");
+    assert_eq!(g.member_row_shape(0), Some(&[4u64][..]));
+    assert_eq!(g.member_row_bytes(0), Some(16));
+    assert_eq!(g.member_row_shape(1), Some(&[][..]));
+    assert_eq!(g.member_row_bytes(2), Some(8));
+    assert_eq!(g.member_dtype(3), None);
+    let bytes = |rows: std::ops::Range<u64>| -> Vec<u8> {
+        y(rows).iter().flat_map(|v| v.to_le_bytes()).collect()
+    };
+    // Rows 0..3, then a replay of 1..5 appends only 3..5.
+    assert_eq!(g.append_bytes_at(1, 0, &bytes(0..3)).unwrap(), 3);
+    g.commit().unwrap();
+    assert_eq!(g.append_bytes_at(1, 1, &bytes(1..5)).unwrap(), 2);
+    assert_eq!(g.pending_rows(1), 2);
+    // Past the rows held: a gap, nothing appended, not poisoned.
+    assert!(matches!(
+        g.append_bytes_at(1, 6, &bytes(6..7)),
+        Err(Error::Gap {
+            start_row: 6,
+            len: 5,
+            ..
+        })
+    ));
+    // A partial row is refused before anything is appended.
+    let mut torn = bytes(5..7);
+    torn.pop();
+    assert!(matches!(
+        g.append_bytes_at(1, 5, &torn),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert_eq!(g.pending_rows(1), 2);
+    assert!(!g.is_poisoned());
+    assert_eq!(g.commit().unwrap(), vec![0, 5, 0]);
+    g.close().unwrap();
+    let r = GroupReader::open(&path).unwrap();
+    assert_eq!(r.bytes(1, 0..5).unwrap(), &bytes(0..5)[..]);
+}
+
+#[test]
 fn a_member_rewritten_by_another_program_is_refused_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data.group");
