@@ -180,16 +180,39 @@ impl<B: Backend> RaggedAppender<B> {
     /// another and `lengths` the rows of each; the lengths must add up to
     /// the rows in `values`.
     pub fn append_batch<T: Element>(&mut self, values: &[T], lengths: &[u64]) -> Result<()> {
+        let offsets = self.offsets_for(values.len() as u64, self.row_values, "values", lengths)?;
+        self.group.append(VALUES, values)?;
+        self.push_offsets(&offsets)
+    }
+
+    /// [`append_batch`](Self::append_batch) for raw bytes in the values'
+    /// own layout (dtype and byte order of the file, rows one after
+    /// another): for dtypes without a Rust element type (`f2`, big-endian,
+    /// structured, strings).
+    pub fn append_batch_bytes(&mut self, bytes: &[u8], lengths: &[u64]) -> Result<()> {
+        let row_bytes = self.group.member_row_bytes(VALUES).unwrap_or(1);
+        let offsets = self.offsets_for(bytes.len() as u64, row_bytes, "bytes", lengths)?;
+        self.group.append_bytes(VALUES, bytes)?;
+        self.push_offsets(&offsets)
+    }
+
+    /// The offsets after sequences of `lengths` rows, checked against the
+    /// `given` units (values or bytes, `per_row` of them per row).
+    fn offsets_for(
+        &self,
+        given: u64,
+        per_row: u64,
+        unit: &str,
+        lengths: &[u64],
+    ) -> Result<Vec<i64>> {
         let total = lengths
             .iter()
             .try_fold(0u64, |acc, &n| acc.checked_add(n))
-            .and_then(|n| n.checked_mul(self.row_values));
-        if total != Some(values.len() as u64) {
+            .and_then(|n| n.checked_mul(per_row));
+        if total != Some(given) {
             return Err(Error::ShapeMismatch {
                 expected: format!(
-                    "sequence lengths adding up to the rows given ({} values of {} per row)",
-                    values.len(),
-                    self.row_values
+                    "sequence lengths adding up to the rows given ({given} {unit} of {per_row} per row)"
                 ),
                 found: format!("lengths {lengths:?}"),
             });
@@ -202,9 +225,15 @@ impl<B: Backend> RaggedAppender<B> {
                 what: "offset over i64::MAX".to_owned(),
             })?);
         }
-        self.group.append(VALUES, values)?;
-        self.group.append(OFFSETS, &offsets)?;
-        self.end = end;
+        Ok(offsets)
+    }
+
+    /// Appends the offsets of sequences whose values were just appended.
+    fn push_offsets(&mut self, offsets: &[i64]) -> Result<()> {
+        self.group.append(OFFSETS, offsets)?;
+        if let Some(&end) = offsets.last() {
+            self.end = u64::try_from(end).unwrap_or(self.end);
+        }
         Ok(())
     }
 

@@ -58,6 +58,41 @@ fn sequences_round_trip() {
 }
 
 #[test]
+fn raw_bytes_for_dtypes_without_an_element_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("half.group");
+    // Big-endian 16-bit floats, rows of 2: no Rust element type.
+    let mut w = RaggedOptions::new(">f2", &[2])
+        .unwrap()
+        .lock_wait(wait())
+        .open(&path)
+        .unwrap();
+    // Three sequences of 1, 0 and 2 rows (4 bytes per row).
+    let bytes: Vec<u8> = (0u8..12).collect();
+    w.append_batch_bytes(&bytes, &[1, 0, 2]).unwrap();
+    // Lengths that do not match the bytes, or a partial row: refused, nothing appended.
+    assert!(matches!(
+        w.append_batch_bytes(&bytes, &[1, 1]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        w.append_batch_bytes(&bytes[..6], &[1]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert_eq!(w.pending_sequences(), 3);
+    w.append_batch_bytes(&[20, 21, 22, 23], &[1]).unwrap();
+    assert_eq!(w.commit().unwrap(), 4);
+    w.close().unwrap();
+    let r = RaggedReader::open(&path).unwrap();
+    assert_eq!(r.len(), 4);
+    assert_eq!(r.get_bytes(0).unwrap(), &bytes[0..4]);
+    assert_eq!(r.get_bytes(1).unwrap(), &[] as &[u8]);
+    assert_eq!(r.get_bytes(2).unwrap(), &bytes[4..12]);
+    assert_eq!(r.get_bytes(3).unwrap(), &[20, 21, 22, 23]);
+    assert_eq!(r.range(3).unwrap(), 3..4);
+}
+
+#[test]
 fn rows_of_several_values() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("emb.group");
