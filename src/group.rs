@@ -763,6 +763,23 @@ impl<B: Backend> AppendGroup<B> {
     /// dtype); pending until the next group commit.
     pub fn append<T: Element>(&mut self, i: usize, values: &[T]) -> Result<()> {
         self.check_poison()?;
+        let bytes = self.typed_rows(i, values)?;
+        self.append_rows(i, bytes)
+    }
+
+    /// Exactly-once append to member `i` keyed by row index: `values` are
+    /// its rows `start_row..`; rows the member already holds (committed or
+    /// pending) are skipped, the rest appended. Returns the rows appended.
+    /// A `start_row` past the rows the member holds is [`Error::Gap`].
+    pub fn append_at<T: Element>(&mut self, i: usize, start_row: u64, values: &[T]) -> Result<u64> {
+        self.check_poison()?;
+        let bytes = self.typed_rows(i, values)?;
+        self.append_bytes_at(i, start_row, bytes)
+    }
+
+    /// The bytes of `values`, checked to be whole rows of exactly member
+    /// `i`'s dtype.
+    fn typed_rows<'v, T: Element>(&self, i: usize, values: &'v [T]) -> Result<&'v [u8]> {
         let m = self.member(i)?;
         if !element::matches::<T>(&m.layout.header.dtype) {
             return Err(Error::DtypeMismatch {
@@ -781,30 +798,7 @@ impl<B: Backend> AppendGroup<B> {
                 found: format!("{} values", values.len()),
             });
         }
-        self.append_rows(i, element::as_bytes(values))
-    }
-
-    /// Exactly-once append to member `i` keyed by row index: `values` are
-    /// its rows `start_row..`; rows the member already holds (committed or
-    /// pending) are skipped, the rest appended. Returns the rows appended.
-    /// A `start_row` past the rows the member holds is [`Error::Gap`].
-    pub fn append_at<T: Element>(&mut self, i: usize, start_row: u64, values: &[T]) -> Result<u64> {
-        self.check_poison()?;
-        let m = self.member(i)?;
-        let held = m.committed + m.pending;
-        if start_row > held {
-            return Err(Error::Gap {
-                path: m.path.clone(),
-                start_row,
-                len: held,
-            });
-        }
-        let per_row = m.row_values.max(1);
-        let rows = values.len() as u64 / per_row;
-        let skip = (held - start_row).min(rows);
-        let new = values.get((skip * per_row) as usize..).unwrap_or_default();
-        self.append(i, new)?;
-        Ok(rows - skip)
+        Ok(element::as_bytes(values))
     }
 
     /// [`append_at`](Self::append_at) for raw row bytes in the member's own
