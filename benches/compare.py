@@ -390,7 +390,7 @@ def main():
     configs += [("cli", 0, s) for s in ("none", "group")]
     configs += [("rawstdin", 0, s) for s in ("none", "end", "group")]
     rates = {c: [] for c in configs}  # MB/s per repetition
-    other = {}
+    other = {"load": [os.getloadavg()[0]]}  # 1-minute load average, then after each repetition
     print(f"compare: {machine()}; files on {filesystem(directory)}; load {os.getloadavg()[0]:.2f}; "
           f"measuring {measured}", file=sys.stderr)
     for rep in range(args.reps):
@@ -420,7 +420,8 @@ def main():
                                  capture_output=True, text=True).stdout
             for k, v in parse_kv(out).items():
                 other.setdefault(prefix + k, []).append(v)
-        print(f"compare: repetition {rep + 1}/{args.reps} done; load {os.getloadavg()[0]:.2f}",
+        other["load"].append(os.getloadavg()[0])
+        print(f"compare: repetition {rep + 1}/{args.reps} done; load {other['load'][-1]:.2f}",
               file=sys.stderr)
     cli_input.unlink()
     report(rates, other, args, directory, measured)
@@ -437,7 +438,8 @@ def ratio(rates, a, b):
 
 def report(rates, other, args, directory, measured):
     lines = []
-    lines.append(f"Machine: {machine()}; files on {filesystem(directory)}; measured: {measured}.")
+    lines.append(f"Machine: {machine()}; files on {filesystem(directory)}; measured: {measured}; "
+                 f"load average {min(other['load']):.2f}-{max(other['load']):.2f} during the run.")
     fewer = ", ".join(f"{t} {b}: {python_mib(t, b, args.mib)}" for t, b in PYTHON_MIB)
     lines.append(f"{args.reps} repetitions, {args.mib} MiB per run (Python tools, MiB at tool "
                  f"and rows per append: {fewer}); medians.")
