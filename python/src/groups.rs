@@ -332,10 +332,7 @@ impl PyAppendGroup {
             options = options.buffer_bytes(bytes);
         }
         let group = py.detach(|| options.open(&path)).or_raise(py)?;
-        // The writer holds every lock and has recovered: a snapshot now is
-        // exactly its state, and names each member's dtype and row shape.
-        let snapshot = py.detach(|| RsGroupReader::open(&path)).or_raise(py)?;
-        let members = (0..snapshot.member_count())
+        let members = (0..group.member_count())
             .map(|i| {
                 let missing = || {
                     raise(
@@ -344,12 +341,19 @@ impl PyAppendGroup {
                         format!("{}: member {i} vanished", path.display()),
                     )
                 };
+                let member_path = group.member_path(i).ok_or_else(missing)?;
+                // Members are plain file names in the journal's directory.
+                let name = member_path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(missing)?
+                    .to_owned();
                 Ok(Member {
-                    name: snapshot.member_name(i).ok_or_else(missing)?.to_owned(),
-                    path: snapshot.member_path(i).ok_or_else(missing)?.to_path_buf(),
+                    name,
+                    path: member_path.to_path_buf(),
                     accepts: Accepts::new(
-                        snapshot.dtype(i).ok_or_else(missing)?.clone(),
-                        snapshot.row_shape(i).ok_or_else(missing)?.to_vec(),
+                        group.member_dtype(i).ok_or_else(missing)?.clone(),
+                        group.member_row_shape(i).ok_or_else(missing)?.to_vec(),
                     ),
                 })
             })
@@ -389,30 +393,10 @@ impl PyAppendGroup {
         arr: &Bound<'_, PyAny>,
     ) -> PyResult<u64> {
         let (i, rows) = self.check(py, name, arr)?;
+        let bytes = rows.bytes();
         let group = self.live(py)?;
-        let held = group.rows(i) + group.pending_rows(i);
-        if start_row > held {
-            let path = group.member_path(i).unwrap_or(Path::new("")).to_path_buf();
-            return Err(to_py(
-                py,
-                &Error::Gap {
-                    path,
-                    start_row,
-                    len: held,
-                },
-            ));
-        }
-        let skip = (held - start_row).min(rows.count);
-        let row_bytes = if rows.count == 0 {
-            0
-        } else {
-            rows.nbytes / rows.count as usize
-        };
-        let bytes = rows.bytes().get(skip as usize * row_bytes..).unwrap_or(&[]);
-        if !bytes.is_empty() {
-            py.detach(|| group.append_bytes(i, bytes)).or_raise(py)?;
-        }
-        Ok(rows.count - skip)
+        py.detach(|| group.append_bytes_at(i, start_row, bytes))
+            .or_raise(py)
     }
 
     /// Commits every member's pending rows as one group commit, synced,
