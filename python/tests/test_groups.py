@@ -156,6 +156,53 @@ def test_append_at_is_exactly_once(group, tmp_path):
     check_members(tmp_path, {"x.npy": 1, "y.npy": 6, "ids.npy": 0})
 
 
+REC = np.dtype([("t", "<f2"), ("tag", "S3"), ("n", ">u4")])
+
+
+def test_append_at_skips_whole_rows_of_any_dtype(group, tmp_path):
+    """append_at skips the rows held by whole rows of the member's own size
+    (12-byte rows of big-endian int32 triples, 9-byte structured rows),
+    whatever the dtype, and learns each member's dtype and row shape from
+    the group on reopen."""
+
+    def h(rows):
+        return (np.arange(rows.start * 3, rows.stop * 3).reshape(-1, 3) - 1000).astype(">i4")
+
+    def rec(rows):
+        r = np.arange(rows.start, rows.stop)
+        out = np.zeros(len(r), REC)
+        out["t"], out["tag"], out["n"] = r / 4, [b"r%d" % i for i in r], r * 70000
+        return out
+
+    members = {"h.npy": (">i4", (3,)), "r.npy": REC}
+    with AppendGroup.open_or_recover(group, members=members) as g:
+        assert g.append_at("h.npy", 0, h(range(0, 3))) == 3
+        assert g.append_at("r.npy", 0, rec(range(0, 2))) == 2
+        g.commit()
+    with AppendGroup.open_or_recover(group) as g:
+        assert g.members == {"h.npy": (np.dtype(">i4"), (3,)), "r.npy": (REC, ())}
+        # Rows 1 and 2 are held (committed): only rows 3 and 4 are new.
+        assert g.append_at("h.npy", 1, h(range(1, 5))) == 2
+        assert g.append_at("h.npy", 5, h(range(5, 5))) == 0  # no rows at the end
+        assert g.append_at("r.npy", 0, rec(range(0, 3))) == 1
+        # Pending rows count as held.
+        assert g.append_at("r.npy", 2, rec(range(2, 4))) == 1
+        with pytest.raises(npy_append.GapError, match=r"h\.npy: rows from 6 .* holds only 5 rows"):
+            g.append_at("h.npy", 6, h(range(6, 7)))
+        with pytest.raises(npy_append.GapError):
+            g.append_at("r.npy", 5, rec(range(5, 5)))  # a gap even with no rows
+        # Same values, other byte order: refused before anything else.
+        with pytest.raises(npy_append.DtypeMismatchError):
+            g.append_at("h.npy", 5, h(range(5, 6)).astype("<i4"))
+        with pytest.raises(npy_append.ShapeMismatchError):
+            g.append_at("h.npy", 5, np.zeros((1, 4), ">i4"))
+        assert g.pending_rows == {"h.npy": 2, "r.npy": 2}
+    h_file, r_file = np.load(tmp_path / "h.npy"), np.load(tmp_path / "r.npy")
+    assert h_file.dtype == np.dtype(">i4") and r_file.dtype == REC
+    np.testing.assert_array_equal(h_file, h(range(0, 5)))
+    np.testing.assert_array_equal(r_file, rec(range(0, 4)))
+
+
 def test_context_manager_exception_commits_nothing_pending(group, tmp_path):
     with pytest.raises(RuntimeError):
         with AppendGroup.open_or_recover(group, members=MEMBERS, buffer_bytes=64) as g:
