@@ -3,149 +3,30 @@
 //! snapshot returning each sequence without a copy (`_RaggedReader`,
 //! wrapped by `npy_append.RaggedReader`).
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use npy_append::format::dtype::{ByteOrder, Kind};
+use npy_append::format::dtype::Kind;
 use npy_append::{
-    Dtype, Element, Error, RaggedAppender as RsRagged, RaggedOptions, RaggedReader as RsReader,
+    Dtype, Error, RaggedAppender as RsRagged, RaggedOptions, RaggedReader as RsReader,
 };
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::groups::{Accepts, GroupMapping, Snapshot, lock_wait, parse_dtype, parse_row_shape};
-use crate::{OrRaise, Rows, numpy_dtype, raise};
+use crate::{OrRaise, Rows, numpy_dtype, raise, to_py};
 
-/// The value types the library appends to ragged arrays: numpy's
-/// booleans, integers and `f4`/`f8`, in the host's byte order.
-#[derive(Clone, Copy)]
-enum Values {
-    Bool,
-    I8,
-    I16,
-    I32,
-    I64,
-    U8,
-    U16,
-    U32,
-    U64,
-    F32,
-    F64,
-}
-
-/// Runs `$body` with `$t` the Rust type of `$values`.
-macro_rules! with_type {
-    ($values:expr, $t:ident => $body:expr) => {
-        match $values {
-            Values::Bool => {
-                type $t = bool;
-                $body
-            }
-            Values::I8 => {
-                type $t = i8;
-                $body
-            }
-            Values::I16 => {
-                type $t = i16;
-                $body
-            }
-            Values::I32 => {
-                type $t = i32;
-                $body
-            }
-            Values::I64 => {
-                type $t = i64;
-                $body
-            }
-            Values::U8 => {
-                type $t = u8;
-                $body
-            }
-            Values::U16 => {
-                type $t = u16;
-                $body
-            }
-            Values::U32 => {
-                type $t = u32;
-                $body
-            }
-            Values::U64 => {
-                type $t = u64;
-                $body
-            }
-            Values::F32 => {
-                type $t = f32;
-                $body
-            }
-            Values::F64 => {
-                type $t = f64;
-                $body
-            }
-        }
-    };
-}
-
-impl Values {
-    const ALL: [Self; 11] = [
-        Self::Bool,
-        Self::I8,
-        Self::I16,
-        Self::I32,
-        Self::I64,
-        Self::U8,
-        Self::U16,
-        Self::U32,
-        Self::U64,
-        Self::F32,
-        Self::F64,
-    ];
-
-    fn dtype(self) -> Dtype {
-        with_type!(self, T => T::dtype())
-    }
-
-    /// The value type whose dtype is exactly `dtype`.
-    fn of(dtype: &Dtype) -> Option<Self> {
-        let s = dtype.as_scalar()?;
-        Self::ALL.into_iter().find(|v| {
-            let want = v.dtype();
-            want.as_scalar().is_some_and(|w| {
-                w.kind == s.kind
-                    && w.size == s.size
-                    && s.unit.is_none()
-                    && (w.order == s.order || s.order == ByteOrder::NotApplicable && w.size == 1)
-            })
-        })
-    }
-}
-
-/// `bytes` as values of `T`: in place when aligned, else copied.
-fn values_of<T: Element>(bytes: &[u8]) -> Result<Cow<'_, [T]>, Error> {
-    let size = std::mem::size_of::<T>();
-    if T::KIND == Kind::Bool && bytes.iter().any(|&b| b > 1) {
+/// Checks that the bytes of a bool array hold only 0 and 1: the
+/// library's typed readers report any other byte in a bool file as
+/// corruption.
+fn check_bools(dtype: &Dtype, bytes: &[u8]) -> Result<(), Error> {
+    if dtype.as_scalar().is_some_and(|s| s.kind == Kind::Bool) && bytes.iter().any(|&b| b > 1) {
         return Err(Error::InvalidArgument {
             what: "a bool value is neither 0 nor 1".to_owned(),
         });
     }
-    let count = bytes.len() / size;
-    if bytes.as_ptr().cast::<T>().is_aligned() {
-        // SAFETY: `T` is a primitive with no invalid bit patterns (bool
-        // bytes are checked above); the pointer is aligned for `T`; `count`
-        // values fit in `bytes`, which outlives the slice.
-        return Ok(Cow::Borrowed(unsafe {
-            std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), count)
-        }));
-    }
-    let mut out: Vec<T> = Vec::with_capacity(count);
-    // SAFETY: `out` has room for `count` values, that is `count * size`
-    // bytes of `bytes`; any bit pattern is a valid `T` (bool checked above).
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), count * size);
-        out.set_len(count);
-    }
-    Ok(Cow::Owned(out))
+    Ok(())
 }
 
 /// Sequences of rows of different lengths, appended crash-safely to a
@@ -165,7 +46,6 @@ fn values_of<T: Element>(bytes: &[u8]) -> Result<Cow<'_, [T]>, Error> {
 pub(crate) struct PyRaggedAppender {
     inner: Option<RsRagged>,
     path: PathBuf,
-    values: Values,
     values_path: PathBuf,
     offsets_path: PathBuf,
     accepts: Accepts,
@@ -194,22 +74,46 @@ impl PyRaggedAppender {
         })
     }
 
+    /// Checks `arr` against the values' dtype and row shape (and a bool
+    /// array's bytes); returns its bytes, without a copy when it is
+    /// C-contiguous.
     fn check<'py>(&mut self, py: Python<'py>, arr: &Bound<'py, PyAny>) -> PyResult<Rows<'py>> {
         self.live_ref(py)?;
-        self.accepts.check(py, arr, &self.values_path)
+        let rows = self.accepts.check(py, arr, &self.values_path)?;
+        check_bools(&self.accepts.dtype, rows.bytes()).or_raise(py)?;
+        Ok(rows)
     }
 
-    /// Appends sequences of `lengths` rows whose rows are `bytes`.
-    fn append_bytes(&mut self, py: Python<'_>, bytes: &[u8], lengths: &[u64]) -> PyResult<()> {
-        let values = self.values;
+    /// Appends sequences of `lengths` rows whose rows are `rows`.
+    fn append_rows(&mut self, py: Python<'_>, rows: &Rows<'_>, lengths: &[u64]) -> PyResult<()> {
+        self.check_lengths(py, rows.count, lengths)?;
+        let bytes = rows.bytes();
         let ragged = self.live(py)?;
-        py.detach(|| {
-            with_type!(values, T => {
-                let v = values_of::<T>(bytes)?;
-                ragged.append_batch::<T>(&v, lengths)
-            })
-        })
-        .or_raise(py)
+        py.detach(|| ragged.append_batch_bytes(bytes, lengths))
+            .or_raise(py)
+    }
+
+    /// Checks that `lengths` add up to the `count` rows given (the library
+    /// checks it too, in bytes; this names rows).
+    fn check_lengths(&self, py: Python<'_>, count: u64, lengths: &[u64]) -> PyResult<()> {
+        let total = lengths.iter().try_fold(0u64, |acc, &n| acc.checked_add(n));
+        if total == Some(count) {
+            return Ok(());
+        }
+        let found = match total {
+            Some(n) => format!("lengths {lengths:?}, adding up to {n}"),
+            None => format!("lengths {lengths:?}, adding up to more than 2**64"),
+        };
+        Err(to_py(
+            py,
+            &Error::ShapeMismatch {
+                expected: format!(
+                    "sequence lengths adding up to the {count} rows given ({})",
+                    self.values_path.display()
+                ),
+                found,
+            },
+        ))
     }
 }
 
@@ -219,9 +123,11 @@ impl PyRaggedAppender {
     /// "tokens.group"; the two members are in its directory): creates it,
     /// or opens it and recovers it to its last commit.
     ///
-    /// dtype: the values' dtype, exactly (never cast): bool, int8..int64,
-    ///   uint8..uint64, float32 or float64 in the machine's byte order.
-    ///   Optional for an existing array, then read from it.
+    /// dtype: the values' dtype (anything `numpy.dtype()` accepts that a
+    ///   `.npy` file can hold without pickling: any byte order, float16,
+    ///   complex, strings, structured). Appended arrays must have exactly
+    ///   this dtype (never cast). Optional for an existing array, then read
+    ///   from it.
     /// row_shape: the shape of one row of the values: () for 1-D values
     ///   such as tokens, (d,) for sequences of d-wide rows. Default: () for
     ///   a new array, the array's own for an existing one.
@@ -275,16 +181,6 @@ impl PyRaggedAppender {
                 ));
             }
         };
-        let values = Values::of(&dtype).ok_or_else(|| {
-            raise(
-                py,
-                "UnsupportedError",
-                format!(
-                    "unsupported: ragged values of dtype {dtype}; the values of a ragged array are \
-                     bool, int8..int64, uint8..uint64, float32 or float64 in the machine's byte order"
-                ),
-            )
-        })?;
         let options = RaggedOptions::new(&dtype.descr_repr(), &row_shape)
             .or_raise(py)?
             .names(&names.0, &names.1)
@@ -301,7 +197,6 @@ impl PyRaggedAppender {
         Ok(Self {
             inner: Some(ragged),
             path,
-            values,
             values_path,
             offsets_path,
             accepts: Accepts::new(dtype, row_shape),
@@ -313,8 +208,7 @@ impl PyRaggedAppender {
     /// until the next commit. A mismatch raises and appends nothing.
     fn append(&mut self, py: Python<'_>, seq: &Bound<'_, PyAny>) -> PyResult<()> {
         let rows = self.check(py, seq)?;
-        let lengths = [rows.count];
-        self.append_bytes(py, rows.bytes(), &lengths)
+        self.append_rows(py, &rows, &[rows.count])
     }
 
     /// Appends several sequences, each an array as for `append()`. Every
@@ -324,17 +218,12 @@ impl PyRaggedAppender {
         for seq in seqs.try_iter()? {
             all.push(self.check(py, &seq?)?);
         }
-        let values = self.values;
         let ragged = self.live(py)?;
         let parts: Vec<(&[u8], u64)> = all.iter().map(|r| (r.bytes(), r.count)).collect();
         py.detach(|| {
-            with_type!(values, T => {
-                for (bytes, count) in parts {
-                    let v = values_of::<T>(bytes)?;
-                    ragged.append_batch::<T>(&v, &[count])?;
-                }
-                Ok(())
-            })
+            parts
+                .into_iter()
+                .try_for_each(|(bytes, count)| ragged.append_batch_bytes(bytes, &[count]))
         })
         .or_raise(py)
     }
@@ -349,7 +238,7 @@ impl PyRaggedAppender {
         lengths: Vec<u64>,
     ) -> PyResult<()> {
         let rows = self.check(py, values)?;
-        self.append_bytes(py, rows.bytes(), &lengths)
+        self.append_rows(py, &rows, &lengths)
     }
 
     /// Commits the pending sequences (values and offsets together, synced),

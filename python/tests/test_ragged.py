@@ -113,7 +113,7 @@ def test_mismatch_raises_and_appends_nothing(ragged, tmp_path):
     with pytest.raises(npy_append.DtypeMismatchError):
         w.extend([np.array([3], "<i4"), np.array([4], "<u4"), np.array([5], "<i4")])
     # Lengths that do not add up to the rows given.
-    with pytest.raises(npy_append.ShapeMismatchError):
+    with pytest.raises(npy_append.ShapeMismatchError, match=r"the 5 rows given .* adding up to 4"):
         w.append_batch(np.arange(5, dtype="<i4"), [2, 2])
     assert w.pending_sequences == 1
     # Not poisoned.
@@ -128,7 +128,7 @@ def test_values_in_place_or_copied(ragged, tmp_path):
         buf = np.arange(9, dtype="<u4").tobytes()
         unaligned = np.frombuffer(b"\0" + buf, dtype="<u4", offset=1)
         assert not unaligned.flags.aligned
-        w.append(unaligned)  # copied before use, never read misaligned
+        w.append(unaligned)  # read as bytes in place
         w.append(np.arange(10, dtype="<u4")[::3])  # not contiguous: copied
     assert [s.tolist() for s in load_sequences(tmp_path)] == [list(range(9)), [0, 3, 6, 9]]
 
@@ -141,10 +141,117 @@ def test_bools_must_be_zero_or_one(ragged, tmp_path):
     assert [s.tolist() for s in load_sequences(tmp_path)] == [[True, False]]
 
 
-def test_unsupported_dtype_creates_nothing(ragged, tmp_path):
-    for dtype in ["<f2", ">u2", "<c8", "S4", [("a", "<i4")]]:
-        with pytest.raises(npy_append.UnsupportedError, match="ragged values"):
-            RaggedAppender.open_or_recover(ragged, dtype=dtype)
+REC = np.dtype([("t", "<f2"), ("tag", "S3"), ("n", ">u4")])
+
+# Value dtypes without a native Rust element type, each with a row shape.
+ANY_DTYPES = [("<f2", ()), (">i4", ()), (REC, ()), ("U3", ()), (">c8", (2,))]
+
+
+def values_of(dtype, row_shape, i):
+    """Sequence i of values of `dtype`: i % 5 rows of `row_shape`, every
+    byte of each value in use where the dtype allows."""
+    dtype = np.dtype(dtype)
+    n = i % 5
+    k = np.arange(n * int(np.prod(row_shape, dtype=np.int64))).reshape((n,) + row_shape) + 10 * i
+    if dtype.names:
+        out = np.zeros(k.shape, dtype)
+        out["t"], out["tag"], out["n"] = k / 8, [b"s%02d" % (v % 100) for v in k.ravel()], k * 70001 + 3
+        return out
+    if dtype.kind == "U":
+        return np.array(["\u00e9%d" % (v % 100) for v in k.ravel()], dtype).reshape(k.shape)
+    if dtype.kind == "c":
+        return (k * 1.5 - 1j * k).astype(dtype)
+    if dtype.kind == "f":
+        return (k / 8 - 3).astype(dtype)
+    return (k * 70001 - 123456).astype(dtype)
+
+
+def unaligned(arr):
+    """A copy of `arr` at an odd address (not aligned for its values)."""
+    raw = np.frombuffer(b"\0" + arr.tobytes(), dtype=np.uint8, offset=1)
+    out = raw.view(arr.dtype).reshape(arr.shape)
+    assert out.ctypes.data % 2 == 1
+    return out
+
+
+@pytest.mark.parametrize("dtype,row_shape", ANY_DTYPES, ids=lambda v: str(v))
+def test_values_of_any_dtype_round_trip(ragged, tmp_path, dtype, row_shape):
+    dtype = np.dtype(dtype)
+    seqs = [values_of(dtype, row_shape, i) for i in range(12)]
+    with RaggedAppender.open_or_recover(ragged, dtype=dtype, row_shape=row_shape) as w:
+        assert w.dtype == dtype and w.row_shape == row_shape
+        w.append(seqs[0])
+        w.append(unaligned(seqs[1]))  # read as bytes, wherever they are
+        w.extend(seqs[2:5])
+        w.commit()
+        # np.concatenate gives the native byte order unless told the dtype.
+        batch = np.concatenate(seqs[5:9], dtype=dtype)
+        assert batch.dtype == dtype
+        w.append_batch(batch, [len(s) for s in seqs[5:9]])
+    # Reopened without a dtype: the array's own, not a native stand-in.
+    with RaggedAppender.open_or_recover(ragged) as w:
+        assert w.dtype == dtype and w.row_shape == row_shape and len(w) == 9
+        w.extend(seqs[9:])
+    values = np.load(tmp_path / "values.npy")
+    offsets = np.load(tmp_path / "offsets.npy")
+    assert values.dtype == dtype
+    np.testing.assert_array_equal(values, np.concatenate(seqs))
+    np.testing.assert_array_equal(offsets, np.cumsum([0] + [len(s) for s in seqs]))
+    assert values.tobytes() == b"".join(s.tobytes() for s in seqs)
+
+    r = RaggedReader(ragged)
+    assert r.dtype == dtype and r.row_shape == row_shape and len(r) == len(seqs)
+    assert r.values().dtype == dtype
+    assert r.values().tobytes() == values.tobytes()
+    np.testing.assert_array_equal(r.offsets(), offsets)
+    for i, s in enumerate(seqs):
+        assert r[i].dtype == dtype and r[i].shape == s.shape, i
+        np.testing.assert_array_equal(r[i], s, err_msg=str(i))
+    assert np.shares_memory(r[3], r.values())
+
+
+def test_dtype_mismatch_raises_and_appends_nothing(ragged, tmp_path):
+    w = RaggedAppender.open_or_recover(ragged, dtype="<f2")
+    w.append(np.array([1.5, 2], "<f2"))
+    for wrong in [np.array([1.5], "<f4"), np.array([1.5], ">f2"), np.array([1], "<i2")]:
+        with pytest.raises(npy_append.DtypeMismatchError, match="no value is ever cast"):
+            w.append(wrong)
+    with pytest.raises(npy_append.DtypeMismatchError):
+        w.append_batch(np.ones(3, "<f4"), [3])
+    assert w.pending_sequences == 1
+    w.close()
+    other = str(tmp_path / "be" / "tokens.group")
+    os.mkdir(os.path.dirname(other))
+    with RaggedAppender.open_or_recover(other, dtype=">i4") as w:
+        with pytest.raises(npy_append.DtypeMismatchError):
+            w.append(np.array([7, 8], "<i4"))  # same values, other byte order
+        with pytest.raises(npy_append.DtypeMismatchError):
+            w.extend([np.array([7], ">i4"), np.array([8], "<i4")])
+        with pytest.raises(npy_append.DtypeMismatchError):
+            w.append(np.array(["ab"], "U3"))
+        assert w.pending_sequences == 0
+    with pytest.raises(npy_append.DtypeMismatchError):
+        RaggedAppender.open_or_recover(other, dtype="<i4")
+    assert [s.tolist() for s in load_sequences(tmp_path)] == [[1.5, 2.0]]
+    assert load_sequences(os.path.dirname(other)) == []
+    assert np.load(os.path.join(os.path.dirname(other), "values.npy")).dtype == np.dtype(">i4")
+
+    # A structured or string file refuses another layout of the same fields.
+    strings = str(tmp_path / "s" / "tokens.group")
+    os.mkdir(os.path.dirname(strings))
+    with RaggedAppender.open_or_recover(strings, dtype=REC) as w:
+        swapped = np.dtype([("t", "<f2"), ("tag", "S3"), ("n", "<u4")])
+        with pytest.raises(npy_append.DtypeMismatchError):
+            w.append(np.zeros(2, swapped))
+        w.append(np.zeros(2, REC))
+    assert np.load(os.path.join(os.path.dirname(strings), "values.npy")).dtype == REC
+
+
+def test_dtypes_a_file_cannot_hold_create_nothing(ragged, tmp_path):
+    with pytest.raises(npy_append.UnsupportedError, match="object"):
+        RaggedAppender.open_or_recover(ragged, dtype=object)
+    with pytest.raises(npy_append.UnsupportedError, match="zero bytes"):
+        RaggedAppender.open_or_recover(ragged, dtype="<i4", row_shape=(0,))
     assert os.listdir(tmp_path) == []
 
 
