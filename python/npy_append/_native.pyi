@@ -155,15 +155,19 @@ class RaggedAppender:
         names: Tuple[str, str] = ("values.npy", "offsets.npy"),
         lock_timeout: Optional[float] = None,
     ) -> "RaggedAppender":
-        """Creates the array (``dtype``: bool, int8..int64, uint8..uint64,
-        float32 or float64 in the machine's byte order; ``row_shape``: ()
-        for 1-D values) or opens and recovers it (``dtype`` then optional)."""
+        """Creates the array (``dtype``: any dtype a ``.npy`` file holds
+        without pickling, any byte order, structured and strings included;
+        ``row_shape``: () for 1-D values) or opens and recovers it
+        (``dtype`` and ``row_shape`` then optional, read from it)."""
     def append(self, seq: np.ndarray) -> None:
-        """Appends one sequence: an array of shape (n,) + row_shape."""
+        """Appends one sequence: an array of shape (n,) + row_shape, of
+        exactly the values' dtype (never cast), read without a copy when
+        C-contiguous."""
     def extend(self, seqs: Iterable[np.ndarray]) -> None:
         """Appends several sequences; all are checked before any is appended."""
     def append_batch(self, values: np.ndarray, lengths: Sequence[int]) -> None:
-        """Appends sequences given as all their rows and the rows of each."""
+        """Appends sequences given as all their rows and the rows of each
+        (``lengths`` add up to ``len(values)``, else ShapeMismatchError)."""
     def commit(self, cursor: Optional[bytes] = None) -> int:
         """Commits values and offsets together (synced); returns the
         committed sequence count."""
