@@ -101,8 +101,8 @@ impl PyRaggedAppender {
             return Ok(());
         }
         let found = match total {
-            Some(n) => format!("lengths {lengths:?}, adding up to {n}"),
-            None => format!("lengths {lengths:?}, adding up to more than 2**64"),
+            Some(n) => format!("{} lengths adding up to {n}", lengths.len()),
+            None => format!("{} lengths adding up to 2**64 or more", lengths.len()),
         };
         Err(to_py(
             py,

@@ -115,6 +115,8 @@ def test_mismatch_raises_and_appends_nothing(ragged, tmp_path):
     # Lengths that do not add up to the rows given.
     with pytest.raises(npy_append.ShapeMismatchError, match=r"the 5 rows given .* adding up to 4"):
         w.append_batch(np.arange(5, dtype="<i4"), [2, 2])
+    with pytest.raises(npy_append.ShapeMismatchError, match="2 lengths adding up to 2..64 or more"):
+        w.append_batch(np.arange(2, dtype="<i4"), [2**63, 2**63 + 2])
     assert w.pending_sequences == 1
     # Not poisoned.
     w.append(np.array([3], "<i4"))
