@@ -694,6 +694,11 @@ impl<B: Backend> AppendGroup<B> {
         self.members.get(i).map(|m| m.row_values)
     }
 
+    /// The name of member `i` (its file name, next to the group journal).
+    pub fn member_name(&self, i: usize) -> Option<&str> {
+        self.identity.members.get(i).map(|m| m.name.as_str())
+    }
+
     /// The dtype of member `i`.
     pub fn member_dtype(&self, i: usize) -> Option<&Dtype> {
         self.members.get(i).map(|m| &m.layout.header.dtype)

@@ -124,7 +124,8 @@ impl<B: Backend> RaggedAppender<B> {
             let last = last
                 .get(..8)
                 .and_then(|b| b.try_into().ok())
-                .map(i64::from_le_bytes)
+                // Written by typed appends of `i64`: the host's byte order.
+                .map(i64::from_ne_bytes)
                 .and_then(|v| u64::try_from(v).ok());
             if last != Some(values_rows) {
                 return Err(inconsistent(
@@ -205,22 +206,23 @@ impl<B: Backend> RaggedAppender<B> {
         unit: &str,
         lengths: &[u64],
     ) -> Result<Vec<i64>> {
-        let total = lengths
-            .iter()
-            .try_fold(0u64, |acc, &n| acc.checked_add(n))
-            .and_then(|n| n.checked_mul(per_row));
-        if total != Some(given) {
+        let rows = lengths.iter().try_fold(0u64, |acc, &n| acc.checked_add(n));
+        if rows.and_then(|n| n.checked_mul(per_row)) != Some(given) {
+            let whole = if given.is_multiple_of(per_row.max(1)) {
+                format!("{} rows", given / per_row.max(1))
+            } else {
+                format!("{given} {unit}, not a whole number of rows of {per_row}")
+            };
+            let sum = rows.map_or_else(|| "more than 2**64".to_owned(), |n| n.to_string());
             return Err(Error::ShapeMismatch {
-                expected: format!(
-                    "sequence lengths adding up to the rows given ({given} {unit} of {per_row} per row)"
-                ),
-                found: format!("lengths {lengths:?}"),
+                expected: format!("sequence lengths adding up to the {whole} given"),
+                found: format!("{} lengths adding up to {sum} rows", lengths.len()),
             });
         }
         let mut offsets = Vec::with_capacity(lengths.len());
         let mut end = self.end;
         for &n in lengths {
-            end += n;
+            end = end.saturating_add(n);
             offsets.push(i64::try_from(end).map_err(|_| Error::InvalidArgument {
                 what: "offset over i64::MAX".to_owned(),
             })?);

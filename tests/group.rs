@@ -212,6 +212,8 @@ fn raw_byte_appends_keyed_by_row_and_member_layouts() {
     assert_eq!(g.member_row_shape(1), Some(&[][..]));
     assert_eq!(g.member_row_bytes(2), Some(8));
     assert_eq!(g.member_dtype(3), None);
+    assert_eq!(g.member_name(2), Some("ids.npy"));
+    assert_eq!(g.member_name(3), None);
     let bytes = |rows: std::ops::Range<u64>| -> Vec<u8> {
         y(rows).iter().flat_map(|v| v.to_le_bytes()).collect()
     };

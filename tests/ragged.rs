@@ -71,10 +71,14 @@ fn raw_bytes_for_dtypes_without_an_element_type() {
     let bytes: Vec<u8> = (0u8..12).collect();
     w.append_batch_bytes(&bytes, &[1, 0, 2]).unwrap();
     // Lengths that do not match the bytes, or a partial row: refused, nothing appended.
-    assert!(matches!(
-        w.append_batch_bytes(&bytes, &[1, 1]),
-        Err(Error::ShapeMismatch { .. })
-    ));
+    match w.append_batch_bytes(&bytes, &[1, 1]) {
+        Err(e @ Error::ShapeMismatch { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("adding up to the 3 rows given"), "{text}");
+            assert!(text.contains("2 lengths adding up to 2 rows"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         w.append_batch_bytes(&bytes[..6], &[1]),
         Err(Error::ShapeMismatch { .. })
