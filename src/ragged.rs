@@ -213,9 +213,13 @@ impl<B: Backend> RaggedAppender<B> {
             } else {
                 format!("{given} {unit}, not a whole number of rows of {per_row}")
             };
-            let sum = rows.map_or_else(|| "more than 2**64".to_owned(), |n| n.to_string());
+            let sum = rows.map_or_else(|| "2**64 or more".to_owned(), |n| n.to_string());
+            let values = self.group.member_path(VALUES).unwrap_or(self.group.path());
             return Err(Error::ShapeMismatch {
-                expected: format!("sequence lengths adding up to the {whole} given"),
+                expected: format!(
+                    "sequence lengths adding up to the {whole} given ({})",
+                    values.display()
+                ),
                 found: format!("{} lengths adding up to {sum} rows", lengths.len()),
             });
         }

@@ -341,16 +341,9 @@ impl PyAppendGroup {
                         format!("{}: member {i} vanished", path.display()),
                     )
                 };
-                let member_path = group.member_path(i).ok_or_else(missing)?;
-                // Members are plain file names in the journal's directory.
-                let name = member_path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .ok_or_else(missing)?
-                    .to_owned();
                 Ok(Member {
-                    name,
-                    path: member_path.to_path_buf(),
+                    name: group.member_name(i).ok_or_else(missing)?.to_owned(),
+                    path: group.member_path(i).ok_or_else(missing)?.to_path_buf(),
                     accepts: Accepts::new(
                         group.member_dtype(i).ok_or_else(missing)?.clone(),
                         group.member_row_shape(i).ok_or_else(missing)?.to_vec(),

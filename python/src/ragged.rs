@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::groups::{Accepts, GroupMapping, Snapshot, lock_wait, parse_dtype, parse_row_shape};
-use crate::{OrRaise, Rows, numpy_dtype, raise, to_py};
+use crate::{OrRaise, Rows, numpy_dtype, raise};
 
 /// Checks that the bytes of a bool array hold only 0 and 1: the
 /// library's typed readers report any other byte in a bool file as
@@ -86,34 +86,10 @@ impl PyRaggedAppender {
 
     /// Appends sequences of `lengths` rows whose rows are `rows`.
     fn append_rows(&mut self, py: Python<'_>, rows: &Rows<'_>, lengths: &[u64]) -> PyResult<()> {
-        self.check_lengths(py, rows.count, lengths)?;
         let bytes = rows.bytes();
         let ragged = self.live(py)?;
         py.detach(|| ragged.append_batch_bytes(bytes, lengths))
             .or_raise(py)
-    }
-
-    /// Checks that `lengths` add up to the `count` rows given (the library
-    /// checks it too, in bytes; this names rows).
-    fn check_lengths(&self, py: Python<'_>, count: u64, lengths: &[u64]) -> PyResult<()> {
-        let total = lengths.iter().try_fold(0u64, |acc, &n| acc.checked_add(n));
-        if total == Some(count) {
-            return Ok(());
-        }
-        let found = match total {
-            Some(n) => format!("{} lengths adding up to {n}", lengths.len()),
-            None => format!("{} lengths adding up to 2**64 or more", lengths.len()),
-        };
-        Err(to_py(
-            py,
-            &Error::ShapeMismatch {
-                expected: format!(
-                    "sequence lengths adding up to the {count} rows given ({})",
-                    self.values_path.display()
-                ),
-                found,
-            },
-        ))
     }
 }
 
