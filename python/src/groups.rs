@@ -2,7 +2,7 @@
 //! (`AppendGroup`), and a consistent snapshot of all of them
 //! (`_GroupReader`, wrapped by `npy_append.GroupReader`).
 
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,9 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::{OrRaise, Rows, dtype_of, numpy_dtype, raise, rows_of, shape_text, to_py};
+use crate::{
+    OrRaise, Rows, dtype_of, fill_read_only_buffer, numpy_dtype, raise, rows_of, shape_text, to_py,
+};
 
 /// `lock_timeout` seconds as the library's lock policy (`None`: fail at once).
 pub(crate) fn lock_wait(py: Python<'_>, lock_timeout: Option<f64>) -> PyResult<LockWait> {
@@ -580,26 +582,9 @@ impl GroupMapping {
         let bytes = reader
             .bytes(this.member, 0..reader.rows(this.member))
             .map_err(|e| PyBufferError::new_err(e.to_string()))?;
-        let len =
-            isize::try_from(bytes.len()).map_err(|e| PyBufferError::new_err(e.to_string()))?;
-        // SAFETY: `view` comes from the interpreter; the bytes live as long
-        // as the snapshot, which `slf` (stored in the view's `obj`) keeps
-        // alive, and are never written while mapped (committed rows).
-        let rc = unsafe {
-            ffi::PyBuffer_FillInfo(
-                view,
-                slf.as_ptr(),
-                bytes.as_ptr().cast_mut().cast::<c_void>(),
-                len,
-                1,
-                flags,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(PyErr::fetch(slf.py()))
-        }
+        // SAFETY: `view` comes from the interpreter; the bytes are committed
+        // rows of the snapshot's mapping, which `slf` keeps alive.
+        unsafe { fill_read_only_buffer(slf.as_any(), view, bytes, flags) }
     }
 }
 

@@ -719,25 +719,42 @@ impl Mapping {
         let bytes = reader
             .bytes(0..reader.len())
             .map_err(|e| PyBufferError::new_err(e.to_string()))?;
-        let len =
-            isize::try_from(bytes.len()).map_err(|e| PyBufferError::new_err(e.to_string()))?;
-        // SAFETY: `view` comes from the interpreter; the bytes live as long
-        // as `reader`, which `slf` (stored in the view's `obj`) keeps alive.
-        let rc = unsafe {
-            ffi::PyBuffer_FillInfo(
-                view,
-                slf.as_ptr(),
-                bytes.as_ptr().cast_mut().cast::<c_void>(),
-                len,
-                1,
-                flags,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(PyErr::fetch(slf.py()))
-        }
+        // SAFETY: `view` comes from the interpreter; the bytes are committed
+        // rows of `reader`'s mapping, which `slf` keeps alive.
+        unsafe { fill_read_only_buffer(slf.as_any(), view, bytes, flags) }
+    }
+}
+
+/// Fills `view` with a read-only, one-dimensional byte buffer of `bytes`,
+/// whose owner (stored in the view) is `owner`.
+///
+/// # Safety
+///
+/// `view` is the pointer the interpreter passed to `__getbuffer__`, and
+/// `bytes` stay valid and unchanged as long as `owner` lives.
+unsafe fn fill_read_only_buffer(
+    owner: &Bound<'_, PyAny>,
+    view: *mut ffi::Py_buffer,
+    bytes: &[u8],
+    flags: c_int,
+) -> PyResult<()> {
+    let len = isize::try_from(bytes.len()).map_err(|e| PyBufferError::new_err(e.to_string()))?;
+    // SAFETY: as the caller promises; PyBuffer_FillInfo takes a reference
+    // to `owner` into the view, which keeps the bytes alive.
+    let rc = unsafe {
+        ffi::PyBuffer_FillInfo(
+            view,
+            owner.as_ptr(),
+            bytes.as_ptr().cast_mut().cast::<c_void>(),
+            len,
+            1,
+            flags,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(owner.py()))
     }
 }
 
