@@ -265,3 +265,62 @@ def test_io_errors_carry_errno_and_the_message(tmp_path):
     assert info.value.errno == errno.ENOENT
     assert str(path) in str(info.value)
     assert not (tmp_path / "missing-dir").exists()
+
+
+# npy-append-array's README example, verbatim but for the import line and
+# the file name; the two commented lines (np.save of a long-descriptor dtype
+# first) are the variant its README says provokes an error.
+README_EXAMPLE = """
+import sys
+import numpy as np
+from {module} import NpyAppendArray
+
+dtype = {dtype}
+
+arr1 = np.array([[1,2],[3,4]], dtype=dtype)
+arr2 = np.array([[1,2],[3,4],[5,6]], dtype=dtype)
+
+filename = sys.argv[1]
+
+{save}
+
+with NpyAppendArray(filename) as npaa:
+    npaa.append(arr1)
+    npaa.append(arr2)
+    npaa.append(arr2)
+
+data = np.load(filename, mmap_mode="r")
+
+print(data)
+"""
+LONG_DESCR = "[('____a_not_uncommonly_long_descriptor_la_la_la_la', int)]"
+
+
+def run_example(tmp_path, module, dtype="int", save=""):
+    import subprocess
+    import sys
+
+    path = tmp_path / f"{module}.npy"
+    code = README_EXAMPLE.format(module=module, dtype=dtype, save=save)
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    return done, path
+
+
+@pytest.mark.skipif(upstream is None, reason="npy-append-array is not installed")
+@pytest.mark.parametrize(
+    "dtype, save",
+    [("int", ""), (LONG_DESCR, "np.save(filename, arr1)")],
+    ids=["as-written", "np.save-first-long-descriptor"],
+)
+def test_npy_append_array_readme_example_runs_unchanged(tmp_path, dtype, save):
+    """The job of npy-append-array's README, with only the import changed,
+    prints the same and writes the same file; also its variant that starts
+    from np.save with a long descriptor (an error with numpy < 1.24 headers,
+    appendable with today's)."""
+    theirs, their_path = run_example(tmp_path, "npy_append_array", dtype, save)
+    ours, our_path = run_example(tmp_path, "npy_append", dtype, save)
+    assert theirs.returncode == 0, theirs.stderr
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    assert our_path.read_bytes() == their_path.read_bytes()
+    assert not os.path.exists(str(our_path) + ".journal")
