@@ -573,6 +573,8 @@ impl<B: Backend> Appender<B> {
         self.guarded(|a| {
             let path = &a.path;
             let cap = a.buffer_bytes;
+            // The clock is read only for a commit interval to measure.
+            let timed = a.group_commit.interval.is_some();
             let State::Live(live) = &mut a.state else {
                 return Ok(());
             };
@@ -593,7 +595,9 @@ impl<B: Backend> Appender<B> {
                 live.buffer.extend_from_slice(bytes);
             }
             live.pending_rows = total - live.committed_rows;
-            live.pending_since.get_or_insert_with(Instant::now);
+            if timed {
+                live.pending_since.get_or_insert_with(Instant::now);
+            }
             Ok(())
         })?;
         if self.group_commit.is_set() && self.group_due() {
