@@ -10,9 +10,9 @@ unless TMPDIR says otherwise), with each of these writers:
 - the npy_append drop-in: ``NpyAppendArray.append`` per row (a commit at
   process durability per append), and with ``fsync=True`` (a synced commit
   per append; fewer rows, ``--fsync-rows``);
-- the full API at process durability: ``Appender.append`` per row with
-  ``commit()`` after every row; with ``commit_every=1000``; and with one
-  commit at the end (the close);
+- the full API at process durability: ``Appender.append_commit`` per row
+  (append and commit in one call); ``Appender.append`` per row with
+  ``commit_every=1000``; and with one commit at the end (the close);
 
 then large appends (``--large-rows`` rows per append, ``--large-mib`` MiB
 per run): ``Appender`` at process durability, a commit per append, against
@@ -21,9 +21,10 @@ an unbuffered ``f.write`` of the same bytes from Python.
 Every repetition runs every writer once, in a shuffled order, so that the
 writers share the machine's slow and fast moments; the rates printed are
 medians over the repetitions, and the ratios are medians of the
-per-repetition ratios. A writer's close (which syncs) is timed for the
-one-row writers, as npy-append-array's is; for the large appends it is not
-(a raw write has no close to compare it with).
+per-repetition ratios. The one-row rates are given twice: of the appends
+alone, and of the whole job with the open and the close (npy_append's close
+syncs the file; npy-append-array's does not). For the large appends the
+close is not timed (a raw write has no close to compare it with).
 
 numpy's BLAS threads are limited to one (they are idle here, and spin on a
 small machine otherwise).
@@ -50,41 +51,42 @@ except ImportError:
     upstream = None
 
 
+def loop(append, rows, row):
+    """Seconds that `rows` calls of append(row) take."""
+    start = time.perf_counter()
+    for _ in range(rows):
+        append(row)
+    return time.perf_counter() - start
+
+
 def upstream_rows(path, rows, row):
     with upstream.NpyAppendArray(path) as out:
-        for _ in range(rows):
-            out.append(row)
+        return loop(out.append, rows, row)
 
 
 def dropin_rows(path, rows, row):
     with npy_append.NpyAppendArray(path) as out:
-        for _ in range(rows):
-            out.append(row)
+        return loop(out.append, rows, row)
 
 
 def dropin_fsync_rows(path, rows, row):
     with npy_append.NpyAppendArray(path, fsync=True) as out:
-        for _ in range(rows):
-            out.append(row)
+        return loop(out.append, rows, row)
 
 
 def appender_commit_each(path, rows, row):
     with npy_append.Appender.open_or_recover(path, durability="process") as w:
-        for _ in range(rows):
-            w.append(row)
-            w.commit()
+        return loop(w.append_commit, rows, row)
 
 
 def appender_batched(path, rows, row):
     with npy_append.Appender.open_or_recover(path, durability="process", commit_every=1000) as w:
-        for _ in range(rows):
-            w.append(row)
+        return loop(w.append, rows, row)
 
 
 def appender_at_close(path, rows, row):
     with npy_append.Appender.open_or_recover(path, durability="process") as w:
-        for _ in range(rows):
-            w.append(row)
+        return loop(w.append, rows, row)
 
 
 # (key, label, function, uses --fsync-rows)
@@ -92,21 +94,23 @@ WRITERS = [
     ("upstream", "npy-append-array NpyAppendArray.append", upstream_rows, False),
     ("dropin", "drop-in NpyAppendArray.append (commit each)", dropin_rows, False),
     ("dropin_fsync", "drop-in NpyAppendArray(fsync=True).append", dropin_fsync_rows, True),
-    ("commit_each", "Appender append + commit() (process)", appender_commit_each, False),
+    ("commit_each", "Appender append_commit (process)", appender_commit_each, False),
     ("batched", "Appender append, commit_every=1000 (process)", appender_batched, False),
     ("at_close", "Appender append, commit at close (process)", appender_at_close, False),
 ]
 
 
 def timed(fn, path, rows, row):
+    """Rows per second of the appends, and of the whole job (open, appends
+    and close: ours syncs the file at close, npy-append-array's does not)."""
     start = time.perf_counter()
-    fn(path, rows, row)
-    elapsed = time.perf_counter() - start
+    appends = fn(path, rows, row)
+    whole = time.perf_counter() - start
     got = np.load(path, mmap_mode="r")
     assert got.shape == (rows, row.shape[1]), got.shape
     assert np.array_equal(got[-1], row[0])
     os.unlink(path)
-    return rows / elapsed
+    return rows / appends, rows / whole
 
 
 def one_row(args, row, directory):
@@ -122,15 +126,21 @@ def one_row(args, row, directory):
             rates[key].append(timed(fn, os.path.join(directory, f"{key}-{rep}.npy"), rows, row))
     print(f"one-row appends, {args.width} float32 per row, {args.rows} rows "
           f"({args.fsync_rows} with fsync), medians of {args.repeat} repetitions")
+    print(f"  {'':<46} {'appends':>12}       {'':>16} {'with open+close':>16}")
     for key, label, *_ in writers:
-        rate = statistics.median(rates[key])
-        print(f"  {label:<46} {rate:>12,.0f} rows/s  ({1e6 / rate:8.2f} us/row)")
+        rate = statistics.median(r[0] for r in rates[key])
+        whole = statistics.median(r[1] for r in rates[key])
+        print(f"  {label:<46} {rate:>12,.0f} rows/s  ({1e6 / rate:6.2f} us/row)  {whole:>12,.0f} rows/s")
     if upstream is not None:
+        print("  ratios to npy-append-array (median of the per-repetition ratios): appends, with open+close")
         for key, label, *_ in writers:
             if key == "upstream":
                 continue
-            ratio = statistics.median(a / b for a, b in zip(rates[key], rates["upstream"]))
-            print(f"  {label:<46} {ratio:8.2f} x npy-append-array")
+            ratios = [
+                statistics.median(a[i] / b[i] for a, b in zip(rates[key], rates["upstream"]))
+                for i in (0, 1)
+            ]
+            print(f"  {label:<46} {ratios[0]:8.2f} x {ratios[1]:8.2f} x")
 
 
 def large(args, directory):
