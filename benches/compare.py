@@ -48,16 +48,17 @@ GROUP_BYTES = 64 * MIB
 # and take a core from the measured work on a small machine.
 THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 # One-row appends from Python, next to npy-append-array's: the drop-in
-# (process durability, and fsync=True), the Appender with a commit per row,
-# and with commit_every=1000.
-ONE_ROW = ["dropin", "dropinfsync", "pycommit", "pyevery"]
+# (process durability, and fsync=True), the Appender with a commit per row
+# (append() + commit(), and append_commit()), and with commit_every=1000.
+ONE_ROW = ["dropin", "dropinfsync", "pycommit", "pyappcommit", "pyevery"]
 # The tools that run after the Rust ones in each repetition.
 AFTER_RUST = {"npaa", "h5py", *ONE_ROW}
 ONE_ROW_LABELS = {
     "npaa": "npy-append-array `NpyAppendArray.append`",
     "dropin": "drop-in `npy_append.NpyAppendArray.append` (a commit per append, process durability)",
     "dropinfsync": "drop-in, `fsync=True` (a synced commit per append)",
-    "pycommit": "`Appender`, process durability, `commit()` after every row",
+    "pycommit": "`Appender`, process durability, `append()` + `commit()` per row",
+    "pyappcommit": "`Appender`, process durability, `append_commit()` per row",
     "pyevery": "`Appender`, process durability, `commit_every=1000`",
     "py": "`Appender`, process durability, one commit at the end",
     "lib": "the Rust library, process durability, one commit at the end",
@@ -199,12 +200,13 @@ def worker(tool, rows_per_append, mib, sync, directory):
             os.fsync(f.id.get_vfd_handle())
         f.close()
         secs = time.perf_counter() - start
-    elif tool in ("py", "pycommit", "pyevery"):
+    elif tool in ("py", "pycommit", "pyappcommit", "pyevery"):
         # The binding's full API. "py" mirrors the Rust tool: no sync =
         # process durability and one commit at the end (the clock stops
         # after it; the close, which syncs, is not timed); group = fsync
         # durability with a commit every 64 MiB, the close timed.
         # "pycommit": process durability, commit() after every append;
+        # "pyappcommit": the same in one call, append_commit();
         # "pyevery": process durability, commit_every=1000 rows.
         import npy_append
 
@@ -223,12 +225,19 @@ def worker(tool, rows_per_append, mib, sync, directory):
             for b in data:
                 w.append(b)
                 w.commit()
+        elif tool == "pyappcommit":
+            for b in data:
+                w.append_commit(b)
         else:
             for b in data:
                 w.append(b)
         if group:
             rows = w.close()
             secs = time.perf_counter() - start
+        elif tool in ("pycommit", "pyappcommit"):
+            secs = time.perf_counter() - start
+            rows = len(w)
+            w.close()
         else:
             rows = w.commit()
             secs = time.perf_counter() - start
@@ -274,7 +283,8 @@ def parse_kv(text):
 # last long enough that creating the file (1-2 ms, synced) does not count.
 PYTHON_MIB = {
     ("npaa", 1): 8, ("npaa", 16): 32, ("h5py", 1): 8, ("h5py", 16): 32,
-    ("py", 1): 64, ("pyevery", 1): 64, ("pycommit", 1): 32, ("dropin", 1): 32,
+    ("py", 1): 64, ("pyevery", 1): 64, ("pycommit", 1): 32, ("pyappcommit", 1): 32,
+    ("dropin", 1): 32,
     ("dropinfsync", 1): 1,  # an fsync per append: 2,048 of them
 }
 
@@ -534,8 +544,10 @@ def report(rates, other, args, directory, measured):
          ratio(rates, ("cli", 0, "group"), ("raw", 65536, "group")), ">= 0.9"),
         ("7. CLI, fsync every 64 MiB / raw stdin copy + fdatasync per 64 MiB",
          ratio(rates, ("cli", 0, "group"), ("rawstdin", 0, "group")), ">= 0.9"),
-        ("Python: one-row appends, Appender, process durability, commit() per row / "
-         "npy-append-array", ratio(rates, ("pycommit", 1, "none"), base), ">= 10"),
+        ("Python: one-row appends, Appender, process durability, append_commit() per row / "
+         "npy-append-array", ratio(rates, ("pyappcommit", 1, "none"), base), ">= 10"),
+        ("Python: same, append() + commit() per row", ratio(rates, ("pycommit", 1, "none"), base),
+         ">= 10"),
         ("Python: same, commit_every=1000", ratio(rates, ("pyevery", 1, "none"), base), ">= 10"),
         ("Python: large appends / Rust library (4096 rows, no sync)",
          ratio(rates, ("py", 4096, "none"), big[0]), ">= 0.9"),
