@@ -283,7 +283,7 @@ def parse_kv(text):
 # last long enough that creating the file (1-2 ms, synced) does not count.
 PYTHON_MIB = {
     ("npaa", 1): 8, ("npaa", 16): 32, ("h5py", 1): 8, ("h5py", 16): 32,
-    ("py", 1): 64, ("pyevery", 1): 64, ("pycommit", 1): 32, ("pyappcommit", 1): 32,
+    ("py", 1): 128, ("pyevery", 1): 128, ("pycommit", 1): 32, ("pyappcommit", 1): 32,
     ("dropin", 1): 32,
     ("dropinfsync", 1): 1,  # an fsync per append: 2,048 of them
 }
