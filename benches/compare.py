@@ -157,7 +157,7 @@ def worker(tool, rows_per_append, mib, sync, directory):
             p.unlink()
     group = sync == "group"
     # The views are made before the clock starts: the loops time the tools,
-    # not the slicing (about 0.6 us per view, as much as a one-row append).
+    # not the slicing (about 0.6 us per view, twice a one-row append).
     data = list(batches(np, rows_per_append, mib))
     if tool == "npaa":
         from npy_append_array import NpyAppendArray
