@@ -94,6 +94,9 @@ struct Live<F> {
     /// CRC32 of the pending rows already written to the file.
     pending_crc: crc32fast::Hasher,
     pending_since: Option<Instant>,
+    /// Reused by every commit: the journal record and the header.
+    record_buf: Vec<u8>,
+    header_buf: Vec<u8>,
 }
 
 impl Appender<FsBackend> {
@@ -244,6 +247,8 @@ impl<B: Backend> Appender<B> {
             pending_rows: 0,
             pending_crc: crc32fast::Hasher::new(),
             pending_since: None,
+            record_buf: Vec::new(),
+            header_buf: Vec::new(),
             layout: plan.layout,
         }));
         Ok(())
@@ -390,6 +395,8 @@ impl<B: Backend> Appender<B> {
             pending_rows: 0,
             pending_crc: crc32fast::Hasher::new(),
             pending_since: None,
+            record_buf: Vec::new(),
+            header_buf: Vec::new(),
             layout,
         }));
         self.report.found = Found::NoFile;
@@ -786,10 +793,15 @@ impl<B: Backend> Appender<B> {
     /// or may not keep it). Committing with no pending rows does nothing.
     pub fn commit(&mut self) -> Result<u64> {
         self.guarded(|a| {
-            let (path, journal_path, durability) =
-                (a.path.clone(), a.journal_path.clone(), a.durability);
-            match &mut a.state {
-                State::Live(live) => live.commit(&path, &journal_path, durability),
+            let Self {
+                path,
+                journal_path,
+                durability,
+                state,
+                ..
+            } = a;
+            match state {
+                State::Live(live) => live.commit(path, journal_path, *durability),
                 State::Unborn { .. } => Ok(0),
             }
         })
@@ -908,14 +920,15 @@ impl<F: Storage> Live<F> {
             prev_rows: self.committed_rows,
             data_crc: self.pending_crc.clone().finalize(),
             data_synced: synced,
-            cursor: self.cursor.clone(),
+            // Lent to the record for its encoding, given back below.
+            cursor: std::mem::take(&mut self.cursor),
         };
-        let bytes = record
-            .encode(self.journal_id)
-            .map_err(|e| Error::from_format(journal_path, e))?;
+        let encoded = record.encode_into(self.journal_id, &mut self.record_buf);
+        self.cursor = record.cursor;
+        encoded.map_err(|e| Error::from_format(journal_path, e))?;
         self.journal
             .write_at(
-                &bytes,
+                &self.record_buf,
                 journal::slot_offset(self.identity_len, self.next_slot),
             )
             .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
@@ -925,13 +938,12 @@ impl<F: Storage> Live<F> {
                 .map_err(|e| Error::io(journal_path, "syncing the journal", e))?;
         }
         // 4. header shape, in place.
-        let header = self
-            .layout
-            .header_bytes(rows)
+        self.layout
+            .header_bytes_into(rows, &mut self.header_buf)
             .map_err(|e| Error::from_format(path, e))?;
         let skip = self.layout.header.version.prefix_len();
         self.npy
-            .write_at(header.get(skip..).unwrap_or_default(), skip as u64)
+            .write_at(self.header_buf.get(skip..).unwrap_or_default(), skip as u64)
             .map_err(|e| Error::io(path, "rewriting the header", e))?;
         self.layout.set_rows(rows);
         self.committed_rows = rows;

@@ -161,9 +161,32 @@ impl Layout {
 
     /// The header bytes for `rows` rows, the same length as the current header.
     pub(crate) fn header_bytes(&self, rows: u64) -> Result<Vec<u8>, FormatError> {
-        if let Some(bytes) = self.template.as_ref().and_then(|t| t.render(rows)) {
-            return Ok(bytes);
+        let mut out = Vec::new();
+        self.header_bytes_into(rows, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`header_bytes`](Self::header_bytes) into `out` (cleared first), so
+    /// that a writer reuses one buffer for every commit.
+    pub(crate) fn header_bytes_into(
+        &self,
+        rows: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FormatError> {
+        if self
+            .template
+            .as_ref()
+            .is_some_and(|t| t.render_into(rows, out))
+        {
+            return Ok(());
         }
+        *out = self.build_header_bytes(rows)?;
+        Ok(())
+    }
+
+    /// The header bytes for `rows` rows, built whole (the slow path, which
+    /// also says why a header cannot be built).
+    fn build_header_bytes(&self, rows: u64) -> Result<Vec<u8>, FormatError> {
         let mut shape = self.header.shape.clone();
         if let Some(growth) = self.growth_axis(&mut shape) {
             *growth = rows;

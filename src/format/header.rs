@@ -568,33 +568,46 @@ impl GrowthTemplate {
     /// digits do not fit in the header's length.
     #[must_use]
     pub fn render(&self, rows: u64) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.render_into(rows, &mut out).then_some(out)
+    }
+
+    /// [`render`](Self::render) into `out`, which is cleared first; false
+    /// (and `out` empty) when the digits do not fit.
+    pub fn render_into(&self, rows: u64, out: &mut Vec<u8>) -> bool {
+        out.clear();
         let mut digits = [0u8; 20];
         let mut start = digits.len();
         let mut rest = rows;
         loop {
             start -= 1;
             let digit = u8::try_from(rest % 10).unwrap_or_default();
-            *digits.get_mut(start)? = b'0' + digit;
+            if let Some(d) = digits.get_mut(start) {
+                *d = b'0' + digit;
+            }
             rest /= 10;
             if rest == 0 {
                 break;
             }
         }
-        let digits = digits.get(start..)?;
-        let used = self
+        let digits = digits.get(start..).unwrap_or_default();
+        let pad = self
             .head
             .len()
-            .checked_add(digits.len())?
-            .checked_add(self.tail.len())?
-            .checked_add(1)?;
-        let pad = self.header_len.checked_sub(used)?;
-        let mut out = Vec::with_capacity(self.header_len);
+            .checked_add(digits.len())
+            .and_then(|n| n.checked_add(self.tail.len()))
+            .and_then(|n| n.checked_add(1))
+            .and_then(|used| self.header_len.checked_sub(used));
+        let Some(pad) = pad else {
+            return false;
+        };
+        out.reserve(self.header_len);
         out.extend_from_slice(&self.head);
         out.extend_from_slice(digits);
         out.extend_from_slice(&self.tail);
         out.resize(out.len() + pad, b' ');
         out.push(b'\n');
-        Some(out)
+        true
     }
 }
 

@@ -321,6 +321,14 @@ impl Record {
     /// Encodes the record for a journal with the given id. Only the used part
     /// of the slot is returned; the rest of the slot is never read.
     pub fn encode(&self, journal_id: u64) -> Result<Vec<u8>, FormatError> {
+        let mut buf = Vec::new();
+        self.encode_into(journal_id, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`encode`](Self::encode) into `buf`, which is cleared first (so that
+    /// a writer reuses one buffer for every commit).
+    pub fn encode_into(&self, journal_id: u64, buf: &mut Vec<u8>) -> Result<(), FormatError> {
         let cursor_len = u32::try_from(self.cursor.len())
             .ok()
             .filter(|&n| n as usize <= MAX_CURSOR_LEN)
@@ -330,23 +338,24 @@ impl Record {
                     self.cursor.len()
                 ))
             })?;
-        let mut buf = vec![0u8; SLOT_FIXED_LEN + self.cursor.len()];
-        put(&mut buf, SLOT_VERSION, &[FORMAT_VERSION as u8]);
+        buf.clear();
+        buf.resize(SLOT_FIXED_LEN + self.cursor.len(), 0);
+        put(buf, SLOT_VERSION, &[FORMAT_VERSION as u8]);
         put(
-            &mut buf,
+            buf,
             SLOT_FLAGS,
             &[u8::from(self.data_synced) * SLOT_FLAG_DATA_SYNCED],
         );
-        put(&mut buf, SLOT_JOURNAL_ID, &journal_id.to_le_bytes());
-        put(&mut buf, SLOT_SEQUENCE, &self.sequence.to_le_bytes());
-        put(&mut buf, SLOT_ROWS, &self.rows.to_le_bytes());
-        put(&mut buf, SLOT_PREV_ROWS, &self.prev_rows.to_le_bytes());
-        put(&mut buf, SLOT_DATA_CRC, &self.data_crc.to_le_bytes());
-        put(&mut buf, SLOT_CURSOR_LEN, &cursor_len.to_le_bytes());
-        put(&mut buf, SLOT_FIXED_LEN, &self.cursor);
+        put(buf, SLOT_JOURNAL_ID, &journal_id.to_le_bytes());
+        put(buf, SLOT_SEQUENCE, &self.sequence.to_le_bytes());
+        put(buf, SLOT_ROWS, &self.rows.to_le_bytes());
+        put(buf, SLOT_PREV_ROWS, &self.prev_rows.to_le_bytes());
+        put(buf, SLOT_DATA_CRC, &self.data_crc.to_le_bytes());
+        put(buf, SLOT_CURSOR_LEN, &cursor_len.to_le_bytes());
+        put(buf, SLOT_FIXED_LEN, &self.cursor);
         let crc = crc32fast::hash(buf.get(SLOT_VERSION..).unwrap_or_default());
-        put(&mut buf, SLOT_CRC, &crc.to_le_bytes());
-        Ok(buf)
+        put(buf, SLOT_CRC, &crc.to_le_bytes());
+        Ok(())
     }
 
     /// How many bytes of the slot the record whose fixed part is `fixed`
