@@ -113,7 +113,7 @@ impl Accepts {
             }
             self.matched = Some(dtype.into_any().unbind());
         }
-        if rows.row_shape != self.row_shape {
+        if !rows.row_shape_is(&self.row_shape) {
             return Err(to_py(
                 py,
                 &Error::ShapeMismatch {
@@ -122,7 +122,7 @@ impl Accepts {
                         shape_text(&self.row_shape),
                         file.display()
                     ),
-                    found: format!("rows of shape {}", shape_text(&rows.row_shape)),
+                    found: format!("rows of shape {}", shape_text(&rows.row_shape())),
                 },
             ));
         }

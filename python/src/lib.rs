@@ -147,11 +147,37 @@ struct Rows<'py> {
     /// Keeps the data alive (the array given, or its contiguous copy).
     array: Bound<'py, PyUntypedArray>,
     count: u64,
-    row_shape: Vec<u64>,
+    /// Rows along the last axis (else the first).
+    fortran: bool,
     nbytes: usize,
 }
 
 impl Rows<'_> {
+    /// The array's shape without its row axis (not allocated: this is on
+    /// every append's path).
+    fn row_dims(&self) -> &[usize] {
+        let shape = self.array.shape();
+        let dims = if self.fortran {
+            shape.split_last()
+        } else {
+            shape.split_first()
+        };
+        dims.map_or(&[], |(_, rest)| rest)
+    }
+
+    /// Whether one row has `shape`.
+    fn row_shape_is(&self, shape: &[u64]) -> bool {
+        self.row_dims()
+            .iter()
+            .map(|&d| d as u64)
+            .eq(shape.iter().copied())
+    }
+
+    /// The shape of one row.
+    fn row_shape(&self) -> Vec<u64> {
+        self.row_dims().iter().map(|&d| d as u64).collect()
+    }
+
     /// The array's bytes.
     ///
     /// Valid while `self.array` lives; numpy refuses to resize an array
@@ -201,7 +227,7 @@ fn rows_of<'py>(py: Python<'py>, arr: &Bound<'py, PyAny>, fortran: bool) -> PyRe
     } else {
         shape.split_first()
     };
-    let Some((&rows, row_shape)) = split else {
+    let Some((&rows, _)) = split else {
         return Err(raise(
             py,
             "ShapeMismatchError",
@@ -213,7 +239,7 @@ fn rows_of<'py>(py: Python<'py>, arr: &Bound<'py, PyAny>, fortran: bool) -> PyRe
     let nbytes = shape.iter().product::<usize>() * itemsize;
     Ok(Rows {
         count: rows as u64,
-        row_shape: row_shape.iter().map(|&d| d as u64).collect(),
+        fortran,
         nbytes,
         array,
     })
@@ -337,7 +363,7 @@ impl PyAppender {
                 options = options.dtype_value(given);
             }
             if !self.row_shape_given {
-                options = options.row_shape(&rows.row_shape);
+                options = options.row_shape(&rows.row_shape());
             }
             let path = self.path.clone();
             // Nothing exists yet: dropping the first appender writes nothing.
@@ -373,7 +399,7 @@ impl PyAppender {
             self.matched = Some(dtype.into_any().unbind());
         }
         let appender = self.live_ref(py)?;
-        if fortran && rows.row_shape != appender.row_shape() {
+        if fortran && !rows.row_shape_is(appender.row_shape()) {
             let found: Vec<u64> = rows.array.shape().iter().map(|&d| d as u64).collect();
             return Err(to_py(
                 py,
@@ -392,12 +418,12 @@ impl PyAppender {
                 },
             ));
         }
-        if rows.row_shape != appender.row_shape() {
+        if !rows.row_shape_is(appender.row_shape()) {
             return Err(to_py(
                 py,
                 &Error::ShapeMismatch {
                     expected: format!("rows of shape {}", shape_text(appender.row_shape())),
-                    found: format!("rows of shape {}", shape_text(&rows.row_shape)),
+                    found: format!("rows of shape {}", shape_text(&rows.row_shape())),
                 },
             ));
         }
