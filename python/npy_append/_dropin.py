@@ -86,16 +86,19 @@ class NpyAppendArray:
         exactly, whose axis 0 is rows and whose other axes are the file's row
         shape (for a Fortran-order file: whose last axis is rows and whose
         leading axes are the file's)."""
-        with self._lock:
-            a = self._appender
-            try:
-                a.append_commit(arr)
-            except ClosedError:
-                raise ClosedError(
-                    f"{os.fspath(self.filename)}: append() after close(); open a new NpyAppendArray"
-                ) from None
+        # acquire/release rather than `with`: this is the one-row hot path.
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._appender.append_commit(arr)
             if self.dtype is None:
                 self._sync_attrs()
+        except ClosedError:
+            raise ClosedError(
+                f"{os.fspath(self.filename)}: append() after close(); open a new NpyAppendArray"
+            ) from None
+        finally:
+            lock.release()
 
     @property
     def shape(self):
