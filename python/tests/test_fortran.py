@@ -14,15 +14,9 @@ import pytest
 import npy_append
 from npy_append import Appender, NpyAppendArray, Reader
 
-from conftest import spawn
+from conftest import import_upstream, spawn
 
-try:
-    import npy_append_array as upstream
-except ImportError:  # optional outside CI; the test command installs it
-    upstream = None
-    print("SKIP test_fortran comparisons with npy-append-array: npy-append-array is not installed")
-    if os.environ.get("CI") == "true":
-        raise
+upstream = import_upstream("test_fortran comparisons with npy-append-array")
 
 needs_upstream = pytest.mark.skipif(upstream is None, reason="npy-append-array is not installed")
 
