@@ -125,18 +125,7 @@ impl Layout {
     /// Whether the header can hold any row count (20 digits) at its
     /// current length.
     pub(crate) fn has_room(&self) -> bool {
-        let mut widest = self.header.shape.clone();
-        if let Some(growth) = self.growth_axis(&mut widest) {
-            *growth = u64::MAX;
-        }
-        header::build_with_len(
-            self.header.version,
-            &self.header.dtype,
-            self.header.fortran_order,
-            &widest,
-            self.header.header_len,
-        )
-        .is_ok()
+        self.header.has_growth_room()
     }
 
     /// The growth axis of `shape` (one of this layout's order).

@@ -16,7 +16,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use npy_append::format::header::{self, Header};
 use npy_append::{
     AppendOptions, Appender as RsAppender, Dtype, Durability, Error, FileState, FileStatus, Found,
     GroupCommit, Reader as RsReader, TailPolicy,
@@ -251,31 +250,6 @@ fn rows_of<'py>(py: Python<'py>, arr: &Bound<'py, PyAny>, fortran: bool) -> PyRe
 fn saved_in_fortran_order(arr: &Bound<'_, PyAny>) -> bool {
     arr.cast::<PyUntypedArray>()
         .is_ok_and(|a| a.is_fortran_contiguous() && !a.is_c_contiguous())
-}
-
-/// Whether the header can hold the largest row count (20 digits) at its
-/// present length, so that appending rewrites it in place: the rule the
-/// library applies before it takes a file over without rewriting it.
-fn header_has_room(header: &Header) -> bool {
-    let mut widest = header.shape.clone();
-    let growth = if header.fortran_order {
-        widest.last_mut()
-    } else {
-        widest.first_mut()
-    };
-    let Some(growth) = growth else {
-        // A 0-d array has no axis to grow (and is refused for that).
-        return true;
-    };
-    *growth = u64::MAX;
-    header::build_with_len(
-        header.version,
-        &header.dtype,
-        header.fortran_order,
-        &widest,
-        header.header_len,
-    )
-    .is_ok()
 }
 
 /// The error for a call on a closed appender.
@@ -891,7 +865,7 @@ fn file_state(py: Python<'_>, path: PathBuf) -> PyResult<(String, Option<String>
         _ => "unknown",
     };
     // A header rebuilt from the journal is written with room.
-    let room = !status.header_from_file || header_has_room(&status.header);
+    let room = !status.header_from_file || status.header.has_growth_room();
     Ok((state.to_owned(), status.problem, room))
 }
 

@@ -126,6 +126,31 @@ impl Header {
         growth_dim(&self.shape, self.fortran_order)
     }
 
+    /// Whether the header can be rewritten in place, at its present length,
+    /// for any length of the growth axis (20 digits): what appending needs.
+    /// `np.save` from numpy 1.24 on writes such headers; older writers may
+    /// not. True for a 0-d array, whose header has nothing to grow.
+    #[must_use]
+    pub fn has_growth_room(&self) -> bool {
+        let mut widest = self.shape.clone();
+        let growth = if self.fortran_order {
+            widest.last_mut()
+        } else {
+            widest.first_mut()
+        };
+        if let Some(growth) = growth {
+            *growth = u64::MAX;
+        }
+        build_with_len(
+            self.version,
+            &self.dtype,
+            self.fortran_order,
+            &widest,
+            self.header_len,
+        )
+        .is_ok()
+    }
+
     /// Bytes of array data the header describes: the product of the shape
     /// times the item size.
     ///
@@ -658,6 +683,28 @@ mod tests {
 
     fn f4() -> Dtype {
         Dtype::scalar(Kind::Float, ByteOrder::Little, 4)
+    }
+
+    /// numpy's own headers (1.24 and later) have room for any row count;
+    /// a header padded only to its text does not; a 0-d header has nothing
+    /// to grow.
+    #[test]
+    fn growth_room() {
+        for golden in [
+            F4_3,
+            C_3X4,
+            FORTRAN_3X4,
+            STRUCT_7,
+            ALPHA_2,
+            HUGE_GROWTH,
+            SCALAR_0D,
+        ] {
+            assert!(parse(golden).unwrap().has_growth_room(), "{golden:?}");
+        }
+        let tight = build_with_len(Version::V1, &f4(), false, &[3, 2], 73).unwrap();
+        let h = parse(&tight).unwrap();
+        assert_eq!(h.header_len, 73);
+        assert!(!h.has_growth_room());
     }
 
     /// The template renders exactly what `build_with_len` builds, for every
