@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::element::{self, Element};
-use crate::error::{Error, Result};
+use crate::error::{Error, Poison, Result};
 use crate::format::cursor_file::CursorFile;
 use crate::format::dtype::Dtype;
 use crate::format::header;
@@ -59,7 +59,7 @@ pub struct Appender<B: Backend = FsBackend> {
     committed_cursor: Vec<u8>,
     state: State<B::File>,
     report: RecoveryReport,
-    poisoned: Option<String>,
+    poisoned: Poison,
 }
 
 enum State<F> {
@@ -126,7 +126,7 @@ impl<B: Backend> Appender<B> {
                 fortran_order: options.fortran_order.unwrap_or(false),
             },
             report: RecoveryReport::default(),
-            poisoned: None,
+            poisoned: Poison::default(),
             backend,
         };
         appender.open_existing(options)?;
@@ -488,27 +488,18 @@ impl<B: Backend> Appender<B> {
 
     /// Whether an earlier failure poisoned this appender.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.is_some()
+        self.poisoned.is_set()
     }
 
     fn check_poison(&self) -> Result<()> {
-        match &self.poisoned {
-            Some(cause) => Err(Error::Poisoned {
-                path: self.path.clone(),
-                cause: cause.clone(),
-            }),
-            None => Ok(()),
-        }
+        self.poisoned.check(&self.path)
     }
 
     /// Runs `f`; any error poisons the appender.
     fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.check_poison()?;
         let result = f(self);
-        if let Err(e) = &result {
-            self.poisoned = Some(e.to_string());
-        }
-        result
+        self.poisoned.note(result)
     }
 
     /// Appends typed values: `values.len()` must be a whole number of rows

@@ -231,3 +231,35 @@ impl Error {
         }
     }
 }
+
+/// A writer's poison: the first failure that may have left its files in a
+/// state only recovery understands. Once set, every later call is refused
+/// with [`Error::Poisoned`].
+#[derive(Debug, Default)]
+pub(crate) struct Poison(Option<String>);
+
+impl Poison {
+    /// Whether a failure poisoned the writer.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// `Err(Error::Poisoned)` for the writer of `path` once poisoned.
+    pub(crate) fn check(&self, path: &std::path::Path) -> Result<()> {
+        match &self.0 {
+            Some(cause) => Err(Error::Poisoned {
+                path: path.to_path_buf(),
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Passes `result` on, poisoning the writer if it is an error.
+    pub(crate) fn note<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            self.0 = Some(e.to_string());
+        }
+        result
+    }
+}

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use crate::appender::{lock, locked_file_has_path, read_whole};
 use crate::element::{self, Element};
-use crate::error::{Error, Result};
+use crate::error::{Error, Poison, Result};
 use crate::format::FormatError;
 use crate::format::dtype::{Dtype, Kind};
 use crate::format::group_journal::{
@@ -218,7 +218,7 @@ pub struct AppendGroup<B: Backend = FsBackend> {
     cursor_dirty: bool,
     buffer_bytes: usize,
     bytes_cut: u64,
-    poisoned: Option<String>,
+    poisoned: Poison,
 }
 
 /// The directory holding the group journal, where the members are.
@@ -655,7 +655,7 @@ impl<B: Backend> AppendGroup<B> {
             members,
             buffer_bytes,
             bytes_cut,
-            poisoned: None,
+            poisoned: Poison::default(),
         })
     }
 
@@ -732,26 +732,18 @@ impl<B: Backend> AppendGroup<B> {
 
     /// Whether an earlier failure poisoned this writer.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.is_some()
+        self.poisoned.is_set()
     }
 
     fn check_poison(&self) -> Result<()> {
-        match &self.poisoned {
-            Some(cause) => Err(Error::Poisoned {
-                path: self.path.clone(),
-                cause: cause.clone(),
-            }),
-            None => Ok(()),
-        }
+        self.poisoned.check(&self.path)
     }
 
+    /// Runs `f`; any error poisons the writer.
     fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.check_poison()?;
         let result = f(self);
-        if let Err(e) = &result {
-            self.poisoned = Some(e.to_string());
-        }
-        result
+        self.poisoned.note(result)
     }
 
     fn member(&self, i: usize) -> Result<&Member<B::File>> {
