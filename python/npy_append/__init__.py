@@ -17,7 +17,7 @@ Three APIs:
 Errors are :class:`NpyAppendError` subclasses (see ``npy_append._errors``).
 """
 
-from . import _native
+from . import _errors, _native
 from ._dropin import NpyAppendArray, ensure_appendable, is_appendable, recover
 from ._errors import (
     ClosedError,
@@ -54,18 +54,5 @@ __all__ = [
     "recover",
     "is_appendable",
     "ensure_appendable",
-    "NpyAppendError",
-    "LockedError",
-    "CorruptError",
-    "TrailingBytesError",
-    "DtypeMismatchError",
-    "ShapeMismatchError",
-    "InvalidArgumentError",
-    "GapError",
-    "DataDiffersError",
-    "UnsupportedError",
-    "PoisonedError",
-    "GroupMemberError",
-    "NpyAppendIOError",
-    "ClosedError",
+    *_errors.__all__,
 ]
