@@ -17,9 +17,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::{
-    OrRaise, Rows, dtype_of, fill_read_only_buffer, numpy_dtype, raise, rows_of, shape_text, to_py,
-};
+use crate::{OrRaise, Rows, dtype_of, fill_read_only_buffer, numpy_dtype, raise, rows_of, to_py};
+use npy_append::format::header::shape_repr;
 
 /// `lock_timeout` seconds as the library's lock policy (`None`: fail at once).
 pub(crate) fn lock_wait(py: Python<'_>, lock_timeout: Option<f64>) -> PyResult<LockWait> {
@@ -119,10 +118,10 @@ impl Accepts {
                 &Error::ShapeMismatch {
                     expected: format!(
                         "rows of shape {} ({})",
-                        shape_text(&self.row_shape),
+                        shape_repr(&self.row_shape),
                         file.display()
                     ),
-                    found: format!("rows of shape {}", shape_text(&rows.row_shape())),
+                    found: format!("rows of shape {}", shape_repr(&rows.row_shape())),
                 },
             ));
         }

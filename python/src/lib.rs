@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use npy_append::format::header::shape_repr;
 use npy_append::{
     AppendOptions, Appender as RsAppender, Dtype, Durability, Error, FileState, FileStatus, Found,
     GroupCommit, Reader as RsReader, TailPolicy,
@@ -261,20 +262,6 @@ fn closed(py: Python<'_>, path: &std::path::Path) -> PyErr {
     )
 }
 
-fn shape_text(shape: &[u64]) -> String {
-    match shape {
-        [one] => format!("({one},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 /// Crash-safe appender to one `.npy` file.
 ///
 /// Open with `Appender.open_or_recover(path, ...)`. Rows given to
@@ -388,7 +375,7 @@ impl PyAppender {
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
-                    found: format!("an array of shape {}", shape_text(&found)),
+                    found: format!("an array of shape {}", shape_repr(&found)),
                 },
             ));
         }
@@ -396,8 +383,8 @@ impl PyAppender {
             return Err(to_py(
                 py,
                 &Error::ShapeMismatch {
-                    expected: format!("rows of shape {}", shape_text(appender.row_shape())),
-                    found: format!("rows of shape {}", shape_text(&rows.row_shape())),
+                    expected: format!("rows of shape {}", shape_repr(appender.row_shape())),
+                    found: format!("rows of shape {}", shape_repr(&rows.row_shape())),
                 },
             ));
         }

@@ -510,6 +510,13 @@ pub fn build_with_len(
     assemble(version, &encoded, pad).ok_or_else(too_long)
 }
 
+/// A shape as numpy writes it (Python's `repr` of a tuple): `()`, `(3,)`,
+/// `(3, 4)`.
+#[must_use]
+pub fn shape_repr(shape: &[u64]) -> String {
+    pyliteral::repr_tuple(shape)
+}
+
 /// A header of fixed length, re-rendered for a new growth-axis length
 /// without formatting its text again: what every commit writes.
 ///

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use npy_append::format::header;
 use npy_append::{FileState, FileStatus, RecoveryAction, RecoveryReport};
 
 use crate::args::{FileArg, InfoArgs};
@@ -74,21 +75,6 @@ pub fn verify(args: &FileArg) -> Result<ExitCode, Failure> {
     }
 }
 
-/// numpy's way of writing a shape: `(3,)`, `(3, 4)`, `()`.
-pub fn shape_text(shape: &[u64]) -> String {
-    match shape {
-        [one] => format!("({one},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 /// What recovery would do, as a phrase ("keep 5 rows, cut 12 bytes, ...").
 pub fn recovery_text(status: &FileStatus) -> String {
     match &status.recovery {
@@ -155,7 +141,7 @@ fn text_fields(s: &FileStatus) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("file", s.path.display().to_string()),
         ("dtype", h.dtype.descr_repr()),
-        ("shape", shape_text(&h.shape)),
+        ("shape", header::shape_repr(&h.shape)),
         ("fortran order", h.fortran_order.to_string()),
         ("npy version", h.version.to_string()),
         ("header length", format!("{} bytes", h.header_len)),
