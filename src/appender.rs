@@ -631,23 +631,16 @@ impl<B: Backend> Appender<B> {
     /// [`Error::Gap`]. Neither error appends anything or poisons the writer.
     pub fn append_at<T: Element>(&mut self, start_row: u64, values: &[T]) -> Result<u64> {
         self.check_poison()?;
-        let held = self.len() + self.pending_rows();
-        if start_row > held {
-            return Err(self.gap(start_row, held));
+        if let State::Live(live) = &self.state {
+            live.typed_rows(values)?;
+            return self.append_bytes_at(start_row, element::as_bytes(values));
         }
-        let State::Live(live) = &self.state else {
-            // No file yet, so `start_row` is 0: a plain append.
-            self.append(values)?;
-            return Ok(self.len() + self.pending_rows() - held);
-        };
-        let (rows, per_row) = live.typed_rows(values)?;
-        let skip = (held - start_row).min(rows);
-        let (old, new) = values.split_at((skip * per_row) as usize);
-        if self.compare_overlap {
-            self.compare_rows(start_row, element::as_bytes(old))?;
+        // No file yet: nothing is held, and a typed append creates it.
+        if start_row > 0 {
+            return Err(self.gap(start_row, 0));
         }
-        self.append(new)?;
-        Ok(rows - skip)
+        self.append(values)?;
+        Ok(self.len() + self.pending_rows())
     }
 
     /// [`append_at`](Self::append_at) for raw row bytes in the file's own
