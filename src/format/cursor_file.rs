@@ -24,7 +24,7 @@
 //! ignored.
 
 use super::FormatError;
-use super::journal::MAX_CURSOR_LEN;
+use super::journal::{MAX_CURSOR_LEN, cursor_len};
 
 /// Magic bytes at the start of a cursor sidecar.
 pub const MAGIC: [u8; 8] = *b"NPYACURS";
@@ -45,15 +45,7 @@ pub struct CursorFile {
 impl CursorFile {
     /// Encodes the sidecar.
     pub fn encode(&self) -> Result<Vec<u8>, FormatError> {
-        let len = u32::try_from(self.cursor.len())
-            .ok()
-            .filter(|&n| n as usize <= MAX_CURSOR_LEN)
-            .ok_or_else(|| {
-                FormatError::unsupported(format!(
-                    "cursor of {} bytes is longer than the {MAX_CURSOR_LEN}-byte limit",
-                    self.cursor.len()
-                ))
-            })?;
+        let len = cursor_len(&self.cursor)?;
         let mut buf = Vec::with_capacity(FIXED_LEN + self.cursor.len());
         buf.extend_from_slice(&MAGIC);
         buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());

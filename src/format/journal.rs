@@ -162,6 +162,20 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
 
+/// The length field of `cursor`; [`FormatError::Unsupported`] past
+/// [`MAX_CURSOR_LEN`].
+pub(crate) fn cursor_len(cursor: &[u8]) -> Result<u32, FormatError> {
+    u32::try_from(cursor.len())
+        .ok()
+        .filter(|&n| n as usize <= MAX_CURSOR_LEN)
+        .ok_or_else(|| {
+            FormatError::unsupported(format!(
+                "cursor of {} bytes is longer than the {MAX_CURSOR_LEN}-byte limit",
+                cursor.len()
+            ))
+        })
+}
+
 fn put(buf: &mut [u8], at: usize, value: &[u8]) {
     if let Some(dst) = buf.get_mut(at..at + value.len()) {
         dst.copy_from_slice(value);
@@ -329,15 +343,7 @@ impl Record {
     /// [`encode`](Self::encode) into `buf`, which is cleared first (so that
     /// a writer reuses one buffer for every commit).
     pub fn encode_into(&self, journal_id: u64, buf: &mut Vec<u8>) -> Result<(), FormatError> {
-        let cursor_len = u32::try_from(self.cursor.len())
-            .ok()
-            .filter(|&n| n as usize <= MAX_CURSOR_LEN)
-            .ok_or_else(|| {
-                FormatError::unsupported(format!(
-                    "cursor of {} bytes is longer than the {MAX_CURSOR_LEN}-byte limit",
-                    self.cursor.len()
-                ))
-            })?;
+        let cursor_len = cursor_len(&self.cursor)?;
         buf.clear();
         buf.resize(SLOT_FIXED_LEN + self.cursor.len(), 0);
         put(buf, SLOT_VERSION, &[FORMAT_VERSION as u8]);
