@@ -518,11 +518,7 @@ impl<B: Backend> AppendGroup<B> {
             let snap = &layout.header;
             match &read.header {
                 Ok(h) => {
-                    if h.header_len != snap.header_len
-                        || h.dtype != snap.dtype
-                        || h.fortran_order != snap.fortran_order
-                        || h.row_shape() != snap.row_shape()
-                    {
+                    if !h.same_layout(snap) {
                         return Err(corrupt(
                             &member_path,
                             format!(

@@ -665,11 +665,7 @@ pub(crate) fn check_binding<F: Storage>(
     let snap = &layout.header;
     match &read.header {
         Ok(h) => {
-            if h.header_len != snap.header_len
-                || h.dtype != snap.dtype
-                || h.fortran_order != snap.fortran_order
-                || h.row_shape() != snap.row_shape()
-            {
+            if !h.same_layout(snap) {
                 return Err(corrupt(
                     files.journal_path,
                     FormatError::malformed(

@@ -126,6 +126,16 @@ impl Header {
         growth_dim(&self.shape, self.fortran_order)
     }
 
+    /// Whether `other` describes rows laid out as these are: the same
+    /// header length, dtype, order and row shape (the row count may differ).
+    #[must_use]
+    pub fn same_layout(&self, other: &Self) -> bool {
+        self.header_len == other.header_len
+            && self.dtype == other.dtype
+            && self.fortran_order == other.fortran_order
+            && self.row_shape() == other.row_shape()
+    }
+
     /// Whether the header can be rewritten in place, at its present length,
     /// for any length of the growth axis (20 digits): what appending needs.
     /// `np.save` from numpy 1.24 on writes such headers; older writers may
