@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use npy_append::{AppendGroup, GroupOptions, GroupReader, MemberSpec};
 
+use support::u64rows::Rng;
+
 const CHILD_ENV: &str = "NPY_APPEND_KILL_GROUP_CHILD";
 const CHILD_SEED_ENV: &str = "NPY_APPEND_KILL_GROUP_SEED";
 const TAG: &str = "@npy-group ";
@@ -56,21 +58,6 @@ fn options() -> GroupOptions {
         .buffer_bytes(4096)
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{TAG}{line}").unwrap();
@@ -94,7 +81,7 @@ fn child_group_writer() {
     };
     let path = PathBuf::from(path);
     let seed: u64 = std::env::var(CHILD_SEED_ENV).unwrap().parse().unwrap();
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     let mut g = options().open(&path).unwrap();
     let mut k = cursor_of(&g);
     assert_eq!(g.member_rows(), rows_after(k));
@@ -203,7 +190,7 @@ fn sigkill_group_writer() {
         |s| s.trim().parse().expect("NPY_APPEND_SEED"),
     );
     println!("seed {seed} (NPY_APPEND_SEED={seed} replays the choices)");
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed | 1);
     let dir = tempfile::tempdir().unwrap();
     let mut generation = 0;
     let group_in = |generation: u32| {
