@@ -14,6 +14,14 @@ fn wait() -> LockWait {
     LockWait::Wait(Duration::from_secs(10))
 }
 
+/// Opens the u16 token array of `path` (created on first use).
+fn open_tokens(path: &std::path::Path) -> npy_append::RaggedAppender {
+    RaggedOptions::of::<u16>(&[])
+        .lock_wait(wait())
+        .open(path)
+        .unwrap()
+}
+
 /// Sequence `i`: `i % 7` tokens.
 fn seq(i: u64) -> Vec<u16> {
     (0..i % 7).map(|j| (i * 10 + j) as u16).collect()
@@ -23,10 +31,7 @@ fn seq(i: u64) -> Vec<u16> {
 fn sequences_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.group");
-    let mut w = RaggedOptions::of::<u16>(&[])
-        .lock_wait(wait())
-        .open(&path)
-        .unwrap();
+    let mut w = open_tokens(&path);
     assert!(w.is_empty());
     for i in 0..10 {
         w.append(&seq(i)).unwrap();
@@ -126,10 +131,7 @@ fn rows_of_several_values() {
 fn a_crash_keeps_values_and_offsets_in_step() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.group");
-    let mut w = RaggedOptions::of::<u16>(&[])
-        .lock_wait(wait())
-        .open(&path)
-        .unwrap();
+    let mut w = open_tokens(&path);
     for i in 0..5 {
         w.append(&seq(i)).unwrap();
     }
@@ -138,10 +140,7 @@ fn a_crash_keeps_values_and_offsets_in_step() {
         w.append(&seq(i)).unwrap();
     }
     drop(w); // crash: sequences 5..9 never committed
-    let mut w = RaggedOptions::of::<u16>(&[])
-        .lock_wait(wait())
-        .open(&path)
-        .unwrap();
+    let mut w = open_tokens(&path);
     assert_eq!((w.len(), w.cursor()), (5, &b"5"[..]));
     let total: u64 = (0..5).map(|i| seq(i).len() as u64).sum();
     assert_eq!(w.values_len(), total);
@@ -168,10 +167,7 @@ fn a_new_array_crashed_before_its_first_offset_opens_empty() {
         .lock_wait(wait())
         .open(&path)
         .unwrap();
-    let mut w = RaggedOptions::of::<u16>(&[])
-        .lock_wait(wait())
-        .open(&path)
-        .unwrap();
+    let mut w = open_tokens(&path);
     assert_eq!(w.len(), 0);
     w.append(&[1u16, 2]).unwrap();
     w.close().unwrap();
@@ -188,10 +184,7 @@ fn numpy_reads_values_and_offsets() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.group");
-    let mut w = RaggedOptions::of::<u16>(&[])
-        .lock_wait(wait())
-        .open(&path)
-        .unwrap();
+    let mut w = open_tokens(&path);
     for i in 0..30 {
         w.append(&seq(i)).unwrap();
     }
