@@ -34,6 +34,15 @@ fn options() -> AppendOptions {
     AppendOptions::new().dtype("<u8").unwrap().row_shape(&[ROW])
 }
 
+/// Reopens `path` after its writer was dropped (a crash). Waits for the
+/// lock: a child process another test spawns may hold a copy of the dropped
+/// writer's descriptor (and its lock) between its fork and its exec.
+fn reopen(path: &Path) -> Result<Appender, Error> {
+    AppendOptions::new()
+        .lock_wait(LockWait::Wait(std::time::Duration::from_secs(10)))
+        .open(path)
+}
+
 /// Appends `n` rows after the committed ones and commits; returns the rows.
 fn append_commit(w: &mut Appender, n: u64) -> u64 {
     let start = w.len();
@@ -240,7 +249,7 @@ fn racing_creators_leave_one_writer_with_its_journal() {
         // "crashes": recovery must cut them.
         w.append(&rows(20, 10_000)).unwrap();
         drop(w);
-        match Appender::open_or_recover(&path) {
+        match reopen(&path) {
             Ok(w) if w.len() == 20 => {
                 drop(w);
                 verify_file(&path, 20);
@@ -711,7 +720,7 @@ fn creator_pausing_before_locking_its_journal_keeps_a_working_journal() {
     assert_eq!(w.commit().unwrap(), 20);
     let unlinked = deleted_open_journal(&path);
     drop(w); // a crash of the winner
-    let recovered = Appender::open_or_recover(&path).map(|w| w.len());
+    let recovered = reopen(&path).map(|w| w.len());
     assert!(
         unlinked.is_none() && matches!(recovered, Ok(20)),
         "the winner committed 20 rows to the journal {} and crashed; recovery: {recovered:?}",
