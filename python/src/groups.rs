@@ -2,149 +2,29 @@
 //! (`AppendGroup`), and a consistent snapshot of all of them
 //! (`_GroupReader`, wrapped by `npy_append.GroupReader`).
 
-use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use npy_append::{
-    AppendGroup as RsGroup, Dtype, Error, GroupOptions, GroupReader as RsGroupReader, LockWait,
-    MemberSpec, RaggedReader as RsRaggedReader,
+    AppendGroup as RsGroup, Dtype, GroupOptions, GroupReader as RsGroupReader, MemberSpec,
 };
-use numpy::PyUntypedArrayMethods;
-use pyo3::exceptions::PyBufferError;
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::{OrRaise, Rows, dtype_of, fill_read_only_buffer, numpy_dtype, raise, rows_of, to_py};
-use npy_append::format::header::shape_repr;
-
-/// `lock_timeout` seconds as the library's lock policy (`None`: fail at once).
-pub(crate) fn lock_wait(py: Python<'_>, lock_timeout: Option<f64>) -> PyResult<LockWait> {
-    let Some(seconds) = lock_timeout else {
-        return Ok(LockWait::Fail);
-    };
-    Duration::try_from_secs_f64(seconds)
-        .map(LockWait::Wait)
-        .map_err(|e| {
-            raise(
-                py,
-                "InvalidArgumentError",
-                format!("invalid argument: lock_timeout: {e}"),
-            )
-        })
-}
-
-/// A numpy dtype (anything `numpy.dtype()` accepts) as the library's dtype.
-pub(crate) fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<Dtype> {
-    let np_dtype = py.import("numpy")?.getattr("dtype")?.call1((dtype,))?;
-    dtype_of(py, &np_dtype)
-}
-
-/// A row shape: a sequence of sizes, or one size for `(n,)`.
-pub(crate) fn parse_row_shape(py: Python<'_>, shape: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
-    if let Ok(n) = shape.extract::<u64>() {
-        return Ok(vec![n]);
-    }
-    shape.extract::<Vec<u64>>().map_err(|_| {
-        raise(
-            py,
-            "InvalidArgumentError",
-            format!(
-                "invalid argument: a row shape is a tuple of sizes, such as () or (768,), not {}",
-                shape
-                    .repr()
-                    .map_or_else(|_| "?".to_owned(), |r| r.to_string())
-            ),
-        )
-    })
-}
-
-/// The rows of `arr` along its first axis (C order: members are never
-/// Fortran-order files), without a copy when it is C-contiguous.
-fn c_order_rows<'py>(py: Python<'py>, arr: &Bound<'py, PyAny>) -> PyResult<Rows<'py>> {
-    rows_of(py, arr, false)
-}
-
-/// What a member (or the values of a ragged array) accepts: its dtype and
-/// row shape, and the numpy dtype object last found equal to the dtype.
-pub(crate) struct Accepts {
-    pub(crate) dtype: Dtype,
-    pub(crate) row_shape: Vec<u64>,
-    matched: Option<Py<PyAny>>,
-}
-
-impl Accepts {
-    pub(crate) fn new(dtype: Dtype, row_shape: Vec<u64>) -> Self {
-        Self {
-            dtype,
-            row_shape,
-            matched: None,
-        }
-    }
-
-    /// Checks `arr` against the dtype (exactly equal, never cast) and the
-    /// row shape, and returns its bytes (without a copy when it is
-    /// C-contiguous). `file` names the file in messages.
-    pub(crate) fn check<'py>(
-        &mut self,
-        py: Python<'py>,
-        arr: &Bound<'py, PyAny>,
-        file: &Path,
-    ) -> PyResult<Rows<'py>> {
-        let rows = c_order_rows(py, arr)?;
-        let dtype = rows.array.dtype();
-        let same = self
-            .matched
-            .as_ref()
-            .is_some_and(|m| m.as_ptr() == dtype.as_ptr());
-        if !same {
-            let given = dtype_of(py, dtype.as_any())?;
-            if given != self.dtype {
-                return Err(to_py(
-                    py,
-                    &Error::DtypeMismatch {
-                        expected: format!("{} ({})", self.dtype, file.display()),
-                        found: given.to_string(),
-                    },
-                ));
-            }
-            self.matched = Some(dtype.into_any().unbind());
-        }
-        if !rows.row_shape_is(&self.row_shape) {
-            return Err(to_py(
-                py,
-                &Error::ShapeMismatch {
-                    expected: format!(
-                        "rows of shape {} ({})",
-                        shape_repr(&self.row_shape),
-                        file.display()
-                    ),
-                    found: format!("rows of shape {}", shape_repr(&rows.row_shape())),
-                },
-            ));
-        }
-        Ok(rows)
-    }
-}
+use crate::convert::{Accepts, Rows, lock_wait, numpy_dtype, parse_dtype, parse_row_shape};
+use crate::errors::{OrRaise, corrupt, invalid_argument};
+use crate::handle::Handle;
+use crate::reader::{GroupMapping, Snapshot};
 
 /// The members given to `AppendGroup.open_or_recover`: a dict
 /// `{name: (dtype, row_shape)}` or `{name: dtype}`, or a sequence of
 /// `(name, dtype, row_shape)` or `(name, dtype)` tuples.
 fn parse_members(py: Python<'_>, members: &Bound<'_, PyAny>) -> PyResult<Vec<MemberSpec>> {
-    let bad = |what: String| {
-        raise(
-            py,
-            "InvalidArgumentError",
-            format!("invalid argument: {what}"),
-        )
-    };
     let mut entries: Vec<(String, Bound<'_, PyAny>, Option<Bound<'_, PyAny>>)> = Vec::new();
     if let Ok(dict) = members.cast::<PyDict>() {
         for (name, spec) in dict.iter() {
             let Ok(name) = name.extract::<String>() else {
-                return Err(bad(format!(
+                return Err(invalid_argument(format!(
                     "member names are strings, not {}",
                     name.repr()?
                 )));
@@ -156,7 +36,7 @@ fn parse_members(py: Python<'_>, members: &Bound<'_, PyAny>) -> PyResult<Vec<Mem
                     entries.push((name, t.get_item(0)?, Some(t.get_item(1)?)));
                 }
                 Ok(t) => {
-                    return Err(bad(format!(
+                    return Err(invalid_argument(format!(
                         "member {name:?}: give (dtype, row_shape) or a dtype, not a tuple of {}",
                         t.len()
                     )));
@@ -172,16 +52,15 @@ fn parse_members(py: Python<'_>, members: &Bound<'_, PyAny>) -> PyResult<Vec<Mem
                 .ok()
                 .filter(|t| t.len() == 2 || t.len() == 3)
                 .ok_or_else(|| {
-                    bad(
+                    invalid_argument(
                         "members: a dict {name: (dtype, row_shape)} or a sequence of \
-                         (name, dtype, row_shape) tuples"
-                            .to_owned(),
+                         (name, dtype, row_shape) tuples",
                     )
                 })?;
             let name: String = t
                 .get_item(0)?
                 .extract()
-                .map_err(|_| bad("member names are strings".to_owned()))?;
+                .map_err(|_| invalid_argument("member names are strings"))?;
             let shape = if t.len() == 3 {
                 Some(t.get_item(2)?)
             } else {
@@ -195,7 +74,7 @@ fn parse_members(py: Python<'_>, members: &Bound<'_, PyAny>) -> PyResult<Vec<Mem
         .map(|(name, dtype, shape)| {
             let dtype = parse_dtype(py, &dtype)?;
             let shape = match shape {
-                Some(s) => parse_row_shape(py, &s)?,
+                Some(s) => parse_row_shape(&s)?,
                 None => Vec::new(),
             };
             Ok(MemberSpec::with_dtype(&name, dtype, &shape))
@@ -227,41 +106,22 @@ struct Member {
 /// would: the next open keeps exactly the last commit).
 #[pyclass(module = "npy_append._native", name = "AppendGroup")]
 pub(crate) struct PyAppendGroup {
-    inner: Option<RsGroup>,
-    path: PathBuf,
+    handle: Handle<RsGroup>,
     members: Vec<Member>,
 }
 
 impl PyAppendGroup {
-    fn live(&mut self, py: Python<'_>) -> PyResult<&mut RsGroup> {
-        let path = self.path.display().to_string();
-        self.inner
-            .as_mut()
-            .ok_or_else(|| raise(py, "ClosedError", format!("{path}: the group is closed")))
-    }
-
-    fn live_ref(&self, py: Python<'_>) -> PyResult<&RsGroup> {
-        let path = self.path.display().to_string();
-        self.inner
-            .as_ref()
-            .ok_or_else(|| raise(py, "ClosedError", format!("{path}: the group is closed")))
-    }
-
     /// The index of the member named `name`.
-    fn index(&self, py: Python<'_>, name: &str) -> PyResult<usize> {
+    fn index(&self, name: &str) -> PyResult<usize> {
         self.members
             .iter()
             .position(|m| m.name == name)
             .ok_or_else(|| {
-                raise(
-                    py,
-                    "InvalidArgumentError",
-                    format!(
-                        "invalid argument: {}: no member {name:?}; the members are {}",
-                        self.path.display(),
-                        self.member_names().join(", ")
-                    ),
-                )
+                invalid_argument(format!(
+                    "{}: no member {name:?}; the members are {}",
+                    self.handle.path().display(),
+                    self.member_names().join(", ")
+                ))
             })
     }
 
@@ -286,12 +146,12 @@ impl PyAppendGroup {
         name: &str,
         arr: &Bound<'py, PyAny>,
     ) -> PyResult<(usize, Rows<'py>)> {
-        self.live_ref(py)?;
-        let i = self.index(py, name)?;
+        self.handle.live_ref()?;
+        let i = self.index(name)?;
         let m = self
             .members
             .get_mut(i)
-            .ok_or_else(|| raise(py, "InvalidArgumentError", format!("member {i}")))?;
+            .ok_or_else(|| invalid_argument(format!("member {i}")))?;
         let rows = m.accepts.check(py, arr, &m.path)?;
         Ok((i, rows))
     }
@@ -323,7 +183,7 @@ impl PyAppendGroup {
         lock_timeout: Option<f64>,
         buffer_bytes: Option<usize>,
     ) -> PyResult<Self> {
-        let mut options = GroupOptions::new().lock_wait(lock_wait(py, lock_timeout)?);
+        let mut options = GroupOptions::new().lock_wait(lock_wait(lock_timeout)?);
         if let Some(members) = &members {
             for spec in parse_members(py, members)? {
                 options = options.member(spec);
@@ -335,13 +195,7 @@ impl PyAppendGroup {
         let group = py.detach(|| options.open(&path)).or_raise(py)?;
         let members = (0..group.member_count())
             .map(|i| {
-                let missing = || {
-                    raise(
-                        py,
-                        "CorruptError",
-                        format!("{}: member {i} vanished", path.display()),
-                    )
-                };
+                let missing = || corrupt(format!("{}: member {i} vanished", path.display()));
                 Ok(Member {
                     name: group.member_name(i).ok_or_else(missing)?.to_owned(),
                     path: group.member_path(i).ok_or_else(missing)?.to_path_buf(),
@@ -353,8 +207,7 @@ impl PyAppendGroup {
             })
             .collect::<PyResult<Vec<_>>>()?;
         Ok(Self {
-            inner: Some(group),
-            path,
+            handle: Handle::new(group, path),
             members,
         })
     }
@@ -370,7 +223,7 @@ impl PyAppendGroup {
             return Ok(());
         }
         let bytes = rows.bytes();
-        let group = self.live(py)?;
+        let group = self.handle.live()?;
         py.detach(|| group.append_bytes(i, bytes)).or_raise(py)
     }
 
@@ -388,7 +241,7 @@ impl PyAppendGroup {
     ) -> PyResult<u64> {
         let (i, rows) = self.check(py, name, arr)?;
         let bytes = rows.bytes();
-        let group = self.live(py)?;
+        let group = self.handle.live()?;
         py.detach(|| group.append_bytes_at(i, start_row, bytes))
             .or_raise(py)
     }
@@ -402,17 +255,9 @@ impl PyAppendGroup {
     fn commit<'py>(
         &mut self,
         py: Python<'py>,
-        cursor: Option<&[u8]>,
+        cursor: Option<Vec<u8>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let group = self.live(py)?;
-        let rows = match cursor {
-            Some(cursor) => {
-                let cursor = cursor.to_vec();
-                py.detach(|| group.commit_with_cursor(&cursor))
-                    .or_raise(py)?
-            }
-            None => py.detach(|| group.commit()).or_raise(py)?,
-        };
+        let rows = self.handle.commit(py, cursor.as_deref())?;
         self.by_name(py, &rows)
     }
 
@@ -420,17 +265,16 @@ impl PyAppendGroup {
     /// plain `.npy`. The group journal stays. Returns `{name: committed
     /// rows}`; closing again does nothing and returns None.
     fn close<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(group) = self.inner.take() else {
-            return Ok(None);
-        };
-        let rows = py.detach(|| group.close()).or_raise(py)?;
-        self.by_name(py, &rows).map(Some)
+        match self.handle.close(py)? {
+            Some(rows) => self.by_name(py, &rows).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Releases the files without committing, as a crash would: pending
     /// rows are lost, committed rows stay (the next open cuts the rest).
     fn abandon(&mut self) {
-        self.inner = None;
+        self.handle.abandon();
     }
 
     /// The member file names, in the group's order.
@@ -454,14 +298,14 @@ impl PyAppendGroup {
     /// `{name: committed rows}`.
     #[getter]
     fn rows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let rows = self.live_ref(py)?.member_rows();
+        let rows = self.handle.live_ref()?.member_rows();
         self.by_name(py, &rows)
     }
 
     /// `{name: rows appended since the last commit}`.
     #[getter]
     fn pending_rows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let group = self.live_ref(py)?;
+        let group = self.handle.live_ref()?;
         let pending: Vec<u64> = (0..self.members.len())
             .map(|i| group.pending_rows(i))
             .collect();
@@ -471,19 +315,19 @@ impl PyAppendGroup {
     /// The cursor of the last commit (bytes; empty when none was given).
     #[getter]
     fn cursor<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(py, self.live_ref(py)?.cursor()))
+        Ok(PyBytes::new(py, self.handle.cursor()?))
     }
 
     /// Bytes the open cut from the members (rows of a commit that never
     /// completed).
     #[getter]
-    fn bytes_cut(&self, py: Python<'_>) -> PyResult<u64> {
-        Ok(self.live_ref(py)?.bytes_cut())
+    fn bytes_cut(&self) -> PyResult<u64> {
+        Ok(self.handle.live_ref()?.bytes_cut())
     }
 
     /// The path of member `name`'s `.npy` file.
-    fn member_path(&self, py: Python<'_>, name: &str) -> PyResult<PathBuf> {
-        let i = self.index(py, name)?;
+    fn member_path(&self, name: &str) -> PyResult<PathBuf> {
+        let i = self.index(name)?;
         Ok(self
             .members
             .get(i)
@@ -494,13 +338,13 @@ impl PyAppendGroup {
     /// The group journal's path.
     #[getter]
     fn path(&self) -> PathBuf {
-        self.path.clone()
+        self.handle.path().to_path_buf()
     }
 
     /// Whether close() (or abandon()) was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner.is_none()
+        self.handle.closed()
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -517,73 +361,19 @@ impl PyAppendGroup {
         _exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        if exc_type.is_some_and(|t| !t.is_none()) {
-            self.inner = None;
-        } else {
-            self.close(py)?;
-        }
-        Ok(false)
+        self.handle.exit(py, exc_type)
     }
 
     fn __repr__(&self) -> String {
-        let path = self.path.display().to_string();
-        match &self.inner {
-            Some(g) => {
-                let rows: Vec<String> = self
-                    .members
-                    .iter()
-                    .zip(g.member_rows())
-                    .map(|(m, n)| format!("{}: {n}", m.name))
-                    .collect();
-                format!(
-                    "<npy_append.AppendGroup {path:?}: committed rows {{{}}}>",
-                    rows.join(", ")
-                )
-            }
-            None => format!("<npy_append.AppendGroup {path:?}: closed>"),
-        }
-    }
-}
-
-/// A snapshot whose mapped bytes a view can keep alive.
-pub(crate) enum Snapshot {
-    Group(Arc<RsGroupReader>),
-    Ragged(Arc<RsRaggedReader>),
-}
-
-impl Snapshot {
-    fn group(&self) -> &RsGroupReader {
-        match self {
-            Self::Group(r) => r,
-            Self::Ragged(r) => r.group(),
-        }
-    }
-}
-
-/// The committed bytes of one member of a group snapshot, exported
-/// through the buffer protocol; keeps the mapping alive as long as any
-/// view of it.
-#[pyclass(module = "npy_append._native", name = "_GroupMapping", frozen)]
-pub(crate) struct GroupMapping {
-    pub(crate) snapshot: Snapshot,
-    pub(crate) member: usize,
-}
-
-#[pymethods]
-impl GroupMapping {
-    unsafe fn __getbuffer__(
-        slf: Bound<'_, Self>,
-        view: *mut ffi::Py_buffer,
-        flags: c_int,
-    ) -> PyResult<()> {
-        let this = slf.get();
-        let reader = this.snapshot.group();
-        let bytes = reader
-            .bytes(this.member, 0..reader.rows(this.member))
-            .map_err(|e| PyBufferError::new_err(e.to_string()))?;
-        // SAFETY: `view` comes from the interpreter; the bytes are committed
-        // rows of the snapshot's mapping, which `slf` keeps alive.
-        unsafe { fill_read_only_buffer(slf.as_any(), view, bytes, flags) }
+        self.handle.repr("AppendGroup", |g| {
+            let rows: Vec<String> = self
+                .members
+                .iter()
+                .zip(g.member_rows())
+                .map(|(m, n)| format!("{}: {n}", m.name))
+                .collect();
+            format!("committed rows {{{}}}", rows.join(", "))
+        })
     }
 }
 
@@ -596,17 +386,10 @@ pub(crate) struct PyGroupReader {
 }
 
 impl PyGroupReader {
-    fn index(&self, py: Python<'_>, name: &str) -> PyResult<usize> {
-        self.reader.member_index(name).ok_or_else(|| {
-            raise(
-                py,
-                "InvalidArgumentError",
-                format!(
-                    "invalid argument: {}: no member {name:?}",
-                    self.path.display()
-                ),
-            )
-        })
+    fn index(&self, name: &str) -> PyResult<usize> {
+        self.reader
+            .member_index(name)
+            .ok_or_else(|| invalid_argument(format!("{}: no member {name:?}", self.path.display())))
     }
 }
 
@@ -654,12 +437,12 @@ impl PyGroupReader {
             .collect()
     }
 
-    fn rows(&self, py: Python<'_>, name: &str) -> PyResult<u64> {
-        Ok(self.reader.rows(self.index(py, name)?))
+    fn rows(&self, name: &str) -> PyResult<u64> {
+        Ok(self.reader.rows(self.index(name)?))
     }
 
-    fn descr(&self, py: Python<'_>, name: &str) -> PyResult<String> {
-        let i = self.index(py, name)?;
+    fn descr(&self, name: &str) -> PyResult<String> {
+        let i = self.index(name)?;
         Ok(self
             .reader
             .dtype(i)
@@ -667,13 +450,13 @@ impl PyGroupReader {
             .unwrap_or_default())
     }
 
-    fn row_shape(&self, py: Python<'_>, name: &str) -> PyResult<Vec<u64>> {
-        let i = self.index(py, name)?;
+    fn row_shape(&self, name: &str) -> PyResult<Vec<u64>> {
+        let i = self.index(name)?;
         Ok(self.reader.row_shape(i).unwrap_or_default().to_vec())
     }
 
-    fn member_path(&self, py: Python<'_>, name: &str) -> PyResult<PathBuf> {
-        let i = self.index(py, name)?;
+    fn member_path(&self, name: &str) -> PyResult<PathBuf> {
+        let i = self.index(name)?;
         Ok(self
             .reader
             .member_path(i)
@@ -683,10 +466,10 @@ impl PyGroupReader {
 
     /// The committed bytes of member `name`, as an object exporting the
     /// buffer protocol.
-    fn mapping(&self, py: Python<'_>, name: &str) -> PyResult<GroupMapping> {
-        Ok(GroupMapping {
-            snapshot: Snapshot::Group(Arc::clone(&self.reader)),
-            member: self.index(py, name)?,
-        })
+    fn mapping(&self, name: &str) -> PyResult<GroupMapping> {
+        Ok(GroupMapping::new(
+            Snapshot::Group(Arc::clone(&self.reader)),
+            self.index(name)?,
+        ))
     }
 }

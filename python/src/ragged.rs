@@ -7,24 +7,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use npy_append::format::dtype::Kind;
-use npy_append::{
-    Dtype, Error, RaggedAppender as RsRagged, RaggedOptions, RaggedReader as RsReader,
-};
+use npy_append::{Dtype, RaggedAppender as RsRagged, RaggedOptions, RaggedReader as RsReader};
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use crate::groups::{Accepts, GroupMapping, Snapshot, lock_wait, parse_dtype, parse_row_shape};
-use crate::{OrRaise, Rows, numpy_dtype, raise};
+use crate::convert::{Accepts, Rows, lock_wait, numpy_dtype, parse_dtype, parse_row_shape};
+use crate::errors::{OrRaise, invalid_argument};
+use crate::handle::Handle;
+use crate::reader::{GroupMapping, Snapshot};
 
 /// Checks that the bytes of a bool array hold only 0 and 1: the
 /// library's typed readers report any other byte in a bool file as
 /// corruption.
-fn check_bools(dtype: &Dtype, bytes: &[u8]) -> Result<(), Error> {
+fn check_bools(dtype: &Dtype, bytes: &[u8]) -> PyResult<()> {
     if dtype.as_scalar().is_some_and(|s| s.kind == Kind::Bool) && bytes.iter().any(|&b| b > 1) {
-        return Err(Error::InvalidArgument {
-            what: "a bool value is neither 0 nor 1".to_owned(),
-        });
+        return Err(invalid_argument("a bool value is neither 0 nor 1"));
     }
     Ok(())
 }
@@ -44,50 +42,27 @@ fn check_bools(dtype: &Dtype, bytes: &[u8]) -> Result<(), Error> {
 /// an exception only releases the files without committing.
 #[pyclass(module = "npy_append._native", name = "RaggedAppender")]
 pub(crate) struct PyRaggedAppender {
-    inner: Option<RsRagged>,
-    path: PathBuf,
+    handle: Handle<RsRagged>,
     values_path: PathBuf,
     offsets_path: PathBuf,
     accepts: Accepts,
 }
 
 impl PyRaggedAppender {
-    fn live(&mut self, py: Python<'_>) -> PyResult<&mut RsRagged> {
-        let path = self.path.display().to_string();
-        self.inner.as_mut().ok_or_else(|| {
-            raise(
-                py,
-                "ClosedError",
-                format!("{path}: the ragged appender is closed"),
-            )
-        })
-    }
-
-    fn live_ref(&self, py: Python<'_>) -> PyResult<&RsRagged> {
-        let path = self.path.display().to_string();
-        self.inner.as_ref().ok_or_else(|| {
-            raise(
-                py,
-                "ClosedError",
-                format!("{path}: the ragged appender is closed"),
-            )
-        })
-    }
-
     /// Checks `arr` against the values' dtype and row shape (and a bool
     /// array's bytes); returns its bytes, without a copy when it is
     /// C-contiguous.
     fn check<'py>(&mut self, py: Python<'py>, arr: &Bound<'py, PyAny>) -> PyResult<Rows<'py>> {
-        self.live_ref(py)?;
+        self.handle.live_ref()?;
         let rows = self.accepts.check(py, arr, &self.values_path)?;
-        check_bools(&self.accepts.dtype, rows.bytes()).or_raise(py)?;
+        check_bools(&self.accepts.dtype, rows.bytes())?;
         Ok(rows)
     }
 
     /// Appends sequences of `lengths` rows whose rows are `rows`.
     fn append_rows(&mut self, py: Python<'_>, rows: &Rows<'_>, lengths: &[u64]) -> PyResult<()> {
         let bytes = rows.bytes();
-        let ragged = self.live(py)?;
+        let ragged = self.handle.live()?;
         py.detach(|| ragged.append_batch_bytes(bytes, lengths))
             .or_raise(py)
     }
@@ -120,8 +95,8 @@ impl PyRaggedAppender {
         names: (String, String),
         lock_timeout: Option<f64>,
     ) -> PyResult<Self> {
-        let wait = lock_wait(py, lock_timeout)?;
-        let row_shape = row_shape.map(|s| parse_row_shape(py, &s)).transpose()?;
+        let wait = lock_wait(lock_timeout)?;
+        let row_shape = row_shape.map(|s| parse_row_shape(&s)).transpose()?;
         let given = dtype.as_ref().map(|d| parse_dtype(py, d)).transpose()?;
         // An existing array: the values member says what it holds, for
         // whatever the caller leaves out (the open checks what is given).
@@ -147,14 +122,10 @@ impl PyRaggedAppender {
             }
             (None, Some((d, s))) => (d, row_shape.unwrap_or(s)),
             (None, None) => {
-                return Err(raise(
-                    py,
-                    "InvalidArgumentError",
-                    format!(
-                        "invalid argument: {}: no ragged array there; give the dtype to create one",
-                        path.display()
-                    ),
-                ));
+                return Err(invalid_argument(format!(
+                    "{}: no ragged array there; give the dtype to create one",
+                    path.display()
+                )));
             }
         };
         let options = RaggedOptions::new(&dtype.descr_repr(), &row_shape)
@@ -171,8 +142,7 @@ impl PyRaggedAppender {
         };
         let (values_path, offsets_path) = (member(0), member(1));
         Ok(Self {
-            inner: Some(ragged),
-            path,
+            handle: Handle::new(ragged, path),
             values_path,
             offsets_path,
             accepts: Accepts::new(dtype, row_shape),
@@ -194,7 +164,7 @@ impl PyRaggedAppender {
         for seq in seqs.try_iter()? {
             all.push(self.check(py, &seq?)?);
         }
-        let ragged = self.live(py)?;
+        let ragged = self.handle.live()?;
         let parts: Vec<(&[u8], u64)> = all.iter().map(|r| (r.bytes(), r.count)).collect();
         py.detach(|| {
             parts
@@ -221,53 +191,42 @@ impl PyRaggedAppender {
     /// with `cursor` (bytes of at most 8128, found again after a crash) when
     /// given; returns the committed sequence count.
     #[pyo3(signature = (cursor=None))]
-    fn commit(&mut self, py: Python<'_>, cursor: Option<&[u8]>) -> PyResult<u64> {
-        let ragged = self.live(py)?;
-        match cursor {
-            Some(cursor) => {
-                let cursor = cursor.to_vec();
-                py.detach(|| ragged.commit_with_cursor(&cursor))
-                    .or_raise(py)
-            }
-            None => py.detach(|| ragged.commit()).or_raise(py),
-        }
+    fn commit(&mut self, py: Python<'_>, cursor: Option<Vec<u8>>) -> PyResult<u64> {
+        self.handle.commit(py, cursor.as_deref())
     }
 
     /// Commits and closes: values and offsets are plain `.npy` files.
     /// Returns the committed sequence count; closing again returns None.
     fn close(&mut self, py: Python<'_>) -> PyResult<Option<u64>> {
-        let Some(ragged) = self.inner.take() else {
-            return Ok(None);
-        };
-        py.detach(|| ragged.close()).or_raise(py).map(Some)
+        self.handle.close(py)
     }
 
     /// Releases the files without committing, as a crash would.
     fn abandon(&mut self) {
-        self.inner = None;
+        self.handle.abandon();
     }
 
     /// Committed sequences.
-    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(self.live_ref(py)?.len() as usize)
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.handle.live_ref()?.len() as usize)
     }
 
     /// Sequences appended since the last commit.
     #[getter]
-    fn pending_sequences(&self, py: Python<'_>) -> PyResult<u64> {
-        Ok(self.live_ref(py)?.pending_sequences())
+    fn pending_sequences(&self) -> PyResult<u64> {
+        Ok(self.handle.live_ref()?.pending_sequences())
     }
 
     /// Committed rows of the values (the last committed offset).
     #[getter]
-    fn values_rows(&self, py: Python<'_>) -> PyResult<u64> {
-        Ok(self.live_ref(py)?.values_len())
+    fn values_rows(&self) -> PyResult<u64> {
+        Ok(self.handle.live_ref()?.values_len())
     }
 
     /// The cursor of the last commit (bytes; empty when none was given).
     #[getter]
     fn cursor<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(py, self.live_ref(py)?.cursor()))
+        Ok(PyBytes::new(py, self.handle.cursor()?))
     }
 
     /// The values' numpy dtype.
@@ -285,7 +244,7 @@ impl PyRaggedAppender {
     /// The group journal's path.
     #[getter]
     fn path(&self) -> PathBuf {
-        self.path.clone()
+        self.handle.path().to_path_buf()
     }
 
     /// The values file's path.
@@ -303,7 +262,7 @@ impl PyRaggedAppender {
     /// Whether close() (or abandon()) was called.
     #[getter]
     fn closed(&self) -> bool {
-        self.inner.is_none()
+        self.handle.closed()
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -321,24 +280,17 @@ impl PyRaggedAppender {
         _exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        if exc_type.is_some_and(|t| !t.is_none()) {
-            self.inner = None;
-        } else {
-            self.close(py)?;
-        }
-        Ok(false)
+        self.handle.exit(py, exc_type)
     }
 
     fn __repr__(&self) -> String {
-        let path = self.path.display().to_string();
-        match &self.inner {
-            Some(r) => format!(
-                "<npy_append.RaggedAppender {path:?}: {} committed sequences, {} pending>",
+        self.handle.repr("RaggedAppender", |r| {
+            format!(
+                "{} committed sequences, {} pending",
                 r.len(),
                 r.pending_sequences()
-            ),
-            None => format!("<npy_append.RaggedAppender {path:?}: closed>"),
-        }
+            )
+        })
     }
 }
 
@@ -474,17 +426,17 @@ impl PyRaggedReader {
 
     /// The committed values' bytes, exporting the buffer protocol.
     fn values_mapping(&self) -> GroupMapping {
-        GroupMapping {
-            snapshot: Snapshot::Ragged(Arc::clone(&self.reader)),
-            member: self.values_index(),
-        }
+        GroupMapping::new(
+            Snapshot::Ragged(Arc::clone(&self.reader)),
+            self.values_index(),
+        )
     }
 
     /// The committed offsets' bytes, exporting the buffer protocol.
     fn offsets_mapping(&self) -> GroupMapping {
-        GroupMapping {
-            snapshot: Snapshot::Ragged(Arc::clone(&self.reader)),
-            member: self.offsets_index(),
-        }
+        GroupMapping::new(
+            Snapshot::Ragged(Arc::clone(&self.reader)),
+            self.offsets_index(),
+        )
     }
 }
