@@ -61,6 +61,7 @@ class NpyAppendArray:
         self._row_shape = ()
         self._lock = threading.Lock()
         self._appender = None
+        self._durability = "fsync" if fsync else "process"
         path = os.fspath(filename)
         if delete_if_exists:
             for p in (path, _journal(path)):
@@ -68,9 +69,7 @@ class NpyAppendArray:
                     os.unlink(p)
                 except FileNotFoundError:
                     pass
-        self._appender = _native.Appender.open_or_recover(
-            path, durability="fsync" if fsync else "process"
-        )
+        self._appender = _native.Appender.open_or_recover(path, durability=self._durability)
         self._sync_attrs()
 
     def _sync_attrs(self):
@@ -90,6 +89,13 @@ class NpyAppendArray:
         lock = self._lock
         lock.acquire()
         try:
+            if self.dtype is None and _saved_in_fortran_order(arr) and self._unborn():
+                # A new file takes the order np.save (and npy-append-array)
+                # writes its first array in; nothing exists yet to release.
+                self._appender.abandon()
+                self._appender = _native.Appender.open_or_recover(
+                    os.fspath(self.filename), durability=self._durability, fortran_order=True
+                )
             self._appender.append_commit(arr)
             if self.dtype is None:
                 self._sync_attrs()
@@ -99,6 +105,11 @@ class NpyAppendArray:
             ) from None
         finally:
             lock.release()
+
+    def _unborn(self):
+        """Whether the file is new and not created yet (no dtype)."""
+        a = self._appender
+        return not a.closed and a.dtype is None
 
     @property
     def shape(self):
@@ -137,6 +148,12 @@ class NpyAppendArray:
         # Every append is committed already, so closing also after an
         # exception keeps exactly the appended arrays, as npy-append-array does.
         self.close()
+
+
+def _saved_in_fortran_order(arr):
+    """Whether ``np.save`` writes ``arr`` in Fortran order: a numpy array that
+    is Fortran-contiguous and not C-contiguous (so of at least two axes)."""
+    return isinstance(arr, np.ndarray) and arr.flags.f_contiguous and not arr.flags.c_contiguous
 
 
 def _read_header(fp):

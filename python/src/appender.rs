@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::convert::{
     Accepts, Rows, dtype_of, lock_wait, numpy_dtype, parse_dtype, parse_durability,
-    parse_tail_policy, rows_of, saved_in_fortran_order,
+    parse_tail_policy, rows_of,
 };
 use crate::errors::{OrRaise, invalid_argument, shape_mismatch};
 use crate::handle::Handle;
@@ -46,11 +46,9 @@ impl PyAppender {
         let appender = self.handle.live_ref()?;
         let unborn = self.infer && appender.dtype().is_none();
         let fortran = if unborn {
-            // Not created yet: the order is the caller's or, when the first
-            // array also gives the row shape, the one `np.save` (and
-            // npy-append-array) would write that array in.
-            self.fortran_given
-                .unwrap_or_else(|| !self.row_shape_given && saved_in_fortran_order(arr))
+            // Not created yet: C order unless the caller asked for Fortran
+            // order, whatever the memory order of the first array.
+            self.fortran_given.unwrap_or(false)
         } else {
             appender.fortran_order()
         };
@@ -130,10 +128,8 @@ impl PyAppender {
     ///   at once with LockedError).
     /// fortran_order: create a new file in Fortran order (True; rows are then
     ///   slices along the last axis) or C order (False); checked against an
-    ///   existing file. Default: an existing file's order; for a new file,
-    ///   C order, or, when neither dtype nor row_shape is given, the order
-    ///   np.save writes the first array in (Fortran for an array that is
-    ///   Fortran-contiguous and not C-contiguous).
+    ///   existing file. Default: an existing file's order; C order for a new
+    ///   file, whatever the memory order of the arrays appended to it.
     #[staticmethod]
     #[pyo3(signature = (path, dtype=None, row_shape=None, durability="fsync", commit_every=None, tail_policy="refuse", lock_timeout=None, fortran_order=None))]
     #[allow(clippy::too_many_arguments)]
@@ -185,10 +181,11 @@ impl PyAppender {
     /// Appends the rows of a numpy array: axis 0 is rows and the other axes
     /// must be the file's row shape (for a Fortran-order file, the last axis
     /// is rows and the leading axes must be the file's). The dtype must
-    /// equal the file's exactly: nothing is cast. An array already in the
-    /// file's order (C-contiguous; Fortran-contiguous for a Fortran-order
-    /// file) is read in place, without a copy. The rows are pending until
-    /// the next commit.
+    /// equal the file's exactly: nothing is cast. The rows appended are the
+    /// array's rows as numpy indexes them, whatever its memory order: an
+    /// array already in the file's order (C-contiguous; Fortran-contiguous
+    /// for a Fortran-order file) is read in place, any other is copied
+    /// first. The rows are pending until the next commit.
     fn append(&mut self, py: Python<'_>, arr: &Bound<'_, PyAny>) -> PyResult<()> {
         let rows = self.check(py, arr)?;
         if rows.count == 0 {
@@ -294,7 +291,7 @@ impl PyAppender {
     /// array's shape is then `row_shape + (len(self),)` and `append()` takes
     /// arrays of that shape with any last axis (Fortran-contiguous arrays are
     /// read in place, others copied). Before a new file's first append:
-    /// whether it will be created so, as far as the options decide it.
+    /// whether it will be created so (only with `fortran_order=True`).
     #[getter]
     fn fortran_order(&self) -> PyResult<bool> {
         let appender = self.handle.live_ref()?;

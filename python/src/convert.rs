@@ -197,14 +197,6 @@ pub(crate) fn rows_of<'py>(
     })
 }
 
-/// Whether `np.save` (and npy-append-array's first append) writes `arr` in
-/// Fortran order: a numpy array that is Fortran-contiguous and not
-/// C-contiguous (so of at least two axes).
-pub(crate) fn saved_in_fortran_order(arr: &Bound<'_, PyAny>) -> bool {
-    arr.cast::<PyUntypedArray>()
-        .is_ok_and(|a| a.is_fortran_contiguous() && !a.is_c_contiguous())
-}
-
 /// What a file accepts: its dtype and row shape, and the numpy dtype object
 /// last found equal to the dtype (an identity check then skips converting
 /// the dtype on every append).

@@ -197,3 +197,25 @@ def test_help_is_useful():
     text = pydoc.render_doc(Reader, renderer=pydoc.plaintext)
     assert "zero-copy" in text and "wait_for_rows" in text
     assert "LockedError" in npy_append._errors.__doc__
+
+
+@pytest.mark.parametrize("given", [{}, {"row_shape": (384,)}, {"dtype": "<f4", "row_shape": (384,)}], ids=["inferred", "row-shape", "given"])
+def test_arrays_are_appended_as_their_logical_rows_whatever_their_memory_order(npy, given):
+    """A transposed view (Fortran-contiguous) first, then a C array: a new
+    file is C order unless fortran_order=True, and each array's rows are
+    appended as numpy indexes them (copied when not C-contiguous)."""
+    rng = np.random.default_rng(7)
+    first = rng.random((384, 1000)).astype(np.float32).T  # 1000 rows of 384, F-contiguous
+    assert first.flags.f_contiguous and not first.flags.c_contiguous
+    second = np.ones((1000, 384), np.float32)
+    third = rng.random((384, 5)).astype(np.float32)[:, ::2].T  # neither contiguous
+    w = Appender.open_or_recover(npy, **given)
+    assert w.fortran_order is False
+    w.append(first)
+    assert w.fortran_order is False and w.row_shape == (384,)
+    w.append(second)
+    w.append(third)
+    w.close()
+    got = np.load(npy)
+    assert got.shape == (2003, 384) and not np.isfortran(got)
+    np.testing.assert_array_equal(got, np.concatenate([first, second, third]))

@@ -190,12 +190,15 @@ def test_appender_creates_fortran_files(tmp_path):
     assert header_of(by_option)[1] is True
     np.testing.assert_array_equal(np.load(by_option), slices(0, 2))
 
+    # Without fortran_order=True a new file is in C order, even when its
+    # first array is Fortran-contiguous: its rows are the array's axis 0.
     inferred = str(tmp_path / "inferred.npy")
     w = Appender.open_or_recover(inferred)
     w.append(slices(0, 2))
-    assert w.fortran_order is True and w.row_shape == (2, 3)
+    assert w.fortran_order is False and w.row_shape == (3, 2)
     w.close()
-    assert read(inferred) == read(by_option)
+    assert header_of(inferred)[1] is False
+    np.testing.assert_array_equal(np.load(inferred), slices(0, 2))
 
     # With a row shape given, the order is C unless asked for.
     c_order = str(tmp_path / "c.npy")
