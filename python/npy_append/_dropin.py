@@ -7,7 +7,7 @@ import threading
 import numpy as np
 
 from . import _native
-from ._errors import ClosedError, UnsupportedError
+from ._errors import ClosedError, NpyAppendFileNotFoundError, UnsupportedError
 
 try:
     from numpy.lib import format as _format
@@ -176,6 +176,7 @@ def recover(filename, zerofill_incomplete=False):
     without room to grow is rewritten as by :func:`ensure_appendable`.
     """
     path = os.fspath(filename)
+    _require_file(path)
     policy = "refuse"
     if not os.path.exists(_journal(path)):
         policy = "adopt"
@@ -201,11 +202,22 @@ def recover(filename, zerofill_incomplete=False):
     return True
 
 
-def _file_state(path):
-    """The native file state; FileNotFoundError (as npy-append-array's
-    ``open`` raises it) when neither the file nor a journal exists."""
+def _require_file(path):
+    """Raises ``FileNotFoundError`` (an :class:`NpyAppendFileNotFoundError`,
+    as npy-append-array's ``open`` raises it) when neither the file nor a
+    journal exists: there is nothing to recover or check."""
     if not os.path.exists(path) and not os.path.exists(_journal(path)):
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        e = NpyAppendFileNotFoundError(
+            f"{path}: no such file or directory (and no journal beside it)"
+        )
+        e.errno = errno.ENOENT
+        raise e
+
+
+def _file_state(path):
+    """The native file state; ``FileNotFoundError`` when neither the file
+    nor a journal exists."""
+    _require_file(path)
     return _native.file_state(path)
 
 

@@ -20,7 +20,22 @@ working::
     +-- PoisonedError               an earlier write failed; reopen
     +-- GroupMemberError            the file belongs to an append group
     +-- NpyAppendIOError(OSError)   the operating system reported an error (.errno is set)
+    |   +-- NpyAppendFileNotFoundError(FileNotFoundError)   ENOENT
+    |   +-- NpyAppendPermissionError(PermissionError)       EACCES, EPERM
+    |   +-- NpyAppendFileExistsError(FileExistsError)       EEXIST
+    |   +-- NpyAppendIsADirectoryError(IsADirectoryError)   EISDIR
+    |   +-- NpyAppendNotADirectoryError(NotADirectoryError) ENOTDIR
+    |   +-- NpyAppendInterruptedError(InterruptedError)     EINTR
+    |   +-- NpyAppendBlockingIOError(BlockingIOError)       EAGAIN
+    |   +-- NpyAppendTimeoutError(TimeoutError)             ETIMEDOUT
+    |   +-- NpyAppendBrokenPipeError(BrokenPipeError)       EPIPE
     +-- ClosedError(ValueError)     use of a closed appender
+
+An operating-system error is raised as the class of its errno, as Python's
+own ``open()`` would raise it: ``except FileNotFoundError`` and
+``except PermissionError`` catch them, and so do ``except NpyAppendIOError``
+and ``except OSError``. Its message is the library's (what failed, on which
+file); ``.errno`` is set.
 """
 
 __all__ = [
@@ -37,6 +52,15 @@ __all__ = [
     "PoisonedError",
     "GroupMemberError",
     "NpyAppendIOError",
+    "NpyAppendFileNotFoundError",
+    "NpyAppendPermissionError",
+    "NpyAppendFileExistsError",
+    "NpyAppendIsADirectoryError",
+    "NpyAppendNotADirectoryError",
+    "NpyAppendInterruptedError",
+    "NpyAppendBlockingIOError",
+    "NpyAppendTimeoutError",
+    "NpyAppendBrokenPipeError",
     "ClosedError",
 ]
 
@@ -91,7 +115,43 @@ class GroupMemberError(NpyAppendError):
 
 
 class NpyAppendIOError(NpyAppendError, OSError):
-    """The operating system reported an I/O error."""
+    """The operating system reported an I/O error; ``.errno`` is set."""
+
+
+class NpyAppendFileNotFoundError(NpyAppendIOError, FileNotFoundError):
+    """A file or directory does not exist (ENOENT)."""
+
+
+class NpyAppendPermissionError(NpyAppendIOError, PermissionError):
+    """The operating system refused the access (EACCES, EPERM)."""
+
+
+class NpyAppendFileExistsError(NpyAppendIOError, FileExistsError):
+    """A file that was to be created exists already (EEXIST)."""
+
+
+class NpyAppendIsADirectoryError(NpyAppendIOError, IsADirectoryError):
+    """A path names a directory where a file was expected (EISDIR)."""
+
+
+class NpyAppendNotADirectoryError(NpyAppendIOError, NotADirectoryError):
+    """A path component is not a directory (ENOTDIR)."""
+
+
+class NpyAppendInterruptedError(NpyAppendIOError, InterruptedError):
+    """A system call was interrupted by a signal (EINTR)."""
+
+
+class NpyAppendBlockingIOError(NpyAppendIOError, BlockingIOError):
+    """An operation would block (EAGAIN)."""
+
+
+class NpyAppendTimeoutError(NpyAppendIOError, TimeoutError):
+    """An operation timed out (ETIMEDOUT)."""
+
+
+class NpyAppendBrokenPipeError(NpyAppendIOError, BrokenPipeError):
+    """A pipe or socket was closed at the other end (EPIPE)."""
 
 
 class ClosedError(NpyAppendError, ValueError):

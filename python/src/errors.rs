@@ -28,22 +28,82 @@ pub(crate) mod classes {
     pyo3::import_exception!(npy_append._errors, PoisonedError);
     pyo3::import_exception!(npy_append._errors, GroupMemberError);
     pyo3::import_exception!(npy_append._errors, NpyAppendIOError);
+    pyo3::import_exception!(npy_append._errors, NpyAppendFileNotFoundError);
+    pyo3::import_exception!(npy_append._errors, NpyAppendPermissionError);
+    pyo3::import_exception!(npy_append._errors, NpyAppendFileExistsError);
+    pyo3::import_exception!(npy_append._errors, NpyAppendIsADirectoryError);
+    pyo3::import_exception!(npy_append._errors, NpyAppendNotADirectoryError);
+    pyo3::import_exception!(npy_append._errors, NpyAppendInterruptedError);
+    pyo3::import_exception!(npy_append._errors, NpyAppendBlockingIOError);
+    pyo3::import_exception!(npy_append._errors, NpyAppendTimeoutError);
+    pyo3::import_exception!(npy_append._errors, NpyAppendBrokenPipeError);
     pyo3::import_exception!(npy_append._errors, ClosedError);
 }
 
 use classes::{
     ClosedError, CorruptError, DataDiffersError, DtypeMismatchError, GapError, GroupMemberError,
-    InvalidArgumentError, LockedError, NpyAppendError, NpyAppendIOError, PoisonedError,
-    ShapeMismatchError, TrailingBytesError, UnsupportedError,
+    InvalidArgumentError, LockedError, NpyAppendBlockingIOError, NpyAppendBrokenPipeError,
+    NpyAppendError, NpyAppendFileExistsError, NpyAppendFileNotFoundError, NpyAppendIOError,
+    NpyAppendInterruptedError, NpyAppendIsADirectoryError, NpyAppendNotADirectoryError,
+    NpyAppendPermissionError, NpyAppendTimeoutError, PoisonedError, ShapeMismatchError,
+    TrailingBytesError, UnsupportedError,
 };
 
-/// A library error as a Python exception with the same message.
+/// The library's names for its options, as a Python caller writes them.
+const PYTHON_NAMES: &[(&str, &str)] = &[
+    ("TailPolicy::CutToHeader", "tail_policy=\"cut\""),
+    (
+        "TailPolicy::AdoptWholeRows",
+        "tail_policy=\"adopt\", or npy_append.recover(path)",
+    ),
+    (
+        "set AppendOptions::dtype",
+        "pass open_or_recover(dtype=...)",
+    ),
+    ("AppendOptions::dtype", "open_or_recover(dtype=...)"),
+    ("append a typed row first", "append an array first"),
+];
+
+/// The library's message for `e`, with its option names as Python spells
+/// them.
+fn python_message(e: &Error) -> String {
+    let mut message = e.to_string();
+    for (rust, python) in PYTHON_NAMES {
+        if message.contains(rust) {
+            message = message.replace(rust, python);
+        }
+    }
+    message
+}
+
+/// The `NpyAppendIOError` subclass for an operating-system error: the one
+/// deriving from the built-in `OSError` subclass Python raises for its
+/// errno (`FileNotFoundError` for ENOENT, ...).
+fn io_error(source: &std::io::Error, message: String) -> PyErr {
+    use std::io::ErrorKind;
+    match source.kind() {
+        ErrorKind::NotFound => NpyAppendFileNotFoundError::new_err(message),
+        ErrorKind::PermissionDenied => NpyAppendPermissionError::new_err(message),
+        ErrorKind::AlreadyExists => NpyAppendFileExistsError::new_err(message),
+        ErrorKind::IsADirectory => NpyAppendIsADirectoryError::new_err(message),
+        ErrorKind::NotADirectory => NpyAppendNotADirectoryError::new_err(message),
+        ErrorKind::Interrupted => NpyAppendInterruptedError::new_err(message),
+        ErrorKind::WouldBlock => NpyAppendBlockingIOError::new_err(message),
+        ErrorKind::TimedOut => NpyAppendTimeoutError::new_err(message),
+        ErrorKind::BrokenPipe => NpyAppendBrokenPipeError::new_err(message),
+        _ => NpyAppendIOError::new_err(message),
+    }
+}
+
+/// A library error as a Python exception with the library's message (its
+/// option names spelled as in Python).
 ///
-/// An I/O error (`NpyAppendIOError`, an `OSError`) also carries the
-/// operating system's `errno`. Its `strerror` and `filename` stay unset:
-/// `OSError.__str__` would replace the message with them.
+/// An I/O error (an `NpyAppendIOError`, which is an `OSError`, of the
+/// subclass for its errno) also carries the operating system's `errno`.
+/// Its `strerror` and `filename` stay unset: `OSError.__str__` would
+/// replace the message with them.
 pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
-    let message = e.to_string();
+    let message = python_message(e);
     match e {
         Error::Locked { .. } => LockedError::new_err(message),
         Error::TrailingBytes { .. } => TrailingBytesError::new_err(message),
@@ -61,7 +121,7 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
         Error::Poisoned { .. } => PoisonedError::new_err(message),
         Error::GroupMember { .. } => GroupMemberError::new_err(message),
         Error::Io { source, .. } => {
-            let err = NpyAppendIOError::new_err(message);
+            let err = io_error(source, message);
             if let Some(code) = source.raw_os_error() {
                 // A writable attribute of every OSError.
                 let _ = err.value(py).setattr("errno", code);
