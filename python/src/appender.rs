@@ -9,8 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::convert::{
-    Accepts, Rows, dtype_of, lock_wait, numpy_dtype, parse_dtype, parse_durability,
-    parse_tail_policy, rows_of,
+    Accepts, Rows, cursor_bytes, dtype_of, lock_wait, numpy_dtype, parse_dtype, parse_durability,
+    parse_row_shape, parse_tail_policy, rows_of,
 };
 use crate::errors::{OrRaise, invalid_argument, shape_mismatch};
 use crate::handle::Handle;
@@ -118,7 +118,8 @@ impl PyAppender {
     /// dtype: anything `numpy.dtype()` accepts; checked against an existing
     ///   file, never cast.
     /// row_shape: the shape of one row (the array's shape without axis 0;
-    ///   in a Fortran-order file, without its last axis).
+    ///   in a Fortran-order file, without its last axis): a tuple of sizes,
+    ///   or one size for 1-D rows (384 is (384,)).
     /// durability: "fsync" (a commit survives power loss) or "process"
     ///   (a commit survives a kill of the process, not a power loss).
     /// commit_every: commit automatically once this many rows are pending.
@@ -137,7 +138,7 @@ impl PyAppender {
         py: Python<'_>,
         path: PathBuf,
         dtype: Option<Bound<'_, PyAny>>,
-        row_shape: Option<Vec<u64>>,
+        row_shape: Option<Bound<'_, PyAny>>,
         durability: &str,
         commit_every: Option<u64>,
         tail_policy: &str,
@@ -151,7 +152,7 @@ impl PyAppender {
             options = options.dtype_value(parse_dtype(py, dtype)?);
         }
         if let Some(shape) = &row_shape {
-            options = options.row_shape(shape);
+            options = options.row_shape(&parse_row_shape(shape)?);
         }
         if let Some(fortran) = fortran_order {
             options = options.fortran_order(fortran);
@@ -232,11 +233,12 @@ impl PyAppender {
             .or_raise(py)
     }
 
-    /// Commits the pending rows (with `cursor`, a bytes value of at most
-    /// 8128 bytes found again after a crash, when given); returns the
+    /// Commits the pending rows (with `cursor`, a bytes-like value of at
+    /// most 8128 bytes found again after a crash, when given); returns the
     /// committed row count.
     #[pyo3(signature = (cursor=None))]
-    fn commit(&mut self, py: Python<'_>, cursor: Option<Vec<u8>>) -> PyResult<u64> {
+    fn commit(&mut self, py: Python<'_>, cursor: Option<Bound<'_, PyAny>>) -> PyResult<u64> {
+        let cursor = cursor_bytes(cursor.as_ref())?;
         self.handle.commit(py, cursor.as_deref())
     }
 

@@ -8,8 +8,10 @@ use std::time::Duration;
 use npy_append::format::header::shape_repr;
 use npy_append::{Dtype, Durability, LockWait, TailPolicy};
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyMemoryView, PyString};
 
 use crate::errors::{dtype_mismatch, invalid_argument, not_an_array, shape_mismatch, unsupported};
 
@@ -67,6 +69,35 @@ pub(crate) fn lock_wait(lock_timeout: Option<f64>) -> PyResult<LockWait> {
 /// A timeout in seconds (`what` names the argument in the error).
 pub(crate) fn seconds(what: &str, seconds: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(seconds).map_err(|e| invalid_argument(format!("{what}: {e}")))
+}
+
+/// A cursor given to `commit(cursor=...)`: the bytes of any bytes-like
+/// object (`bytes`, `bytearray`, `memoryview`, a numpy array: its raw
+/// bytes). A `str` is refused with a hint to encode it (which encoding is
+/// the caller's choice), anything else as not bytes-like.
+pub(crate) fn cursor_bytes(cursor: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<u8>>> {
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    if let Ok(bytes) = cursor.cast::<PyBytes>() {
+        return Ok(Some(bytes.as_bytes().to_vec()));
+    }
+    if cursor.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "cursor must be a bytes-like object, not str; encode it, e.g. cursor=s.encode()",
+        ));
+    }
+    let view = PyMemoryView::from(cursor).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "cursor must be a bytes-like object (bytes, bytearray, memoryview), not {}",
+            cursor
+                .get_type()
+                .name()
+                .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+        ))
+    })?;
+    let bytes = view.call_method0("tobytes")?.cast_into::<PyBytes>()?;
+    Ok(Some(bytes.as_bytes().to_vec()))
 }
 
 /// `durability="fsync" | "process"`.

@@ -11,7 +11,9 @@ use npy_append::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::convert::{Accepts, Rows, lock_wait, numpy_dtype, parse_dtype, parse_row_shape};
+use crate::convert::{
+    Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_dtype, parse_row_shape,
+};
 use crate::errors::{OrRaise, corrupt, invalid_argument};
 use crate::handle::Handle;
 use crate::reader::{GroupMapping, Snapshot};
@@ -247,7 +249,8 @@ impl PyAppendGroup {
     }
 
     /// Commits every member's pending rows as one group commit, synced,
-    /// with `cursor` (bytes of at most 8128, found again after a crash)
+    /// with `cursor` (a bytes-like value of at most 8128 bytes, found again
+    /// after a crash)
     /// when given; without one the commit keeps the last cursor. Returns
     /// `{name: committed rows}`. With nothing pending and no new cursor,
     /// does nothing.
@@ -255,8 +258,9 @@ impl PyAppendGroup {
     fn commit<'py>(
         &mut self,
         py: Python<'py>,
-        cursor: Option<Vec<u8>>,
+        cursor: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let cursor = cursor_bytes(cursor.as_ref())?;
         let rows = self.handle.commit(py, cursor.as_deref())?;
         self.by_name(py, &rows)
     }

@@ -12,7 +12,9 @@ use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use crate::convert::{Accepts, Rows, lock_wait, numpy_dtype, parse_dtype, parse_row_shape};
+use crate::convert::{
+    Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_dtype, parse_row_shape,
+};
 use crate::errors::{OrRaise, invalid_argument};
 use crate::handle::Handle;
 use crate::reader::{GroupMapping, Snapshot};
@@ -188,10 +190,12 @@ impl PyRaggedAppender {
     }
 
     /// Commits the pending sequences (values and offsets together, synced),
-    /// with `cursor` (bytes of at most 8128, found again after a crash) when
+    /// with `cursor` (a bytes-like value of at most 8128 bytes, found again
+    /// after a crash) when
     /// given; returns the committed sequence count.
     #[pyo3(signature = (cursor=None))]
-    fn commit(&mut self, py: Python<'_>, cursor: Option<Vec<u8>>) -> PyResult<u64> {
+    fn commit(&mut self, py: Python<'_>, cursor: Option<Bound<'_, PyAny>>) -> PyResult<u64> {
+        let cursor = cursor_bytes(cursor.as_ref())?;
         self.handle.commit(py, cursor.as_deref())
     }
 

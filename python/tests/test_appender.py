@@ -219,3 +219,46 @@ def test_arrays_are_appended_as_their_logical_rows_whatever_their_memory_order(n
     got = np.load(npy)
     assert got.shape == (2003, 384) and not np.isfortran(got)
     np.testing.assert_array_equal(got, np.concatenate([first, second, third]))
+
+
+def test_row_shape_may_be_one_int_as_numpy_shapes_may(npy):
+    w = Appender.open_or_recover(npy, dtype="<f4", row_shape=384)
+    assert w.row_shape == (384,)
+    w.append(np.zeros((2, 384), "<f4"))
+    w.close()
+    assert np.load(npy).shape == (2, 384)
+    with pytest.raises(npy_append.InvalidArgumentError, match="row shape"):
+        Appender.open_or_recover(npy, row_shape="384")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [b"line 3", bytearray(b"line 3"), memoryview(b"xline 3")[1:], np.frombuffer(b"line 3", np.uint8)],
+    ids=["bytes", "bytearray", "memoryview", "numpy"],
+)
+def test_a_cursor_may_be_any_bytes_like_object(tmp_path, cursor):
+    w = Appender.open_or_recover(tmp_path / "a.npy", dtype="<i4")
+    w.append(np.arange(3, dtype="<i4"))
+    assert w.commit(cursor=cursor) == 3
+    assert w.cursor == b"line 3"
+    w.abandon()
+    assert Appender.open_or_recover(tmp_path / "a.npy").cursor == b"line 3"
+    g = npy_append.AppendGroup.open_or_recover(tmp_path / "g.group", members={"m.npy": "<i4"})
+    assert g.commit(cursor=cursor) == {"m.npy": 0} and g.cursor == b"line 3"
+    g.close()
+    r = npy_append.RaggedAppender.open_or_recover(tmp_path / "r.group", dtype="<i4")
+    assert r.commit(cursor=cursor) == 0 and r.cursor == b"line 3"
+    r.close()
+
+
+def test_a_str_cursor_says_to_encode_it(tmp_path):
+    w = Appender.open_or_recover(tmp_path / "a.npy", dtype="<i4")
+    g = npy_append.AppendGroup.open_or_recover(tmp_path / "g.group", members={"m.npy": "<i4"})
+    r = npy_append.RaggedAppender.open_or_recover(tmp_path / "r.group", dtype="<i4")
+    for writer in (w, g, r):
+        with pytest.raises(TypeError, match=r"encode\(\)"):
+            writer.commit(cursor="3")
+        with pytest.raises(TypeError, match="bytes-like"):
+            writer.commit(cursor=3)
+        assert writer.cursor == b""
+        writer.close()
