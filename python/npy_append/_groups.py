@@ -35,6 +35,10 @@ class GroupReader:
     (in this or another process). A view returned by :meth:`array` stays
     valid after :meth:`refresh` and after the reader is gone: it keeps its
     memory mapping alive.
+
+    A reader pickles as its path: the copy (in a worker process, for
+    example) opens the group again and shows its newest commit, which holds
+    at least the rows the original showed.
     """
 
     def __init__(self, path):
@@ -46,6 +50,9 @@ class GroupReader:
         self._names = tuple(n.names)
         self._dtypes = {name: dtype_from_descr(n.descr(name)) for name in self._names}
         self._row_shapes = {name: tuple(n.row_shape(name)) for name in self._names}
+
+    def __reduce__(self):
+        return (type(self), (self.path,))
 
     @property
     def path(self):

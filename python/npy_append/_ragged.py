@@ -25,14 +25,22 @@ class RaggedReader:
     Values and offsets come from one commit, so they always agree. Takes no
     lock and never writes; :meth:`refresh` picks up newer commits, and views
     taken before stay valid.
+
+    A reader pickles as its path and file names: the copy (in a worker
+    process, for example) opens the array again and shows its newest
+    commit, which holds at least the sequences the original showed.
     """
 
     def __init__(self, path, names=("values.npy", "offsets.npy")):
         values, offsets = names
+        self._names = (values, offsets)
         self._native = _native._RaggedReader(os.fspath(path), values, offsets)
         self._dtype = dtype_from_descr(self._native.descr)
         self._row_shape = tuple(self._native.row_shape)
         self._values = None
+
+    def __reduce__(self):
+        return (type(self), (self.path, self._names))
 
     @property
     def path(self):

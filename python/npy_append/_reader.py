@@ -22,6 +22,10 @@ class Reader:
 
     A view returned by :meth:`array` stays valid after :meth:`refresh` and
     after the reader itself is gone: it keeps its memory mapping alive.
+
+    A reader pickles as its path: the copy (in a worker process, for
+    example) opens the file again and shows the newest commit, which holds
+    at least the rows the original showed.
     """
 
     def __init__(self, path):
@@ -29,6 +33,9 @@ class Reader:
         self._dtype = dtype_from_descr(self._native.descr)
         self._row_shape = tuple(self._native.row_shape)
         self._fortran = self._native.fortran_order
+
+    def __reduce__(self):
+        return (type(self), (self.path,))
 
     @property
     def path(self):
