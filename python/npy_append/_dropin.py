@@ -222,20 +222,36 @@ def _file_state(path):
 
 
 def is_appendable(filename):
-    """Whether the file's header has room to grow the row count in place,
-    npy-append-array's question (``False``: :func:`ensure_appendable`
-    rewrites it; ``NpyAppendArray`` also does, when it opens the file).
-    Also ``False`` for a file npy_append cannot append to at all: a 0-d
-    array, rows of zero bytes, a header without room next to a journal.
-    A file that needs recovery (see :func:`recover`) can be appendable.
+    """Whether the header numpy (1.24 and later) writes for the file's dtype,
+    order and shape, growth padding included, fits in the file's present
+    header: npy-append-array's question and its answer, for the same files
+    (``False``: :func:`ensure_appendable` rewrites the header).
+
+    Only the header is read; the data and a journal beside the file do not
+    change the answer. Whether npy_append itself can append to the file is
+    another question: it appends in place to any header with room for a
+    20-digit row count, and opening rewrites one without (see
+    :func:`ensure_appendable`).
     """
-    state, _problem, room = _file_state(os.fspath(filename))
-    return room and state != "unsupported"
+    path = os.fspath(filename)
+    try:
+        fp = open(path, "rb")
+    except FileNotFoundError:
+        _require_file(path)  # a journal beside a missing file: numpy's error
+        raise
+    with fp:
+        shape, fortran_order, dtype, header_len = _read_header(fp)
+    descr = repr(_format.dtype_to_descr(dtype))
+    return _native.numpy_header_len(descr, fortran_order, list(shape)) <= header_len
 
 
 def ensure_appendable(filename, inplace=False):
     """Makes a file whose header has no room to grow the row count
-    appendable; returns True. A file whose header has room is left as it is.
+    appendable; returns True. A file :func:`is_appendable` accepts is left
+    as it is, and so is one whose header has room for any row count (20
+    digits) but is shorter than numpy's own: npy_append appends to it in
+    place (``is_appendable`` keeps answering npy-append-array's ``False``
+    for it).
 
     The rewrite is the library's: a copy with numpy's header (which has
     room) and the same data bytes is written next to the file as
@@ -252,6 +268,8 @@ def ensure_appendable(filename, inplace=False):
     """
     del inplace
     path = os.fspath(filename)
+    if is_appendable(path):
+        return True
     state, problem, room = _file_state(path)
     if state == "unsupported":
         raise UnsupportedError(f"{path}: cannot be made appendable: {problem}")

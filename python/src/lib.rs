@@ -40,5 +40,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ragged::PyRaggedAppender>()?;
     m.add_class::<ragged::PyRaggedReader>()?;
     m.add_function(wrap_pyfunction!(status::file_state, m)?)?;
+    m.add_function(wrap_pyfunction!(status::numpy_header_len, m)?)?;
     Ok(())
 }

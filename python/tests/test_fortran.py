@@ -424,13 +424,18 @@ def test_a_refused_rewrite_leaves_the_file_unchanged(tmp_path):
         with pytest.raises(npy_append.LockedError):
             npy_append.ensure_appendable(locked)
     assert read(locked) == before_locked
-    # A 0-d array can never be appended to.
+    # A 0-d array: its header is numpy's, so npy-append-array's rule calls
+    # it appendable and ensure_appendable leaves it alone; appending to it
+    # is refused when it is opened.
     scalar = str(tmp_path / "scalar.npy")
     np.save(scalar, np.float64(1.5))
     before_scalar = read(scalar)
-    assert npy_append.is_appendable(scalar) is False
+    assert npy_append.is_appendable(scalar) is True
+    if upstream is not None:
+        assert upstream.is_appendable(scalar) is True
+    assert npy_append.ensure_appendable(scalar) is True
     with pytest.raises(npy_append.UnsupportedError, match="0-d"):
-        npy_append.ensure_appendable(scalar)
+        NpyAppendArray(scalar)
     assert read(scalar) == before_scalar
     assert sorted(os.listdir(tmp_path)) == ["locked.npy", "scalar.npy", "tail.npy"]
     # recover() handles both the tail and the header.

@@ -392,9 +392,13 @@ fn header_fields(value: &PyValue) -> Result<(Dtype, bool, Vec<u64>), FormatError
 
 /// The header dict text numpy writes, without any padding.
 fn dict_text(dtype: &Dtype, fortran_order: bool, shape: &[u64]) -> String {
+    descr_dict_text(&dtype.descr_repr(), fortran_order, shape)
+}
+
+/// [`dict_text`] for a descriptor given as its text.
+fn descr_dict_text(descr: &str, fortran_order: bool, shape: &[u64]) -> String {
     format!(
-        "{{'descr': {}, 'fortran_order': {}, 'shape': {}, }}",
-        dtype.descr_repr(),
+        "{{'descr': {descr}, 'fortran_order': {}, 'shape': {}, }}",
         if fortran_order { "True" } else { "False" },
         pyliteral::repr_tuple(shape),
     )
@@ -448,7 +452,24 @@ fn assemble(version: Version, text: &[u8], pad: usize) -> Option<Vec<u8>> {
 ///
 /// [`FormatError::Unsupported`] if the header would be longer than 4 GiB.
 pub fn build(dtype: &Dtype, fortran_order: bool, shape: &[u64]) -> Result<Vec<u8>, FormatError> {
-    let mut text = dict_text(dtype, fortran_order, shape);
+    build_for_descr(&dtype.descr_repr(), fortran_order, shape)
+}
+
+/// [`build`] for a dtype given as the descriptor text numpy writes for it
+/// (Python's `repr` of `numpy.lib.format.dtype_to_descr(dtype)`, such as
+/// `'<f4'` or `'|O'`), also for dtypes [`Dtype`] does not hold (object
+/// arrays). Its length is what decides, as numpy and npy-append-array see
+/// it, whether a header can be rewritten in place as numpy writes it.
+///
+/// # Errors
+///
+/// [`FormatError::Unsupported`] if the header would be longer than 4 GiB.
+pub fn build_for_descr(
+    descr: &str,
+    fortran_order: bool,
+    shape: &[u64],
+) -> Result<Vec<u8>, FormatError> {
+    let mut text = descr_dict_text(descr, fortran_order, shape);
     if let Some(dim) = growth_dim(shape, fortran_order) {
         let digits = dim.to_string().len();
         let spaces = GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits);
@@ -468,7 +489,7 @@ pub fn build(dtype: &Dtype, fortran_order: bool, shape: &[u64]) -> Result<Vec<u8
         }
     }
     Err(FormatError::unsupported(format!(
-        "NPY header for dtype {dtype} would be longer than 4 GiB"
+        "NPY header for dtype {descr} would be longer than 4 GiB"
     )))
 }
 
@@ -830,6 +851,29 @@ mod tests {
         assert_eq!(want.len(), 128);
         assert_eq!(want, F4_3);
         assert_eq!(build(&f4(), false, &[3]).unwrap(), want);
+    }
+
+    #[test]
+    fn build_for_descr_is_build_for_any_descriptor_text() {
+        assert_eq!(
+            build_for_descr("'<f4'", false, &[3]).unwrap(),
+            build(&f4(), false, &[3]).unwrap()
+        );
+        // An object array, which `Dtype` does not hold: numpy writes the
+        // same bytes as for '<f4' but for the descriptor.
+        let mut want =
+            b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (3,), }"
+                .to_vec();
+        want.extend(std::iter::repeat_n(b' ', 61));
+        want.push(b'\n');
+        assert_eq!(build_for_descr("'|O'", false, &[3]).unwrap(), want);
+        // A text whose prefix, growth padding and newline end exactly on
+        // 64 bytes gets 64 more spaces, as numpy pads it.
+        let descr = format!("'{}'", "x".repeat(43));
+        let header = build_for_descr(&descr, false, &[3]).unwrap();
+        let minimal = 10 + descr_dict_text(&descr, false, &[3]).len() + 20 + 1;
+        assert_eq!(minimal % ARRAY_ALIGN, 0);
+        assert_eq!(header.len(), minimal + ARRAY_ALIGN);
     }
 
     #[test]
