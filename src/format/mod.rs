@@ -1,14 +1,17 @@
-//! Pure on-disk format code: the NPY header and the sidecar journal.
+//! Pure on-disk format code: the NPY header, the sidecar journals and the
+//! dataset files.
 //!
 //! Nothing in this module touches a file. Every function takes bytes or values
 //! and returns bytes or values, so the format can be tested (and fuzzed) on its
 //! own, and every integer read from disk is checked before it is used.
 
 pub mod cursor_file;
+pub mod dataset;
 pub mod dtype;
 pub mod group_journal;
 pub mod header;
 pub mod journal;
+pub mod json;
 mod pyliteral;
 
 /// Why bytes could not be understood as part of the on-disk format.
