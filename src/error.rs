@@ -1,5 +1,6 @@
 //! The one error type of the library.
 
+use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
 
@@ -183,6 +184,21 @@ pub enum Error {
         marker: PathBuf,
     },
 
+    /// Finalizing a dataset found shards that are not complete (or that a
+    /// writer has open).
+    #[error(
+        "{root}: {} not complete: {}; no manifest was written. Finish them (run their \
+         partitions again) or name the shards to publish",
+        count_shards(shards.len()),
+        name_list(shards)
+    )]
+    Incomplete {
+        /// The dataset's root directory.
+        root: PathBuf,
+        /// The shards that are not complete, in the dataset's order.
+        shards: Vec<String>,
+    },
+
     /// The operating system reported an I/O error.
     #[error("{path}: {op} failed: {source}")]
     Io {
@@ -194,6 +210,30 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// "1 shard is", "3 shards are".
+fn count_shards(n: usize) -> String {
+    if n == 1 {
+        "1 shard is".to_owned()
+    } else {
+        format!("{n} shards are")
+    }
+}
+
+/// Up to 20 names, then how many more.
+fn name_list(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        let _ = write!(out, " and {} more", names.len() - SHOWN);
+    }
+    out
 }
 
 /// Shorthand for results of this library.

@@ -29,6 +29,10 @@
 //! - [`Reader`]: a read-only view of the committed rows, beside a writer.
 //! - [`FileStatus`]: a read-only report of a file's state and of what
 //!   recovery would do to it (the `npy-append` tool's `info` and `verify`).
+//! - [`AppendGroup`], [`GroupReader`]: several files committed together.
+//! - [`dataset`]: one dataset from many writers: shards ([`ShardWriter`]),
+//!   a manifest ([`finalize`](dataset::finalize)) and one reader over all
+//!   shards ([`DatasetReader`]).
 //!
 //! `docs/design.md` describes the on-disk protocol and its failure analysis.
 
@@ -52,6 +56,7 @@
 )]
 
 mod appender;
+pub mod dataset;
 mod element;
 mod error;
 pub mod format;
@@ -65,6 +70,7 @@ mod status;
 pub mod storage;
 
 pub use appender::{Appender, cursor_path};
+pub use dataset::{DatasetReader, ShardOptions, ShardWriter};
 pub use element::Element;
 pub use error::{Error, Result};
 pub use format::dtype::Dtype;

@@ -1,12 +1,12 @@
-//! The files of a sharded dataset: the schema, the manifest and a shard's
-//! complete mark, as JSON (encode, decode, check), and the naming rules.
+//! The files of a sharded dataset: the schema and the manifest as JSON
+//! (encode, decode, check), the naming rules, and the state a shard keeps
+//! in its group cursor.
 //!
 //! ```text
 //! <root>/schema.json           Schema: the columns, written once
 //! <root>/manifest.json         Manifest: schema, shards in order, row counts
 //! <root>/<shard>/shard.group   the shard's group journal
 //! <root>/<shard>/<column>.npy  one plain .npy per column
-//! <root>/<shard>/complete.json CompleteMark: the shard's final row count
 //! ```
 //!
 //! ```json
@@ -21,8 +21,12 @@
 //! ```
 //!
 //! The manifest adds `"rows"` (the total) and `"shards"`, a list of
-//! `{"name": ..., "rows": ...}` in the dataset's row order; a complete mark
-//! is `{"format": "npy-append-shard-complete", "version": 1, "rows": N}`.
+//! `{"name": ..., "rows": ...}` in the dataset's row order.
+//!
+//! A shard's state is not a file of its own: every commit of a shard's
+//! group carries a cursor whose first byte is [`SHARD_BUILDING`] or
+//! [`SHARD_COMPLETE`], followed by the shard writer's own cursor, so that
+//! "complete" and the rows it covers are one atomic journal record.
 //! A dtype is numpy's type string (`"<f4"`, `"|b1"`) or, for a structured
 //! dtype, the descr list as numpy writes it in a header
 //! (`"[('id', '<i8'), ('xy', '<f4', (2,))]"`).
@@ -44,8 +48,6 @@ pub const VERSION: u64 = 1;
 pub const SCHEMA_FORMAT: &str = "npy-append-dataset-schema";
 /// The `"format"` of a manifest file.
 pub const MANIFEST_FORMAT: &str = "npy-append-dataset-manifest";
-/// The `"format"` of a complete mark.
-pub const COMPLETE_FORMAT: &str = "npy-append-shard-complete";
 
 /// The schema file at the dataset's root.
 pub const SCHEMA_FILE: &str = "schema.json";
@@ -53,8 +55,6 @@ pub const SCHEMA_FILE: &str = "schema.json";
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The group journal inside a shard directory.
 pub const SHARD_JOURNAL: &str = "shard.group";
-/// The complete mark inside a shard directory.
-pub const COMPLETE_FILE: &str = "complete.json";
 /// The lock file at the root that serializes creating the schema and
 /// writing the manifest.
 pub const LOCK_FILE: &str = ".dataset.lock";
@@ -494,38 +494,44 @@ impl Manifest {
     }
 }
 
-/// The mark a finished shard gets: its final row count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CompleteMark {
-    /// The rows the shard was finished with.
-    pub rows: u64,
+/// The first byte of a shard's group cursor while the shard is being
+/// built.
+pub const SHARD_BUILDING: u8 = 0;
+/// The first byte of a shard's group cursor once the shard is complete.
+pub const SHARD_COMPLETE: u8 = 1;
+/// Longest cursor a shard's writer can commit (the group cursor holds one
+/// more byte, the shard's state).
+pub const MAX_SHARD_CURSOR_LEN: usize = super::group_journal::MAX_CURSOR_LEN - 1;
+
+/// The group cursor that records a shard's state and its writer's cursor:
+/// [`SHARD_BUILDING`] or [`SHARD_COMPLETE`], then the writer's bytes.
+pub fn shard_cursor(complete: bool, cursor: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(cursor.len() + 1);
+    out.push(if complete {
+        SHARD_COMPLETE
+    } else {
+        SHARD_BUILDING
+    });
+    out.extend_from_slice(cursor);
+    out
 }
 
-impl CompleteMark {
-    /// The mark file's bytes.
-    pub fn encode(&self) -> Vec<u8> {
-        Json::Object(vec![
-            ("format".into(), Json::Str(COMPLETE_FORMAT.into())),
-            ("version".into(), Json::UInt(VERSION)),
-            ("rows".into(), Json::UInt(self.rows)),
-        ])
-        .render()
-        .into_bytes()
-    }
-
-    /// Decodes a mark file.
-    ///
-    /// # Errors
-    ///
-    /// [`FormatError::Malformed`] for anything but a complete mark of this
-    /// format; [`FormatError::Unsupported`] for a newer version.
-    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
-        let value = json::parse(bytes)?;
-        let mut f = Fields::of(&value, "the complete mark")?;
-        check_header(&mut f, COMPLETE_FORMAT)?;
-        let rows = f.uint("rows")?;
-        f.finish()?;
-        Ok(Self { rows })
+/// Splits a shard's group cursor into whether the shard is complete and
+/// the writer's cursor. An empty group cursor is a shard being built that
+/// has no cursor yet (the group's first record).
+///
+/// # Errors
+///
+/// [`FormatError::Malformed`] when the first byte is not a shard state.
+pub fn parse_shard_cursor(bytes: &[u8]) -> Result<(bool, &[u8]), FormatError> {
+    match bytes.split_first() {
+        None => Ok((false, &[])),
+        Some((&SHARD_BUILDING, rest)) => Ok((false, rest)),
+        Some((&SHARD_COMPLETE, rest)) => Ok((true, rest)),
+        Some((other, _)) => Err(FormatError::malformed(
+            Some(0),
+            format!("the group cursor starts with {other}, which is not a shard state (0 or 1)"),
+        )),
     }
 }
 
@@ -662,11 +668,16 @@ mod tests {
     }
 
     #[test]
-    fn complete_mark_round_trips() {
-        let m = CompleteMark { rows: 12 };
-        assert_eq!(CompleteMark::decode(&m.encode()).unwrap(), m);
-        assert!(CompleteMark::decode(b"{}").is_err());
-        assert!(CompleteMark::decode(&m.encode()[..10]).is_err());
+    fn shard_cursor_round_trips() {
+        assert_eq!(parse_shard_cursor(&[]).unwrap(), (false, &[][..]));
+        for complete in [false, true] {
+            for cursor in [&b""[..], b"abc"] {
+                let bytes = shard_cursor(complete, cursor);
+                assert_eq!(bytes.len(), cursor.len() + 1);
+                assert_eq!(parse_shard_cursor(&bytes).unwrap(), (complete, cursor));
+            }
+        }
+        assert!(parse_shard_cursor(&[2, 0]).is_err());
     }
 
     #[test]

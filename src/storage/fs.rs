@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::path::Path;
 
-use super::{Backend, OpenMode, Storage};
+use super::{Backend, Directories, OpenMode, Storage};
 
 /// The operating system's file system.
 #[derive(Debug, Clone, Copy, Default)]
@@ -99,6 +99,29 @@ impl Backend for FsBackend {
             let _ = dir;
             Ok(())
         }
+    }
+}
+
+impl Directories for FsBackend {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+
+    /// Entries that are directories or symbolic links to directories.
+    fn list_dirs(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let is_dir = match entry.file_type()? {
+                t if t.is_dir() => true,
+                t if t.is_symlink() => std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()),
+                _ => false,
+            };
+            if is_dir && let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 }
 

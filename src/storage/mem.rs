@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::{Backend, OpenMode, Storage};
+use super::{Backend, Directories, OpenMode, Storage};
 
 /// The kinds of operation a [`MemBackend`] counts and can make fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -190,6 +190,22 @@ impl Backend for MemBackend {
 
     fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
         lock(&self.state).count(MemOp::SyncDir)
+    }
+}
+
+impl Directories for MemBackend {
+    fn create_dir_all(&self, _path: &Path) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// A directory exists while a file lies below it.
+    fn list_dirs(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let state = lock(&self.state);
+        let names = super::subdirectories(state.files.keys().map(PathBuf::as_path), dir);
+        if names.is_empty() && !state.files.keys().any(|p| p.starts_with(dir)) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        Ok(names)
     }
 }
 

@@ -6,7 +6,8 @@
 //! writes, `set_len`, syncs and the writer lock; there is no seek cursor).
 //! [`FsBackend`] is the real file system; [`MemBackend`] keeps files in
 //! memory and can inject I/O errors, and test backends built on the same
-//! traits simulate power loss.
+//! traits simulate power loss. A sharded dataset also creates and lists
+//! directories, through [`Directories`].
 
 mod fs;
 mod mem;
@@ -80,4 +81,36 @@ pub trait Backend {
     /// after taking a lock, since a lock on a file that no longer has the
     /// path protects nothing.
     fn is_same_file(&self, file: &Self::File, path: &Path) -> io::Result<bool>;
+}
+
+/// A file system whose directories a sharded dataset can create and list.
+///
+/// Backends that keep files by full path without directory entries of their
+/// own (the in-memory ones) treat a directory as existing while a file lies
+/// below it: creating one changes nothing, and [`subdirectories`] lists them.
+pub trait Directories: Backend {
+    /// Creates the directory `path` and any missing parents; `Ok` when it
+    /// exists already (not durable until [`Backend::sync_dir`] of its parent).
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// The names of the directories directly inside `dir` (names that are
+    /// not UTF-8 are left out); `NotFound` when `dir` does not exist.
+    fn list_dirs(&self, dir: &Path) -> io::Result<Vec<String>>;
+}
+
+/// The directories directly inside `dir` implied by the file `paths` of a
+/// backend without directory entries: the first component below `dir` of
+/// every path at least two components below it, each once, sorted.
+pub fn subdirectories<'a>(paths: impl IntoIterator<Item = &'a Path>, dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = paths
+        .into_iter()
+        .filter_map(|p| {
+            let mut rest = p.strip_prefix(dir).ok()?.components();
+            let first = rest.next()?;
+            rest.next()?;
+            first.as_os_str().to_str().map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }

@@ -1,0 +1,593 @@
+//! One reader over every shard of a dataset, with global row numbers.
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{
+    Column, Schema, list_shards, manifest_path, no_dataset, open_shard_reader, read_manifest,
+    read_schema, schema_path, shard_journal,
+};
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::group::GroupReader;
+
+/// Which shards a [`DatasetReader`] shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadFrom {
+    /// The manifest when the dataset was finalized, else every shard found.
+    #[default]
+    Auto,
+    /// The manifest's shards and rows; an error when there is no manifest.
+    Manifest,
+    /// Every shard found under the root, each up to its last commit,
+    /// whether or not there is a manifest.
+    Shards,
+}
+
+/// One shard as a [`DatasetReader`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShardInfo {
+    /// The shard's name.
+    pub name: String,
+    /// The rows the reader shows (its committed rows, or the manifest's).
+    pub rows: u64,
+    /// Whether the shard is complete.
+    pub complete: bool,
+}
+
+struct OpenShard {
+    info: ShardInfo,
+    group: Arc<GroupReader>,
+}
+
+/// Every shard's committed rows as one array per column, with global row
+/// numbers: shard after shard in the manifest's order once the dataset is
+/// finalized, and during a build every shard found so far, each up to its
+/// last commit, in the dataset's order (so a shard created later with a
+/// name that sorts earlier moves the rows after it).
+///
+/// Takes no lock and never writes, so it runs beside the shards' writers;
+/// it never shows a row that was not committed. Rows are memory-mapped: a
+/// slice inside one shard is a view of the mapped file, without a copy; a
+/// slice across shards and a gather copy. [`refresh`](Self::refresh) picks
+/// up new commits, new shards and a new manifest.
+pub struct DatasetReader {
+    root: PathBuf,
+    from: ReadFrom,
+    from_manifest: bool,
+    schema: Schema,
+    row_bytes: Vec<u64>,
+    shards: Vec<OpenShard>,
+    /// `starts[k]` is the first global row of shard `k`; one more entry
+    /// holds the total.
+    starts: Vec<u64>,
+}
+
+impl std::fmt::Debug for DatasetReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatasetReader")
+            .field("root", &self.root)
+            .field("from_manifest", &self.from_manifest)
+            .field("rows", &self.len())
+            .field("shards", &self.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatasetReader {
+    /// Opens the dataset at `root`: its manifest when it was finalized,
+    /// else every shard found.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        Self::open_from(root, ReadFrom::Auto)
+    }
+
+    /// Opens the dataset at `root`, showing the shards `from` says.
+    pub fn open_from(root: impl AsRef<Path>, from: ReadFrom) -> Result<Self> {
+        Self::load(root.as_ref(), from, &[])
+    }
+
+    /// Opens the dataset at `root` showing exactly `shards` (names and
+    /// rows, in this order), as [`pinned`](Self::pinned) returned them: the
+    /// same rows another process saw. Each shard must hold at least its
+    /// rows. [`refresh`](Self::refresh) then reads the shards `from` says.
+    pub fn open_pinned(
+        root: impl AsRef<Path>,
+        from: ReadFrom,
+        shards: &[(String, u64)],
+    ) -> Result<Self> {
+        let root = root.as_ref();
+        let schema = read_schema(root)?.ok_or_else(|| no_dataset(root))?;
+        let open = shards
+            .iter()
+            .map(|(name, rows)| pinned_shard(&schema, root, name, *rows, "the pinned view"))
+            .collect::<Result<Vec<_>>>()?;
+        let from_manifest = from != ReadFrom::Shards
+            && read_manifest(root)?.is_some_and(|m| {
+                m.shards.len() == shards.len()
+                    && m.shards
+                        .iter()
+                        .zip(shards)
+                        .all(|(a, (name, rows))| a.name == *name && a.rows == *rows)
+            });
+        Self::build(root, from, from_manifest, schema, open)
+    }
+
+    fn load(root: &Path, from: ReadFrom, previous: &[OpenShard]) -> Result<Self> {
+        let manifest = if from == ReadFrom::Shards {
+            None
+        } else {
+            read_manifest(root)?
+        };
+        let schema_file = read_schema(root)?;
+        match manifest {
+            Some(manifest) => {
+                if schema_file.as_ref().is_some_and(|s| *s != manifest.schema) {
+                    return Err(Error::Corrupt {
+                        path: manifest_path(root),
+                        offset: None,
+                        what: format!(
+                            "its columns are not those of {}",
+                            schema_path(root).display()
+                        ),
+                    });
+                }
+                let shards = manifest
+                    .shards
+                    .iter()
+                    .map(|s| match reuse(previous, &s.name, s.rows) {
+                        Some(open) => Ok(open),
+                        None => {
+                            pinned_shard(&manifest.schema, root, &s.name, s.rows, "the manifest")
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Self::build(root, from, true, manifest.schema, shards)
+            }
+            None if from == ReadFrom::Manifest => Err(Error::InvalidArgument {
+                what: format!(
+                    "{}: the dataset was not finalized (no {})",
+                    root.display(),
+                    manifest_path(root).display()
+                ),
+            }),
+            None => {
+                let schema = schema_file.ok_or_else(|| no_dataset(root))?;
+                let mut shards = Vec::new();
+                for name in list_shards(root)? {
+                    if let Some(open) = previous
+                        .iter()
+                        .find(|s| s.info.complete && s.info.name == name)
+                    {
+                        // A complete shard never changes.
+                        shards.push(OpenShard {
+                            info: open.info.clone(),
+                            group: Arc::clone(&open.group),
+                        });
+                        continue;
+                    }
+                    if let Some((group, rows, complete)) = open_shard_reader(&schema, root, &name)?
+                    {
+                        shards.push(OpenShard {
+                            info: ShardInfo {
+                                name,
+                                rows,
+                                complete,
+                            },
+                            group: Arc::new(group),
+                        });
+                    }
+                }
+                Self::build(root, from, false, schema, shards)
+            }
+        }
+    }
+
+    fn build(
+        root: &Path,
+        from: ReadFrom,
+        from_manifest: bool,
+        schema: Schema,
+        shards: Vec<OpenShard>,
+    ) -> Result<Self> {
+        let row_bytes = schema
+            .columns
+            .iter()
+            .map(Column::row_bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::from_format(schema_path(root), e))?;
+        let mut starts = Vec::with_capacity(shards.len() + 1);
+        let mut total: u64 = 0;
+        for s in &shards {
+            starts.push(total);
+            total = total
+                .checked_add(s.info.rows)
+                .ok_or_else(|| Error::Unsupported {
+                    path: Some(root.to_path_buf()),
+                    what: "the shards hold more than 2^64 - 1 rows".to_owned(),
+                })?;
+        }
+        starts.push(total);
+        Ok(Self {
+            root: root.to_path_buf(),
+            from,
+            from_manifest,
+            schema,
+            row_bytes,
+            shards,
+            starts,
+        })
+    }
+
+    /// Reads the dataset again: new commits, new shards, a new manifest.
+    /// Returns whether the rows shown changed. Arrays taken before stay
+    /// valid and unchanged.
+    pub fn refresh(&mut self) -> Result<bool> {
+        let fresh = Self::load(&self.root, self.from, &self.shards)?;
+        let changed = fresh.from_manifest != self.from_manifest
+            || fresh.shards.len() != self.shards.len()
+            || fresh
+                .shards
+                .iter()
+                .zip(&self.shards)
+                .any(|(a, b)| a.info != b.info);
+        *self = fresh;
+        Ok(changed)
+    }
+
+    /// The dataset's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Which shards this reader shows.
+    pub fn read_from(&self) -> ReadFrom {
+        self.from
+    }
+
+    /// Whether the rows shown are the manifest's (the dataset is
+    /// finalized), rather than the shards found during a build.
+    pub fn from_manifest(&self) -> bool {
+        self.from_manifest
+    }
+
+    /// The dataset's schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The dataset's columns.
+    pub fn columns(&self) -> &[Column] {
+        &self.schema.columns
+    }
+
+    /// The index of the column named `name`.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.schema.index(name)
+    }
+
+    /// Bytes per row of column `col`.
+    pub fn row_bytes(&self, col: usize) -> Option<u64> {
+        self.row_bytes.get(col).copied()
+    }
+
+    /// All rows shown.
+    pub fn len(&self) -> u64 {
+        self.starts.last().copied().unwrap_or(0)
+    }
+
+    /// Whether no row is shown.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shards shown, in row order.
+    pub fn shards(&self) -> impl ExactSizeIterator<Item = &ShardInfo> {
+        self.shards.iter().map(|s| &s.info)
+    }
+
+    /// The shards and rows shown, for [`open_pinned`](Self::open_pinned).
+    pub fn pinned(&self) -> Vec<(String, u64)> {
+        self.shards
+            .iter()
+            .map(|s| (s.info.name.clone(), s.info.rows))
+            .collect()
+    }
+
+    /// The first global row of shard `k` (the total for `k` = the number of
+    /// shards).
+    pub fn shard_start(&self, k: usize) -> Option<u64> {
+        self.starts.get(k).copied()
+    }
+
+    /// The group reader of shard `k`, whose member `i` is column `i` (its
+    /// rows may exceed those shown).
+    pub fn shard_reader(&self, k: usize) -> Option<&Arc<GroupReader>> {
+        self.shards.get(k).map(|s| &s.group)
+    }
+
+    /// The shard holding global row `row` and the row's index in it.
+    pub fn locate(&self, row: u64) -> Option<(usize, u64)> {
+        if row >= self.len() {
+            return None;
+        }
+        let k = self.starts.partition_point(|&s| s <= row).checked_sub(1)?;
+        Some((k, row - self.starts.get(k)?))
+    }
+
+    fn out_of_range(&self, what: &str) -> Error {
+        Error::InvalidArgument {
+            what: format!(
+                "{}: {what}, the dataset shows {} rows",
+                self.root.display(),
+                self.len()
+            ),
+        }
+    }
+
+    fn check_column(&self, col: usize) -> Result<()> {
+        if col < self.schema.columns.len() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument {
+                what: format!(
+                    "column index {col}, the dataset has {} columns",
+                    self.schema.columns.len()
+                ),
+            })
+        }
+    }
+
+    /// The shown rows of column `col` in shard `k`, mapped.
+    fn segment(&self, k: usize, col: usize) -> Result<&[u8]> {
+        let s = self
+            .shards
+            .get(k)
+            .ok_or_else(|| self.out_of_range(&format!("shard {k}")))?;
+        s.group.bytes(col, 0..s.info.rows)
+    }
+
+    /// Row `row` of every column, as the mapped bytes (no copy).
+    pub fn row(&self, row: u64) -> Result<Vec<&[u8]>> {
+        let (k, r) = self
+            .locate(row)
+            .ok_or_else(|| self.out_of_range(&format!("row {row}")))?;
+        let group = &self
+            .shards
+            .get(k)
+            .ok_or_else(|| self.out_of_range(&format!("row {row}")))?
+            .group;
+        (0..self.schema.columns.len())
+            .map(|c| group.bytes(c, r..r + 1))
+            .collect()
+    }
+
+    /// Row `row` of column `col` as values of `T` (exactly the column's
+    /// dtype), without a copy.
+    pub fn row_as<T: Element>(&self, col: usize, row: u64) -> Result<&[T]> {
+        self.check_column(col)?;
+        let (k, r) = self
+            .locate(row)
+            .ok_or_else(|| self.out_of_range(&format!("row {row}")))?;
+        let group = &self
+            .shards
+            .get(k)
+            .ok_or_else(|| self.out_of_range(&format!("row {row}")))?
+            .group;
+        group.rows_as(col, r..r + 1)
+    }
+
+    /// The shards a range of global rows covers, with the local range in
+    /// each.
+    fn pieces(&self, range: &Range<u64>) -> Result<Vec<(usize, Range<u64>)>> {
+        if range.start > range.end || range.end > self.len() {
+            return Err(self.out_of_range(&format!("rows {}..{}", range.start, range.end)));
+        }
+        let mut out = Vec::new();
+        let mut at = range.start;
+        while at < range.end {
+            let (k, r) = self
+                .locate(at)
+                .ok_or_else(|| self.out_of_range(&format!("row {at}")))?;
+            let shard_end = self.starts.get(k + 1).copied().unwrap_or(range.end);
+            let end = shard_end.min(range.end);
+            out.push((k, r..r + (end - at)));
+            at = end;
+        }
+        Ok(out)
+    }
+
+    /// Rows `range` of every column: inside one shard a view of the mapped
+    /// file (borrowed); across shards a copy (owned).
+    pub fn slice(&self, range: Range<u64>) -> Result<Vec<Cow<'_, [u8]>>> {
+        let pieces = self.pieces(&range)?;
+        (0..self.schema.columns.len())
+            .map(|c| self.column_pieces(c, &pieces))
+            .collect()
+    }
+
+    fn column_pieces(&self, col: usize, pieces: &[(usize, Range<u64>)]) -> Result<Cow<'_, [u8]>> {
+        let bytes_of = |k: usize, r: &Range<u64>| -> Result<&[u8]> {
+            let s = self
+                .shards
+                .get(k)
+                .ok_or_else(|| self.out_of_range(&format!("shard {k}")))?;
+            s.group.bytes(col, r.clone())
+        };
+        match pieces {
+            [] => Ok(Cow::Borrowed(&[])),
+            [(k, r)] => bytes_of(*k, r).map(Cow::Borrowed),
+            _ => {
+                let mut out = Vec::new();
+                for (k, r) in pieces {
+                    out.extend_from_slice(bytes_of(*k, r)?);
+                }
+                Ok(Cow::Owned(out))
+            }
+        }
+    }
+
+    /// Rows `range` of column `col` as values of `T` (exactly the column's
+    /// dtype): inside one shard without a copy, across shards a copy.
+    pub fn column_slice<T: Element + Clone>(
+        &self,
+        col: usize,
+        range: Range<u64>,
+    ) -> Result<Cow<'_, [T]>> {
+        self.check_column(col)?;
+        let pieces = self.pieces(&range)?;
+        let typed = |k: usize, r: &Range<u64>| -> Result<&[T]> {
+            let s = self
+                .shards
+                .get(k)
+                .ok_or_else(|| self.out_of_range(&format!("shard {k}")))?;
+            s.group.rows_as(col, r.clone())
+        };
+        match pieces.as_slice() {
+            [] => Ok(Cow::Borrowed(&[])),
+            [(k, r)] => typed(*k, r).map(Cow::Borrowed),
+            _ => {
+                let mut out = Vec::new();
+                for (k, r) in &pieces {
+                    out.extend_from_slice(typed(*k, r)?);
+                }
+                Ok(Cow::Owned(out))
+            }
+        }
+    }
+
+    /// The rows `indices` (global, any order, repeats allowed) of column
+    /// `col`, copied into `out`, which must hold exactly
+    /// `indices.len() * row_bytes(col)` bytes.
+    pub fn gather_into(&self, col: usize, indices: &[u64], out: &mut [u8]) -> Result<()> {
+        self.check_column(col)?;
+        let rb = self.row_bytes.get(col).copied().unwrap_or(0) as usize;
+        if out.len() != indices.len().saturating_mul(rb) {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "an output of {} bytes for {} rows of {rb} bytes",
+                    out.len(),
+                    indices.len()
+                ),
+            });
+        }
+        let segments = (0..self.shards.len())
+            .map(|k| self.segment(k, col))
+            .collect::<Result<Vec<_>>>()?;
+        for (&row, dst) in indices.iter().zip(out.chunks_exact_mut(rb.max(1))) {
+            let (k, r) = self
+                .locate(row)
+                .ok_or_else(|| self.out_of_range(&format!("row {row}")))?;
+            let at = r as usize * rb;
+            let src = segments
+                .get(k)
+                .and_then(|seg| seg.get(at..at + rb))
+                .ok_or_else(|| self.out_of_range(&format!("row {row}")))?;
+            dst.copy_from_slice(src);
+        }
+        Ok(())
+    }
+
+    /// The rows `indices` (global, any order, repeats allowed) of every
+    /// column, copied.
+    pub fn gather(&self, indices: &[u64]) -> Result<Vec<Vec<u8>>> {
+        (0..self.schema.columns.len())
+            .map(|c| {
+                let rb = self.row_bytes.get(c).copied().unwrap_or(0) as usize;
+                let mut out = vec![0u8; indices.len() * rb];
+                self.gather_into(c, indices, &mut out)?;
+                Ok(out)
+            })
+            .collect()
+    }
+
+    /// The rows `indices` of column `col` as values of `T` (exactly the
+    /// column's dtype), copied.
+    pub fn gather_as<T: Element + Clone>(&self, col: usize, indices: &[u64]) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for &row in indices {
+            out.extend_from_slice(self.row_as::<T>(col, row)?);
+        }
+        Ok(out)
+    }
+
+    /// The rows in batches of `batch_rows` (the last one may be shorter),
+    /// every column of each: a batch inside one shard is a view of the
+    /// mapped files, a batch across shards a copy.
+    pub fn batches(&self, batch_rows: u64) -> Batches<'_> {
+        Batches {
+            reader: self,
+            at: 0,
+            step: batch_rows.max(1),
+        }
+    }
+}
+
+/// The iterator of [`DatasetReader::batches`].
+pub struct Batches<'a> {
+    reader: &'a DatasetReader,
+    at: u64,
+    step: u64,
+}
+
+impl<'a> Iterator for Batches<'a> {
+    type Item = Result<Vec<Cow<'a, [u8]>>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let len = self.reader.len();
+        if self.at >= len {
+            return None;
+        }
+        let end = self.at.saturating_add(self.step).min(len);
+        let batch = self.reader.slice(self.at..end);
+        self.at = end;
+        Some(batch)
+    }
+}
+
+/// A complete shard of an earlier load showing exactly `rows`.
+fn reuse(previous: &[OpenShard], name: &str, rows: u64) -> Option<OpenShard> {
+    previous
+        .iter()
+        .find(|s| s.info.complete && s.info.name == name && s.info.rows == rows)
+        .map(|s| OpenShard {
+            info: s.info.clone(),
+            group: Arc::clone(&s.group),
+        })
+}
+
+/// Shard `name` showing exactly `rows`, which it must hold.
+fn pinned_shard(
+    schema: &Schema,
+    root: &Path,
+    name: &str,
+    rows: u64,
+    listed_by: &str,
+) -> Result<OpenShard> {
+    super::check_shard_name(name)?;
+    let journal = shard_journal(root, name);
+    let (group, committed, complete) =
+        open_shard_reader(schema, root, name)?.ok_or_else(|| Error::Corrupt {
+            path: journal.clone(),
+            offset: None,
+            what: format!("{listed_by} lists shard {name}, which is missing"),
+        })?;
+    if committed < rows {
+        return Err(Error::Corrupt {
+            path: journal,
+            offset: None,
+            what: format!(
+                "{listed_by} lists {rows} rows of shard {name}, which has {committed} committed"
+            ),
+        });
+    }
+    Ok(OpenShard {
+        info: ShardInfo {
+            name: name.to_owned(),
+            rows,
+            complete,
+        },
+        group: Arc::new(group),
+    })
+}
