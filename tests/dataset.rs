@@ -278,35 +278,43 @@ fn the_schema_is_written_once_and_enforced() {
 
 #[test]
 fn racing_writers_agree_on_one_schema() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Arc::new(dir.path().join("ds"));
-    let n = 8;
-    let barrier = Arc::new(Barrier::new(n));
-    let handles: Vec<_> = (0..n)
-        .map(|t| {
-            let (root, barrier) = (Arc::clone(&root), Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                // Half the writers want another dtype for "feature".
-                let cols = if t % 2 == 0 {
-                    columns()
-                } else {
-                    vec![
-                        Column::of::<u64>("id", &[]),
-                        Column::of::<f64>("feature", &[3]),
-                    ]
-                };
-                barrier.wait();
-                open_shard(&*root, &format!("s{t}"), Some(&cols))
-                    .map(|w| w.close().unwrap())
-                    .is_ok()
+    // Eight writers create the dataset at once, half of them with another
+    // dtype: one schema wins, and exactly the writers that agree with it
+    // open their shards. Repeated, since a race may not show every time.
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Arc::new(dir.path().join("ds"));
+        let n = 8;
+        let barrier = Arc::new(Barrier::new(n));
+        let handles: Vec<_> = (0..n)
+            .map(|t| {
+                let (root, barrier) = (Arc::clone(&root), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    let cols = if t % 2 == 0 {
+                        columns()
+                    } else {
+                        vec![
+                            Column::of::<u64>("id", &[]),
+                            Column::of::<f64>("feature", &[3]),
+                        ]
+                    };
+                    barrier.wait();
+                    open_shard(&*root, &format!("s{t}"), Some(&cols))
+                        .map(|w| w.close().unwrap())
+                        .is_ok()
+                })
             })
-        })
-        .collect();
-    let ok: Vec<bool> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let schema = dataset::read_schema(&*root).unwrap().unwrap();
-    let winner_even = schema.columns == columns();
-    for (t, ok) in ok.iter().enumerate() {
-        assert_eq!(*ok, (t % 2 == 0) == winner_even, "writer {t}");
+            .collect();
+        let ok: Vec<bool> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let schema = dataset::read_schema(&*root).unwrap().unwrap();
+        let winner_even = schema.columns == columns();
+        for (t, ok) in ok.iter().enumerate() {
+            assert_eq!(
+                *ok,
+                (t % 2 == 0) == winner_even,
+                "round {round}, writer {t}"
+            );
+        }
     }
 }
 

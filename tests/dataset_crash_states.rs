@@ -1,0 +1,376 @@
+//! Every crash state of a dataset's own files, enumerated with the
+//! power-loss model of `tests/crashsim` (lost, reordered, torn, zeroed or
+//! garbage writes; lost directory entries), and checked.
+//!
+//! The workload creates a dataset (the first shard writes the schema),
+//! builds and finishes two shards, finalizes, adds and finishes a third
+//! shard and finalizes again (the manifest is replaced). After every crash
+//! image:
+//!
+//! - `schema.json` is absent only while no shard exists, and otherwise
+//!   decodes to the schema; once its writer returned, it is there;
+//! - `manifest.json` is absent, the first manifest or the second, whole,
+//!   as the crash point allows (a finalize that returned is durable);
+//! - every shard opens through the dataset (schema read from the image)
+//!   with the rows of one of its commits, complete only with all its rows;
+//! - finalize on the recovered image publishes exactly the complete shards
+//!   found when every shard is complete (and again changes nothing), and
+//!   otherwise refuses naming the incomplete ones and leaves the manifest
+//!   as it was.
+//!
+//! Broken variants (the temporary file not synced before its rename, the
+//! directory not synced after it) must be caught.
+//!
+//! `cargo test --release --test dataset_crash_states -- --nocapture` prints
+//! the counts.
+
+mod crashsim;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crashsim::{Image, Model, Op, Rng, SimBackend};
+use npy_append::Error;
+use npy_append::dataset::{self, Column, ShardOptions};
+use npy_append::storage::{Directories, subdirectories};
+
+impl Directories for SimBackend {
+    fn create_dir_all(&self, _path: &Path) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn list_dirs(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let files = self.current();
+        Ok(subdirectories(files.keys().map(PathBuf::as_path), dir))
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from("/sim/ds")
+}
+
+fn columns() -> Vec<Column> {
+    vec![Column::of::<u64>("id", &[]), Column::of::<u16>("x", &[3])]
+}
+
+fn batch_bytes(shard: u64, rows: std::ops::Range<u64>) -> (Vec<u8>, Vec<u8>) {
+    let ids = rows
+        .clone()
+        .flat_map(|i| (shard << 32 | i).to_le_bytes())
+        .collect();
+    let xs = rows
+        .flat_map(|i| (0..3u64).flat_map(move |j| ((shard * 7 + i * 3 + j) as u16).to_le_bytes()))
+        .collect();
+    (ids, xs)
+}
+
+/// The rows a shard may hold after a crash: those of one of its commits,
+/// with whether that commit marked it complete.
+#[derive(Debug, Clone, Default)]
+struct ShardHistory {
+    /// (rows, complete, ops when the commit began, ops when it returned).
+    commits: Vec<(u64, bool, usize, usize)>,
+}
+
+struct Recording {
+    initial: Image,
+    trace: Vec<Op>,
+    shards: BTreeMap<String, (u64, ShardHistory)>,
+    /// Ops when the first shard's open (which writes the schema) returned.
+    schema_acked: usize,
+    /// (bytes, ops when finalize began, ops when it returned), in order.
+    manifests: Vec<(Vec<u8>, usize, usize)>,
+}
+
+fn record() -> Recording {
+    let sim = SimBackend::from_image(&Image::new());
+    let root = root();
+    let mut shards = BTreeMap::new();
+    let mut manifests = Vec::new();
+    let mut schema_acked = 0;
+    let plan: &[(&str, u64, &[u64], bool)] = &[
+        ("a", 1, &[3, 2], true),
+        ("b", 2, &[4], true),
+        ("c", 3, &[1, 1], true),
+    ];
+    for (step, &(name, number, commits, finish)) in plan.iter().enumerate() {
+        let mut h = ShardHistory::default();
+        let start = sim.ops();
+        let mut w = ShardOptions::new()
+            .columns(&columns())
+            .open_with(sim.clone(), &root, name)
+            .unwrap();
+        h.commits.push((0, false, start, sim.ops()));
+        if step == 0 {
+            schema_acked = sim.ops();
+        }
+        let mut at = 0;
+        for (i, &n) in commits.iter().enumerate() {
+            let (ids, xs) = batch_bytes(number, at..at + n);
+            w.append_bytes(&[&ids, &xs]).unwrap();
+            at += n;
+            let start = sim.ops();
+            if i % 2 == 0 {
+                w.commit().unwrap();
+            } else {
+                w.commit_with_cursor(format!("{at}").as_bytes()).unwrap();
+            }
+            h.commits.push((at, false, start, sim.ops()));
+        }
+        if finish {
+            let start = sim.ops();
+            assert_eq!(w.finish().unwrap(), at);
+            h.commits.push((at, true, start, sim.ops()));
+        }
+        shards.insert(name.to_owned(), (number, h));
+        if step >= 1 {
+            let start = sim.ops();
+            let m = dataset::finalize_with(&sim, &root, None).unwrap();
+            manifests.push((m.encode(), start, sim.ops()));
+        }
+    }
+    Recording {
+        initial: sim.initial(),
+        trace: sim.trace(),
+        shards,
+        schema_acked,
+        manifests,
+    }
+}
+
+/// Checks one crash image after `k` operations.
+fn check(rec: &Recording, image: &Image, k: usize) -> Result<(), String> {
+    let root = root();
+    let schema_path = root.join("schema.json");
+    let any_shard = image
+        .keys()
+        .any(|p| p.file_name().is_some_and(|n| n == "shard.group"));
+    match image.get(&schema_path) {
+        None if any_shard => return Err("a shard exists without a schema".into()),
+        None if k >= rec.schema_acked => return Err("the acknowledged schema is gone".into()),
+        None => {}
+        Some(bytes) => {
+            let s = dataset::Schema::decode(bytes).map_err(|e| format!("schema: {e}"))?;
+            if s.columns != columns() {
+                return Err("the schema has other columns".into());
+            }
+        }
+    }
+    // The manifests a crash after k may leave.
+    let manifest_path = root.join("manifest.json");
+    let found = image.get(&manifest_path);
+    let acked = rec.manifests.iter().rposition(|m| m.2 <= k);
+    let mut allowed: Vec<Option<&Vec<u8>>> = match acked {
+        None => vec![None],
+        Some(i) => vec![Some(&rec.manifests[i].0)],
+    };
+    for (i, m) in rec.manifests.iter().enumerate() {
+        if acked.is_none_or(|a| i > a) && m.1 < k {
+            allowed.push(Some(&m.0));
+        }
+    }
+    if !allowed.contains(&found) {
+        return Err(format!(
+            "manifest.json is {}",
+            match found {
+                None => "missing".to_owned(),
+                Some(b) => format!("{:?}", String::from_utf8_lossy(b)),
+            }
+        ));
+    }
+    // Every shard opens with the rows of one of its commits.
+    let sim = SimBackend::from_image(image);
+    let mut complete = Vec::new();
+    let mut incomplete = Vec::new();
+    for name in dataset::list_shards_with(&sim, &root).map_err(|e| format!("list: {e}"))? {
+        let (number, h) = &rec.shards[&name];
+        let w = ShardOptions::new()
+            .open_with(sim.clone(), &root, &name)
+            .map_err(|e| format!("shard {name} does not open: {e}"))?;
+        let state = (w.len(), w.is_complete());
+        // The last acknowledged commit, or one begun before the crash.
+        let acked = h.commits.iter().rposition(|c| c.3 <= k).unwrap_or(0);
+        let possible = h
+            .commits
+            .iter()
+            .enumerate()
+            .any(|(i, &(rows, c, start, _))| {
+                (i == acked || (i > acked && start < k)) && (rows, c) == state
+            });
+        if !possible {
+            return Err(format!("shard {name}: {state:?} is no commit's state"));
+        }
+        let (ids, _) = batch_bytes(*number, 0..w.len());
+        let on_disk = sim.current()[&root.join(&name).join("id.npy")].clone();
+        if !on_disk.ends_with(&ids) {
+            return Err(format!("shard {name}: rows differ"));
+        }
+        if w.is_complete() {
+            complete.push((name, w.len()));
+        } else {
+            incomplete.push(name);
+        }
+        w.close().map_err(|e| format!("close: {e}"))?;
+    }
+    if image.get(&schema_path).is_none() {
+        return Ok(());
+    }
+    let before = sim.current().get(&manifest_path).cloned();
+    match dataset::finalize_with(&sim, &root, None) {
+        Ok(m) if incomplete.is_empty() => {
+            let got: Vec<(String, u64)> =
+                m.shards.iter().map(|s| (s.name.clone(), s.rows)).collect();
+            if got != complete {
+                return Err(format!("finalize published {got:?}, complete {complete:?}"));
+            }
+            let bytes = sim.current()[&manifest_path].clone();
+            if bytes != m.encode() {
+                return Err("manifest.json is not the manifest returned".into());
+            }
+            let ops = sim.ops();
+            dataset::finalize_with(&sim, &root, None).map_err(|e| format!("again: {e}"))?;
+            let writes = sim.trace()[ops..]
+                .iter()
+                .filter(|op| matches!(op, Op::Rename { .. }))
+                .count();
+            if writes != 0 {
+                return Err("a second finalize rewrote the manifest".into());
+            }
+        }
+        Ok(_) => return Err(format!("finalize published with {incomplete:?} incomplete")),
+        Err(Error::Incomplete { shards, .. }) if shards == incomplete => {
+            if sim.current().get(&manifest_path) != before.as_ref() {
+                return Err("a refused finalize changed manifest.json".into());
+            }
+        }
+        Err(e) => return Err(format!("finalize: {e}")),
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Stats {
+    crash_points: usize,
+    states: usize,
+    violations: Vec<String>,
+}
+
+fn enumerate(rec: &Recording, trace: &[Op], stop_at_first: bool) -> Stats {
+    let mut stats = Stats::default();
+    let mut rng = Rng::new(0x5eed_da7a);
+    let mut seen = HashSet::new();
+    for k in 0..=trace.len() {
+        let model = Model::at(&rec.initial, trace, k);
+        stats.crash_points += 1;
+        for fates in model.choices(&mut rng, 10, 64, 4) {
+            let image = model.build(&fates, k as u64);
+            if !seen.insert((image.clone(), k)) {
+                continue;
+            }
+            stats.states += 1;
+            if let Err(e) = check(rec, &image, k) {
+                stats.violations.push(format!(
+                    "crash after op {k} ({}): {e}",
+                    trace.get(k.wrapping_sub(1)).map_or_else(
+                        || "start".to_owned(),
+                        |op| op.describe(&crashsim::names(&rec.initial, trace))
+                    )
+                ));
+                if stop_at_first {
+                    return stats;
+                }
+            }
+        }
+    }
+    stats
+}
+
+#[test]
+fn every_crash_state_of_schema_shards_and_manifest() {
+    let rec = record();
+    let stats = enumerate(&rec, &rec.trace, false);
+    println!(
+        "dataset: {} crash points, {} states, {} violations",
+        stats.crash_points,
+        stats.states,
+        stats.violations.len()
+    );
+    assert!(
+        stats.violations.is_empty(),
+        "{}",
+        stats.violations[..stats.violations.len().min(10)].join("\n")
+    );
+    assert!(stats.states > 500, "{}", stats.states);
+}
+
+/// The inode created at a path whose name is `name`.
+fn inodes_named(trace: &[Op], name: &str) -> Vec<usize> {
+    trace
+        .iter()
+        .filter_map(|op| match op {
+            Op::Create { path, ino } if path.file_name().is_some_and(|n| n == name) => Some(*ino),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A broken variant of the trace: `drop(op, index)` says which operations
+/// to leave out.
+fn broken(trace: &[Op], drop: impl Fn(&Op, usize) -> bool) -> Vec<Op> {
+    trace
+        .iter()
+        .enumerate()
+        .map(|(i, op)| if drop(op, i) { Op::Nop } else { op.clone() })
+        .collect()
+}
+
+fn assert_caught(name: &str, rec: &Recording, trace: &[Op]) {
+    assert_ne!(trace, rec.trace.as_slice(), "{name}: nothing was left out");
+    let stats = enumerate(rec, trace, true);
+    assert!(
+        !stats.violations.is_empty(),
+        "{name}: no violation in {} states",
+        stats.states
+    );
+    println!("{name}: caught: {}", stats.violations[0]);
+}
+
+#[test]
+fn a_manifest_not_synced_before_its_rename_is_caught() {
+    let rec = record();
+    let temps = inodes_named(&rec.trace, ".manifest.json.tmp");
+    let trace = broken(
+        &rec.trace,
+        |op, _| matches!(op, Op::Sync { ino, .. } if temps.contains(ino)),
+    );
+    assert_caught("manifest without a sync", &rec, &trace);
+}
+
+#[test]
+fn a_schema_not_synced_before_its_rename_is_caught() {
+    let rec = record();
+    let temps = inodes_named(&rec.trace, ".schema.json.tmp");
+    let trace = broken(
+        &rec.trace,
+        |op, _| matches!(op, Op::Sync { ino, .. } if temps.contains(ino)),
+    );
+    assert_caught("schema without a sync", &rec, &trace);
+}
+
+#[test]
+fn a_rename_without_a_directory_sync_is_caught() {
+    let rec = record();
+    // The directory sync right after each rename of the replace.
+    let renames: Vec<usize> = rec
+        .trace
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| matches!(op, Op::Rename { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    let trace = broken(&rec.trace, |op, i| {
+        matches!(op, Op::SyncDir) && i.checked_sub(1).is_some_and(|r| renames.contains(&r))
+    });
+    assert_caught("rename without a directory sync", &rec, &trace);
+}
