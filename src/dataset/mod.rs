@@ -18,10 +18,10 @@
 //! ```
 //!
 //! - **Exactly once.** A restarted or retried worker reopens its shard
-//!   ([`ShardWriter::open`]), reads [`ShardWriter::len`] or its cursor, and
+//!   ([`open_shard`], [`ShardOptions::open`]), reads [`ShardWriter::len`] or its cursor, and
 //!   continues; [`ShardWriter::append_at`] skips rows already there after
 //!   comparing them, so a retry that produces other rows is
-//!   [`Error::DataDiffers`](crate::Error::DataDiffers) naming the shard and
+//!   [`Error::DataDiffers`] naming the shard and
 //!   column, never a duplicate.
 //! - **Complete.** [`ShardWriter::finish`] commits and marks the shard
 //!   complete in the same kind of atomic group record that holds its rows
@@ -29,14 +29,14 @@
 //!   shards ([`shard_status`]).
 //! - **Publishing.** [`finalize`] checks every shard and writes
 //!   `manifest.json` (temporary file, sync, rename, directory sync); it is
-//!   idempotent and refuses with [`Error::Incomplete`](crate::Error::Incomplete)
+//!   idempotent and refuses with [`Error::Incomplete`]
 //!   naming the shards that are not complete, writing nothing.
 //! - **Reading.** [`DatasetReader`] numbers rows across shards: in manifest
 //!   order once finalized; during a build, every shard found so far, up to
 //!   its last commit, in [`shard_order`](crate::format::dataset::shard_order).
 //!
 //! Every file of the dataset (schema, manifest, shards) is written through
-//! the [`Backend`](crate::storage::Backend) trait, so the crash simulator
+//! the [`Backend`] trait, so the crash simulator
 //! enumerates these writes like every other.
 
 mod files;
