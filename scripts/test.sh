@@ -68,7 +68,14 @@ cargo test --doc --release "$@"
 # The Python binding (python/): built into the same virtualenv, then its
 # pytest suite, which compares the drop-in with npy-append-array.
 "$py" -m pip install --quiet --disable-pip-version-check --no-input \
-    "maturin>=1.5,<2" pytest npy-append-array
+    "maturin>=1.5,<2" pytest npy-append-array mypy
 VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --release --quiet \
     -m "$root/python/Cargo.toml"
 "$py" -m pytest -q -p no:cacheprovider "$root/python/tests"
+
+# Types: mypy --strict over the package and over the READMEs' Python
+# examples (written out as modules by python/tests/readme_examples.py).
+"$py" -m mypy --strict --cache-dir "$root/target/mypy-cache" "$root/python/npy_append"
+"$py" "$root/python/tests/readme_examples.py" --write "$root/target/readme-examples"
+(cd "$root/target/readme-examples" \
+    && "$py" -m mypy --config-file mypy.ini --cache-dir "$root/target/mypy-cache" .)

@@ -15,9 +15,13 @@ Three APIs:
   lengths in a values/offsets pair.
 
 Errors are :class:`NpyAppendError` subclasses (see ``npy_append._errors``).
+Every public name is annotated (the package ships ``py.typed``).
 """
 
-from . import _errors, _native
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
+from . import _native
 from ._dropin import NpyAppendArray, ensure_appendable, is_appendable, recover
 from ._errors import (
     ClosedError,
@@ -48,6 +52,12 @@ from ._groups import GroupReader
 from ._ragged import RaggedReader
 from ._reader import Reader
 
+try:
+    __version__: str = _version("npy-append")
+    """The installed distribution's version."""
+except _PackageNotFoundError:  # pragma: no cover - imported from a source tree
+    __version__ = "0+unknown"
+
 Appender = _native.Appender
 AppendGroup = _native.AppendGroup
 RaggedAppender = _native.RaggedAppender
@@ -63,5 +73,27 @@ __all__ = [
     "recover",
     "is_appendable",
     "ensure_appendable",
-    *_errors.__all__,
+    "ClosedError",
+    "CorruptError",
+    "DataDiffersError",
+    "DtypeMismatchError",
+    "GapError",
+    "GroupMemberError",
+    "InvalidArgumentError",
+    "LockedError",
+    "NpyAppendBlockingIOError",
+    "NpyAppendBrokenPipeError",
+    "NpyAppendError",
+    "NpyAppendFileExistsError",
+    "NpyAppendFileNotFoundError",
+    "NpyAppendInterruptedError",
+    "NpyAppendIOError",
+    "NpyAppendIsADirectoryError",
+    "NpyAppendNotADirectoryError",
+    "NpyAppendPermissionError",
+    "NpyAppendTimeoutError",
+    "PoisonedError",
+    "ShapeMismatchError",
+    "TrailingBytesError",
+    "UnsupportedError",
 ]

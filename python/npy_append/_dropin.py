@@ -1,10 +1,15 @@
 """A crash-safe drop-in for npy-append-array (0.9.x signatures)."""
 
+from __future__ import annotations
+
 import errno
+import importlib
 import os
 import threading
+from typing import IO, Any, Callable, Literal, Optional, Tuple, Type, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _native
 from ._errors import ClosedError, NpyAppendFileNotFoundError, UnsupportedError
@@ -13,14 +18,26 @@ try:
     from numpy.lib import format as _format
 except ImportError:  # pragma: no cover
     import numpy.lib.format as _format
-try:
-    from numpy.lib._format_impl import _read_array_header  # numpy >= 2
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.lib.format import _read_array_header
+
+def _numpy_header_reader() -> Callable[..., Tuple[Tuple[int, ...], bool, np.dtype[Any]]]:
+    """numpy's reader of a header of any version (its public readers stop
+    at 2.0): private, in ``numpy.lib._format_impl`` from numpy 2 on."""
+    try:
+        module = importlib.import_module("numpy.lib._format_impl")
+    except ImportError:  # pragma: no cover - numpy 1.x
+        module = importlib.import_module("numpy.lib.format")
+    reader: Callable[..., Tuple[Tuple[int, ...], bool, np.dtype[Any]]] = module._read_array_header
+    return reader
 
 
-def _journal(filename):
-    return os.fspath(filename) + ".journal"
+_read_array_header = _numpy_header_reader()
+
+
+StrPath = Union[str, "os.PathLike[str]"]
+
+
+def _journal(path: str) -> str:
+    return path + ".journal"
 
 
 class NpyAppendArray:
@@ -52,16 +69,31 @@ class NpyAppendArray:
     array.
     """
 
-    def __init__(self, filename, delete_if_exists=False, rewrite_header_on_append=True, *, fsync=False):
+    filename: StrPath
+    """The file's path, as given."""
+    rewrite_header_on_append: bool
+    """Accepted for compatibility: the header is current after every append."""
+    fortran_order: bool
+    """Whether the file is in Fortran order (it grows along its last axis)."""
+    dtype: Optional[np.dtype[Any]]
+    """The file's dtype; None before a new file's first append."""
+
+    def __init__(
+        self,
+        filename: StrPath,
+        delete_if_exists: bool = False,
+        rewrite_header_on_append: bool = True,
+        *,
+        fsync: bool = False,
+    ) -> None:
         self.filename = filename
         self.rewrite_header_on_append = rewrite_header_on_append
         self.fortran_order = False
         self.dtype = None
         self._closed_rows = 0
-        self._row_shape = ()
+        self._row_shape: Tuple[int, ...] = ()
         self._lock = threading.Lock()
-        self._appender = None
-        self._durability = "fsync" if fsync else "process"
+        self._durability: Literal["fsync", "process"] = "fsync" if fsync else "process"
         path = os.fspath(filename)
         if delete_if_exists:
             for p in (path, _journal(path)):
@@ -72,7 +104,7 @@ class NpyAppendArray:
         self._appender = _native.Appender.open_or_recover(path, durability=self._durability)
         self._sync_attrs()
 
-    def _sync_attrs(self):
+    def _sync_attrs(self) -> None:
         a = self._appender
         if a.dtype is None or not (len(a) > 0 or os.path.exists(os.fspath(self.filename))):
             return
@@ -80,7 +112,7 @@ class NpyAppendArray:
         self._row_shape = tuple(a.row_shape)
         self.fortran_order = a.fortran_order
 
-    def append(self, arr):
+    def append(self, arr: npt.NDArray[Any]) -> None:
         """Appends ``arr`` and commits it: a numpy array of the file's dtype
         exactly, whose axis 0 is rows and whose other axes are the file's row
         shape (for a Fortran-order file: whose last axis is rows and whose
@@ -106,13 +138,13 @@ class NpyAppendArray:
         finally:
             lock.release()
 
-    def _unborn(self):
+    def _unborn(self) -> bool:
         """Whether the file is new and not created yet (no dtype)."""
         a = self._appender
         return not a.closed and a.dtype is None
 
     @property
-    def shape(self):
+    def shape(self) -> Optional[Tuple[int, ...]]:
         """The array's shape (rows first; last in a Fortran-order file); None
         before a new file's first append."""
         if self.dtype is None:
@@ -123,40 +155,40 @@ class NpyAppendArray:
             return self._row_shape + (rows,)
         return (rows,) + self._row_shape
 
-    def update_header(self):
+    def update_header(self) -> None:
         """Commits (the header is always current: nothing else to do)."""
         with self._lock:
-            if self._appender is not None and not self._appender.closed:
+            if not self._appender.closed:
                 self._appender.commit()
 
-    def close(self):
+    def close(self) -> None:
         """Makes the file a final, durable plain ``.npy``. Idempotent."""
         with self._lock:
-            if self._appender is not None and not self._appender.closed:
+            if not self._appender.closed:
                 self._closed_rows = self._appender.close() or 0
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - nothing to report to in a finalizer
+        except Exception:  # noqa: BLE001 - nothing to report to in a finalizer (nor after a failed __init__)
             pass
 
-    def __enter__(self):
+    def __enter__(self) -> NpyAppendArray:
         return self
 
-    def __exit__(self, exc_type, exc_val, exc_tb):
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc_val: Optional[BaseException], exc_tb: Any) -> None:
         # Every append is committed already, so closing also after an
         # exception keeps exactly the appended arrays, as npy-append-array does.
         self.close()
 
 
-def _saved_in_fortran_order(arr):
+def _saved_in_fortran_order(arr: object) -> bool:
     """Whether ``np.save`` writes ``arr`` in Fortran order: a numpy array that
     is Fortran-contiguous and not C-contiguous (so of at least two axes)."""
-    return isinstance(arr, np.ndarray) and arr.flags.f_contiguous and not arr.flags.c_contiguous
+    return isinstance(arr, np.ndarray) and bool(arr.flags.f_contiguous) and not arr.flags.c_contiguous
 
 
-def _read_header(fp):
+def _read_header(fp: IO[bytes]) -> Tuple[Tuple[int, ...], bool, np.dtype[Any], int]:
     version = _format.read_magic(fp)
     # Versions 1.0 and 2.0 are latin-1, 3.0 is UTF-8: numpy's private reader
     # takes the version (its public readers stop at 2.0).
@@ -164,7 +196,7 @@ def _read_header(fp):
     return shape, fortran_order, dtype, fp.tell()
 
 
-def recover(filename, zerofill_incomplete=False):
+def recover(filename: StrPath, zerofill_incomplete: bool = False) -> bool:
     """Brings a file left by a killed writer back to an appendable state;
     returns True.
 
@@ -177,7 +209,7 @@ def recover(filename, zerofill_incomplete=False):
     """
     path = os.fspath(filename)
     _require_file(path)
-    policy = "refuse"
+    policy: Literal["refuse", "adopt"] = "refuse"
     if not os.path.exists(_journal(path)):
         policy = "adopt"
         if zerofill_incomplete:
@@ -202,7 +234,7 @@ def recover(filename, zerofill_incomplete=False):
     return True
 
 
-def _require_file(path):
+def _require_file(path: str) -> None:
     """Raises ``FileNotFoundError`` (an :class:`NpyAppendFileNotFoundError`,
     as npy-append-array's ``open`` raises it) when neither the file nor a
     journal exists: there is nothing to recover or check."""
@@ -214,14 +246,14 @@ def _require_file(path):
         raise e
 
 
-def _file_state(path):
+def _file_state(path: str) -> Tuple[str, Optional[str], bool]:
     """The native file state; ``FileNotFoundError`` when neither the file
     nor a journal exists."""
     _require_file(path)
     return _native.file_state(path)
 
 
-def is_appendable(filename):
+def is_appendable(filename: StrPath) -> bool:
     """Whether the header numpy (1.24 and later) writes for the file's dtype,
     order and shape, growth padding included, fits in the file's present
     header: npy-append-array's question and its answer, for the same files
@@ -245,7 +277,7 @@ def is_appendable(filename):
     return _native.numpy_header_len(descr, fortran_order, list(shape)) <= header_len
 
 
-def ensure_appendable(filename, inplace=False):
+def ensure_appendable(filename: StrPath, inplace: bool = False) -> bool:
     """Makes a file whose header has no room to grow the row count
     appendable; returns True. A file :func:`is_appendable` accepts is left
     as it is, and so is one whose header has room for any row count (20

@@ -1,4 +1,4 @@
-"""Type stubs of the native module (the Rust appender and reader)."""
+"""Type stubs of the native module (the Rust writers and readers)."""
 
 import os
 import pathlib
@@ -6,67 +6,124 @@ from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequen
 
 import numpy as np
 import numpy.typing as npt
+from _typeshed import ReadableBuffer
 
 _Path = Union[str, "os.PathLike[str]"]
+_Shape = Union[int, Sequence[int]]
 
 class Appender:
+    """Crash-safe appender to one ``.npy`` file.
+
+    Rows given to ``append()`` are pending until ``commit()`` (or
+    ``commit_every`` rows); a commit survives a kill of the process
+    (durability="process") or also a power loss (durability="fsync", the
+    default). ``close()`` commits and leaves a plain ``.npy``. As a context
+    manager, a normal exit closes and an exception only releases the file
+    (the pending rows are lost, as in a crash).
+    """
+
     @staticmethod
     def open_or_recover(
         path: _Path,
         dtype: Optional[npt.DTypeLike] = None,
-        row_shape: Optional[Sequence[int]] = None,
+        row_shape: Optional[_Shape] = None,
         durability: Literal["fsync", "process"] = "fsync",
         commit_every: Optional[int] = None,
         tail_policy: Literal["refuse", "cut", "adopt"] = "refuse",
         lock_timeout: Optional[float] = None,
         fortran_order: Optional[bool] = None,
-    ) -> "Appender": ...
-    def append(self, arr: np.ndarray) -> None: ...
-    def append_commit(self, arr: np.ndarray) -> int:
-        """append(arr) then commit(), the GIL released once; returns the committed rows."""
-        ...
-    def append_at(self, start_row: int, arr: np.ndarray) -> int: ...
-    def commit(self, cursor: Optional[bytes] = None) -> int: ...
-    def close(self) -> Optional[int]: ...
-    def abandon(self) -> None: ...
-    def __len__(self) -> int: ...
+    ) -> "Appender":
+        """Creates ``path`` (at once with ``dtype``, else on the first
+        append), takes over a clean ``.npy``, or recovers a crashed writer's
+        file to its last commit. A new file is in C order unless
+        ``fortran_order=True``; ``row_shape`` is a tuple of sizes or one
+        size; ``tail_policy`` decides for bytes past the header's rows of a
+        file without journal; ``lock_timeout`` waits for another writer."""
+    def append(self, arr: npt.NDArray[Any]) -> None:
+        """Appends the array's rows (axis 0; the last axis in a Fortran-order
+        file) as numpy indexes them: exactly the file's dtype (never cast)
+        and row shape. Pending until the next commit."""
+    def append_commit(self, arr: npt.NDArray[Any]) -> int:
+        """``append(arr)`` then ``commit()``, the GIL released once; returns
+        the committed rows."""
+    def append_at(self, start_row: int, arr: npt.NDArray[Any]) -> int:
+        """Exactly-once append: ``arr`` holds rows ``start_row...``; rows the
+        file holds are skipped; returns rows appended. GapError past the
+        rows the file holds."""
+    def commit(self, cursor: Optional[ReadableBuffer] = None) -> int:
+        """Commits the pending rows, with ``cursor`` (a bytes-like value of
+        at most 8128 bytes) when given; returns the committed rows."""
+    def close(self) -> Optional[int]:
+        """Commits, makes the header final and removes the journal; returns
+        the committed rows, or None when already closed."""
+    def abandon(self) -> None:
+        """Releases the file without committing, as a crash would."""
+    def __len__(self) -> int:
+        """Committed rows."""
     @property
-    def pending_rows(self) -> int: ...
+    def pending_rows(self) -> int:
+        """Rows appended since the last commit."""
     @property
-    def cursor(self) -> bytes: ...
+    def cursor(self) -> bytes:
+        """The cursor of the last commit (empty when none was given)."""
     @property
-    def dtype(self) -> Optional[np.dtype]: ...
+    def dtype(self) -> Optional[np.dtype[Any]]:
+        """The file's dtype; None before a new file's first append."""
     @property
-    def row_shape(self) -> Tuple[int, ...]: ...
+    def row_shape(self) -> Tuple[int, ...]:
+        """The shape of one row."""
     @property
-    def fortran_order(self) -> bool: ...
+    def fortran_order(self) -> bool:
+        """Whether the file is in Fortran order (rows along the last axis)."""
     @property
-    def path(self) -> pathlib.Path: ...
+    def path(self) -> pathlib.Path:
+        """The ``.npy`` file's path."""
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """Whether close() or abandon() was called."""
     @property
-    def report(self) -> dict[str, Any]: ...
-    def __enter__(self) -> "Appender": ...
-    def __exit__(self, exc_type: Any = None, _exc: Any = None, _tb: Any = None) -> bool: ...
+    def report(self) -> Dict[str, Any]:
+        """What opening found and changed (``found``, ``committed_rows``,
+        ``bytes_cut``, ``header_rewritten``, ``dropped_rows``,
+        ``adopted_rows``, ``journal_discarded``, ``text``)."""
+    def __enter__(self) -> "Appender":
+        """The appender itself."""
+    def __exit__(self, exc_type: Any = None, _exc: Any = None, _tb: Any = None) -> bool:
+        """Closes after a normal exit, abandons after an exception."""
 
-class _Mapping: ...
+class _Mapping:
+    """The committed bytes of a reader, through the buffer protocol."""
+
+    def __buffer__(self, flags: int, /) -> memoryview:
+        """A read-only view of the committed bytes."""
 
 class _Reader:
-    def __init__(self, path: _Path) -> None: ...
-    def refresh(self) -> bool: ...
-    def wait_for_rows(self, rows: int, timeout: float) -> bool: ...
-    def __len__(self) -> int: ...
-    @property
-    def descr(self) -> str: ...
-    @property
-    def row_shape(self) -> Tuple[int, ...]: ...
-    @property
-    def fortran_order(self) -> bool: ...
-    @property
-    def path(self) -> pathlib.Path: ...
-    def mapping(self) -> _Mapping: ...
+    """The native reader behind ``npy_append.Reader``."""
 
-_DTypeSpec = Union[npt.DTypeLike, Tuple[npt.DTypeLike, Union[int, Sequence[int]]]]
+    def __init__(self, path: _Path) -> None:
+        """Maps the committed rows of ``path``."""
+    def refresh(self) -> bool:
+        """Reads the committed row count again; returns whether it changed."""
+    def wait_for_rows(self, rows: int, timeout: float) -> bool:
+        """Waits until ``rows`` rows are committed or ``timeout`` seconds pass."""
+    def __len__(self) -> int:
+        """Committed rows."""
+    @property
+    def descr(self) -> str:
+        """The header's descriptor text."""
+    @property
+    def row_shape(self) -> Tuple[int, ...]:
+        """The shape of one row."""
+    @property
+    def fortran_order(self) -> bool:
+        """Whether rows are slices along the last axis."""
+    @property
+    def path(self) -> pathlib.Path:
+        """The ``.npy`` file's path."""
+    def mapping(self) -> _Mapping:
+        """The committed bytes."""
+
+_DTypeSpec = Union[npt.DTypeLike, Tuple[npt.DTypeLike, _Shape]]
 
 class AppendGroup:
     """Several ``.npy`` files committed together, crash-safely.
@@ -96,17 +153,17 @@ class AppendGroup:
         row_shape)`` tuples), or opens an existing one and recovers every
         member to its last commit. For an existing group ``members`` is
         optional and, when given, must list exactly its members in order."""
-    def append(self, name: str, arr: np.ndarray) -> None:
+    def append(self, name: str, arr: npt.NDArray[Any]) -> None:
         """Appends rows to member ``name``: exactly its dtype (never cast)
         and row shape; pending until the next commit."""
-    def append_at(self, name: str, start_row: int, arr: np.ndarray) -> int:
+    def append_at(self, name: str, start_row: int, arr: npt.NDArray[Any]) -> int:
         """Exactly-once append: ``arr`` holds rows ``start_row...`` of member
         ``name``; rows it already holds are skipped; returns rows appended.
         GapError past the rows it holds."""
-    def commit(self, cursor: Optional[bytes] = None) -> Dict[str, int]:
+    def commit(self, cursor: Optional[ReadableBuffer] = None) -> Dict[str, int]:
         """One synced group commit of every member's pending rows (with
-        ``cursor`` when given, else the last cursor); returns ``{name:
-        committed rows}``."""
+        ``cursor``, a bytes-like value, when given, else the last cursor);
+        returns ``{name: committed rows}``."""
     def close(self) -> Optional[Dict[str, int]]:
         """Commits and makes every member's header durable; None when
         already closed."""
@@ -118,7 +175,7 @@ class AppendGroup:
     def names(self) -> Tuple[str, ...]:
         """The member file names, in order."""
     @property
-    def members(self) -> Dict[str, Tuple[np.dtype, Tuple[int, ...]]]:
+    def members(self) -> Dict[str, Tuple[np.dtype[Any], Tuple[int, ...]]]:
         """``{name: (dtype, row_shape)}``."""
     @property
     def rows(self) -> Dict[str, int]:
@@ -138,8 +195,10 @@ class AppendGroup:
     @property
     def closed(self) -> bool:
         """Whether close() or abandon() was called."""
-    def __enter__(self) -> "AppendGroup": ...
-    def __exit__(self, exc_type: Any = None, _exc: Any = None, _tb: Any = None) -> bool: ...
+    def __enter__(self) -> "AppendGroup":
+        """The group itself."""
+    def __exit__(self, exc_type: Any = None, _exc: Any = None, _tb: Any = None) -> bool:
+        """Closes after a normal exit, abandons after an exception."""
 
 class RaggedAppender:
     """Sequences of different lengths appended crash-safely to a
@@ -151,7 +210,7 @@ class RaggedAppender:
     def open_or_recover(
         path: _Path,
         dtype: Optional[npt.DTypeLike] = None,
-        row_shape: Optional[Union[int, Sequence[int]]] = None,
+        row_shape: Optional[_Shape] = None,
         names: Tuple[str, str] = ("values.npy", "offsets.npy"),
         lock_timeout: Optional[float] = None,
     ) -> "RaggedAppender":
@@ -159,18 +218,18 @@ class RaggedAppender:
         without pickling, any byte order, structured and strings included;
         ``row_shape``: () for 1-D values) or opens and recovers it
         (``dtype`` and ``row_shape`` then optional, read from it)."""
-    def append(self, seq: np.ndarray) -> None:
+    def append(self, seq: npt.NDArray[Any]) -> None:
         """Appends one sequence: an array of shape (n,) + row_shape, of
         exactly the values' dtype (never cast), read without a copy when
         C-contiguous."""
-    def extend(self, seqs: Iterable[np.ndarray]) -> None:
+    def extend(self, seqs: Iterable[npt.NDArray[Any]]) -> None:
         """Appends several sequences; all are checked before any is appended."""
-    def append_batch(self, values: np.ndarray, lengths: Sequence[int]) -> None:
+    def append_batch(self, values: npt.NDArray[Any], lengths: Sequence[int]) -> None:
         """Appends sequences given as all their rows and the rows of each
         (``lengths`` add up to ``len(values)``, else ShapeMismatchError)."""
-    def commit(self, cursor: Optional[bytes] = None) -> int:
-        """Commits values and offsets together (synced); returns the
-        committed sequence count."""
+    def commit(self, cursor: Optional[ReadableBuffer] = None) -> int:
+        """Commits values and offsets together (synced), with ``cursor`` (a
+        bytes-like value) when given; returns the committed sequence count."""
     def close(self) -> Optional[int]:
         """Commits and closes; None when already closed."""
     def abandon(self) -> None:
@@ -178,70 +237,122 @@ class RaggedAppender:
     def __len__(self) -> int:
         """Committed sequences."""
     @property
-    def pending_sequences(self) -> int: ...
+    def pending_sequences(self) -> int:
+        """Sequences appended since the last commit."""
     @property
     def values_rows(self) -> int:
         """Committed rows of the values."""
     @property
-    def cursor(self) -> bytes: ...
+    def cursor(self) -> bytes:
+        """The cursor of the last commit (empty when none was given)."""
     @property
-    def dtype(self) -> np.dtype: ...
+    def dtype(self) -> np.dtype[Any]:
+        """The values' dtype."""
     @property
-    def row_shape(self) -> Tuple[int, ...]: ...
+    def row_shape(self) -> Tuple[int, ...]:
+        """The shape of one row of the values."""
     @property
-    def path(self) -> pathlib.Path: ...
+    def path(self) -> pathlib.Path:
+        """The group journal's path."""
     @property
-    def values_path(self) -> pathlib.Path: ...
+    def values_path(self) -> pathlib.Path:
+        """The values file's path."""
     @property
-    def offsets_path(self) -> pathlib.Path: ...
+    def offsets_path(self) -> pathlib.Path:
+        """The offsets file's path."""
     @property
-    def closed(self) -> bool: ...
-    def __enter__(self) -> "RaggedAppender": ...
-    def __exit__(self, exc_type: Any = None, _exc: Any = None, _tb: Any = None) -> bool: ...
+    def closed(self) -> bool:
+        """Whether close() or abandon() was called."""
+    def __enter__(self) -> "RaggedAppender":
+        """The ragged appender itself."""
+    def __exit__(self, exc_type: Any = None, _exc: Any = None, _tb: Any = None) -> bool:
+        """Closes after a normal exit, abandons after an exception."""
 
-class _GroupMapping: ...
+class _GroupMapping:
+    """The committed bytes of one member of a snapshot, through the buffer
+    protocol."""
+
+    def __buffer__(self, flags: int, /) -> memoryview:
+        """A read-only view of the committed bytes."""
 
 class _GroupReader:
-    def __init__(self, path: _Path) -> None: ...
-    def refresh(self) -> bool: ...
+    """The native snapshot behind ``npy_append.GroupReader``."""
+
+    def __init__(self, path: _Path) -> None:
+        """Opens the newest commit of the group whose journal is ``path``."""
+    def refresh(self) -> bool:
+        """Opens the newest commit; returns whether it changed."""
     @property
-    def path(self) -> pathlib.Path: ...
+    def path(self) -> pathlib.Path:
+        """The group journal's path."""
     @property
-    def sequence(self) -> int: ...
+    def sequence(self) -> int:
+        """The sequence number of the commit shown."""
     @property
-    def cursor(self) -> bytes: ...
+    def cursor(self) -> bytes:
+        """That commit's cursor."""
     @property
-    def names(self) -> List[str]: ...
-    def rows(self, name: str) -> int: ...
-    def descr(self, name: str) -> str: ...
-    def row_shape(self, name: str) -> List[int]: ...
-    def member_path(self, name: str) -> pathlib.Path: ...
-    def mapping(self, name: str) -> _GroupMapping: ...
+    def names(self) -> List[str]:
+        """The member names, in order."""
+    def rows(self, name: str) -> int:
+        """Member ``name``'s committed rows."""
+    def descr(self, name: str) -> str:
+        """Member ``name``'s descriptor text."""
+    def row_shape(self, name: str) -> List[int]:
+        """The shape of one row of member ``name``."""
+    def member_path(self, name: str) -> pathlib.Path:
+        """The path of member ``name``."""
+    def mapping(self, name: str) -> _GroupMapping:
+        """Member ``name``'s committed bytes."""
 
 class _RaggedReader:
-    def __init__(self, path: _Path, values: str, offsets: str) -> None: ...
-    def refresh(self) -> bool: ...
-    def __len__(self) -> int: ...
-    def range(self, i: int) -> Tuple[int, int]: ...
-    @property
-    def path(self) -> pathlib.Path: ...
-    @property
-    def sequence(self) -> int: ...
-    @property
-    def cursor(self) -> bytes: ...
-    @property
-    def descr(self) -> str: ...
-    @property
-    def row_shape(self) -> List[int]: ...
-    @property
-    def values_rows(self) -> int: ...
-    @property
-    def offsets_rows(self) -> int: ...
-    @property
-    def values_path(self) -> pathlib.Path: ...
-    @property
-    def offsets_path(self) -> pathlib.Path: ...
-    def values_mapping(self) -> _GroupMapping: ...
-    def offsets_mapping(self) -> _GroupMapping: ...
+    """The native snapshot behind ``npy_append.RaggedReader``."""
 
-def file_state(path: _Path) -> Tuple[str, Optional[str], bool]: ...
+    def __init__(self, path: _Path, values: str, offsets: str) -> None:
+        """Opens the newest commit of the ragged array whose journal is ``path``."""
+    def refresh(self) -> bool:
+        """Opens the newest commit; returns whether it changed."""
+    def __len__(self) -> int:
+        """Committed sequences."""
+    def range(self, i: int) -> Tuple[int, int]:
+        """The rows ``(start, end)`` of the values holding sequence ``i``."""
+    @property
+    def path(self) -> pathlib.Path:
+        """The group journal's path."""
+    @property
+    def sequence(self) -> int:
+        """The sequence number of the commit shown."""
+    @property
+    def cursor(self) -> bytes:
+        """That commit's cursor."""
+    @property
+    def descr(self) -> str:
+        """The values' descriptor text."""
+    @property
+    def row_shape(self) -> List[int]:
+        """The shape of one row of the values."""
+    @property
+    def values_rows(self) -> int:
+        """Committed rows of the values."""
+    @property
+    def offsets_rows(self) -> int:
+        """Committed rows of the offsets."""
+    @property
+    def values_path(self) -> pathlib.Path:
+        """The values file's path."""
+    @property
+    def offsets_path(self) -> pathlib.Path:
+        """The offsets file's path."""
+    def values_mapping(self) -> _GroupMapping:
+        """The committed values' bytes."""
+    def offsets_mapping(self) -> _GroupMapping:
+        """The committed offsets' bytes."""
+
+def file_state(path: _Path) -> Tuple[str, Optional[str], bool]:
+    """``(state, problem, room)``: "clean", "needs-recovery", "inconsistent"
+    or "unsupported"; the reason when not clean; whether the header has room
+    for any row count."""
+
+def numpy_header_len(descr: str, fortran_order: bool, shape: Sequence[int]) -> int:
+    """The length of the header numpy (1.24 and later) writes for this
+    descriptor text, order and shape, growth padding included."""
