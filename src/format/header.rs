@@ -674,6 +674,177 @@ impl GrowthTemplate {
     }
 }
 
+/// One `pwrite` of an in-place header update: `bytes` at `offset` bytes
+/// from the start of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderWrite<'a> {
+    /// Offset from the start of the file.
+    pub offset: usize,
+    /// The bytes to write there.
+    pub bytes: &'a [u8],
+}
+
+/// The byte a header update parks in the header while the text moves (the
+/// row count gains or loses a digit): numpy refuses any header holding a
+/// NUL byte (Python source cannot contain one).
+pub const PARKED: u8 = 0;
+
+/// The writes that turn the header `old` into `new` in place, in the order
+/// they must be issued, one `pwrite` each, each returning before the next
+/// starts: what a commit writes instead of the whole header text.
+///
+/// numpy readers re-read the header while it is rewritten, and a `read` is
+/// not atomic with respect to a concurrent `write` of the same page (the
+/// kernel copies without a lock). The order keeps every header such a
+/// reader can see either unparsable or of the same dtype, order and row
+/// shape with a growth length no larger than the larger of the two. The
+/// reader model (see "Readers during a commit" in `docs/design.md`): the
+/// bytes of one write land in any order, a write lands whole before the
+/// next one starts, and a read copies forward (increasing offsets), each
+/// byte as it is at the moment it is copied.
+///
+/// - Only bytes that differ are written.
+/// - One byte differs, or the differing bytes all lie in one run of digits
+///   and each moves the same way (all up or all down): one write.
+/// - The differing bytes lie in one run of digits otherwise (a carry, such
+///   as `307950` to `308000`): for a larger count, the digits after the
+///   first differing one, then that one; for a smaller count, the other way
+///   round. A reader then sees a count between the old and the new one, or
+///   below both: under the model above, even when its read is suspended in
+///   the middle for any time.
+/// - Anything else (the count gains or loses a digit, so the text after it
+///   moves; or headers that differ elsewhere): [`PARKED`] at the last
+///   differing byte, then every other differing byte, one write each, right
+///   to left, then the last differing byte. Every header between the first
+///   and the last write holds a NUL. A reader whose read is suspended inside
+///   the header for the whole update can still join a prefix of `old` to a
+///   suffix of `new`; no order of writes prevents that, and this order adds
+///   no other view.
+///
+/// Headers of different lengths cannot be updated in place: the plan is
+/// then all of `new` in one write, with no promise to readers.
+#[must_use]
+pub fn update_writes<'a>(old: &'a [u8], new: &'a [u8]) -> UpdateWrites<'a> {
+    let state = if old.len() == new.len() {
+        let differs = |i: &usize| old.get(*i) != new.get(*i);
+        match (
+            (0..new.len()).find(differs),
+            (0..new.len()).rev().find(differs),
+        ) {
+            (Some(first), Some(last)) if first == last => Steps::Ranges {
+                ranges: [(first, first + 1), (0, 0)],
+                next: 0,
+            },
+            (Some(first), Some(last)) => {
+                digit_steps(old, new, first, last).unwrap_or(Steps::Park { last, below: last })
+            }
+            _ => Steps::Done,
+        }
+    } else {
+        Steps::Ranges {
+            ranges: [(0, new.len()), (0, 0)],
+            next: 0,
+        }
+    };
+    UpdateWrites { old, new, state }
+}
+
+/// The plan for differing bytes `first..=last` that are all digits in both
+/// headers; `None` otherwise.
+fn digit_steps(old: &[u8], new: &[u8], first: usize, last: usize) -> Option<Steps> {
+    let (o, n) = (old.get(first..=last)?, new.get(first..=last)?);
+    if !(o.iter().all(u8::is_ascii_digit) && n.iter().all(u8::is_ascii_digit)) {
+        return None;
+    }
+    // The bytes around the range are equal, so the runs of digits holding
+    // it have the same extent: the digits compare as the numbers do.
+    let up = o.first() < n.first();
+    let same_way = o
+        .iter()
+        .zip(n)
+        .all(|(a, b)| if up { a <= b } else { a >= b });
+    let ranges = if same_way {
+        [(first, last + 1), (0, 0)]
+    } else if up {
+        [(first + 1, last + 1), (first, first + 1)]
+    } else {
+        [(first, first + 1), (first + 1, last + 1)]
+    };
+    Some(Steps::Ranges { ranges, next: 0 })
+}
+
+/// The writes of [`update_writes`], in order.
+#[derive(Debug, Clone)]
+pub struct UpdateWrites<'a> {
+    old: &'a [u8],
+    new: &'a [u8],
+    state: Steps,
+}
+
+#[derive(Debug, Clone)]
+enum Steps {
+    /// Ranges of `new`, in order; empty ranges are skipped.
+    Ranges {
+        ranges: [(usize, usize); 2],
+        next: usize,
+    },
+    /// [`PARKED`] at `last`; then the differing bytes below `below`, right
+    /// to left; then `last`.
+    Park {
+        last: usize,
+        below: usize,
+    },
+    Moving {
+        last: usize,
+        below: usize,
+    },
+    Done,
+}
+
+impl<'a> Iterator for UpdateWrites<'a> {
+    type Item = HeaderWrite<'a>;
+
+    fn next(&mut self) -> Option<HeaderWrite<'a>> {
+        let new = self.new;
+        let range = |offset: usize, end: usize| {
+            new.get(offset..end)
+                .map(|bytes| HeaderWrite { offset, bytes })
+        };
+        loop {
+            match &mut self.state {
+                Steps::Done => return None,
+                Steps::Ranges { ranges, next } => {
+                    let Some(&(start, end)) = ranges.get(*next) else {
+                        self.state = Steps::Done;
+                        continue;
+                    };
+                    *next += 1;
+                    if start < end {
+                        return range(start, end);
+                    }
+                }
+                &mut Steps::Park { last, below } => {
+                    self.state = Steps::Moving { last, below };
+                    return Some(HeaderWrite {
+                        offset: last,
+                        bytes: &[PARKED],
+                    });
+                }
+                &mut Steps::Moving { last, below } => {
+                    let old = self.old;
+                    let differs = (0..below).rev().find(|&i| old.get(i) != new.get(i));
+                    if let Some(i) = differs {
+                        self.state = Steps::Moving { last, below: i };
+                        return range(i, i + 1);
+                    }
+                    self.state = Steps::Done;
+                    return range(last, last + 1);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1346,5 +1517,472 @@ mod tests {
         }
         // Some mutations (e.g. in the padding) leave a valid header.
         assert!(parsed > 0);
+    }
+
+    // In-place header updates and readers that copy the header meanwhile
+    // (`update_writes`). A plan is a list of pwrites, each a list of
+    // (offset, byte) stores.
+
+    type Pwrites = Vec<Vec<(usize, u8)>>;
+
+    fn stores(offset: usize, bytes: &[u8]) -> Vec<(usize, u8)> {
+        bytes
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| (offset + i, b))
+            .collect()
+    }
+
+    /// The plan of `update_writes`.
+    fn planned(old: &[u8], new: &[u8]) -> Pwrites {
+        update_writes(old, new)
+            .map(|w| stores(w.offset, w.bytes))
+            .collect()
+    }
+
+    /// The plan every commit used before: the header text in one write.
+    fn whole(_old: &[u8], new: &[u8]) -> Pwrites {
+        let skip = parse_prefix(new).unwrap().0.prefix_len();
+        vec![stores(skip, &new[skip..])]
+    }
+
+    /// How a reader's copy of the header may interleave with the writes.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Model {
+        /// The copy overlaps at most one write, and sees any subset of that
+        /// write's bytes: the header before the write with some of its
+        /// bytes changed.
+        OneWrite,
+        /// The copy runs forward through the header and may be suspended
+        /// anywhere for any time: each byte is as it is at the moment it is
+        /// copied, those moments increasing with the offset; the bytes of
+        /// one write land in any order, and a write lands whole before the
+        /// next starts.
+        Forward,
+    }
+
+    /// Header updates one after another, as the writer issues them: the
+    /// pwrites of each, with the rows the file holds while it runs.
+    struct Timeline {
+        start: Vec<u8>,
+        start_rows: u64,
+        pwrites: Vec<(Vec<(usize, u8)>, u64)>,
+    }
+
+    impl Timeline {
+        fn new(headers: &[(Vec<u8>, u64)], plan: fn(&[u8], &[u8]) -> Pwrites) -> Self {
+            let mut pwrites = Vec::new();
+            for pair in headers.windows(2) {
+                let (old, new) = (&pair[0], &pair[1]);
+                let mut at = old.0.clone();
+                for w in plan(&old.0, &new.0) {
+                    for &(i, b) in &w {
+                        at[i] = b;
+                    }
+                    // Data before header: the file holds the new rows.
+                    pwrites.push((w, old.1.max(new.1)));
+                }
+                assert_eq!(at, new.0, "the plan must end at the new header");
+            }
+            Self {
+                start: headers[0].0.clone(),
+                start_rows: headers[0].1,
+                pwrites,
+            }
+        }
+
+        /// Rows in the file when the reader's last copied byte was copied
+        /// in write `k` (having seen one of its stores, or not).
+        fn rows(&self, k: usize, observed: bool) -> u64 {
+            match (observed, k) {
+                (true, k) => self.pwrites[k].1,
+                (false, 0) => self.start_rows,
+                (false, k) => self.pwrites[k - 1].1,
+            }
+        }
+
+        /// Calls `f` with every header a reader can copy under `model` and
+        /// the rows the file holds then; stops at the first `false`.
+        /// Returns how many were seen, or `None` when `f` stopped.
+        fn each_view(&self, model: Model, f: &mut dyn FnMut(&[u8], u64) -> bool) -> Option<u64> {
+            let n = self.pwrites.len();
+            let mut by_pos: std::collections::BTreeMap<usize, Vec<(usize, u8)>> =
+                std::collections::BTreeMap::new();
+            for (k, (w, _)) in self.pwrites.iter().enumerate() {
+                for &(i, b) in w {
+                    by_pos.entry(i).or_default().push((k, b));
+                }
+            }
+            let positions: Vec<(usize, Vec<(usize, u8)>)> = by_pos.into_iter().collect();
+            let mut view = self.start.clone();
+            let mut seen = 0;
+            let ok = match model {
+                Model::Forward => self.forward(&positions, 0, 0, false, &mut view, &mut seen, f),
+                Model::OneWrite => (0..=n).all(|k| {
+                    // The header after the first k writes, then any subset
+                    // of write k's changes.
+                    let mut base = self.start.clone();
+                    for (w, _) in &self.pwrites[..k] {
+                        for &(i, b) in w {
+                            base[i] = b;
+                        }
+                    }
+                    let changes: Vec<(usize, u8)> = self
+                        .pwrites
+                        .get(k)
+                        .map(|(w, _)| w.iter().copied().filter(|&(i, b)| base[i] != b).collect())
+                        .unwrap_or_default();
+                    // Every subset; all changes first, then with the last
+                    // ones left out (a plan that fails mostly fails early).
+                    assert!(changes.len() < 64);
+                    (0u64..1 << changes.len()).rev().all(|mask| {
+                        let mut v = base.clone();
+                        for (bit, &(i, b)) in changes.iter().rev().enumerate() {
+                            if mask & (1 << bit) != 0 {
+                                v[i] = b;
+                            }
+                        }
+                        seen += 1;
+                        let rows = if k == n {
+                            self.rows(n, false)
+                        } else {
+                            self.rows(k, mask != 0)
+                        };
+                        f(&v, rows)
+                    })
+                }),
+            };
+            ok.then_some(seen)
+        }
+
+        /// The forward copy from `positions[idx]` on, the reader at write
+        /// `k` (`observed`: it has seen one of write k's stores).
+        #[expect(
+            clippy::too_many_arguments,
+            reason = "the recursion's state, spelled out"
+        )]
+        fn forward(
+            &self,
+            positions: &[(usize, Vec<(usize, u8)>)],
+            idx: usize,
+            k: usize,
+            observed: bool,
+            view: &mut Vec<u8>,
+            seen: &mut u64,
+            f: &mut dyn FnMut(&[u8], u64) -> bool,
+        ) -> bool {
+            let Some((pos, history)) = positions.get(idx) else {
+                *seen += 1;
+                return f(view, self.rows(k, observed));
+            };
+            // The byte as of write k (before it), then each later store;
+            // each value at the earliest moment it can be copied, which
+            // leaves the most freedom for the bytes after it.
+            let before = history
+                .iter()
+                .take_while(|&&(w, _)| w < k)
+                .last()
+                .map_or(self.start[*pos], |&(_, b)| b);
+            let mut options = vec![(before, k, observed)];
+            for &(w, b) in history.iter().filter(|&&(w, _)| w >= k) {
+                if options.iter().all(|&(v, _, _)| v != b) {
+                    options.push((b, w, true));
+                }
+            }
+            let keep = view[*pos];
+            for (b, w, obs) in options {
+                view[*pos] = b;
+                if !self.forward(positions, idx + 1, w, obs, view, seen, f) {
+                    view[*pos] = keep;
+                    return false;
+                }
+            }
+            view[*pos] = keep;
+            true
+        }
+    }
+
+    /// Whether `view` joins pieces of `headers` left to right, each piece
+    /// from the same header as the one before it or a later one: what a
+    /// forward copy suspended for the whole of the updates between them
+    /// sees, whatever the writes.
+    fn joins(view: &[u8], headers: &[(Vec<u8>, u64)]) -> bool {
+        let mut k = 0;
+        view.iter().enumerate().all(|(i, &b)| {
+            while k < headers.len() && headers[k].0[i] != b {
+                k += 1;
+            }
+            k < headers.len()
+        })
+    }
+
+    /// What a reader may see: a header numpy refuses, or one of the same
+    /// layout whose count the file holds.
+    fn judge(view: &[u8], rows: u64, layout: &Header) -> Result<(), String> {
+        match parse(view) {
+            Err(_) => Ok(()),
+            Ok(h) if h.same_layout(layout) && h.growth_len().is_some_and(|n| n <= rows) => Ok(()),
+            Ok(h) => Err(format!(
+                "{:?} parses to shape {:?} (file holds {rows} rows of {:?})",
+                String::from_utf8_lossy(&view[h.version.prefix_len()..]).trim_end(),
+                h.shape,
+                layout.row_shape()
+            )),
+        }
+    }
+
+    /// The layouts the updates are checked on: versions 1.0, 2.0 and 3.0,
+    /// 1-D to 3-D, C and Fortran order (where the count is the last axis).
+    fn update_layouts() -> Vec<(Version, Dtype, bool, Vec<u64>, u64)> {
+        let alpha = Dtype::parse_descr("[('α', '<i4'), ('b', '<f8', (3,))]").unwrap();
+        let f8 = Dtype::parse_descr("'<f8'").unwrap();
+        let mut out = Vec::new();
+        for (dtype, fortran, shape) in [
+            (f4(), false, vec![0]),
+            (f4(), false, vec![0, 16]),
+            (f8.clone(), false, vec![0, 3, 10]),
+            (f4(), true, vec![16, 0]),
+            (f8, true, vec![2, 3, 0]),
+            (alpha, false, vec![0, 4]),
+        ] {
+            let built = build(&dtype, fortran, &shape).unwrap();
+            let (version, len) = parse_prefix(&built).unwrap();
+            out.push((version, dtype.clone(), fortran, shape.clone(), len));
+            if version == Version::V1 && shape.len() == 2 {
+                // The same text in a version 2.0 header.
+                out.push((Version::V2, dtype, fortran, shape, len + 64));
+            }
+        }
+        assert!(out.iter().any(|l| l.0 == Version::V3));
+        out
+    }
+
+    /// Row counts of each update checked: every digit count, carries,
+    /// the count gaining one digit and several, and random pairs.
+    fn update_transitions() -> Vec<(u64, u64)> {
+        let mut out = vec![
+            (307_950, 308_000),
+            (0, 1),
+            (0, 10),
+            (9, 100_000),
+            (99, 10_000_000_000_000_000_000),
+            (u64::MAX - 1, u64::MAX),
+            (18_446_744_073_709_551_599, u64::MAX),
+            (1_999_999_999, 2_000_000_000),
+        ];
+        let mut rng = Rng(0x5eed_cafe_f00d_0001);
+        for d in 1..=19u32 {
+            let p = 10u64.pow(d);
+            let lo = p / 10;
+            out.extend([(p - 1, p), (p.saturating_sub(50), p + 37), (lo, lo + 1)]);
+            // A carry through up to 12 digits (each changes; the views
+            // double with each digit).
+            let carry = lo.min(10u64.pow(12));
+            out.push((lo + carry - 1, lo + carry));
+            // Commits of up to a million rows: up to 7 digits change.
+            for _ in 0..3 {
+                let a = lo + rng.next() % (p - lo);
+                let room = (p - 1 - a).min(1_000_000);
+                if room > 0 {
+                    out.push((a, a + 1 + rng.next() % room));
+                }
+            }
+        }
+        out
+    }
+
+    fn header_at(layout: &(Version, Dtype, bool, Vec<u64>, u64), rows: u64) -> Vec<u8> {
+        let (version, dtype, fortran, shape, len) = layout;
+        let mut shape = shape.clone();
+        let axis = if *fortran { shape.len() - 1 } else { 0 };
+        shape[axis] = rows;
+        build_with_len(*version, dtype, *fortran, &shape, *len).unwrap()
+    }
+
+    fn digits(n: u64) -> usize {
+        n.to_string().len()
+    }
+
+    /// Checks every header a reader can see during the updates through
+    /// `counts` (each count's header rewritten to the next); `Err` names
+    /// the first header it must not see. Under `Forward`, a header joining
+    /// pieces of the updates' endpoints is allowed when the count changes
+    /// its number of digits (no plan can prevent those).
+    fn check_updates(
+        layout: &(Version, Dtype, bool, Vec<u64>, u64),
+        counts: &[u64],
+        plan: fn(&[u8], &[u8]) -> Pwrites,
+        model: Model,
+    ) -> Result<u64, String> {
+        let headers: Vec<(Vec<u8>, u64)> =
+            counts.iter().map(|&n| (header_at(layout, n), n)).collect();
+        let first = parse(&headers[0].0).unwrap();
+        let shifts = counts.windows(2).any(|w| digits(w[0]) != digits(w[1]));
+        let timeline = Timeline::new(&headers, plan);
+        let mut bad = None;
+        let seen = timeline.each_view(model, &mut |view, rows| match judge(view, rows, &first) {
+            Ok(()) => true,
+            Err(_) if model == Model::Forward && shifts && joins(view, &headers) => true,
+            Err(e) => {
+                bad = Some(e);
+                false
+            }
+        });
+        match (seen, bad) {
+            (Some(n), _) => Ok(n),
+            (None, Some(e)) => Err(e),
+            (None, None) => unreachable!(),
+        }
+    }
+
+    /// Every header a reader can see while a commit rewrites the count in
+    /// place is refused by numpy or describes the same rows, no more than
+    /// the file holds: for every transition of `update_transitions` in
+    /// every layout, under both reader models (the forward model allowing
+    /// only what no plan avoids when the digit count changes).
+    #[test]
+    fn update_writes_shows_readers_no_rows_beyond_the_file() {
+        let mut views = 0;
+        for layout in update_layouts() {
+            for &(a, b) in &update_transitions() {
+                for model in [Model::OneWrite, Model::Forward] {
+                    match check_updates(&layout, &[a, b], planned, model) {
+                        Ok(n) => views += n,
+                        Err(e) => panic!("{a} -> {b} in {:?} ({model:?}): {e}", layout.3),
+                    }
+                }
+            }
+        }
+        assert!(views > 100_000, "{views}");
+    }
+
+    /// Several commits in a row, a slow reader's copy spanning them all:
+    /// carries of +50 and +1 rows, and the count gaining a digit.
+    #[test]
+    fn update_writes_over_several_commits() {
+        let runs: &[&[u64]] = &[
+            &[307_900, 307_950, 308_000, 308_050, 308_100],
+            &[1_998, 1_999, 2_000, 2_001, 2_002],
+            &[189, 199, 200, 290, 300],
+            &[99_950, 100_000, 100_050, 100_100],
+            &[9_999_998, 9_999_999, 10_000_000, 10_000_001],
+        ];
+        for layout in update_layouts() {
+            for counts in runs {
+                for model in [Model::OneWrite, Model::Forward] {
+                    if let Err(e) = check_updates(&layout, counts, planned, model) {
+                        panic!("{counts:?} in {:?} ({model:?}): {e}", layout.3);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Shrinking counts (a recovery's rewrite): no header above the old
+    /// count when the copy overlaps one write.
+    #[test]
+    fn update_writes_shrinking() {
+        for layout in update_layouts() {
+            for &(a, b) in &update_transitions() {
+                let headers = [(header_at(&layout, b), b), (header_at(&layout, a), b)];
+                let first = parse(&headers[0].0).unwrap();
+                let timeline = Timeline::new(&headers, planned);
+                let mut bad = None;
+                timeline.each_view(
+                    Model::OneWrite,
+                    &mut |view, _| match judge(view, b, &first) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            bad = Some(e);
+                            false
+                        }
+                    },
+                );
+                assert_eq!(bad, None, "{b} -> {a} in {:?}", layout.3);
+            }
+        }
+    }
+
+    /// The single write every commit issued before fails the same check:
+    /// a reader can copy "308" of the new count and "950" of the old one,
+    /// 308950 rows where the file holds 308000 (what a probe once saw);
+    /// and where the count gains a digit, other row shapes.
+    #[test]
+    fn one_write_of_the_whole_text_shows_rows_beyond_the_file() {
+        let layouts = update_layouts();
+        let nd = &layouts[1];
+        assert_eq!(nd.3, [0, 16]);
+        let headers = [307_950, 308_000].map(|n| (header_at(nd, n), n));
+        for model in [Model::OneWrite, Model::Forward] {
+            let mut ahead = Vec::new();
+            Timeline::new(&headers, whole).each_view(model, &mut |view, rows| {
+                let n = parse(view).unwrap().growth_len().unwrap();
+                if n > rows {
+                    ahead.push(n);
+                }
+                true
+            });
+            ahead.sort_unstable();
+            assert_eq!(ahead, [308_050, 308_900, 308_950], "{model:?}");
+        }
+        // Wherever the count gains a digit, in every layout (from 0, a 1-D
+        // header shows at most the new count: "(0,), }" to "(10,), }").
+        for layout in &layouts {
+            for &(a, b) in update_transitions()
+                .iter()
+                .filter(|(a, b)| *a > 0 && digits(*a) != digits(*b))
+            {
+                assert!(
+                    check_updates(layout, &[a, b], whole, Model::OneWrite).is_err(),
+                    "{a} -> {b} in {:?}",
+                    layout.3
+                );
+            }
+        }
+    }
+
+    /// The plan's shape: only differing bytes, the fewest writes for the
+    /// common updates, the prefix left alone, and the parked byte only
+    /// when the text moves.
+    #[test]
+    fn update_writes_plans() {
+        let layout = &update_layouts()[1];
+        let plan = |a: u64, b: u64| -> Vec<(usize, String)> {
+            let (old, new) = (header_at(layout, a), header_at(layout, b));
+            update_writes(&old, &new)
+                .map(|w| (w.offset, String::from_utf8_lossy(w.bytes).into_owned()))
+                .collect()
+        };
+        // Digits start at 61 in "{'descr': '<f4', 'fortran_order': False, 'shape': (".
+        assert_eq!(plan(308_000, 308_050), [(65, "5".to_owned())]);
+        assert_eq!(
+            plan(308_050, 308_100),
+            [(65, "0".to_owned()), (64, "1".to_owned())]
+        );
+        assert_eq!(
+            plan(307_950, 308_000),
+            [(64, "00".to_owned()), (63, "8".to_owned())]
+        );
+        assert_eq!(plan(308_000, 308_000), []);
+        let shift = plan(99_950, 100_000);
+        assert_eq!(shift.first(), Some(&(74, "\0".to_owned())));
+        assert_eq!(shift.last(), Some(&(74, "}".to_owned())));
+        assert!(shift.iter().all(|(_, b)| b.len() == 1));
+        assert!(
+            shift
+                .windows(2)
+                .skip(1)
+                .all(|w| w[0].0 > w[1].0 || w[1].0 == 74)
+        );
+        // Headers of other lengths: all of the new one.
+        let (old, new) = (header_at(layout, 5), build(&f4(), false, &[5]).unwrap());
+        let all: Vec<_> = update_writes(&old[..100], &new).collect();
+        assert_eq!(
+            all,
+            [HeaderWrite {
+                offset: 0,
+                bytes: &new[..]
+            }]
+        );
     }
 }
