@@ -102,10 +102,13 @@ reveal_type(is_appendable("a.npy"))
 def test_mypy_strict(tmp_path):
     if not mypy_or_skip():
         return
+    # The package as this interpreter imports it (a path inside
+    # site-packages would make mypy treat site-packages as sources).
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"), str(PACKAGE)],
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"), "-p", "npy_append"],
         capture_output=True,
         text=True,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     (tmp_path / "reveal.py").write_text(REVEAL)
