@@ -2,7 +2,9 @@
 # The one test command: sets up numpy in a private virtualenv (target/pyenv),
 # then runs every test (unit, integration, examples, benches as tests,
 # doctests) in release mode, so the kill tests run fast, then builds the
-# Python binding (python/) into the same virtualenv and runs its pytest suite.
+# Python binding (python/) into the same virtualenv and runs its pytest suite,
+# then builds the wheel and tests it installed without a Rust toolchain
+# (scripts/test-wheel.sh).
 #
 #   bash scripts/test.sh [extra cargo test args...]
 #
@@ -18,21 +20,8 @@ venv="$root/target/pyenv"
 py="$venv/bin/python"
 numpy_req="numpy>=1.24"
 
-make_venv() {
-    mkdir -p "$root/target"
-    if python3 -m venv --clear "$venv"; then
-        return
-    fi
-    # Debian ships venv's pip bootstrap separately.
-    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-        echo "test.sh: python3 -m venv failed; installing python3-venv" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-        python3 -m venv --clear "$venv"
-    else
-        echo "test.sh: python3 -m venv failed; install python3-venv (Debian/Ubuntu) and retry" >&2
-        exit 1
-    fi
-}
+# shellcheck source=scripts/venv.sh
+source "$root/scripts/venv.sh"
 
 pip_install() {
     "$py" -m pip install --quiet --disable-pip-version-check --no-input "$numpy_req"
@@ -40,13 +29,13 @@ pip_install() {
 
 if [[ ! -x "$py" ]] || ! "$py" -c "import sys" >/dev/null 2>&1; then
     echo "test.sh: creating virtualenv $venv" >&2
-    make_venv
+    make_venv "$venv"
 fi
 if ! "$py" -c "import numpy" >/dev/null 2>&1; then
     echo "test.sh: installing $numpy_req into $venv" >&2
     if ! pip_install; then
         echo "test.sh: pip failed; recreating $venv and retrying" >&2
-        make_venv
+        make_venv "$venv"
         pip_install
     fi
 fi
@@ -79,3 +68,7 @@ VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --release
 "$py" "$root/python/tests/readme_examples.py" --write "$root/target/readme-examples"
 (cd "$root/target/readme-examples" \
     && "$py" -m mypy --config-file mypy.ini --cache-dir "$root/target/mypy-cache" .)
+
+# The wheel users install (scripts/build-wheel.sh), installed and tested in
+# new virtualenvs without a Rust toolchain; also `pip install ./python`.
+bash "$root/scripts/test-wheel.sh"
