@@ -19,6 +19,7 @@ working::
     |                               append to (0-d arrays, object dtype...)
     +-- PoisonedError               an earlier write failed; reopen
     +-- GroupMemberError            the file belongs to an append group
+    +-- IncompleteError             finalize found shards not complete (.shards)
     +-- NpyAppendIOError(OSError)   the operating system reported an error (.errno is set)
     |   +-- NpyAppendFileNotFoundError(FileNotFoundError)   ENOENT
     |   +-- NpyAppendPermissionError(PermissionError)       EACCES, EPERM
@@ -51,6 +52,7 @@ __all__ = [
     "UnsupportedError",
     "PoisonedError",
     "GroupMemberError",
+    "IncompleteError",
     "NpyAppendIOError",
     "NpyAppendFileNotFoundError",
     "NpyAppendPermissionError",
@@ -108,6 +110,13 @@ class UnsupportedError(NpyAppendError):
 
 class PoisonedError(NpyAppendError):
     """An earlier write or sync failed; reopen with open_or_recover."""
+
+
+class IncompleteError(NpyAppendError):
+    """Finalizing a dataset found shards that are not complete (or that a
+    writer has open); no manifest was written. ``.shards`` lists them."""
+
+    shards = ()
 
 
 class GroupMemberError(NpyAppendError):

@@ -11,7 +11,7 @@ use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyMemoryView, PyString};
+use pyo3::types::{PyBytes, PyDict, PyMemoryView, PyString, PyTuple};
 
 use crate::errors::{dtype_mismatch, invalid_argument, not_an_array, shape_mismatch, unsupported};
 
@@ -54,6 +54,77 @@ pub(crate) fn parse_row_shape(shape: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
                 .map_or_else(|_| "?".to_owned(), |r| r.to_string())
         ))
     })
+}
+
+/// Named specs of `noun`s (group members, dataset columns): a dict
+/// `{name: (dtype, row_shape)}` or `{name: dtype}` (one value per row), or
+/// a sequence of `(name, dtype, row_shape)` or `(name, dtype)` tuples; as
+/// `(name, dtype, row_shape)` in order.
+pub(crate) fn parse_specs(
+    py: Python<'_>,
+    specs: &Bound<'_, PyAny>,
+    noun: &str,
+) -> PyResult<Vec<(String, Dtype, Vec<u64>)>> {
+    let mut entries: Vec<(String, Bound<'_, PyAny>, Option<Bound<'_, PyAny>>)> = Vec::new();
+    if let Ok(dict) = specs.cast::<PyDict>() {
+        for (name, spec) in dict.iter() {
+            let Ok(name) = name.extract::<String>() else {
+                return Err(invalid_argument(format!(
+                    "{noun} names are strings, not {}",
+                    name.repr()?
+                )));
+            };
+            // A tuple is (dtype, row_shape): numpy's own (base, shape)
+            // subarray dtypes are not these dtypes.
+            match spec.cast::<PyTuple>() {
+                Ok(t) if t.len() == 2 => {
+                    entries.push((name, t.get_item(0)?, Some(t.get_item(1)?)));
+                }
+                Ok(t) => {
+                    return Err(invalid_argument(format!(
+                        "{noun} {name:?}: give (dtype, row_shape) or a dtype, not a tuple of {}",
+                        t.len()
+                    )));
+                }
+                Err(_) => entries.push((name, spec, None)),
+            }
+        }
+    } else {
+        for item in specs.try_iter()? {
+            let item = item?;
+            let t = item
+                .cast_into::<PyTuple>()
+                .ok()
+                .filter(|t| t.len() == 2 || t.len() == 3)
+                .ok_or_else(|| {
+                    invalid_argument(format!(
+                        "{noun}s: a dict {{name: (dtype, row_shape)}} or a sequence of \
+                         (name, dtype, row_shape) tuples"
+                    ))
+                })?;
+            let name: String = t
+                .get_item(0)?
+                .extract()
+                .map_err(|_| invalid_argument(format!("{noun} names are strings")))?;
+            let shape = if t.len() == 3 {
+                Some(t.get_item(2)?)
+            } else {
+                None
+            };
+            entries.push((name, t.get_item(1)?, shape));
+        }
+    }
+    entries
+        .into_iter()
+        .map(|(name, dtype, shape)| {
+            let dtype = parse_dtype(py, &dtype)?;
+            let shape = match shape {
+                Some(s) => parse_row_shape(&s)?,
+                None => Vec::new(),
+            };
+            Ok((name, dtype, shape))
+        })
+        .collect()
 }
 
 /// `lock_timeout` seconds as the library's lock policy (`None`: fail at once).

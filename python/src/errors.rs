@@ -38,15 +38,16 @@ pub(crate) mod classes {
     pyo3::import_exception!(npy_append._errors, NpyAppendTimeoutError);
     pyo3::import_exception!(npy_append._errors, NpyAppendBrokenPipeError);
     pyo3::import_exception!(npy_append._errors, ClosedError);
+    pyo3::import_exception!(npy_append._errors, IncompleteError);
 }
 
 use classes::{
     ClosedError, CorruptError, DataDiffersError, DtypeMismatchError, GapError, GroupMemberError,
-    InvalidArgumentError, LockedError, NpyAppendBlockingIOError, NpyAppendBrokenPipeError,
-    NpyAppendError, NpyAppendFileExistsError, NpyAppendFileNotFoundError, NpyAppendIOError,
-    NpyAppendInterruptedError, NpyAppendIsADirectoryError, NpyAppendNotADirectoryError,
-    NpyAppendPermissionError, NpyAppendTimeoutError, PoisonedError, ShapeMismatchError,
-    TrailingBytesError, UnsupportedError,
+    IncompleteError, InvalidArgumentError, LockedError, NpyAppendBlockingIOError,
+    NpyAppendBrokenPipeError, NpyAppendError, NpyAppendFileExistsError, NpyAppendFileNotFoundError,
+    NpyAppendIOError, NpyAppendInterruptedError, NpyAppendIsADirectoryError,
+    NpyAppendNotADirectoryError, NpyAppendPermissionError, NpyAppendTimeoutError, PoisonedError,
+    ShapeMismatchError, TrailingBytesError, UnsupportedError,
 };
 
 /// The library's names for its options, as a Python caller writes them.
@@ -120,6 +121,11 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
         Error::DataDiffers { .. } => DataDiffersError::new_err(message),
         Error::Poisoned { .. } => PoisonedError::new_err(message),
         Error::GroupMember { .. } => GroupMemberError::new_err(message),
+        Error::Incomplete { shards, .. } => {
+            let err = IncompleteError::new_err(message);
+            let _ = err.value(py).setattr("shards", shards.clone());
+            err
+        }
         Error::Io { source, .. } => {
             let err = io_error(source, message);
             if let Some(code) = source.raw_os_error() {

@@ -11,77 +11,18 @@ use npy_append::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::convert::{
-    Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_dtype, parse_row_shape,
-};
+use crate::convert::{Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_specs};
 use crate::errors::{OrRaise, corrupt, invalid_argument};
 use crate::handle::Handle;
 use crate::reader::{GroupMapping, Snapshot};
 
-/// The members given to `AppendGroup.open_or_recover`: a dict
-/// `{name: (dtype, row_shape)}` or `{name: dtype}`, or a sequence of
-/// `(name, dtype, row_shape)` or `(name, dtype)` tuples.
+/// The members given to `AppendGroup.open_or_recover` (see
+/// [`parse_specs`]).
 fn parse_members(py: Python<'_>, members: &Bound<'_, PyAny>) -> PyResult<Vec<MemberSpec>> {
-    let mut entries: Vec<(String, Bound<'_, PyAny>, Option<Bound<'_, PyAny>>)> = Vec::new();
-    if let Ok(dict) = members.cast::<PyDict>() {
-        for (name, spec) in dict.iter() {
-            let Ok(name) = name.extract::<String>() else {
-                return Err(invalid_argument(format!(
-                    "member names are strings, not {}",
-                    name.repr()?
-                )));
-            };
-            // A tuple is (dtype, row_shape): numpy's own (base, shape)
-            // subarray dtypes are not member dtypes.
-            match spec.cast::<PyTuple>() {
-                Ok(t) if t.len() == 2 => {
-                    entries.push((name, t.get_item(0)?, Some(t.get_item(1)?)));
-                }
-                Ok(t) => {
-                    return Err(invalid_argument(format!(
-                        "member {name:?}: give (dtype, row_shape) or a dtype, not a tuple of {}",
-                        t.len()
-                    )));
-                }
-                Err(_) => entries.push((name, spec, None)),
-            }
-        }
-    } else {
-        for item in members.try_iter()? {
-            let item = item?;
-            let t = item
-                .cast_into::<PyTuple>()
-                .ok()
-                .filter(|t| t.len() == 2 || t.len() == 3)
-                .ok_or_else(|| {
-                    invalid_argument(
-                        "members: a dict {name: (dtype, row_shape)} or a sequence of \
-                         (name, dtype, row_shape) tuples",
-                    )
-                })?;
-            let name: String = t
-                .get_item(0)?
-                .extract()
-                .map_err(|_| invalid_argument("member names are strings"))?;
-            let shape = if t.len() == 3 {
-                Some(t.get_item(2)?)
-            } else {
-                None
-            };
-            entries.push((name, t.get_item(1)?, shape));
-        }
-    }
-    entries
+    Ok(parse_specs(py, members, "member")?
         .into_iter()
-        .map(|(name, dtype, shape)| {
-            let dtype = parse_dtype(py, &dtype)?;
-            let shape = match shape {
-                Some(s) => parse_row_shape(&s)?,
-                None => Vec::new(),
-            };
-            Ok(MemberSpec::with_dtype(&name, dtype, &shape))
-        })
-        .collect()
+        .map(|(name, dtype, shape)| MemberSpec::with_dtype(&name, dtype, &shape))
+        .collect())
 }
 
 /// A member as the Python writer knows it.

@@ -1,7 +1,7 @@
 //! What every writer class shares: a writer that is open until `close()`
 //! or `abandon()`, its commit (with an optional cursor), its close, and the
-//! context-manager exit. `Appender`, `AppendGroup` and `RaggedAppender` each
-//! hold a [`Handle`] and forward these methods to it.
+//! context-manager exit. `Appender`, `AppendGroup`, `RaggedAppender` and
+//! `ShardWriter` each hold a [`Handle`] and forward these methods to it.
 
 use std::path::{Path, PathBuf};
 
@@ -110,6 +110,15 @@ impl<W: Writer> Handle<W> {
     pub(crate) fn live_ref(&self) -> PyResult<&W> {
         self.writer
             .as_ref()
+            .ok_or_else(|| closed(&self.path, W::NOUN))
+    }
+
+    /// Takes the open writer out, for a call that consumes it (a shard's
+    /// `finish()`); the handle is closed afterwards. `ClosedError` when it
+    /// is closed already.
+    pub(crate) fn take(&mut self) -> PyResult<W> {
+        self.writer
+            .take()
             .ok_or_else(|| closed(&self.path, W::NOUN))
     }
 

@@ -9,7 +9,7 @@
 //! `convert` (dtypes, shapes, options, array bytes), `handle` (what the
 //! writer classes share), then one module per class family: `appender`,
 //! `reader` (with the buffer-protocol mappings), `groups`, `ragged`,
-//! `status`.
+//! `status`, `dataset`.
 
 #![allow(
     clippy::doc_markdown,
@@ -22,6 +22,7 @@ use pyo3::prelude::*;
 
 mod appender;
 mod convert;
+mod dataset;
 mod errors;
 mod groups;
 mod handle;
@@ -41,5 +42,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ragged::PyRaggedReader>()?;
     m.add_function(wrap_pyfunction!(status::file_state, m)?)?;
     m.add_function(wrap_pyfunction!(status::numpy_header_len, m)?)?;
+    m.add_class::<dataset::PyShardWriter>()?;
+    m.add_class::<dataset::PyDatasetReader>()?;
+    m.add_function(wrap_pyfunction!(dataset::create, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset::read_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset::finalize, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset::read_manifest, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset::list_shards, m)?)?;
+    m.add_function(wrap_pyfunction!(dataset::shard_status, m)?)?;
     Ok(())
 }

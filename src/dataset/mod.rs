@@ -105,6 +105,20 @@ fn check_shard_name(shard: &str) -> Result<()> {
     fmt::check_shard_name(shard).map_err(|what| Error::InvalidArgument { what })
 }
 
+/// Creates the dataset at `root` with `columns`: writes its schema when
+/// there is none (atomically; of writers racing to create it, one wins and
+/// the others check against it), else checks the existing schema against
+/// `columns` ([`Error::DtypeMismatch`], [`Error::ShapeMismatch`]). Returns
+/// the schema. Opening a shard with columns does the same.
+pub fn create(root: impl AsRef<Path>, columns: &[Column]) -> Result<Schema> {
+    create_with(&FsBackend, root.as_ref(), columns)
+}
+
+/// [`create`] on `backend`.
+pub fn create_with<B: Directories>(backend: &B, root: &Path, columns: &[Column]) -> Result<Schema> {
+    ensure_schema(backend, root, Some(columns))
+}
+
 /// The dataset's schema, or `None` when `root` holds none yet.
 pub fn read_schema(root: impl AsRef<Path>) -> Result<Option<Schema>> {
     read_schema_with(&FsBackend, root.as_ref())

@@ -1,0 +1,564 @@
+"""One dataset from many workers and machines.
+
+A dataset is a directory. Its schema (column names, dtypes, row shapes) is
+recorded once in ``schema.json`` at its root by whichever writer comes
+first; every shard must match it. Each shard is a subdirectory named by
+the caller (a partition id, a rank) holding one plain ``.npy`` per column,
+committed together, so numpy loads every column file on its own::
+
+    from npy_append.dataset import open_shard, finalize, DatasetReader
+
+    columns = {"id": ("<i8", ()), "emb": ("<f4", (768,))}
+    with open_shard("data/train", f"rank-{rank:05d}", columns) as shard:
+        start = len(shard)                       # committed rows: resume here
+        for i, batch in enumerate(batches(rank, start)):
+            shard.append_at(start, batch)        # {"id": ..., "emb": ...}
+            start += len(batch["id"])
+            shard.commit()
+        shard.finish()                           # commit + complete mark
+
+    finalize("data/train")                       # manifest.json, atomically
+    ds = DatasetReader("data/train")             # one array per column
+    ds[1234]["emb"], ds[10:20], ds[[3, 1, 2]]
+
+- **Exactly once.** A restarted or retried worker reopens its shard, reads
+  ``len(shard)`` or ``shard.cursor`` and continues; ``append_at`` skips the
+  rows the shard already holds after comparing them, so a retry that
+  produces other rows raises :class:`DataDiffersError` naming the shard.
+- **Complete.** ``finish()`` marks the shard complete in the same atomic
+  record as its rows; :func:`run_partitions` skips complete shards.
+- **Publishing.** :func:`finalize` writes ``manifest.json`` (temporary file,
+  fsync, rename, directory fsync) once every shard is complete; it refuses
+  with :class:`IncompleteError` naming the others.
+- **Reading.** :class:`DatasetReader` numbers rows across shards (manifest
+  order once finalized; during a build every shard found, each up to its
+  last commit), and is a map-style dataset for PyTorch's ``DataLoader``.
+
+The rules live in the Rust library; this module converts and orchestrates.
+"""
+
+import bisect
+import json
+import math
+import operator
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _native
+from ._dtypes import dtype_from_descr
+from ._errors import DataDiffersError, IncompleteError, NpyAppendError
+
+__all__ = [
+    "open_shard",
+    "ShardWriter",
+    "create",
+    "read_schema",
+    "finalize",
+    "read_manifest",
+    "list_shards",
+    "shard_status",
+    "ShardStatus",
+    "ShardInfo",
+    "DatasetReader",
+    "run_partitions",
+    "PartitionReport",
+    "PartitionsFailed",
+    "DataDiffersError",
+    "IncompleteError",
+]
+
+ShardWriter = _native.ShardWriter
+
+
+def open_shard(
+    root,
+    shard,
+    columns=None,
+    durability="fsync",
+    *,
+    lock_timeout=None,
+    compare_overlap=True,
+    buffer_bytes=None,
+):
+    """Opens shard ``shard`` of the dataset at ``root``, creating the dataset
+    and the shard when missing, or resuming it; returns a
+    :class:`ShardWriter`.
+
+    root: the dataset's directory (created when missing).
+    shard: the shard's name (its subdirectory): 1 to 200 ASCII letters,
+      digits and ``-_.=+``, not starting with ``.`` or ``-``. Shards are
+      ordered by name, runs of digits by value (``rank-2`` before
+      ``rank-10``).
+    columns: ``{name: (dtype, row_shape)}`` (or ``{name: dtype}`` for one
+      value per row), in the dataset's column order. Creates the dataset's
+      schema when there is none; otherwise it must equal the schema
+      (DtypeMismatchError, ShapeMismatchError). May be omitted when the
+      dataset exists.
+    durability: ``"fsync"``: every commit is synced (the columns of a shard
+      are one append group, whose commits are always synced).
+    lock_timeout: seconds to wait for another writer of the shard (default:
+      fail at once with LockedError).
+    compare_overlap: whether ``append_at`` compares the rows it skips
+      (default True).
+    buffer_bytes: per-column buffer for small appends.
+
+    Opening a complete shard succeeds: ``complete`` is then true and
+    appending raises.
+    """
+    return _native.ShardWriter.open(
+        os.fspath(root),
+        shard,
+        columns,
+        durability,
+        lock_timeout,
+        compare_overlap,
+        buffer_bytes,
+    )
+
+
+def create(root, columns):
+    """Creates the dataset at ``root`` with ``columns`` (see
+    :func:`open_shard`), writing its ``schema.json`` atomically, or checks an
+    existing dataset against them. Returns the columns as
+    ``{name: (numpy dtype, row_shape)}``."""
+    return _native.create(os.fspath(root), columns)
+
+
+def read_schema(root):
+    """The dataset's columns ``{name: (numpy dtype, row_shape)}``, or None
+    when ``root`` holds no dataset."""
+    return _native.read_schema(os.fspath(root))
+
+
+def finalize(root, shards=None):
+    """Publishes the dataset at ``root``: checks that every shard (or
+    exactly the shards named in ``shards``) is complete and matches the
+    schema, and writes ``manifest.json`` (temporary file, fsync, rename,
+    directory fsync). Returns the manifest as a dict::
+
+        {"format": "npy-append-dataset-manifest", "version": 1,
+         "columns": [{"name": ..., "dtype": ..., "shape": [...]}, ...],
+         "rows": total, "shards": [{"name": ..., "rows": ...}, ...]}
+
+    with the shards in the dataset's order. Idempotent: finalizing again
+    with the same shards writes nothing. Raises :class:`IncompleteError`
+    (``.shards`` names them) and writes nothing when a shard is not
+    complete or a writer has it open.
+    """
+    names = None if shards is None else [str(s) for s in shards]
+    return json.loads(_native.finalize(os.fspath(root), names))
+
+
+def read_manifest(root):
+    """The dataset's manifest as a dict (see :func:`finalize`), or None when
+    it was not finalized."""
+    text = _native.read_manifest(os.fspath(root))
+    return None if text is None else json.loads(text)
+
+
+def list_shards(root):
+    """The names of the shards under ``root``, in the dataset's order."""
+    return _native.list_shards(os.fspath(root))
+
+
+class ShardStatus(NamedTuple):
+    """Where a shard stands as of its last commit."""
+
+    rows: int
+    complete: bool
+    cursor: bytes
+
+
+def shard_status(root, shard):
+    """The :class:`ShardStatus` of shard ``shard``, or None when there is no
+    such shard (or no dataset) yet. Takes no lock: runs beside the shard's
+    writer."""
+    root = os.fspath(root)
+    if read_schema(root) is None:
+        return None
+    status = _native.shard_status(root, shard)
+    return None if status is None else ShardStatus(*status)
+
+
+class ShardInfo(NamedTuple):
+    """A shard as a :class:`DatasetReader` shows it."""
+
+    name: str
+    rows: int
+    complete: bool
+
+
+def _row_view(mapping, rows, dtype, row_shape):
+    """A read-only array of the first ``rows`` rows of ``mapping`` (a buffer
+    of at least those rows), without a copy."""
+    shape = (rows,) + row_shape
+    if rows == 0:
+        out = np.empty(shape, dtype=dtype)
+        out.flags.writeable = False
+        return out
+    count = rows * math.prod(row_shape)
+    return np.frombuffer(mapping, dtype=dtype, count=count).reshape(shape)
+
+
+def _reopen(root, read_from, pinned):
+    return DatasetReader(root, read_from=read_from, _pinned=pinned)
+
+
+class DatasetReader:
+    """Every shard's committed rows as one array per column, with global row
+    numbers: shard after shard in the manifest's order once the dataset is
+    finalized; during a build, every shard found so far, each up to its last
+    commit, in the dataset's order. Never shows a row that was not
+    committed; takes no lock.
+
+    ::
+
+        ds = DatasetReader("data/train")
+        len(ds)                 # rows
+        ds[7]                   # {"id": ..., "emb": ...}: one row, no copy
+        ds[100:200]             # a slice: inside one shard a view, else a copy
+        ds[np.array([5, 3, 9])] # a gather (copied)
+        for batch in ds.iter_batches(4096): ...
+        ds.refresh()            # new commits, new shards, a new manifest
+
+    read_from: ``"auto"`` (the manifest when finalized, else the shards
+    found), ``"manifest"`` (an error when not finalized) or ``"shards"``
+    (every shard found, manifest or not).
+
+    It is a map-style dataset (``__len__``, ``__getitem__``) for PyTorch's
+    ``DataLoader``, and pickles as its root and the rows it shows: a worker
+    process reopens the mappings and sees exactly the same rows. Views taken
+    from it stay valid after :meth:`refresh` and after the reader is gone.
+    """
+
+    def __init__(self, root, *, read_from="auto", _pinned=None):
+        self._native = _native._DatasetReader(os.fspath(root), read_from, _pinned)
+        self._load()
+
+    def _load(self):
+        n = self._native
+        cols = n.columns
+        self._names = tuple(c[0] for c in cols)
+        self._dtypes = tuple(dtype_from_descr(c[1]) for c in cols)
+        self._shapes = tuple(tuple(c[2]) for c in cols)
+        self._shards = tuple(ShardInfo(*s) for s in n.shards)
+        self._starts = list(n.starts)
+        self._len = self._starts[-1] if self._starts else 0
+        self._views = {}
+
+    # --- what it shows
+
+    @property
+    def root(self):
+        """The dataset's root directory."""
+        return self._native.root
+
+    @property
+    def read_from(self):
+        """``"auto"``, ``"manifest"`` or ``"shards"``."""
+        return self._native.read_from
+
+    @property
+    def from_manifest(self):
+        """Whether the rows shown are the manifest's (the dataset is
+        finalized), rather than the shards found during a build."""
+        return self._native.from_manifest
+
+    @property
+    def columns(self):
+        """``{name: (numpy dtype, row_shape)}``, in the dataset's order."""
+        return {
+            name: (dtype, shape)
+            for name, dtype, shape in zip(self._names, self._dtypes, self._shapes)
+        }
+
+    @property
+    def shards(self):
+        """The shards shown, in row order: :class:`ShardInfo` (name, rows,
+        complete) each."""
+        return list(self._shards)
+
+    def __len__(self):
+        return self._len
+
+    def refresh(self):
+        """Reads the dataset again (new commits, new shards, a new
+        manifest); returns whether the rows shown changed. Arrays taken
+        before stay valid and unchanged."""
+        changed = self._native.refresh()
+        self._load()
+        return changed
+
+    # --- rows
+
+    def _view(self, k, c):
+        """Column ``c`` of shard ``k``: the rows shown, memory-mapped."""
+        key = (k, c)
+        view = self._views.get(key)
+        if view is None:
+            view = _row_view(
+                self._native.mapping(k, c),
+                self._shards[k].rows,
+                self._dtypes[c],
+                self._shapes[c],
+            )
+            self._views[key] = view
+        return view
+
+    def _locate(self, i):
+        k = bisect.bisect_right(self._starts, i) - 1
+        return k, i - self._starts[k]
+
+    def _index(self, i):
+        n = self._len
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"row {i} of a dataset of {n} rows")
+        return i
+
+    def row(self, i):
+        """Row ``i`` of every column (negative counts from the end):
+        ``{name: value}``, views of the mapped files."""
+        k, r = self._locate(self._index(operator.index(i)))
+        return {name: self._view(k, c)[r] for c, name in enumerate(self._names)}
+
+    def slice(self, start, stop):
+        """Rows ``start:stop`` of every column: inside one shard views of
+        the mapped files, across shards copies."""
+        start, stop, _ = slice(start, stop).indices(self._len)
+        stop = max(stop, start)
+        if start == stop:
+            return {
+                name: _row_view(None, 0, dtype, shape)
+                for name, dtype, shape in zip(self._names, self._dtypes, self._shapes)
+            }
+        k0, r0 = self._locate(start)
+        k1, _ = self._locate(stop - 1)
+        if k0 == k1:
+            return {
+                name: self._view(k0, c)[r0 : r0 + (stop - start)]
+                for c, name in enumerate(self._names)
+            }
+        out = {}
+        for c, name in enumerate(self._names):
+            parts = []
+            for k in range(k0, k1 + 1):
+                lo = max(start, self._starts[k]) - self._starts[k]
+                hi = min(stop, self._starts[k + 1]) - self._starts[k]
+                if hi > lo:
+                    parts.append(self._view(k, c)[lo:hi])
+            out[name] = np.concatenate(parts)
+        return out
+
+    def gather(self, indices):
+        """The rows ``indices`` (an array of integers, any order, repeats
+        allowed, negative counting from the end) of every column, copied:
+        ``{name: array}``."""
+        idx = np.asarray(indices)
+        if idx.dtype.kind not in "iu":
+            if idx.size == 0:
+                idx = idx.astype(np.int64)
+            else:
+                raise TypeError(f"row indices must be integers, not {idx.dtype}")
+        shape = idx.shape
+        flat = idx.reshape(-1)
+        if flat.size and flat.dtype.kind == "i" and flat.min() < 0:
+            flat = np.where(flat < 0, flat + self._len, flat)
+            if flat.min() < 0:
+                raise IndexError(f"row {int(idx.reshape(-1)[flat.argmin()])} of a dataset of {self._len} rows")
+        flat = np.ascontiguousarray(flat, dtype=np.uint64)
+        if flat.size and int(flat.max()) >= self._len:
+            raise IndexError(f"row {int(flat.max())} of a dataset of {self._len} rows")
+        out = {}
+        for c, name in enumerate(self._names):
+            raw = self._native.gather(c, flat)
+            out[name] = raw.view(self._dtypes[c]).reshape(shape + self._shapes[c])
+        return out
+
+    def __getitem__(self, key):
+        """``ds[i]``: one row; ``ds[a:b]``: a slice (a step other than 1 is
+        a gather); ``ds[indices]``: a gather. Each a dict ``{column:
+        array}``."""
+        if isinstance(key, slice):
+            if key.step in (None, 1):
+                return self.slice(key.start, key.stop)
+            return self.gather(np.arange(*key.indices(self._len)))
+        if isinstance(key, (int, np.integer)):
+            return self.row(key)
+        if isinstance(key, str):
+            raise TypeError(
+                f"a DatasetReader is indexed by rows; the columns are {', '.join(self._names)}"
+            )
+        return self.gather(key)
+
+    def __getitems__(self, indices):
+        """Rows ``indices`` as a list of ``{column: value}`` (what PyTorch's
+        ``DataLoader`` asks a map-style dataset for, one batch at a time);
+        one gather."""
+        cols = self.gather(np.asarray(indices, dtype=np.int64))
+        return [
+            {name: cols[name][j] for name in self._names} for j in range(len(indices))
+        ]
+
+    def __iter__(self):
+        for i in range(self._len):
+            yield self.row(i)
+
+    def iter_batches(self, batch_size, *, drop_last=False):
+        """Yields the rows in order, ``batch_size`` at a time, as
+        ``{column: array}``; a batch inside one shard is a view of the mapped
+        files, across shards a copy. The last batch may be shorter unless
+        ``drop_last``."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        end = self._len - (self._len % batch_size if drop_last else 0)
+        for start in range(0, end, batch_size):
+            yield self.slice(start, min(start + batch_size, end))
+
+    def __reduce__(self):
+        # The root and the rows shown: a worker reopens the mappings.
+        return (_reopen, (os.fspath(self.root), self.read_from, self._native.pinned))
+
+    def __repr__(self):
+        source = "manifest" if self.from_manifest else "shards found"
+        return (
+            f"<npy_append.dataset.DatasetReader {os.fspath(self.root)!r}: "
+            f"{self._len} rows in {len(self._shards)} shards ({source}), "
+            f"columns {', '.join(self._names)}>"
+        )
+
+
+# --- running partitions through an executor
+
+
+class PartitionReport(NamedTuple):
+    """What :func:`run_partitions` did: ``ran`` the partitions whose work
+    ran in this call, of which ``resumed`` continued a shard an earlier run
+    left unfinished; ``skipped`` the partitions whose shards were complete
+    already (their work did not run). ``rows`` maps each shard to its rows."""
+
+    ran: list
+    resumed: list
+    skipped: list
+    rows: dict
+
+
+class PartitionsFailed(NpyAppendError):
+    """Some partitions failed; the others finished. ``.report`` is the
+    :class:`PartitionReport` of those that finished, ``.failures`` a list
+    of ``(partition, exception)``. Run again: complete shards are skipped,
+    the failed ones resume."""
+
+    def __init__(self, report, failures):
+        self.report = report
+        self.failures = failures
+        names = ", ".join(repr(p) for p, _ in failures[:10])
+        more = f" and {len(failures) - 10} more" if len(failures) > 10 else ""
+        first = failures[0][1] if failures else None
+        super().__init__(
+            f"{len(failures)} partitions failed: {names}{more}; first error: {first!r}"
+        )
+
+
+def _run_partition(root, shard, partition, work, columns, durability, lock_timeout):
+    """Runs one partition in a worker: opens its shard, calls
+    ``work(partition, shard)`` and finishes the shard."""
+    w = open_shard(root, shard, columns, durability, lock_timeout=lock_timeout)
+    try:
+        if w.complete:
+            # Finished by another run since the driver looked.
+            rows = w.finish()
+            return shard, True, rows, False
+        resumed = w.resumed
+        work(partition, w)
+        if w.closed:
+            if not w.complete:
+                raise NpyAppendError(
+                    f"shard {shard}: the work closed its shard without finishing it"
+                )
+            rows = shard_status(root, shard).rows
+        else:
+            rows = w.finish()
+        return shard, resumed, rows, True
+    except BaseException:
+        w.abandon()
+        raise
+
+
+def run_partitions(
+    executor,
+    root,
+    partitions,
+    work,
+    *,
+    columns=None,
+    shard_name=str,
+    durability="fsync",
+    lock_timeout=None,
+):
+    """Runs ``work(partition, shard)`` for every partition whose shard is not
+    complete, through ``executor`` (anything with a ``concurrent.futures``
+    style ``submit(fn, *args)`` whose futures have ``result()``: a
+    ``ProcessPoolExecutor``, :class:`npy_append.ray.RayExecutor`, a Dask
+    ``Client``), and returns a :class:`PartitionReport`.
+
+    Each partition writes its own shard, named ``shard_name(partition)``
+    (default ``str``). In the worker, ``work`` gets the open
+    :class:`ShardWriter`: it writes rows from ``len(shard)`` or
+    ``shard.cursor`` on (``append_at`` makes a replay harmless) and commits
+    as often as it likes; when it returns, the shard is finished (marked
+    complete). Partitions whose shards are complete are skipped without
+    running ``work``; a partition whose earlier run died is resumed.
+
+    ``work``, the partitions and ``columns`` must be picklable for a process
+    pool. When partitions fail, the others still finish and
+    :class:`PartitionsFailed` is raised after all are done; running again
+    resumes exactly the unfinished ones. Nothing is finalized: call
+    :func:`finalize` when every partition is done.
+    """
+    root = os.fspath(root)
+    partitions = list(partitions)
+    names = [shard_name(p) for p in partitions]
+    if len(set(names)) != len(names):
+        seen, dup = set(), None
+        for n in names:
+            if n in seen:
+                dup = n
+                break
+            seen.add(n)
+        raise ValueError(f"two partitions map to the shard {dup!r}")
+    if columns is not None:
+        create(root, columns)
+    skipped, submitted = [], []
+    for p, name in zip(partitions, names):
+        status = shard_status(root, name)
+        if status is not None and status.complete:
+            skipped.append(p)
+            continue
+        future = executor.submit(
+            _run_partition, root, name, p, work, columns, durability, lock_timeout
+        )
+        submitted.append((p, future))
+    ran, resumed, rows, failures = [], [], {}, []
+    for p, future in submitted:
+        try:
+            shard, was_resumed, n, did_run = future.result()
+        except BaseException as e:  # noqa: BLE001 - reported with the partition
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            failures.append((p, e))
+            continue
+        rows[shard] = n
+        if did_run:
+            ran.append(p)
+            if was_resumed:
+                resumed.append(p)
+        else:
+            skipped.append(p)
+    report = PartitionReport(ran=ran, resumed=resumed, skipped=skipped, rows=rows)
+    if failures:
+        raise PartitionsFailed(report, failures)
+    return report
