@@ -55,9 +55,10 @@ cargo test --release --all-targets "$@"
 cargo test --doc --release "$@"
 
 # The Python binding (python/): built into the same virtualenv, then its
-# pytest suite, which compares the drop-in with npy-append-array.
+# pytest suite, which compares the drop-in with npy-append-array and runs
+# the dataset tests on a local Ray cluster (Ray Data for the sink).
 "$py" -m pip install --quiet --disable-pip-version-check --no-input \
-    "maturin>=1.5,<2" pytest npy-append-array mypy
+    "maturin>=1.5,<2" pytest npy-append-array mypy "ray[data]>=2.9,<3"
 VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --release --quiet \
     -m "$root/python/Cargo.toml"
 "$py" -m pytest -q -p no:cacheprovider "$root/python/tests"

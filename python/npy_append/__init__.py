@@ -1,6 +1,6 @@
 """Crash-safe appends to NumPy ``.npy`` files.
 
-Three APIs:
+The APIs:
 
 - :class:`NpyAppendArray`, :func:`recover`, :func:`is_appendable`,
   :func:`ensure_appendable`: a drop-in for npy-append-array; change
@@ -13,6 +13,10 @@ Three APIs:
   committed together (they never disagree after a crash);
   :class:`RaggedAppender` and :class:`RaggedReader`: sequences of different
   lengths in a values/offsets pair.
+- :mod:`npy_append.dataset`: one dataset from many workers and machines
+  (shards, a manifest, one reader over all of them, partitions run through
+  any executor); :mod:`npy_append.ray`: the same on Ray (a Ray Data sink),
+  when Ray is installed.
 
 Errors are :class:`NpyAppendError` subclasses (see ``npy_append._errors``).
 Every public name is annotated (the package ships ``py.typed``).
@@ -30,6 +34,7 @@ from ._errors import (
     DtypeMismatchError,
     GapError,
     GroupMemberError,
+    IncompleteError,
     InvalidArgumentError,
     LockedError,
     NpyAppendBlockingIOError,
@@ -79,6 +84,7 @@ __all__ = [
     "DtypeMismatchError",
     "GapError",
     "GroupMemberError",
+    "IncompleteError",
     "InvalidArgumentError",
     "LockedError",
     "NpyAppendBlockingIOError",

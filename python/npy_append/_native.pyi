@@ -356,3 +356,133 @@ def file_state(path: _Path) -> Tuple[str, Optional[str], bool]:
 def numpy_header_len(descr: str, fortran_order: bool, shape: Sequence[int]) -> int:
     """The length of the header numpy (1.24 and later) writes for this
     descriptor text, order and shape, growth padding included."""
+
+_Columns = Union[Mapping[str, _DTypeSpec], Sequence[Tuple[Any, ...]]]
+
+class ShardWriter:
+    """The writer of one shard of a dataset: one plain ``.npy`` per column,
+    committed together, with a cursor and a complete mark (see
+    ``npy_append.dataset.open_shard``). ``append(batch)`` and
+    ``append_at(start_row, batch)`` take ``{column: array}`` holding every
+    column with the same rows, each of exactly the column's dtype and row
+    shape. As a context manager, a normal exit closes (without marking the
+    shard complete) and an exception only releases the files."""
+
+    @staticmethod
+    def open(
+        root: _Path,
+        shard: str,
+        columns: Optional[_Columns] = None,
+        durability: str = "fsync",
+        lock_timeout: Optional[float] = None,
+        compare_overlap: bool = True,
+        buffer_bytes: Optional[int] = None,
+    ) -> "ShardWriter":
+        """Opens (creating or resuming) shard ``shard`` of the dataset at
+        ``root``; ``columns`` creates or must match the dataset's schema."""
+    def append(self, batch: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Appends a batch after the rows the shard holds; pending until the
+        next commit."""
+    def append_at(self, start_row: int, batch: Mapping[str, npt.NDArray[Any]]) -> int:
+        """Exactly-once append: the batch holds rows ``start_row...``; rows
+        the shard holds are compared (DataDiffersError when they differ) and
+        skipped; returns the rows appended. GapError past the rows held."""
+    def commit(self, cursor: Optional[ReadableBuffer] = None) -> int:
+        """Commits the pending rows of every column (synced), with ``cursor``
+        (at most 8127 bytes) when given; returns the committed rows."""
+    def finish(self) -> int:
+        """Commits, marks the shard complete and closes it; returns its
+        rows."""
+    def close(self) -> Optional[int]:
+        """Commits and closes without marking the shard complete; returns
+        the committed rows, or None when already closed."""
+    def abandon(self) -> None:
+        """Releases the files without committing, as a crash would."""
+    def __len__(self) -> int:
+        """Committed rows."""
+    @property
+    def pending_rows(self) -> int:
+        """Rows appended since the last commit."""
+    @property
+    def cursor(self) -> bytes:
+        """The cursor of the last commit."""
+    @property
+    def complete(self) -> bool:
+        """Whether the shard is complete (it then takes no rows)."""
+    @property
+    def resumed(self) -> bool:
+        """Whether the shard existed before this open."""
+    @property
+    def name(self) -> str:
+        """The shard's name."""
+    @property
+    def root(self) -> pathlib.Path:
+        """The dataset's root directory."""
+    @property
+    def path(self) -> pathlib.Path:
+        """The shard's directory."""
+    @property
+    def columns(self) -> Dict[str, Tuple[np.dtype[Any], Tuple[int, ...]]]:
+        """``{column: (numpy dtype, row_shape)}``."""
+    @property
+    def closed(self) -> bool:
+        """Whether close(), finish() or abandon() was called."""
+    def __enter__(self) -> "ShardWriter":
+        """Returns the writer."""
+    def __exit__(self, exc_type: Any = None, _exc: Any = None, _tb: Any = None) -> bool:
+        """Closes on a normal exit; releases the files on an exception."""
+
+class _DatasetReader:
+    """The native reader behind ``npy_append.dataset.DatasetReader``."""
+
+    def __init__(
+        self, root: _Path, read_from: str = "auto", pinned: Optional[List[Tuple[str, int]]] = None
+    ) -> None:
+        """Opens the dataset at ``root`` (exactly ``pinned`` when given)."""
+    def refresh(self) -> bool:
+        """Reads the dataset again; returns whether the rows shown changed."""
+    @property
+    def root(self) -> pathlib.Path:
+        """The dataset's root directory."""
+    @property
+    def read_from(self) -> str:
+        """"auto", "manifest" or "shards"."""
+    @property
+    def from_manifest(self) -> bool:
+        """Whether the rows shown are the manifest's."""
+    def __len__(self) -> int:
+        """Rows shown."""
+    @property
+    def columns(self) -> List[Tuple[str, str, List[int]]]:
+        """``(name, descr, row_shape)`` of each column."""
+    @property
+    def shards(self) -> List[Tuple[str, int, bool]]:
+        """``(name, rows, complete)`` of each shard shown."""
+    @property
+    def starts(self) -> List[int]:
+        """The first global row of each shard, then the total."""
+    @property
+    def pinned(self) -> List[Tuple[str, int]]:
+        """``(name, rows)`` of each shard shown."""
+    def mapping(self, shard: int, column: int) -> _GroupMapping:
+        """The committed bytes of a column in a shard."""
+    def gather(self, column: int, indices: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
+        """The rows ``indices`` of a column, copied as bytes."""
+
+def create(root: _Path, columns: _Columns) -> Dict[str, Tuple[np.dtype[Any], Tuple[int, ...]]]:
+    """Creates the dataset at ``root`` with ``columns``, or checks it."""
+
+def read_schema(root: _Path) -> Optional[Dict[str, Tuple[np.dtype[Any], Tuple[int, ...]]]]:
+    """The dataset's columns, or None."""
+
+def finalize(root: _Path, shards: Optional[List[str]] = None) -> str:
+    """Finalizes the dataset; returns the text of ``manifest.json``."""
+
+def read_manifest(root: _Path) -> Optional[str]:
+    """The text of ``manifest.json``, or None."""
+
+def list_shards(root: _Path) -> List[str]:
+    """The shards under ``root``, in the dataset's order."""
+
+def shard_status(root: _Path, shard: str) -> Optional[Tuple[int, bool, bytes]]:
+    """``(rows, complete, cursor)`` of a shard, or None."""

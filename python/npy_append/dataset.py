@@ -37,20 +37,49 @@ committed together, so numpy loads every column file on its own::
 The rules live in the Rust library; this module converts and orchestrates.
 """
 
+from __future__ import annotations
+
 import bisect
 import json
 import math
 import operator
 import os
-from typing import NamedTuple
+import pathlib
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _native
 from ._dtypes import dtype_from_descr
 from ._errors import DataDiffersError, IncompleteError, NpyAppendError
 
+StrPath = Union[str, "os.PathLike[str]"]
+#: A column's type: a dtype (one value per row) or ``(dtype, row_shape)``.
+ColumnSpec = Union[npt.DTypeLike, Tuple[npt.DTypeLike, Union[int, Sequence[int]]]]
+#: The columns of a dataset: ``{name: (dtype, row_shape)}``, in order.
+Columns = Mapping[str, ColumnSpec]
+#: Rows of every column: ``{name: array}``.
+Batch = Dict[str, npt.NDArray[Any]]
+
 __all__ = [
+    "StrPath",
+    "ColumnSpec",
+    "Columns",
+    "Batch",
     "open_shard",
     "ShardWriter",
     "create",
@@ -65,6 +94,8 @@ __all__ = [
     "run_partitions",
     "PartitionReport",
     "PartitionsFailed",
+    "Executor",
+    "Work",
     "DataDiffersError",
     "IncompleteError",
 ]
@@ -73,15 +104,15 @@ ShardWriter = _native.ShardWriter
 
 
 def open_shard(
-    root,
-    shard,
-    columns=None,
-    durability="fsync",
+    root: StrPath,
+    shard: str,
+    columns: Optional[Columns] = None,
+    durability: str = "fsync",
     *,
-    lock_timeout=None,
-    compare_overlap=True,
-    buffer_bytes=None,
-):
+    lock_timeout: Optional[float] = None,
+    compare_overlap: bool = True,
+    buffer_bytes: Optional[int] = None,
+) -> _native.ShardWriter:
     """Opens shard ``shard`` of the dataset at ``root``, creating the dataset
     and the shard when missing, or resuming it; returns a
     :class:`ShardWriter`.
@@ -118,7 +149,9 @@ def open_shard(
     )
 
 
-def create(root, columns):
+def create(
+    root: StrPath, columns: Columns
+) -> Dict[str, Tuple[np.dtype[Any], Tuple[int, ...]]]:
     """Creates the dataset at ``root`` with ``columns`` (see
     :func:`open_shard`), writing its ``schema.json`` atomically, or checks an
     existing dataset against them. Returns the columns as
@@ -126,13 +159,13 @@ def create(root, columns):
     return _native.create(os.fspath(root), columns)
 
 
-def read_schema(root):
+def read_schema(root: StrPath) -> Optional[Dict[str, Tuple[np.dtype[Any], Tuple[int, ...]]]]:
     """The dataset's columns ``{name: (numpy dtype, row_shape)}``, or None
     when ``root`` holds no dataset."""
     return _native.read_schema(os.fspath(root))
 
 
-def finalize(root, shards=None):
+def finalize(root: StrPath, shards: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Publishes the dataset at ``root``: checks that every shard (or
     exactly the shards named in ``shards``) is complete and matches the
     schema, and writes ``manifest.json`` (temporary file, fsync, rename,
@@ -148,17 +181,21 @@ def finalize(root, shards=None):
     complete or a writer has it open.
     """
     names = None if shards is None else [str(s) for s in shards]
-    return json.loads(_native.finalize(os.fspath(root), names))
+    manifest: Dict[str, Any] = json.loads(_native.finalize(os.fspath(root), names))
+    return manifest
 
 
-def read_manifest(root):
+def read_manifest(root: StrPath) -> Optional[Dict[str, Any]]:
     """The dataset's manifest as a dict (see :func:`finalize`), or None when
     it was not finalized."""
     text = _native.read_manifest(os.fspath(root))
-    return None if text is None else json.loads(text)
+    if text is None:
+        return None
+    manifest: Dict[str, Any] = json.loads(text)
+    return manifest
 
 
-def list_shards(root):
+def list_shards(root: StrPath) -> List[str]:
     """The names of the shards under ``root``, in the dataset's order."""
     return _native.list_shards(os.fspath(root))
 
@@ -171,14 +208,14 @@ class ShardStatus(NamedTuple):
     cursor: bytes
 
 
-def shard_status(root, shard):
+def shard_status(root: StrPath, shard: str) -> Optional[ShardStatus]:
     """The :class:`ShardStatus` of shard ``shard``, or None when there is no
     such shard (or no dataset) yet. Takes no lock: runs beside the shard's
     writer."""
-    root = os.fspath(root)
-    if read_schema(root) is None:
+    path = os.fspath(root)
+    if read_schema(path) is None:
         return None
-    status = _native.shard_status(root, shard)
+    status = _native.shard_status(path, shard)
     return None if status is None else ShardStatus(*status)
 
 
@@ -190,19 +227,24 @@ class ShardInfo(NamedTuple):
     complete: bool
 
 
-def _row_view(mapping, rows, dtype, row_shape):
+def _row_view(
+    mapping: Optional[_native._GroupMapping],
+    rows: int,
+    dtype: np.dtype[Any],
+    row_shape: Tuple[int, ...],
+) -> npt.NDArray[Any]:
     """A read-only array of the first ``rows`` rows of ``mapping`` (a buffer
     of at least those rows), without a copy."""
     shape = (rows,) + row_shape
-    if rows == 0:
-        out = np.empty(shape, dtype=dtype)
+    if rows == 0 or mapping is None:
+        out: npt.NDArray[Any] = np.empty((0,) + row_shape, dtype=dtype)
         out.flags.writeable = False
         return out
     count = rows * math.prod(row_shape)
-    return np.frombuffer(mapping, dtype=dtype, count=count).reshape(shape)
+    return np.frombuffer(memoryview(mapping), dtype=dtype, count=count).reshape(shape)
 
 
-def _reopen(root, read_from, pinned):
+def _reopen(root: str, read_from: str, pinned: List[Tuple[str, int]]) -> DatasetReader:
     return DatasetReader(root, read_from=read_from, _pinned=pinned)
 
 
@@ -233,11 +275,17 @@ class DatasetReader:
     from it stay valid after :meth:`refresh` and after the reader is gone.
     """
 
-    def __init__(self, root, *, read_from="auto", _pinned=None):
+    def __init__(
+        self,
+        root: StrPath,
+        *,
+        read_from: str = "auto",
+        _pinned: Optional[List[Tuple[str, int]]] = None,
+    ) -> None:
         self._native = _native._DatasetReader(os.fspath(root), read_from, _pinned)
         self._load()
 
-    def _load(self):
+    def _load(self) -> None:
         n = self._native
         cols = n.columns
         self._names = tuple(c[0] for c in cols)
@@ -246,28 +294,28 @@ class DatasetReader:
         self._shards = tuple(ShardInfo(*s) for s in n.shards)
         self._starts = list(n.starts)
         self._len = self._starts[-1] if self._starts else 0
-        self._views = {}
+        self._views: Dict[Tuple[int, int], npt.NDArray[Any]] = {}
 
     # --- what it shows
 
     @property
-    def root(self):
+    def root(self) -> pathlib.Path:
         """The dataset's root directory."""
         return self._native.root
 
     @property
-    def read_from(self):
+    def read_from(self) -> str:
         """``"auto"``, ``"manifest"`` or ``"shards"``."""
         return self._native.read_from
 
     @property
-    def from_manifest(self):
+    def from_manifest(self) -> bool:
         """Whether the rows shown are the manifest's (the dataset is
         finalized), rather than the shards found during a build."""
         return self._native.from_manifest
 
     @property
-    def columns(self):
+    def columns(self) -> Dict[str, Tuple[np.dtype[Any], Tuple[int, ...]]]:
         """``{name: (numpy dtype, row_shape)}``, in the dataset's order."""
         return {
             name: (dtype, shape)
@@ -275,15 +323,15 @@ class DatasetReader:
         }
 
     @property
-    def shards(self):
+    def shards(self) -> List[ShardInfo]:
         """The shards shown, in row order: :class:`ShardInfo` (name, rows,
         complete) each."""
         return list(self._shards)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._len
 
-    def refresh(self):
+    def refresh(self) -> bool:
         """Reads the dataset again (new commits, new shards, a new
         manifest); returns whether the rows shown changed. Arrays taken
         before stay valid and unchanged."""
@@ -293,7 +341,7 @@ class DatasetReader:
 
     # --- rows
 
-    def _view(self, k, c):
+    def _view(self, k: int, c: int) -> npt.NDArray[Any]:
         """Column ``c`` of shard ``k``: the rows shown, memory-mapped."""
         key = (k, c)
         view = self._views.get(key)
@@ -307,11 +355,11 @@ class DatasetReader:
             self._views[key] = view
         return view
 
-    def _locate(self, i):
+    def _locate(self, i: int) -> Tuple[int, int]:
         k = bisect.bisect_right(self._starts, i) - 1
         return k, i - self._starts[k]
 
-    def _index(self, i):
+    def _index(self, i: int) -> int:
         n = self._len
         if i < 0:
             i += n
@@ -319,17 +367,19 @@ class DatasetReader:
             raise IndexError(f"row {i} of a dataset of {n} rows")
         return i
 
-    def row(self, i):
+    def row(self, i: int) -> Dict[str, Any]:
         """Row ``i`` of every column (negative counts from the end):
         ``{name: value}``, views of the mapped files."""
         k, r = self._locate(self._index(operator.index(i)))
         return {name: self._view(k, c)[r] for c, name in enumerate(self._names)}
 
-    def slice(self, start, stop):
+    def slice_rows(self, start: Optional[int], stop: Optional[int]) -> Batch:
         """Rows ``start:stop`` of every column: inside one shard views of
         the mapped files, across shards copies."""
-        start, stop, _ = slice(start, stop).indices(self._len)
-        stop = max(stop, start)
+        lo, hi, _ = slice(start, stop).indices(self._len)
+        return self._slice(lo, max(lo, hi))
+
+    def _slice(self, start: int, stop: int) -> Batch:
         if start == stop:
             return {
                 name: _row_view(None, 0, dtype, shape)
@@ -342,9 +392,9 @@ class DatasetReader:
                 name: self._view(k0, c)[r0 : r0 + (stop - start)]
                 for c, name in enumerate(self._names)
             }
-        out = {}
+        out: Batch = {}
         for c, name in enumerate(self._names):
-            parts = []
+            parts: List[npt.NDArray[Any]] = []
             for k in range(k0, k1 + 1):
                 lo = max(start, self._starts[k]) - self._starts[k]
                 hi = min(stop, self._starts[k + 1]) - self._starts[k]
@@ -353,7 +403,7 @@ class DatasetReader:
             out[name] = np.concatenate(parts)
         return out
 
-    def gather(self, indices):
+    def gather(self, indices: npt.ArrayLike) -> Batch:
         """The rows ``indices`` (an array of integers, any order, repeats
         allowed, negative counting from the end) of every column, copied:
         ``{name: array}``."""
@@ -372,29 +422,29 @@ class DatasetReader:
         flat = np.ascontiguousarray(flat, dtype=np.uint64)
         if flat.size and int(flat.max()) >= self._len:
             raise IndexError(f"row {int(flat.max())} of a dataset of {self._len} rows")
-        out = {}
+        out: Batch = {}
         for c, name in enumerate(self._names):
             raw = self._native.gather(c, flat)
             out[name] = raw.view(self._dtypes[c]).reshape(shape + self._shapes[c])
         return out
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Union[int, slice, npt.ArrayLike]) -> Dict[str, Any]:
         """``ds[i]``: one row; ``ds[a:b]``: a slice (a step other than 1 is
         a gather); ``ds[indices]``: a gather. Each a dict ``{column:
         array}``."""
         if isinstance(key, slice):
             if key.step in (None, 1):
-                return self.slice(key.start, key.stop)
+                return self.slice_rows(key.start, key.stop)
             return self.gather(np.arange(*key.indices(self._len)))
         if isinstance(key, (int, np.integer)):
-            return self.row(key)
+            return self.row(int(key))
         if isinstance(key, str):
             raise TypeError(
                 f"a DatasetReader is indexed by rows; the columns are {', '.join(self._names)}"
             )
         return self.gather(key)
 
-    def __getitems__(self, indices):
+    def __getitems__(self, indices: Sequence[int]) -> List[Dict[str, Any]]:
         """Rows ``indices`` as a list of ``{column: value}`` (what PyTorch's
         ``DataLoader`` asks a map-style dataset for, one batch at a time);
         one gather."""
@@ -403,11 +453,11 @@ class DatasetReader:
             {name: cols[name][j] for name in self._names} for j in range(len(indices))
         ]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
         for i in range(self._len):
             yield self.row(i)
 
-    def iter_batches(self, batch_size, *, drop_last=False):
+    def iter_batches(self, batch_size: int, *, drop_last: bool = False) -> Iterator[Batch]:
         """Yields the rows in order, ``batch_size`` at a time, as
         ``{column: array}``; a batch inside one shard is a view of the mapped
         files, across shards a copy. The last batch may be shorter unless
@@ -416,13 +466,15 @@ class DatasetReader:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         end = self._len - (self._len % batch_size if drop_last else 0)
         for start in range(0, end, batch_size):
-            yield self.slice(start, min(start + batch_size, end))
+            yield self._slice(start, min(start + batch_size, end))
 
-    def __reduce__(self):
+    def __reduce__(
+        self,
+    ) -> Tuple[Callable[[str, str, List[Tuple[str, int]]], DatasetReader], Tuple[str, str, List[Tuple[str, int]]]]:
         # The root and the rows shown: a worker reopens the mappings.
         return (_reopen, (os.fspath(self.root), self.read_from, self._native.pinned))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         source = "manifest" if self.from_manifest else "shards found"
         return (
             f"<npy_append.dataset.DatasetReader {os.fspath(self.root)!r}: "
@@ -440,10 +492,10 @@ class PartitionReport(NamedTuple):
     left unfinished; ``skipped`` the partitions whose shards were complete
     already (their work did not run). ``rows`` maps each shard to its rows."""
 
-    ran: list
-    resumed: list
-    skipped: list
-    rows: dict
+    ran: List[Any]
+    resumed: List[Any]
+    skipped: List[Any]
+    rows: Dict[str, int]
 
 
 class PartitionsFailed(NpyAppendError):
@@ -452,7 +504,7 @@ class PartitionsFailed(NpyAppendError):
     of ``(partition, exception)``. Run again: complete shards are skipped,
     the failed ones resume."""
 
-    def __init__(self, report, failures):
+    def __init__(self, report: PartitionReport, failures: List[Tuple[Any, BaseException]]) -> None:
         self.report = report
         self.failures = failures
         names = ", ".join(repr(p) for p, _ in failures[:10])
@@ -463,7 +515,30 @@ class PartitionsFailed(NpyAppendError):
         )
 
 
-def _run_partition(root, shard, partition, work, columns, durability, lock_timeout):
+class _Future(Protocol):
+    def result(self) -> Any: ...
+
+
+class Executor(Protocol):
+    """What :func:`run_partitions` needs of an executor: ``submit(fn,
+    *args)`` returning a future with ``result()``."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> _Future: ...
+
+
+#: ``work(partition, shard)``: writes one partition's rows into its shard.
+Work = Callable[[Any, _native.ShardWriter], object]
+
+
+def _run_partition(
+    root: str,
+    shard: str,
+    partition: Any,
+    work: Work,
+    columns: Optional[Columns],
+    durability: str,
+    lock_timeout: Optional[float],
+) -> Tuple[str, bool, int, bool]:
     """Runs one partition in a worker: opens its shard, calls
     ``work(partition, shard)`` and finishes the shard."""
     w = open_shard(root, shard, columns, durability, lock_timeout=lock_timeout)
@@ -479,7 +554,8 @@ def _run_partition(root, shard, partition, work, columns, durability, lock_timeo
                 raise NpyAppendError(
                     f"shard {shard}: the work closed its shard without finishing it"
                 )
-            rows = shard_status(root, shard).rows
+            status = shard_status(root, shard)
+            rows = status.rows if status is not None else 0
         else:
             rows = w.finish()
         return shard, resumed, rows, True
@@ -489,16 +565,16 @@ def _run_partition(root, shard, partition, work, columns, durability, lock_timeo
 
 
 def run_partitions(
-    executor,
-    root,
-    partitions,
-    work,
+    executor: Executor,
+    root: StrPath,
+    partitions: Sequence[Any],
+    work: Work,
     *,
-    columns=None,
-    shard_name=str,
-    durability="fsync",
-    lock_timeout=None,
-):
+    columns: Optional[Columns] = None,
+    shard_name: Callable[[Any], str] = str,
+    durability: str = "fsync",
+    lock_timeout: Optional[float] = None,
+) -> PartitionReport:
     """Runs ``work(partition, shard)`` for every partition whose shard is not
     complete, through ``executor`` (anything with a ``concurrent.futures``
     style ``submit(fn, *args)`` whose futures have ``result()``: a
@@ -519,11 +595,12 @@ def run_partitions(
     resumes exactly the unfinished ones. Nothing is finalized: call
     :func:`finalize` when every partition is done.
     """
-    root = os.fspath(root)
-    partitions = list(partitions)
-    names = [shard_name(p) for p in partitions]
+    path = os.fspath(root)
+    todo = list(partitions)
+    names = [shard_name(p) for p in todo]
     if len(set(names)) != len(names):
-        seen, dup = set(), None
+        seen: set[str] = set()
+        dup = None
         for n in names:
             if n in seen:
                 dup = n
@@ -531,18 +608,22 @@ def run_partitions(
             seen.add(n)
         raise ValueError(f"two partitions map to the shard {dup!r}")
     if columns is not None:
-        create(root, columns)
-    skipped, submitted = [], []
-    for p, name in zip(partitions, names):
-        status = shard_status(root, name)
+        create(path, columns)
+    skipped: List[Any] = []
+    submitted: List[Tuple[Any, _Future]] = []
+    for p, name in zip(todo, names):
+        status = shard_status(path, name)
         if status is not None and status.complete:
             skipped.append(p)
             continue
         future = executor.submit(
-            _run_partition, root, name, p, work, columns, durability, lock_timeout
+            _run_partition, path, name, p, work, columns, durability, lock_timeout
         )
         submitted.append((p, future))
-    ran, resumed, rows, failures = [], [], {}, []
+    ran: List[Any] = []
+    resumed: List[Any] = []
+    rows: Dict[str, int] = {}
+    failures: List[Tuple[Any, BaseException]] = []
     for p, future in submitted:
         try:
             shard, was_resumed, n, did_run = future.result()
