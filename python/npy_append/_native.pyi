@@ -466,8 +466,9 @@ class _DatasetReader:
         """``(name, rows)`` of each shard shown."""
     def mapping(self, shard: int, column: int) -> _GroupMapping:
         """The committed bytes of a column in a shard."""
-    def gather(self, column: int, indices: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
-        """The rows ``indices`` of a column, copied as bytes."""
+    def gather(self, indices: npt.NDArray[np.int64]) -> List[npt.NDArray[np.uint8]]:
+        """The rows ``indices`` (negative from the end) of every column,
+        copied as bytes; IndexError out of range."""
 
 def create(root: _Path, columns: _Columns) -> Dict[str, Tuple[np.dtype[Any], Tuple[int, ...]]]:
     """Creates the dataset at ``root`` with ``columns``, or checks it."""

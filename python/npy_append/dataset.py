@@ -408,24 +408,17 @@ class DatasetReader:
         allowed, negative counting from the end) of every column, copied:
         ``{name: array}``."""
         idx = np.asarray(indices)
-        if idx.dtype.kind not in "iu":
-            if idx.size == 0:
-                idx = idx.astype(np.int64)
-            else:
+        if idx.dtype != np.int64:
+            if idx.dtype.kind == "u" and idx.size and int(idx.max()) >= self._len:
+                raise IndexError(f"row {int(idx.max())} of a dataset of {self._len} rows")
+            if idx.dtype.kind not in "iu" and idx.size:
                 raise TypeError(f"row indices must be integers, not {idx.dtype}")
+            idx = idx.astype(np.int64)
         shape = idx.shape
-        flat = idx.reshape(-1)
-        if flat.size and flat.dtype.kind == "i" and flat.min() < 0:
-            flat = np.where(flat < 0, flat + self._len, flat)
-            if flat.min() < 0:
-                raise IndexError(f"row {int(idx.reshape(-1)[flat.argmin()])} of a dataset of {self._len} rows")
-        flat = np.ascontiguousarray(flat, dtype=np.uint64)
-        if flat.size and int(flat.max()) >= self._len:
-            raise IndexError(f"row {int(flat.max())} of a dataset of {self._len} rows")
+        raws = self._native.gather(np.ascontiguousarray(idx.reshape(-1)))
         out: Batch = {}
-        for c, name in enumerate(self._names):
-            raw = self._native.gather(c, flat)
-            out[name] = raw.view(self._dtypes[c]).reshape(shape + self._shapes[c])
+        for raw, name, dtype, row_shape in zip(raws, self._names, self._dtypes, self._shapes):
+            out[name] = raw.view(dtype).reshape(shape + row_shape)
         return out
 
     def __getitem__(self, key: Union[int, slice, npt.ArrayLike]) -> Dict[str, Any]:

@@ -14,7 +14,7 @@ use npy_append::dataset::{
 };
 use npy_append::{Dtype, Error};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyMapping, PyTuple};
 
@@ -558,35 +558,53 @@ impl PyDatasetReader {
         ))
     }
 
-    /// The rows `indices` (global, non-negative) of column `column`,
-    /// copied into a new byte array, the GIL released.
+    /// The rows `indices` (global; negative counts from the end) of every
+    /// column, each copied into a new byte array, the GIL released while
+    /// copying. IndexError for an index out of range.
     fn gather<'py>(
         &self,
         py: Python<'py>,
-        column: usize,
-        indices: PyReadonlyArray1<'py, u64>,
-    ) -> PyResult<Bound<'py, PyArray1<u8>>> {
-        let indices = indices
+        indices: PyReadonlyArray1<'py, i64>,
+    ) -> PyResult<Vec<Bound<'py, PyArray1<u8>>>> {
+        let given = indices
             .as_slice()
             .map_err(|e| invalid_argument(format!("indices: {e}")))?;
-        let row_bytes = self
-            .reader
-            .row_bytes(column)
-            .ok_or_else(|| invalid_argument(format!("column index {column}")))?;
-        let len = (indices.len() as u64)
-            .checked_mul(row_bytes)
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| invalid_argument("too many rows"))?;
-        let out = PyArray1::<u8>::zeros(py, len, false);
-        {
-            // SAFETY: `out` was just created here; nothing else holds a
-            // reference to its data.
-            let bytes = unsafe { out.as_slice_mut() }
-                .map_err(|e| invalid_argument(format!("output: {e}")))?;
-            let reader = &self.reader;
-            py.detach(|| reader.gather_into(column, indices, bytes))
-                .or_raise(py)?;
-        }
-        Ok(out)
+        let len = self.reader.len();
+        let rows = given
+            .iter()
+            .map(|&i| {
+                let row = if i < 0 {
+                    len.checked_sub(i.unsigned_abs())
+                } else {
+                    Some(i.unsigned_abs())
+                };
+                row.filter(|&r| r < len).ok_or_else(|| {
+                    PyIndexError::new_err(format!("row {i} of a dataset of {len} rows"))
+                })
+            })
+            .collect::<PyResult<Vec<u64>>>()?;
+        (0..self.reader.columns().len())
+            .map(|column| {
+                let row_bytes = self.reader.row_bytes(column).unwrap_or(0);
+                let size = (rows.len() as u64)
+                    .checked_mul(row_bytes)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| invalid_argument("too many rows"))?;
+                // SAFETY: a new array, every byte of which gather_into writes
+                // before it is returned (or dropped on an error).
+                let out = unsafe { PyArray1::<u8>::new(py, [size], false) };
+                {
+                    // SAFETY: `out` was just created here; nothing else holds
+                    // a reference to its data.
+                    let bytes = unsafe { out.as_slice_mut() }
+                        .map_err(|e| invalid_argument(format!("output: {e}")))?;
+                    let reader = &self.reader;
+                    let rows = rows.as_slice();
+                    py.detach(|| reader.gather_into(column, rows, bytes))
+                        .or_raise(py)?;
+                }
+                Ok(out)
+            })
+            .collect()
     }
 }
