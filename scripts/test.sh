@@ -61,7 +61,7 @@ cargo test --doc --release "$@"
     "maturin>=1.5,<2" pytest npy-append-array mypy "ray[data]>=2.9,<3"
 VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" "$venv/bin/maturin" develop --release --quiet \
     -m "$root/python/Cargo.toml"
-"$py" -m pytest -q -p no:cacheprovider "$root/python/tests"
+NPY_APPEND_RAY_REQUIRED=1 "$py" -m pytest -q -p no:cacheprovider "$root/python/tests"
 
 # Types: mypy --strict over the package and over the READMEs' Python
 # examples (written out as modules by python/tests/readme_examples.py).

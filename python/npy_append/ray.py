@@ -42,10 +42,14 @@ from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 import numpy as np
 import numpy.typing as npt
 
+# The ignores keep mypy --strict quiet where Ray is not installed.
 try:
-    import ray
-    from ray.data.block import Block, BlockAccessor
-    from ray.data.datasource import Datasink
+    import ray  # type: ignore[import-not-found, unused-ignore]
+    from ray.data.block import (  # type: ignore[import-not-found, unused-ignore]
+        Block,
+        BlockAccessor,
+    )
+    from ray.data.datasource import Datasink  # type: ignore[import-not-found, unused-ignore]
 except ImportError as _e:  # pragma: no cover - exercised without Ray
     raise ImportError(
         "npy_append.ray needs Ray Data: pip install 'ray[data]' (or npy-append[ray])"
@@ -89,7 +93,7 @@ def _block_columns(block: Block, names: Optional[Sequence[str]]) -> Dict[str, np
     return out
 
 
-class NpyDatasink(Datasink[Optional[Dict[str, Any]]]):
+class NpyDatasink(Datasink[Optional[Dict[str, Any]]]):  # type: ignore[misc, unused-ignore]
     """A Ray Data sink that writes a sharded npy-append dataset at ``root``
     (``Dataset.write_datasink(NpyDatasink(root))``).
 

@@ -71,6 +71,11 @@ class Example(NamedTuple):
         """Whether the example imports torch."""
         return re.search(r"^\s*(import|from) torch\b", self.code, re.M) is not None
 
+    @property
+    def needs_ray(self) -> bool:
+        """Whether the example imports Ray (or npy_append.ray)."""
+        return re.search(r"^\s*(import|from) (npy_append\.)?ray\b", self.code, re.M) is not None
+
     def program(self) -> str:
         """The prelude and the example."""
         return PRELUDE + self.code
@@ -104,6 +109,11 @@ def torch_installed() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+def ray_installed() -> bool:
+    """Whether Ray can be imported (an optional dependency)."""
+    return importlib.util.find_spec("ray") is not None
+
+
 def write(out: pathlib.Path) -> None:
     """Writes every example as a module of `out`, and a mypy.ini that runs
     mypy --strict over them. Without torch installed, torch is an untyped
@@ -118,6 +128,8 @@ def write(out: pathlib.Path) -> None:
             config += [f"[mypy-{e.module}]", "disallow_subclassing_any = False", ""]
     if not torch_installed():
         config += ["[mypy-torch.*]", "ignore_missing_imports = True", ""]
+    if not ray_installed():
+        config += ["[mypy-ray.*]", "ignore_missing_imports = True", ""]
     (out / "mypy.ini").write_text("\n".join(config), encoding="utf-8")
 
 

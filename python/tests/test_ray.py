@@ -3,8 +3,9 @@ with worker processes SIGKILLed mid-write, failed writes that publish no
 manifest, and the partition helper on Ray tasks with the driver's process
 group SIGKILLed and rerun.
 
-Ray is optional for the package; the test command installs it, and under
-CI=true its absence is a failure."""
+Ray is optional for the package. The test command installs it and sets
+NPY_APPEND_RAY_REQUIRED=1, under which its absence is a failure; elsewhere
+(the wheel's virtualenvs, a developer's) these tests print a SKIP line."""
 
 import glob
 import json
@@ -24,7 +25,7 @@ from npy_append import dataset as ds
 try:
     import ray
 except ImportError:  # the test command installs it
-    if os.environ.get("CI") == "true":
+    if os.environ.get("NPY_APPEND_RAY_REQUIRED") == "1":
         raise
     print("SKIP test_ray.py: ray is not installed")
     pytest.skip("ray is not installed", allow_module_level=True)
