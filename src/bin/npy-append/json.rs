@@ -1,5 +1,6 @@
-//! A small JSON writer for `info --json` (one flat object; no dependency
-//! needed for that).
+//! A small JSON writer for `info --json` (one flat object on one line; no
+//! dependency needed for that). Strings are escaped by the library's
+//! `format::json`, which writes the dataset files.
 
 use std::fmt::Write as _;
 
@@ -100,23 +101,9 @@ impl Value {
     }
 }
 
-/// A JSON string literal: quotes, backslashes and control characters escaped.
+/// A JSON string literal, escaped as the library's dataset files write it.
 fn write_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    npy_append::format::json::write_str(out, s);
 }
 
 #[cfg(test)]
