@@ -86,9 +86,11 @@ pub enum Error {
         whole_rows: u64,
     },
 
-    /// Appended data does not fit the file's row shape.
-    #[error("shape mismatch: expected {expected}, found {found}")]
+    /// Appended data or options do not fit the file's row shape.
+    #[error("{path}: shape mismatch: expected {expected}, found {found}; nothing was appended")]
     ShapeMismatch {
+        /// The file (or group journal).
+        path: PathBuf,
         /// What the file needs.
         expected: String,
         /// What was given.
@@ -96,8 +98,13 @@ pub enum Error {
     },
 
     /// Appended data or options do not have the file's dtype.
-    #[error("dtype mismatch: the file holds {expected}, found {found}; no value is ever cast")]
+    #[error(
+        "{path}: dtype mismatch: the file holds {expected}, found {found}; no value is ever cast, \
+         nothing was appended"
+    )]
     DtypeMismatch {
+        /// The file (or group journal).
+        path: PathBuf,
         /// The file's dtype.
         expected: String,
         /// The dtype given.
@@ -114,8 +121,10 @@ pub enum Error {
     },
 
     /// A caller passed an argument that cannot be used.
-    #[error("invalid argument: {what}")]
+    #[error("{}invalid argument: {what}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
     InvalidArgument {
+        /// The file it was given for, when there is one.
+        path: Option<PathBuf>,
         /// What is wrong with it.
         what: String,
     },

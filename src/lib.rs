@@ -55,30 +55,30 @@
     reason = "errors are documented on the error enum; u64 -> usize casts are bounded before use"
 )]
 
-mod appender;
 pub mod dataset;
 mod element;
 mod error;
+mod files;
 pub mod format;
-mod group;
 mod options;
-mod ragged;
-mod reader;
+mod read;
 mod recovery;
 mod report;
-mod status;
 pub mod storage;
+mod write;
 
-pub use appender::{Appender, cursor_path};
 pub use dataset::{DatasetReader, ShardOptions, ShardWriter};
 pub use element::Element;
 pub use error::{Error, Result};
+pub use files::{cursor_path, journal_path, member_marker_path, rewrite_path};
 pub use format::dtype::Dtype;
 pub use format::journal::MAX_CURSOR_LEN;
-pub use group::{AppendGroup, GroupOptions, GroupReader, MemberSpec, member_marker_path};
 pub use options::{AppendOptions, Durability, GroupCommit, LockWait, TailPolicy};
-pub use ragged::{RaggedAppender, RaggedOptions, RaggedReader};
-pub use reader::Reader;
-pub use recovery::{journal_path, rewrite_path};
+pub use read::group::GroupReader;
+pub use read::ragged::RaggedReader;
+pub use read::reader::Reader;
+pub use read::status::{FileState, FileStatus, NUMPY_MAX_HEADER_SIZE, RecoveryAction};
 pub use report::{Found, RecoveryReport};
-pub use status::{FileState, FileStatus, NUMPY_MAX_HEADER_SIZE, RecoveryAction};
+pub use write::appender::Appender;
+pub use write::group::{AppendGroup, GroupOptions, MemberSpec};
+pub use write::ragged::{RaggedAppender, RaggedOptions};

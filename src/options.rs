@@ -1,14 +1,11 @@
 //! How an [`crate::Appender`] is opened and when it commits.
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::appender::Appender;
+use crate::error::{Error, Result};
 use crate::format::dtype::Dtype;
-use crate::storage::{Backend, FsBackend};
-use crate::{Error, Result};
 
-/// What a returned [`Appender::commit`] survives.
+/// What a returned [`Appender::commit`](crate::Appender::commit) survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// Data and journal are synced (`fdatasync`) before `commit` returns: the
@@ -23,15 +20,15 @@ pub enum Durability {
     /// opened with, and reports the rows it dropped
     /// ([`crate::RecoveryReport::dropped_rows`]). Only the newest commit is
     /// checked: rows of earlier commits are as durable as the kernel's
-    /// write-back made them. Opening and [`Appender::close`] still sync.
+    /// write-back made them. Opening and [`Appender::close`](crate::Appender::close) still sync.
     Process,
 }
 
 /// Commit automatically once enough rows, bytes or time have accumulated.
 ///
 /// Every limit that is set triggers a commit when reached, checked after each
-/// append; [`Appender::close`] always commits. The default commits only when
-/// [`Appender::commit`] is called.
+/// append; [`Appender::close`](crate::Appender::close) always commits. The default commits only when
+/// [`Appender::commit`](crate::Appender::commit) is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GroupCommit {
     /// Commit when this many rows are pending.
@@ -106,7 +103,7 @@ pub enum TailPolicy {
     AdoptWholeRows,
 }
 
-/// Options for opening an [`Appender`]; `AppendOptions::new().open(path)`.
+/// Options for opening an [`Appender`](crate::Appender); `AppendOptions::new().open(path)`.
 #[derive(Debug, Clone, Default)]
 pub struct AppendOptions {
     pub(crate) dtype: Option<Dtype>,
@@ -131,13 +128,8 @@ impl AppendOptions {
     /// `"|u1"`, `"[('a', '<i4'), ('b', '<f8', (3,))]"`); checked against an
     /// existing file.
     pub fn dtype(mut self, descr: &str) -> Result<Self> {
-        let text = descr.trim();
-        let literal = if text.starts_with('[') || text.starts_with('\'') || text.starts_with('"') {
-            text.to_owned()
-        } else {
-            format!("'{text}'")
-        };
-        let dtype = Dtype::parse_descr(&literal).map_err(|e| Error::InvalidArgument {
+        let dtype = Dtype::parse(descr).map_err(|e| Error::InvalidArgument {
+            path: None,
             what: format!("dtype {descr:?}: {e}"),
         })?;
         self.dtype = Some(dtype);
@@ -210,7 +202,7 @@ impl AppendOptions {
         self
     }
 
-    /// Whether [`Appender::append_at`] compares the rows it skips (rows the
+    /// Whether [`Appender::append_at`](crate::Appender::append_at) compares the rows it skips (rows the
     /// file already holds) with the rows given, and returns
     /// [`Error::DataDiffers`] on the first difference (default: off, the
     /// skipped rows are not read).
@@ -218,15 +210,5 @@ impl AppendOptions {
     pub fn compare_overlap(mut self, compare: bool) -> Self {
         self.compare_overlap = compare;
         self
-    }
-
-    /// Opens, creates or recovers the file at `path` on the real file system.
-    pub fn open(self, path: impl AsRef<Path>) -> Result<Appender<FsBackend>> {
-        Appender::open_with(FsBackend, path.as_ref(), &self)
-    }
-
-    /// Opens, creates or recovers the file at `path` on `backend`.
-    pub fn open_with<B: Backend>(self, backend: B, path: impl AsRef<Path>) -> Result<Appender<B>> {
-        Appender::open_with(backend, path.as_ref(), &self)
     }
 }

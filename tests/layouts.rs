@@ -189,8 +189,8 @@ fn an_order_option_that_disagrees_with_the_file_is_refused() {
         .err()
         .expect("refused");
     assert!(
-        matches!(&err, Error::ShapeMismatch { expected, found }
-            if expected.contains("C order") && found.contains("Fortran order")),
+        matches!(&err, Error::ShapeMismatch { path: p, expected, found }
+            if *p == path && expected.contains("C order") && found.contains("Fortran order")),
         "{err:?}"
     );
     assert_eq!(fs.contents(&path).unwrap(), before);
@@ -206,9 +206,15 @@ fn typed_values_never_go_to_a_big_endian_file() {
     fs.put(&path, &bytes);
     let mut w = AppendOptions::new().open_with(fs.clone(), &path).unwrap();
     let err = w.append(&[2.5f64]).unwrap_err();
-    let Error::DtypeMismatch { expected, found } = &err else {
+    let Error::DtypeMismatch {
+        path: p,
+        expected,
+        found,
+    } = &err
+    else {
         panic!("expected DtypeMismatch, got {err:?}");
     };
+    assert_eq!(p, &path);
     assert!(expected.contains(">f8"), "{expected}");
     assert!(found.contains("<f8"), "{found}");
     assert!(err.to_string().contains("no value is ever cast"), "{err}");

@@ -32,6 +32,8 @@ pub const MAGIC: [u8; 8] = *b"NPYACURS";
 pub const FORMAT_VERSION: u32 = 1;
 /// Length of the fixed part before the cursor.
 pub const FIXED_LEN: usize = 32;
+/// The longest a cursor sidecar can be: anything longer is not one.
+pub const MAX_LEN: usize = FIXED_LEN + MAX_CURSOR_LEN;
 
 /// The content of a cursor sidecar.
 #[derive(Debug, Clone, PartialEq, Eq)]

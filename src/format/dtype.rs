@@ -205,6 +205,22 @@ impl Dtype {
         Self::from_literal(&value)
     }
 
+    /// Parses a descriptor as a user writes it: a type string without quotes
+    /// (`<f4`, `|u1`), or any literal [`parse_descr`](Self::parse_descr)
+    /// takes (a quoted string or a field list).
+    ///
+    /// # Errors
+    ///
+    /// As [`parse_descr`](Self::parse_descr).
+    pub fn parse(text: &str) -> Result<Self, FormatError> {
+        let text = text.trim();
+        if text.starts_with('[') || text.starts_with('\'') || text.starts_with('"') {
+            Self::parse_descr(text)
+        } else {
+            Self::parse_descr(&format!("'{text}'"))
+        }
+    }
+
     /// Builds a dtype from an already parsed `'descr'` value.
     pub(crate) fn from_literal(value: &PyValue) -> Result<Self, FormatError> {
         match value {

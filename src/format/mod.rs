@@ -12,6 +12,7 @@ pub mod group_journal;
 pub mod header;
 pub mod journal;
 pub mod json;
+pub(crate) mod layout;
 mod pyliteral;
 
 /// Why bytes could not be understood as part of the on-disk format.

@@ -9,10 +9,10 @@
 
 use std::path::Path;
 
+use super::group::{AppendGroup, GroupOptions, MemberSpec};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::dtype::Dtype;
-use crate::group::{AppendGroup, GroupOptions, GroupReader, MemberSpec};
 use crate::options::LockWait;
 use crate::storage::{Backend, FsBackend};
 
@@ -216,10 +216,8 @@ impl<B: Backend> RaggedAppender<B> {
             let sum = rows.map_or_else(|| "2**64 or more".to_owned(), |n| n.to_string());
             let values = self.group.member_path(VALUES).unwrap_or(self.group.path());
             return Err(Error::ShapeMismatch {
-                expected: format!(
-                    "sequence lengths adding up to the {whole} given ({})",
-                    values.display()
-                ),
+                path: values.to_path_buf(),
+                expected: format!("sequence lengths adding up to the {whole} given"),
                 found: format!("{} lengths adding up to {sum} rows", lengths.len()),
             });
         }
@@ -228,7 +226,8 @@ impl<B: Backend> RaggedAppender<B> {
         for &n in lengths {
             end = end.saturating_add(n);
             offsets.push(i64::try_from(end).map_err(|_| Error::InvalidArgument {
-                what: "offset over i64::MAX".to_owned(),
+                path: Some(self.group.path().to_path_buf()),
+                what: "an offset over i64::MAX".to_owned(),
             })?);
         }
         Ok(offsets)
@@ -268,106 +267,5 @@ fn inconsistent<B: Backend>(group: &AppendGroup<B>, what: &str) -> Error {
         path: group.path().to_path_buf(),
         offset: None,
         what: format!("ragged array: {what}"),
-    }
-}
-
-/// Reads sequences of a ragged array: a consistent snapshot of its values
-/// and offsets, each sequence a slice of the mapped values without a copy.
-pub struct RaggedReader {
-    group: GroupReader,
-    values: usize,
-    offsets: usize,
-}
-
-impl RaggedReader {
-    /// Opens the ragged array whose group journal is `path`, with the
-    /// default member names.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_names(path, "values.npy", "offsets.npy")
-    }
-
-    /// Opens it with the given member names.
-    pub fn open_names(path: impl AsRef<Path>, values: &str, offsets: &str) -> Result<Self> {
-        let group = GroupReader::open(path)?;
-        let find = |name: &str| {
-            group
-                .member_index(name)
-                .ok_or_else(|| Error::InvalidArgument {
-                    what: format!("{}: no member {name:?}", group.path().display()),
-                })
-        };
-        let (values, offsets) = (find(values)?, find(offsets)?);
-        let reader = Self {
-            group,
-            values,
-            offsets,
-        };
-        reader.offsets_slice()?;
-        Ok(reader)
-    }
-
-    fn offsets_slice(&self) -> Result<&[i64]> {
-        self.group.as_slice::<i64>(self.offsets)
-    }
-
-    /// Sequences in the snapshot.
-    pub fn len(&self) -> u64 {
-        self.group.rows(self.offsets).saturating_sub(1)
-    }
-
-    /// Whether the snapshot holds no sequence.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The cursor of the snapshot's commit.
-    pub fn cursor(&self) -> &[u8] {
-        self.group.cursor()
-    }
-
-    /// The group snapshot underneath.
-    pub fn group(&self) -> &GroupReader {
-        &self.group
-    }
-
-    /// The rows `start..end` of the values holding sequence `i`.
-    pub fn range(&self, i: u64) -> Result<std::ops::Range<u64>> {
-        let offsets = self.offsets_slice()?;
-        let at = |k: u64| {
-            usize::try_from(k)
-                .ok()
-                .and_then(|k| offsets.get(k))
-                .and_then(|&v| u64::try_from(v).ok())
-        };
-        let (Some(start), Some(end)) = (at(i), i.checked_add(1).and_then(at)) else {
-            return Err(Error::InvalidArgument {
-                what: format!("sequence {i} of {}", self.len()),
-            });
-        };
-        if start > end || end > self.group.rows(self.values) {
-            return Err(Error::Corrupt {
-                path: self
-                    .group
-                    .member_path(self.offsets)
-                    .unwrap_or(self.group.path())
-                    .to_path_buf(),
-                offset: None,
-                what: format!(
-                    "offsets {start}..{end} of sequence {i} are not within the {} value rows",
-                    self.group.rows(self.values)
-                ),
-            });
-        }
-        Ok(start..end)
-    }
-
-    /// Sequence `i` as values of `T` (the values' dtype), without a copy.
-    pub fn get<T: Element>(&self, i: u64) -> Result<&[T]> {
-        self.group.rows_as(self.values, self.range(i)?)
-    }
-
-    /// Sequence `i` as raw bytes.
-    pub fn get_bytes(&self, i: u64) -> Result<&[u8]> {
-        self.group.bytes(self.values, self.range(i)?)
     }
 }

@@ -13,6 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::files;
 use crate::format::header::{Header, Version};
 use crate::options::TailPolicy;
 use crate::recovery::{self, Files, Inspection, Plan};
@@ -130,7 +131,7 @@ impl FileStatus {
     /// [`FileStatus::read`] on `backend`.
     pub fn read_with<B: Backend>(backend: &B, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let journal_path = recovery::journal_path(path);
+        let journal_path = files::journal_path(path);
         let npy = open_read(backend, path)?;
         let journal = open_read(backend, &journal_path)?;
         if npy.is_none() && journal.is_none() {
@@ -148,7 +149,7 @@ impl FileStatus {
                 let len = f
                     .len()
                     .map_err(|e| Error::io(path, "reading the length", e))?;
-                let read = recovery::read_header(f, len)
+                let read = files::read_header(f, len)
                     .map_err(|e| Error::io(path, "reading the header", e))?;
                 let chars = read.header.as_ref().ok().map(|h| text_chars(h, &read.raw));
                 (len, Some(read.header), chars)
@@ -248,7 +249,7 @@ impl FileStatus {
             header_from_file,
             header_text_chars,
             row_bytes: Some(plan.layout.row_bytes),
-            rows: Some(plan.rows),
+            rows: Some(plan.file.rows),
             bytes_past_end: Some(plan.report.bytes_cut),
             state,
             problem,
@@ -373,7 +374,7 @@ mod tests {
         let before = counts(backend);
         let bytes = (
             backend.contents(path),
-            backend.contents(&recovery::journal_path(path)),
+            backend.contents(&files::journal_path(path)),
         );
         let status = FileStatus::read_with(backend, path);
         assert_eq!(
@@ -384,7 +385,7 @@ mod tests {
         assert_eq!(
             (
                 backend.contents(path),
-                backend.contents(&recovery::journal_path(path))
+                backend.contents(&files::journal_path(path))
             ),
             bytes
         );

@@ -40,14 +40,16 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::element::{self, Element};
+use super::rows::{self, Rows};
+use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::format::dtype::{Dtype, Kind};
+use crate::files;
+use crate::format::dtype::Dtype;
 use crate::format::header::Header;
 use crate::format::journal::Record;
-use crate::options::TailPolicy;
-use crate::recovery::{self, Files};
-use crate::storage::{Backend, FsBackend, FsFile, OpenMode, Storage};
+use crate::format::layout::Layout;
+use crate::recovery;
+use crate::storage::{Backend, FsBackend, OpenMode, Storage};
 
 /// Attempts at a full read of the header and journal before an inconsistent
 /// view is reported: a header read while the writer rewrites it can be torn.
@@ -100,7 +102,7 @@ pub struct Reader<B: Backend = FsBackend> {
     shape: Shape,
     source: Source,
     rows: u64,
-    data: Data,
+    data: Rows,
 }
 
 /// What the rows look like; fixed for the life of a reader.
@@ -122,40 +124,14 @@ impl Shape {
     /// The rows of a header, for reading (any header, also one
     /// without growth room).
     fn of(path: &Path, header: &Header) -> Result<Self> {
-        let unsupported = |what: String| Error::Unsupported {
-            path: Some(path.to_path_buf()),
-            what,
-        };
-        if header.shape.is_empty() {
-            return Err(unsupported(
-                "a 0-d array (shape ()) has no rows to read".to_owned(),
-            ));
-        }
-        let itemsize = header
-            .dtype
-            .itemsize()
-            .map_err(|e| Error::from_format(path, e))?;
-        let row_shape = header.row_shape().to_vec();
-        let row_bytes = row_shape
-            .iter()
-            .try_fold(itemsize, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| Error::Corrupt {
-                path: path.to_path_buf(),
-                offset: None,
-                what: "row size overflows 64 bits".to_owned(),
-            })?;
-        if row_bytes == 0 {
-            return Err(unsupported(format!(
-                "rows of shape {row_shape:?} with dtype {} have zero bytes",
-                header.dtype
-            )));
-        }
+        let layout =
+            Layout::without_room(header.clone()).map_err(|e| Error::from_format(path, e))?;
         Ok(Self {
             dtype: header.dtype.clone(),
             fortran_order: header.fortran_order && header.shape.len() > 1,
-            row_shape,
+            row_shape: header.row_shape().to_vec(),
             header_len: header.header_len,
-            row_bytes,
+            row_bytes: layout.row_bytes,
         })
     }
 
@@ -175,17 +151,6 @@ enum Source {
         id: u64,
         block_len: u64,
         sequence: u64,
-    },
-}
-
-/// The committed data bytes (from the header's end).
-enum Data {
-    Empty,
-    Mapped(memmap2::Mmap),
-    /// A copy, in `u64` words so that it is aligned for every [`Element`].
-    Owned {
-        words: Vec<u64>,
-        len: usize,
     },
 }
 
@@ -217,14 +182,14 @@ where
     /// Opens the `.npy` at `path` in `backend` for reading (see [`Reader::open`]).
     pub fn open_with(backend: B, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let journal_path = recovery::journal_path(&path);
+        let journal_path = files::journal_path(&path);
         let npy = backend
             .open(&path, OpenMode::Read)
             .map_err(|e| Error::io(&path, "opening", e))?;
         let observed = retry(|| observe(&backend, &path, &journal_path, &npy))?;
         let mut reader = Self {
             rows: 0,
-            data: Data::Empty,
+            data: Rows::Empty,
             source: observed.source,
             shape: observed.shape.clone(),
             backend,
@@ -362,7 +327,7 @@ where
             .committed
             .min(observed.shape.rows_in(observed.file_len));
         self.source = observed.source;
-        if rows == self.rows && !matches!(self.data, Data::Empty) {
+        if rows == self.rows && !matches!(self.data, Rows::Empty) {
             return Ok(());
         }
         let len = rows
@@ -372,42 +337,7 @@ where
                 path: Some(self.path.clone()),
                 what: format!("{rows} rows do not fit in this machine's address space"),
             })?;
-        self.data = if len == 0 {
-            Data::Empty
-        } else if let Some(fs) = as_fs_file(&self.npy) {
-            // SAFETY: the mapped range holds committed rows only, starting
-            // after the header. npy-append never rewrites or cuts committed
-            // rows (commits write past them, recovery cuts only past the
-            // committed end; only a power loss, which also ends this process,
-            // can lose committed rows), so the bytes do not change while
-            // mapped. Another
-            // program truncating the file can still make an access SIGBUS
-            // (documented on `Reader`).
-            let map = unsafe {
-                memmap2::MmapOptions::new()
-                    .offset(self.shape.header_len)
-                    .len(len)
-                    .map(fs.file())
-            }
-            .map_err(|e| Error::io(&self.path, "mapping the committed rows", e))?;
-            Data::Mapped(map)
-        } else {
-            let mut bytes = vec![0u8; len];
-            self.npy
-                .read_at(&mut bytes, self.shape.header_len)
-                .map_err(|e| Error::io(&self.path, "reading the committed rows", e))?;
-            let words = bytes
-                .chunks(8)
-                .map(|c| {
-                    let mut w = [0u8; 8];
-                    if let Some(dst) = w.get_mut(..c.len()) {
-                        dst.copy_from_slice(c);
-                    }
-                    u64::from_ne_bytes(w)
-                })
-                .collect();
-            Data::Owned { words, len }
-        };
+        self.data = Rows::load(&self.npy, &self.path, self.shape.header_len, len)?;
         self.rows = rows;
         Ok(())
     }
@@ -457,23 +387,17 @@ impl<B: Backend> Reader<B> {
 
     /// The raw bytes of all visible rows.
     fn data(&self) -> &[u8] {
-        match &self.data {
-            Data::Empty => &[],
-            Data::Mapped(map) => map,
-            Data::Owned { words, len } => element::as_bytes(words).get(..*len).unwrap_or_default(),
-        }
+        self.data.bytes()
     }
 
     /// The raw bytes (in the file's byte order) of rows `range`; an
     /// `InvalidArgument` error when the range is not within [`len`](Self::len).
     pub fn bytes(&self, range: Range<u64>) -> Result<&[u8]> {
         let out_of_range = || Error::InvalidArgument {
+            path: Some(self.path.clone()),
             what: format!(
-                "rows {}..{} are not within the {} committed rows of {}",
-                range.start,
-                range.end,
-                self.rows,
-                self.path.display()
+                "rows {}..{} are not within the {} committed rows",
+                range.start, range.end, self.rows
             ),
         };
         if range.start > range.end || range.end > self.rows {
@@ -496,45 +420,8 @@ impl<B: Backend> Reader<B> {
 
     /// Rows `range` as values of `T` (see [`as_slice`](Self::as_slice)).
     pub fn rows_as<T: Element>(&self, range: Range<u64>) -> Result<&[T]> {
-        if !element::matches::<T>(&self.shape.dtype) {
-            return Err(Error::DtypeMismatch {
-                expected: self.shape.dtype.to_string(),
-                found: T::dtype().to_string(),
-            });
-        }
         let bytes = self.bytes(range)?;
-        if bytes.is_empty() {
-            return Ok(&[]);
-        }
-        let align = std::mem::align_of::<T>();
-        if !(self.shape.header_len as usize).is_multiple_of(align)
-            || !bytes.as_ptr().cast::<T>().is_aligned()
-        {
-            return Err(Error::Unsupported {
-                path: Some(self.path.clone()),
-                what: format!(
-                    "the data starts at byte {}, which is not aligned for {}-byte values; \
-                     use Reader::bytes and decode the values",
-                    self.shape.header_len, align
-                ),
-            });
-        }
-        if T::KIND == Kind::Bool
-            && let Some(at) = bytes.iter().position(|&b| b > 1)
-        {
-            return Err(Error::Corrupt {
-                path: self.path.clone(),
-                offset: Some(self.shape.header_len + at as u64),
-                what: "a bool value is neither 0 nor 1".to_owned(),
-            });
-        }
-        let count = bytes.len() / std::mem::size_of::<T>();
-        // SAFETY: `T` is an `Element` (a primitive with no invalid bit
-        // patterns once bool bytes are checked to be 0 or 1 above); the
-        // pointer is aligned for `T` (checked above); `count` values of `T`
-        // fit in `bytes`, which lives as long as `&self` (the mapping or the
-        // copy is only replaced through `&mut self`).
-        Ok(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), count) })
+        rows::cast(&self.shape.dtype, &self.path, self.shape.header_len, bytes)
     }
 
     /// The visible rows in chunks of `rows_per_chunk` rows (raw bytes, the
@@ -603,11 +490,6 @@ impl<B: Backend> std::fmt::Debug for Reader<B> {
     }
 }
 
-/// The real file behind `file`, when it is one (only those can be mapped).
-fn as_fs_file<F: Storage + 'static>(file: &F) -> Option<&FsFile> {
-    (file as &dyn std::any::Any).downcast_ref::<FsFile>()
-}
-
 /// Runs `f` up to [`ATTEMPTS`] times while it reports the file corrupt: a
 /// header read during the writer's in-place rewrite can be torn.
 fn retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
@@ -639,7 +521,7 @@ fn observe<B: Backend>(
     // the opposite order (journal, header, length) never finds a committed
     // count whose rows are not in the file yet.
     let len = |op| npy.len().map_err(|e| Error::io(path, op, e));
-    let read = recovery::read_header(npy, len("reading the length")?)
+    let read = files::read_header(npy, len("reading the length")?)
         .map_err(|e| Error::io(path, "reading the header", e))?;
     let file_len = len("reading the length")?;
     if let Some(recovery::JournalRead {
@@ -648,15 +530,15 @@ fn observe<B: Backend>(
     }) = journal
     {
         let newest = slots.into_iter().map(|(_, r)| r).max_by_key(|r| r.sequence);
-        let layout = recovery::snapshot_layout(path, journal_path, &identity)?;
-        let files: Files<'_, B::File> = Files {
+        let layout = recovery::journal_layout(path, journal_path, &identity)?;
+        recovery::check_binding(
             path,
             journal_path,
-            npy: None,
-            journal: None,
-            tail_policy: TailPolicy::default(),
-        };
-        recovery::check_binding(&files, &layout, &identity, &read)?;
+            &layout,
+            &identity.snapshot,
+            identity.created(),
+            &read,
+        )?;
         let (committed, sequence) = match newest {
             Some(record) => (record.rows, record.sequence),
             // Identity and slot A are written together: a reader that
@@ -805,7 +687,7 @@ mod tests {
     }
 
     fn put_journal(backend: &MemBackend, bytes: &[u8]) {
-        backend.put(&recovery::journal_path(npy_path()), bytes);
+        backend.put(&files::journal_path(npy_path()), bytes);
     }
 
     #[test]
@@ -861,7 +743,7 @@ mod tests {
         assert!(r.refresh().unwrap());
         assert_eq!(r.len(), 5);
         // Closed, then another writer's journal with a new id.
-        backend.remove(&recovery::journal_path(npy_path())).unwrap();
+        backend.remove(&files::journal_path(npy_path())).unwrap();
         assert!(r.refresh().unwrap());
         assert_eq!(
             r.len(),

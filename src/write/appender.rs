@@ -16,21 +16,27 @@
 //! only committed rows, and a journal that recovery trusts.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::data_file::DataFile;
 use crate::element::{self, Element};
 use crate::error::{Error, Poison, Result};
-use crate::format::cursor_file::CursorFile;
+use crate::files;
+use crate::format::cursor_file::{self, CursorFile};
 use crate::format::dtype::Dtype;
 use crate::format::header;
 use crate::format::journal::{self, FLAG_CREATED, Record, Slot};
-use crate::options::{AppendOptions, Durability, GroupCommit, LockWait, TailPolicy};
-use crate::recovery::{self, Files, Inspection, Layout, Plan};
+use crate::format::layout::Layout;
+use crate::options::{AppendOptions, Durability, GroupCommit, TailPolicy};
+use crate::recovery::{self, Files, Inspection, Plan};
 use crate::report::{Found, RecoveryReport};
-use crate::storage::{Backend, FsBackend, OpenMode, Storage};
+use crate::storage::{Backend, FsBackend, Storage};
 
 /// Default size of the user-space buffer collecting small appends.
 const DEFAULT_BUFFER_BYTES: usize = 1 << 20;
+
+/// Bytes of a group member's marker read (it holds a file name).
+const MARKER_MAX_LEN: usize = 4096;
 
 /// Appends rows to one `.npy` file, crash-safely.
 ///
@@ -74,29 +80,18 @@ enum State<F> {
 }
 
 struct Live<F> {
-    npy: F,
+    data: DataFile<F>,
     journal: F,
-    layout: Layout,
-    /// Values (not bytes) per row.
-    row_values: u64,
     journal_id: u64,
     identity_len: u64,
     next_slot: Slot,
     next_sequence: u64,
-    committed_rows: u64,
     cursor: Vec<u8>,
     /// The cursor changed since the last commit.
     cursor_dirty: bool,
-    /// File offset where the next buffered bytes go.
-    written_end: u64,
-    buffer: Vec<u8>,
-    pending_rows: u64,
-    /// CRC32 of the pending rows already written to the file.
-    pending_crc: crc32fast::Hasher,
     pending_since: Option<Instant>,
-    /// Reused by every commit: the journal record and the header.
+    /// Reused by every commit for the journal record.
     record_buf: Vec<u8>,
-    header_buf: Vec<u8>,
 }
 
 impl Appender<FsBackend> {
@@ -109,9 +104,21 @@ impl Appender<FsBackend> {
     }
 }
 
+impl AppendOptions {
+    /// Opens, creates or recovers the file at `path` on the real file system.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Appender<FsBackend>> {
+        Appender::open_with(FsBackend, path.as_ref(), &self)
+    }
+
+    /// Opens, creates or recovers the file at `path` on `backend`.
+    pub fn open_with<B: Backend>(self, backend: B, path: impl AsRef<Path>) -> Result<Appender<B>> {
+        Appender::open_with(backend, path.as_ref(), &self)
+    }
+}
+
 impl<B: Backend> Appender<B> {
-    pub(crate) fn open_with(backend: B, path: &Path, options: &AppendOptions) -> Result<Self> {
-        let journal_path = recovery::journal_path(path);
+    fn open_with(backend: B, path: &Path, options: &AppendOptions) -> Result<Self> {
+        let journal_path = files::journal_path(path);
         let mut appender = Self {
             path: path.to_path_buf(),
             journal_path,
@@ -142,28 +149,17 @@ impl<B: Backend> Appender<B> {
 
     fn open_existing(&mut self, options: &AppendOptions) -> Result<()> {
         let (path, journal_path) = (self.path.clone(), self.journal_path.clone());
-        crate::group::refuse_member(&self.backend, &path)?;
-        let npy = match self.backend.open(&path, OpenMode::ReadWrite) {
-            Ok(file) => {
-                lock(&file, &path, options.lock_wait)?;
-                locked_file_has_path(&self.backend, &file, &path)?;
-                Some(file)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(&path, "opening", e)),
-        };
-        let journal = match self.backend.open(&journal_path, OpenMode::ReadWrite) {
-            Ok(file) => {
-                // The writer holds the journal's lock too, so that a writer
-                // still creating a new file (no `.npy` to lock yet) is never
-                // mistaken for a crashed one.
-                lock(&file, &journal_path, options.lock_wait)?;
-                locked_file_has_path(&self.backend, &file, &journal_path)?;
-                Some(file)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(&journal_path, "opening the journal", e)),
-        };
+        refuse_member(&self.backend, &path)?;
+        let npy = files::open_locked(&self.backend, &path, options.lock_wait, "opening")?;
+        // The writer holds the journal's lock too, so that a writer still
+        // creating a new file (no `.npy` to lock yet) is never mistaken for a
+        // crashed one.
+        let journal = files::open_locked(
+            &self.backend,
+            &journal_path,
+            options.lock_wait,
+            "opening the journal",
+        )?;
         let (npy, file_rewritten) =
             self.give_header_room(npy, journal.is_none(), options.tail_policy)?;
         let inspection = recovery::inspect(&Files {
@@ -178,14 +174,12 @@ impl<B: Backend> Appender<B> {
                 if discard_journal {
                     // Removed while its lock is held, so that no other
                     // writer can take it over in between.
-                    self.backend.remove(&journal_path).map_err(|e| {
-                        Error::io(&journal_path, "removing an incomplete journal", e)
-                    })?;
+                    files::remove_durably(
+                        &self.backend,
+                        &journal_path,
+                        "removing an incomplete journal",
+                    )?;
                     drop(journal);
-                    let dir = recovery::parent_dir(&journal_path);
-                    self.backend
-                        .sync_dir(dir)
-                        .map_err(|e| Error::io(dir, "syncing the directory", e))?;
                     self.report.journal_discarded = true;
                 }
                 return Ok(());
@@ -205,7 +199,7 @@ impl<B: Backend> Appender<B> {
         self.report.file_rewritten = file_rewritten;
         let identity_len = applied.identity.block_len();
         let mut newest = applied.newest.clone();
-        self.adopt_cursor_file(&applied, &mut newest, plan.rows)?;
+        self.adopt_cursor_file(&applied, &mut newest, plan.file.rows)?;
         if self.durability == Durability::Process && newest.1.data_synced {
             // A power loss under Process durability can leave the header
             // ahead of the journal (a commit's header kept, its record lost),
@@ -229,27 +223,18 @@ impl<B: Backend> Appender<B> {
                 .map_err(|e| Error::io(&journal_path, "writing the journal", e))?;
             newest = (slot, record);
         }
-        let row_values = plan.layout.header.row_shape().iter().product::<u64>();
-        let end = plan.layout.end_of(plan.rows).unwrap_or(u64::MAX);
+        let data = DataFile::new(path, applied.npy, plan.layout, self.buffer_bytes)?;
         self.state = State::Live(Box::new(Live {
-            npy: applied.npy,
+            data,
             journal: applied.journal,
-            row_values,
             journal_id: applied.identity.journal_id,
             identity_len,
             next_slot: newest.0.other(),
             next_sequence: newest.1.sequence + 1,
-            committed_rows: plan.rows,
             cursor: newest.1.cursor,
             cursor_dirty: false,
-            written_end: end,
-            buffer: Vec::new(),
-            pending_rows: 0,
-            pending_crc: crc32fast::Hasher::new(),
             pending_since: None,
             record_buf: Vec::new(),
-            header_buf: Vec::new(),
-            layout: plan.layout,
         }));
         Ok(())
     }
@@ -268,7 +253,7 @@ impl<B: Backend> Appender<B> {
         let Some(file) = file else {
             return Ok((None, false));
         };
-        let temp = recovery::rewrite_path(&self.path);
+        let temp = files::rewrite_path(&self.path);
         if self
             .backend
             .exists(&temp)
@@ -299,8 +284,8 @@ impl<B: Backend> Appender<B> {
         newest: &mut (Slot, Record),
         rows: u64,
     ) -> Result<()> {
-        let path = cursor_path(&self.path);
-        let Some(bytes) = read_whole(&self.backend, &path)? else {
+        let path = files::cursor_path(&self.path);
+        let Some(bytes) = files::read_small(&self.backend, &path, cursor_file::MAX_LEN)? else {
             return Ok(());
         };
         let found = CursorFile::decode(&bytes)
@@ -332,7 +317,8 @@ impl<B: Backend> Appender<B> {
                 .map_err(|e| Error::io(&self.journal_path, "writing the journal", e))?;
             *newest = (slot, record);
         }
-        remove_cursor_file(&self.backend, &self.path)
+        files::remove_durably(&self.backend, &path, "removing the cursor file")?;
+        Ok(())
     }
 
     /// `.npy` with an empty shape, each synced with its directory.
@@ -358,7 +344,11 @@ impl<B: Backend> Appender<B> {
         let layout = Layout::new(parsed).map_err(|e| Error::from_format(&self.path, e))?;
         // A cursor left by a removed file of the same name describes
         // nothing this writer creates.
-        remove_cursor_file(&self.backend, &self.path)?;
+        files::remove_durably(
+            &self.backend,
+            &files::cursor_path(&self.path),
+            "removing the cursor file",
+        )?;
         let (journal, identity, record) = recovery::create_journal(
             &self.backend,
             &self.journal_path,
@@ -370,34 +360,23 @@ impl<B: Backend> Appender<B> {
         // On failure the journal stays: if another writer created the
         // `.npy` meanwhile, it may be using this journal now; if not,
         // recovery recognises it.
-        let npy = recovery::create_locked(&self.backend, &self.path, "creating the file")?;
+        let npy = files::create_locked(&self.backend, &self.path, "creating the file")?;
         npy.write_at(&bytes, 0)
             .and_then(|()| npy.sync_data())
             .map_err(|e| Error::io(&self.path, "writing the header", e))?;
-        let dir = recovery::parent_dir(&self.path);
-        self.backend
-            .sync_dir(dir)
-            .map_err(|e| Error::io(dir, "syncing the directory", e))?;
-        let row_values = layout.header.row_shape().iter().product::<u64>();
+        files::sync_parent(&self.backend, &self.path)?;
+        let data = DataFile::new(self.path.clone(), npy, layout, self.buffer_bytes)?;
         self.state = State::Live(Box::new(Live {
-            npy,
+            data,
             journal,
-            row_values,
             journal_id: identity.journal_id,
             identity_len: identity.block_len(),
             next_slot: Slot::B,
             next_sequence: record.sequence + 1,
-            committed_rows: 0,
             cursor: Vec::new(),
             cursor_dirty: false,
-            written_end: layout.header.header_len,
-            buffer: Vec::new(),
-            pending_rows: 0,
-            pending_crc: crc32fast::Hasher::new(),
             pending_since: None,
             record_buf: Vec::new(),
-            header_buf: Vec::new(),
-            layout,
         }));
         self.report.found = Found::NoFile;
         Ok(())
@@ -421,7 +400,7 @@ impl<B: Backend> Appender<B> {
     /// Committed rows: after opening, where appending continues.
     pub fn len(&self) -> u64 {
         match &self.state {
-            State::Live(live) => live.committed_rows,
+            State::Live(live) => live.data.committed(),
             State::Unborn { .. } => 0,
         }
     }
@@ -434,7 +413,7 @@ impl<B: Backend> Appender<B> {
     /// Rows appended since the last commit.
     pub fn pending_rows(&self) -> u64 {
         match &self.state {
-            State::Live(live) => live.pending_rows,
+            State::Live(live) => live.data.pending(),
             State::Unborn { .. } => 0,
         }
     }
@@ -442,7 +421,7 @@ impl<B: Backend> Appender<B> {
     /// The file's dtype; `None` before a new file's first append.
     pub fn dtype(&self) -> Option<&Dtype> {
         match &self.state {
-            State::Live(live) => Some(&live.layout.header.dtype),
+            State::Live(live) => Some(live.data.dtype()),
             State::Unborn { dtype, .. } => dtype.as_ref(),
         }
     }
@@ -450,7 +429,7 @@ impl<B: Backend> Appender<B> {
     /// The shape of one row (the array's shape without its first axis).
     pub fn row_shape(&self) -> &[u64] {
         match &self.state {
-            State::Live(live) => live.layout.header.row_shape(),
+            State::Live(live) => live.data.row_shape(),
             State::Unborn { row_shape, .. } => row_shape,
         }
     }
@@ -463,7 +442,8 @@ impl<B: Backend> Appender<B> {
     pub fn fortran_order(&self) -> bool {
         match &self.state {
             State::Live(live) => {
-                live.layout.header.fortran_order && live.layout.header.shape.len() > 1
+                let header = &live.data.layout().header;
+                header.fortran_order && header.shape.len() > 1
             }
             State::Unborn {
                 row_shape,
@@ -476,7 +456,7 @@ impl<B: Backend> Appender<B> {
     /// Bytes per row; `None` before a new file's first append.
     pub fn row_bytes(&self) -> Option<u64> {
         match &self.state {
-            State::Live(live) => Some(live.layout.row_bytes),
+            State::Live(live) => Some(live.data.row_bytes()),
             State::Unborn { .. } => None,
         }
     }
@@ -512,6 +492,7 @@ impl<B: Backend> Appender<B> {
                 Some(d) if element::matches::<T>(d) => d.clone(),
                 Some(d) => {
                     return Err(Error::DtypeMismatch {
+                        path: self.path.clone(),
                         expected: d.to_string(),
                         found: T::dtype().to_string(),
                     });
@@ -526,8 +507,8 @@ impl<B: Backend> Appender<B> {
         let State::Live(live) = &self.state else {
             return Ok(());
         };
-        let (rows, _) = live.typed_rows(values)?;
-        self.append_rows(element::as_bytes(values), rows)
+        let bytes = live.data.typed_bytes(values)?;
+        self.append_rows(bytes)
     }
 
     /// Appends raw row bytes in the file's own dtype layout (C order, the
@@ -538,11 +519,10 @@ impl<B: Backend> Appender<B> {
         if let State::Unborn { dtype, .. } = &self.state {
             let Some(dtype) = dtype.clone() else {
                 return Err(Error::InvalidArgument {
-                    what: format!(
-                        "{}: a new file needs its dtype before raw bytes can be appended; \
-                         set AppendOptions::dtype or make the first append a typed one",
-                        self.path.display()
-                    ),
+                    path: Some(self.path.clone()),
+                    what: "a new file needs its dtype before raw bytes can be appended; \
+                           set AppendOptions::dtype or make the first append a typed one"
+                        .to_owned(),
                 });
             };
             if bytes.is_empty() {
@@ -553,46 +533,22 @@ impl<B: Backend> Appender<B> {
         let State::Live(live) = &self.state else {
             return Ok(());
         };
-        let row_bytes = live.layout.row_bytes;
-        if !(bytes.len() as u64).is_multiple_of(row_bytes) {
-            return Err(Error::ShapeMismatch {
-                expected: format!("a multiple of {row_bytes} bytes (whole rows)"),
-                found: format!("{} bytes", bytes.len()),
-            });
-        }
-        let rows = bytes.len() as u64 / row_bytes;
-        self.append_rows(bytes, rows)
+        live.data.rows_in(bytes)?;
+        self.append_rows(bytes)
     }
 
-    fn append_rows(&mut self, bytes: &[u8], rows: u64) -> Result<()> {
-        if rows == 0 {
+    /// Appends whole rows (checked by the caller) to the live file.
+    fn append_rows(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
             return Ok(());
         }
         self.guarded(|a| {
-            let path = &a.path;
-            let cap = a.buffer_bytes;
             // The clock is read only for a commit interval to measure.
             let timed = a.group_commit.interval.is_some();
             let State::Live(live) = &mut a.state else {
                 return Ok(());
             };
-            let total = live
-                .committed_rows
-                .checked_add(live.pending_rows)
-                .and_then(|r| r.checked_add(rows))
-                .filter(|&r| live.layout.end_of(r).is_some())
-                .ok_or_else(|| Error::InvalidArgument {
-                    what: format!("{}: the row count would overflow 64 bits", path.display()),
-                })?;
-            if live.buffer.len() + bytes.len() > cap {
-                live.flush(path)?;
-            }
-            if bytes.len() >= cap {
-                live.write(path, bytes)?;
-            } else {
-                live.buffer.extend_from_slice(bytes);
-            }
-            live.pending_rows = total - live.committed_rows;
+            live.data.push(bytes)?;
             if timed {
                 live.pending_since.get_or_insert_with(Instant::now);
             }
@@ -609,9 +565,10 @@ impl<B: Backend> Appender<B> {
             return false;
         };
         let g = &self.group_commit;
-        g.rows.is_some_and(|n| live.pending_rows >= n)
+        let pending = live.data.pending();
+        g.rows.is_some_and(|n| pending >= n)
             || g.bytes
-                .is_some_and(|n| live.pending_rows.saturating_mul(live.layout.row_bytes) >= n)
+                .is_some_and(|n| pending.saturating_mul(live.data.row_bytes()) >= n)
             || g.interval
                 .zip(live.pending_since)
                 .is_some_and(|(every, since)| since.elapsed() >= every)
@@ -632,8 +589,8 @@ impl<B: Backend> Appender<B> {
     pub fn append_at<T: Element>(&mut self, start_row: u64, values: &[T]) -> Result<u64> {
         self.check_poison()?;
         if let State::Live(live) = &self.state {
-            live.typed_rows(values)?;
-            return self.append_bytes_at(start_row, element::as_bytes(values));
+            let bytes = live.data.typed_bytes(values)?;
+            return self.append_bytes_at(start_row, bytes);
         }
         // No file yet: nothing is held, and a typed append creates it.
         if start_row > 0 {
@@ -655,14 +612,8 @@ impl<B: Backend> Appender<B> {
             self.append_bytes(bytes)?;
             return Ok(self.len() + self.pending_rows() - held);
         };
-        let row_bytes = live.layout.row_bytes;
-        if !(bytes.len() as u64).is_multiple_of(row_bytes) {
-            return Err(Error::ShapeMismatch {
-                expected: format!("a multiple of {row_bytes} bytes (whole rows)"),
-                found: format!("{} bytes", bytes.len()),
-            });
-        }
-        let rows = bytes.len() as u64 / row_bytes;
+        let row_bytes = live.data.row_bytes();
+        let rows = live.data.rows_in(bytes)?;
         let skip = (held - start_row).min(rows);
         let (old, new) = bytes.split_at((skip * row_bytes) as usize);
         if self.compare_overlap {
@@ -683,37 +634,15 @@ impl<B: Backend> Appender<B> {
     /// Compares `bytes` (whole rows) with the rows from `start_row` the file
     /// holds; pending rows are written to the file first.
     fn compare_rows(&mut self, start_row: u64, bytes: &[u8]) -> Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let path = self.path.clone();
-        let first_diff = self.guarded(|a| {
-            let State::Live(live) = &mut a.state else {
-                return Ok(None);
-            };
-            live.flush(&path)?;
-            let row_bytes = live.layout.row_bytes as usize;
-            let mut at = live.layout.end_of(start_row).unwrap_or(u64::MAX);
-            let chunk_rows = (DEFAULT_BUFFER_BYTES / row_bytes).max(1);
-            let mut buf = Vec::new();
-            for (i, given) in bytes.chunks(chunk_rows * row_bytes).enumerate() {
-                buf.resize(given.len(), 0);
-                live.npy
-                    .read_at(&mut buf, at)
-                    .map_err(|e| Error::io(&path, "reading rows to compare", e))?;
-                if let Some(row) = buf
-                    .chunks(row_bytes)
-                    .zip(given.chunks(row_bytes))
-                    .position(|(a, b)| a != b)
-                {
-                    return Ok(Some(start_row + (i * chunk_rows + row) as u64));
-                }
-                at += given.len() as u64;
-            }
-            Ok(None)
+        let first_diff = self.guarded(|a| match &mut a.state {
+            State::Live(live) => live.data.first_difference(start_row, bytes),
+            State::Unborn { .. } => Ok(None),
         })?;
         match first_diff {
-            Some(row) => Err(Error::DataDiffers { path, row }),
+            Some(row) => Err(Error::DataDiffers {
+                path: self.path.clone(),
+                row,
+            }),
             None => Ok(()),
         }
     }
@@ -750,11 +679,10 @@ impl<B: Backend> Appender<B> {
         if let State::Unborn { dtype, .. } = &self.state {
             let Some(dtype) = dtype.clone() else {
                 return Err(Error::InvalidArgument {
-                    what: format!(
-                        "{}: a new file needs its dtype before a cursor can be committed; \
-                         set AppendOptions::dtype or append a typed row first",
-                        self.path.display()
-                    ),
+                    path: Some(self.path.clone()),
+                    what: "a new file needs its dtype before a cursor can be committed; \
+                           set AppendOptions::dtype or append a typed row first"
+                        .to_owned(),
                 });
             };
             self.guarded(|a| a.create(&dtype))?;
@@ -778,14 +706,13 @@ impl<B: Backend> Appender<B> {
     pub fn commit(&mut self) -> Result<u64> {
         self.guarded(|a| {
             let Self {
-                path,
                 journal_path,
                 durability,
                 state,
                 ..
             } = a;
             match state {
-                State::Live(live) => live.commit(path, journal_path, *durability),
+                State::Live(live) => live.commit(journal_path, *durability),
                 State::Unborn { .. } => Ok(0),
             }
         })
@@ -812,26 +739,21 @@ impl<B: Backend> Appender<B> {
                 return Ok(());
             };
             let Live {
-                npy,
+                data,
                 journal,
                 cursor,
-                committed_rows,
                 ..
             } = *live;
-            npy.sync_all()
-                .map_err(|e| Error::io(&a.path, "syncing the header", e))?;
+            data.sync_all()?;
             if !cursor.is_empty() {
-                write_cursor_file(&a.backend, &a.path, committed_rows, cursor)?;
+                write_cursor_file(&a.backend, &a.path, data.committed(), cursor)?;
             }
             a.backend
                 .remove(&a.journal_path)
                 .map_err(|e| Error::io(&a.journal_path, "removing the journal", e))?;
             drop(journal);
-            let dir = recovery::parent_dir(&a.journal_path);
-            a.backend
-                .sync_dir(dir)
-                .map_err(|e| Error::io(dir, "syncing the directory", e))?;
-            drop(npy);
+            files::sync_parent(&a.backend, &a.journal_path)?;
+            drop(data);
             Ok(())
         })?;
         Ok(rows)
@@ -839,70 +761,24 @@ impl<B: Backend> Appender<B> {
 }
 
 impl<F: Storage> Live<F> {
-    /// Checks that `values` are whole rows of exactly the file's dtype:
-    /// the number of rows and the values per row.
-    fn typed_rows<T: Element>(&self, values: &[T]) -> Result<(u64, u64)> {
-        if !element::matches::<T>(&self.layout.header.dtype) {
-            return Err(Error::DtypeMismatch {
-                expected: self.layout.header.dtype.to_string(),
-                found: T::dtype().to_string(),
-            });
-        }
-        let per_row = self.row_values;
-        if per_row == 0 || !(values.len() as u64).is_multiple_of(per_row) {
-            return Err(Error::ShapeMismatch {
-                expected: format!(
-                    "a multiple of {per_row} values (rows of shape {:?})",
-                    self.layout.header.row_shape()
-                ),
-                found: format!("{} values", values.len()),
-            });
-        }
-        Ok((values.len() as u64 / per_row, per_row))
-    }
-
-    /// Writes `bytes` (whole rows) at the end of the written data.
-    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
-        self.npy
-            .write_at(bytes, self.written_end)
-            .map_err(|e| Error::io(path, "writing rows", e))?;
-        self.pending_crc.update(bytes);
-        self.written_end += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Writes the buffered rows to the file.
-    fn flush(&mut self, path: &Path) -> Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let buffer = std::mem::take(&mut self.buffer);
-        let result = self.write(path, &buffer);
-        self.buffer = buffer;
-        self.buffer.clear();
-        result
-    }
-
-    fn commit(&mut self, path: &Path, journal_path: &Path, durability: Durability) -> Result<u64> {
-        if self.pending_rows == 0 && !self.cursor_dirty {
-            return Ok(self.committed_rows);
+    fn commit(&mut self, journal_path: &Path, durability: Durability) -> Result<u64> {
+        if self.data.pending() == 0 && !self.cursor_dirty {
+            return Ok(self.data.committed());
         }
         let synced = durability == Durability::Fsync;
         // 1. rows past the committed end.
-        self.flush(path)?;
+        self.data.flush()?;
         // 2. rows durable.
         if synced {
-            self.npy
-                .sync_data()
-                .map_err(|e| Error::io(path, "syncing rows", e))?;
+            self.data.sync_rows()?;
         }
         // 3. journal record in the older slot, durable.
-        let rows = self.committed_rows + self.pending_rows;
+        let pending = self.data.pending_commit();
         let record = Record {
             sequence: self.next_sequence,
-            rows,
-            prev_rows: self.committed_rows,
-            data_crc: self.pending_crc.clone().finalize(),
+            rows: pending.rows,
+            prev_rows: pending.prev_rows,
+            data_crc: pending.data_crc,
             data_synced: synced,
             // Lent to the record for its encoding, given back below.
             cursor: std::mem::take(&mut self.cursor),
@@ -922,17 +798,7 @@ impl<F: Storage> Live<F> {
                 .map_err(|e| Error::io(journal_path, "syncing the journal", e))?;
         }
         // 4. header shape, in place.
-        self.layout
-            .header_bytes_into(rows, &mut self.header_buf)
-            .map_err(|e| Error::from_format(path, e))?;
-        let skip = self.layout.header.version.prefix_len();
-        self.npy
-            .write_at(self.header_buf.get(skip..).unwrap_or_default(), skip as u64)
-            .map_err(|e| Error::io(path, "rewriting the header", e))?;
-        self.layout.set_rows(rows);
-        self.committed_rows = rows;
-        self.pending_rows = 0;
-        self.pending_crc = crc32fast::Hasher::new();
+        self.data.publish()?;
         self.pending_since = None;
         self.cursor_dirty = false;
         // Fsync commits alternate slots: a torn record leaves the previous,
@@ -944,49 +810,8 @@ impl<F: Storage> Live<F> {
             self.next_slot = self.next_slot.other();
         }
         self.next_sequence += 1;
-        Ok(rows)
+        Ok(pending.rows)
     }
-}
-
-/// The cursor sidecar of a `.npy` path: `<file>.cursor`.
-pub fn cursor_path(path: &Path) -> PathBuf {
-    let mut os = path.as_os_str().to_owned();
-    os.push(".cursor");
-    PathBuf::from(os)
-}
-
-/// The whole content of `path`, `None` when it does not exist.
-pub(crate) fn read_whole<B: Backend>(backend: &B, path: &Path) -> Result<Option<Vec<u8>>> {
-    let file = match backend.open(path, OpenMode::Read) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, "opening", e)),
-    };
-    let len = file
-        .len()
-        .map_err(|e| Error::io(path, "reading the length", e))?;
-    // Anything longer than a cursor file can be is not one.
-    let len = usize::try_from(len)
-        .unwrap_or(usize::MAX)
-        .min(journal::SLOT_LEN as usize * 2);
-    let mut bytes = vec![0u8; len];
-    file.read_at(&mut bytes, 0)
-        .map_err(|e| Error::io(path, "reading", e))?;
-    Ok(Some(bytes))
-}
-
-/// Removes the cursor sidecar of `npy_path` if there is one, durably.
-fn remove_cursor_file<B: Backend>(backend: &B, npy_path: &Path) -> Result<()> {
-    let path = cursor_path(npy_path);
-    match backend.remove(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(&path, "removing the cursor file", e)),
-    }
-    let dir = recovery::parent_dir(&path);
-    backend
-        .sync_dir(dir)
-        .map_err(|e| Error::io(dir, "syncing the directory", e))
 }
 
 /// Writes the cursor sidecar of a file being closed with `rows` rows: a new
@@ -997,7 +822,7 @@ fn write_cursor_file<B: Backend>(
     rows: u64,
     cursor: Vec<u8>,
 ) -> Result<()> {
-    let path = cursor_path(npy_path);
+    let path = files::cursor_path(npy_path);
     let bytes = CursorFile { rows, cursor }
         .encode()
         .map_err(|e| Error::from_format(&path, e))?;
@@ -1006,60 +831,20 @@ fn write_cursor_file<B: Backend>(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(&path, "removing the cursor file", e)),
     }
-    let file = backend
-        .open(&path, OpenMode::CreateNew)
-        .map_err(|e| Error::io(&path, "creating the cursor file", e))?;
-    file.write_at(&bytes, 0)
-        .and_then(|()| file.sync_data())
-        .map_err(|e| Error::io(&path, "writing the cursor file", e))?;
-    let dir = recovery::parent_dir(&path);
-    backend
-        .sync_dir(dir)
-        .map_err(|e| Error::io(dir, "syncing the directory", e))
+    // The directory sync after the creation covers the removal too.
+    files::create_durably(backend, &path, &bytes, "writing the cursor file")
 }
 
-/// Takes the writer lock on `file`, waiting as `wait` allows.
-pub(crate) fn lock<F: Storage>(file: &F, path: &Path, wait: LockWait) -> Result<()> {
-    let deadline = match wait {
-        LockWait::Fail => None,
-        LockWait::Wait(d) => Some(Instant::now() + d),
-    };
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
-            return Ok(());
-        }
-        match deadline {
-            Some(deadline) if Instant::now() < deadline => {
-                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
-            _ => {
-                return Err(Error::Locked {
-                    path: path.to_path_buf(),
-                });
-            }
-        }
-    }
-}
-
-/// After taking a lock: `Locked` when `path` no longer names `file`, because
-/// another writer removed or replaced it meanwhile (a lock on an unlinked
-/// file protects nothing).
-pub(crate) fn locked_file_has_path<B: Backend>(
-    backend: &B,
-    file: &B::File,
-    path: &Path,
-) -> Result<()> {
-    if backend
-        .is_same_file(file, path)
-        .map_err(|e| Error::io(path, "checking the locked file", e))?
-    {
-        Ok(())
-    } else {
-        Err(Error::Locked {
+/// `GroupMember` when a marker says `path` belongs to a group.
+fn refuse_member<B: Backend>(backend: &B, path: &Path) -> Result<()> {
+    let marker = files::member_marker_path(path);
+    match files::read_small(backend, &marker, MARKER_MAX_LEN)? {
+        None => Ok(()),
+        Some(bytes) => Err(Error::GroupMember {
             path: path.to_path_buf(),
-        })
+            group: String::from_utf8_lossy(&bytes).trim().to_owned(),
+            marker,
+        }),
     }
 }
 
@@ -1071,8 +856,9 @@ fn check_options(path: &Path, plan: &Plan, options: &AppendOptions) -> Result<()
     {
         {
             return Err(Error::DtypeMismatch {
+                path: path.to_path_buf(),
                 expected: header.dtype.to_string(),
-                found: format!("{dtype} (from the options, for {})", path.display()),
+                found: format!("{dtype} in the options"),
             });
         }
     }
@@ -1082,11 +868,8 @@ fn check_options(path: &Path, plan: &Plan, options: &AppendOptions) -> Result<()
     {
         let order = |f: bool| if f { "Fortran" } else { "C" };
         return Err(Error::ShapeMismatch {
-            expected: format!(
-                "an array in {} order ({})",
-                order(header.fortran_order),
-                path.display()
-            ),
+            path: path.to_path_buf(),
+            expected: format!("an array in {} order", order(header.fortran_order)),
             found: format!("{} order in the options", order(fortran)),
         });
     }
@@ -1095,12 +878,9 @@ fn check_options(path: &Path, plan: &Plan, options: &AppendOptions) -> Result<()
     {
         {
             return Err(Error::ShapeMismatch {
-                expected: format!(
-                    "rows of shape {:?} ({})",
-                    header.row_shape(),
-                    path.display()
-                ),
-                found: format!("rows of shape {shape:?} in the options"),
+                path: path.to_path_buf(),
+                expected: format!("rows of shape {}", header::shape_repr(header.row_shape())),
+                found: format!("rows of shape {} in the options", header::shape_repr(shape)),
             });
         }
     }

@@ -11,193 +11,25 @@
 //! again with the same result.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod file;
+pub(crate) mod group;
+
+pub(crate) use file::{
+    CommitCheck, FileCommit, FilePlan, apply_cut, check_binding, check_commit, plan_cut,
+    refuse_header_ahead, snapshot_layout, synced_rows_lost,
+};
 
 use crate::error::{Error, Result};
+use crate::files::{self, HeaderRead};
 use crate::format::FormatError;
 use crate::format::header::{self, Header};
 use crate::format::journal::{self, Identity, Record, Slot};
+use crate::format::layout::Layout;
 use crate::options::TailPolicy;
 use crate::report::{Found, RecoveryReport};
-use crate::storage::{Backend, OpenMode, Storage};
-
-/// Largest `.npy` header this library reads (a `u32` length field could claim
-/// 4 GiB; numpy itself refuses headers over 10,000 bytes by default).
-pub(crate) const MAX_HEADER_LEN: u64 = journal::MAX_SNAPSHOT_LEN;
-
-/// Bytes read at a time when checking a commit's data checksum.
-const CRC_CHUNK: usize = 1 << 20;
-
-/// The journal path of a `.npy` path: `<file>.journal`.
-pub fn journal_path(path: &Path) -> PathBuf {
-    let mut os = path.as_os_str().to_owned();
-    os.push(".journal");
-    PathBuf::from(os)
-}
-
-/// The temporary file a header rewrite writes next to `path`:
-/// `<file>.rewrite`. Only the holder of the writer lock on `path` writes it,
-/// and it is renamed over `path` once complete and synced; one found by the
-/// lock holder is a leftover of a rewrite that died before its rename.
-pub fn rewrite_path(path: &Path) -> PathBuf {
-    let mut os = path.as_os_str().to_owned();
-    os.push(".rewrite");
-    PathBuf::from(os)
-}
-
-/// The directory holding `path` (for directory syncs).
-pub(crate) fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// A `.npy` header checked for appending, with the derived sizes.
-#[derive(Debug, Clone)]
-pub(crate) struct Layout {
-    /// The header, its shape set to the committed rows.
-    pub header: Header,
-    /// Bytes per row.
-    pub row_bytes: u64,
-    /// Renders the header for a new row count without formatting it again;
-    /// `None` when the header cannot be split (then `header_bytes` builds
-    /// it whole, and reports why it cannot).
-    template: Option<header::GrowthTemplate>,
-}
-
-impl Layout {
-    /// Checks that `header` describes a file rows can be appended to.
-    pub(crate) fn new(header: Header) -> Result<Self, FormatError> {
-        let layout = Self::without_room(header)?;
-        if !layout.has_room() {
-            return Err(FormatError::unsupported(format!(
-                "the {}-byte header has no room to grow the row count to 20 digits \
-                 (written by numpy < 1.24 or another tool); opening it for appending \
-                 without a journal rewrites it with a header that has room, or rewrite it \
-                 with numpy >= 1.24: np.save(path, np.load(path))",
-                layout.header.header_len
-            )));
-        }
-        Ok(layout)
-    }
-
-    /// Checks everything [`Layout::new`] checks except the room to grow
-    /// the header.
-    ///
-    /// The growth axis is the first in C order and the last in Fortran
-    /// order, where the data is contiguous: a "row" of a Fortran-order array
-    /// of shape `(a, b, N)` is one `(a, b)` slice (itself in Fortran order).
-    pub(crate) fn without_room(header: Header) -> Result<Self, FormatError> {
-        if header.shape.is_empty() {
-            return Err(FormatError::unsupported(
-                "a 0-d array (shape ()) has no axis to grow; save it with shape (1,) to append",
-            ));
-        }
-        let row_shape = header.row_shape();
-        let itemsize = header.dtype.itemsize()?;
-        let row_bytes = row_shape
-            .iter()
-            .try_fold(itemsize, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| FormatError::malformed(None, "row size overflows 64 bits"))?;
-        if row_bytes == 0 {
-            return Err(FormatError::unsupported(format!(
-                "rows of {row_shape:?} with dtype {} have zero bytes, so rows cannot be counted",
-                header.dtype
-            )));
-        }
-        header.data_len()?;
-        let template = header::GrowthTemplate::new(
-            header.version,
-            &header.dtype,
-            header.fortran_order,
-            &header.shape,
-            header.header_len,
-        )
-        .ok();
-        Ok(Self {
-            header,
-            row_bytes,
-            template,
-        })
-    }
-
-    /// Whether the header can hold any row count (20 digits) at its
-    /// current length.
-    pub(crate) fn has_room(&self) -> bool {
-        self.header.has_growth_room()
-    }
-
-    /// The growth axis of `shape` (one of this layout's order).
-    fn growth_axis<'a>(&self, shape: &'a mut [u64]) -> Option<&'a mut u64> {
-        if self.header.fortran_order {
-            shape.last_mut()
-        } else {
-            shape.first_mut()
-        }
-    }
-
-    /// Rows in the header's shape.
-    pub(crate) fn rows(&self) -> u64 {
-        self.header.growth_len().unwrap_or(0)
-    }
-
-    /// The file length `rows` rows need.
-    pub(crate) fn end_of(&self, rows: u64) -> Option<u64> {
-        rows.checked_mul(self.row_bytes)?
-            .checked_add(self.header.header_len)
-    }
-
-    /// The header bytes for `rows` rows, the same length as the current header.
-    pub(crate) fn header_bytes(&self, rows: u64) -> Result<Vec<u8>, FormatError> {
-        let mut out = Vec::new();
-        self.header_bytes_into(rows, &mut out)?;
-        Ok(out)
-    }
-
-    /// [`header_bytes`](Self::header_bytes) into `out` (cleared first), so
-    /// that a writer reuses one buffer for every commit.
-    pub(crate) fn header_bytes_into(
-        &self,
-        rows: u64,
-        out: &mut Vec<u8>,
-    ) -> Result<(), FormatError> {
-        if self
-            .template
-            .as_ref()
-            .is_some_and(|t| t.render_into(rows, out))
-        {
-            return Ok(());
-        }
-        *out = self.build_header_bytes(rows)?;
-        Ok(())
-    }
-
-    /// The header bytes for `rows` rows, built whole (the slow path, which
-    /// also says why a header cannot be built).
-    fn build_header_bytes(&self, rows: u64) -> Result<Vec<u8>, FormatError> {
-        let mut shape = self.header.shape.clone();
-        if let Some(growth) = self.growth_axis(&mut shape) {
-            *growth = rows;
-        }
-        header::build_with_len(
-            self.header.version,
-            &self.header.dtype,
-            self.header.fortran_order,
-            &shape,
-            self.header.header_len,
-        )
-    }
-
-    /// Sets the header's row count.
-    pub(crate) fn set_rows(&mut self, rows: u64) {
-        let mut shape = std::mem::take(&mut self.header.shape);
-        if let Some(growth) = self.growth_axis(&mut shape) {
-            *growth = rows;
-        }
-        self.header.shape = shape;
-    }
-}
+use crate::storage::{Backend, Storage};
 
 /// What the journal file held.
 #[derive(Debug)]
@@ -231,13 +63,6 @@ impl JournalRead {
             _ => Ok(()),
         }
     }
-}
-
-fn read_vec<F: Storage>(file: &F, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-    let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut buf = vec![0u8; len];
-    file.read_at(&mut buf, offset)?;
-    Ok(buf)
 }
 
 /// The valid records of the journal `journal_id` in `file`, whose identity
@@ -283,7 +108,7 @@ pub(crate) fn read_slots<F: Storage>(
 pub(crate) fn read_journal<F: Storage>(file: &F) -> io::Result<JournalRead> {
     let len = file.len()?;
     let fixed_len = len.min(journal::IDENTITY_FIXED_LEN as u64);
-    let fixed = read_vec(file, 0, fixed_len)?;
+    let fixed = files::read_vec(file, 0, fixed_len)?;
     let identity = match Identity::decode_prefix(&fixed) {
         Err(e) => Err(e),
         Ok(prefix) => {
@@ -294,7 +119,7 @@ pub(crate) fn read_journal<F: Storage>(file: &F) -> io::Result<JournalRead> {
                     format!("journal is {len} bytes, its identity block needs {want}"),
                 ))
             } else {
-                Identity::decode(&read_vec(file, 0, want)?)
+                Identity::decode(&files::read_vec(file, 0, want)?)
             }
         }
     };
@@ -303,65 +128,6 @@ pub(crate) fn read_journal<F: Storage>(file: &F) -> io::Result<JournalRead> {
         Err(_) => Vec::new(),
     };
     Ok(JournalRead { identity, slots })
-}
-
-/// The header of a `.npy` and its raw bytes (as many as the file has, up to
-/// the header length it claims).
-pub(crate) struct HeaderRead {
-    pub header: Result<Header, FormatError>,
-    pub raw: Vec<u8>,
-}
-
-/// Reads and parses the header of a `.npy` of length `len`.
-pub(crate) fn read_header<F: Storage>(file: &F, len: u64) -> io::Result<HeaderRead> {
-    let prefix = read_vec(file, 0, len.min(12))?;
-    let header_len = match header::parse_prefix(&prefix) {
-        Ok((_, header_len)) => header_len,
-        Err(e) => {
-            return Ok(HeaderRead {
-                header: Err(e),
-                raw: prefix,
-            });
-        }
-    };
-    if header_len > MAX_HEADER_LEN {
-        return Ok(HeaderRead {
-            header: Err(FormatError::unsupported(format!(
-                "header claims {header_len} bytes, over the {MAX_HEADER_LEN}-byte limit"
-            ))),
-            raw: prefix,
-        });
-    }
-    if header_len > len {
-        return Ok(HeaderRead {
-            header: Err(FormatError::malformed(
-                Some(8),
-                format!("header claims {header_len} bytes but the file has only {len}"),
-            )),
-            raw: read_vec(file, 0, len)?,
-        });
-    }
-    let raw = read_vec(file, 0, header_len)?;
-    Ok(HeaderRead {
-        header: header::parse(&raw),
-        raw,
-    })
-}
-
-/// CRC32 of the file bytes `start..end`.
-pub(crate) fn crc_of<F: Storage>(file: &F, start: u64, end: u64) -> io::Result<u32> {
-    let mut hasher = crc32fast::Hasher::new();
-    let mut buf =
-        vec![0u8; CRC_CHUNK.min(usize::try_from(end.saturating_sub(start)).unwrap_or(CRC_CHUNK))];
-    let mut at = start;
-    while at < end {
-        let n = (end - at).min(buf.len() as u64) as usize;
-        let chunk = buf.get_mut(..n).unwrap_or_default();
-        file.read_at(chunk, at)?;
-        hasher.update(chunk);
-        at += n as u64;
-    }
-    Ok(hasher.finalize())
 }
 
 /// What to do with the journal.
@@ -383,12 +149,12 @@ pub(crate) enum JournalPlan {
 /// The committed state of an existing file and the changes that restore it.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
+    /// The file's layout at the committed rows.
     pub layout: Layout,
-    pub rows: u64,
-    /// Cut the file to this length.
-    pub cut_to: Option<u64>,
-    /// Write these header bytes at offset 0.
-    pub header_write: Option<Vec<u8>>,
+    /// The committed rows, and the cut and header rewrite that restore them.
+    pub file: FilePlan,
+    /// The header bytes the file holds (as many as it has).
+    pub raw_header: Vec<u8>,
     /// The `.npy` does not exist and must be created (it was being created
     /// when its writer died, and nothing was committed).
     pub create_npy: bool,
@@ -425,7 +191,8 @@ pub(crate) fn inspect<F: Storage>(files: &Files<'_, F>) -> Result<Inspection> {
             let len = npy
                 .len()
                 .map_err(io_err(files.path, "reading the length"))?;
-            let header = read_header(npy, len).map_err(io_err(files.path, "reading the header"))?;
+            let header =
+                files::read_header(npy, len).map_err(io_err(files.path, "reading the header"))?;
             Some((npy, len, header))
         }
         None => None,
@@ -549,62 +316,37 @@ fn finish_plan(
     journal: JournalPlan,
     mut report: RecoveryReport,
 ) -> Result<Plan> {
-    let end = layout.end_of(rows).ok_or_else(|| {
-        corrupt(
-            path,
-            FormatError::malformed(None, "committed data size overflows 64 bits"),
-        )
-    })?;
-    let cut_to = (len > end).then_some(end);
     // A file to be rewritten (a status's plan: the appender rewrites it
     // before planning) gets numpy's header from the rewrite.
-    let header_write = if report.file_rewritten {
-        None
-    } else {
-        let wanted = layout.header_bytes(rows).map_err(|e| corrupt(path, e))?;
-        (raw != wanted.as_slice()).then_some(wanted)
-    };
+    let file = plan_cut(path, &layout, rows, len, raw, report.file_rewritten)?;
     layout.set_rows(rows);
     report.committed_rows = rows;
-    report.bytes_cut = len.saturating_sub(end);
-    report.header_rewritten = header_write.is_some();
+    report.bytes_cut = file.bytes_cut;
+    report.header_rewritten = file.header_write.is_some();
     Ok(Plan {
         layout,
-        rows,
-        cut_to,
-        header_write,
+        file,
+        raw_header: raw.to_vec(),
         create_npy: false,
         journal,
         report,
     })
 }
 
-/// The header the journal's snapshot describes, checked.
-pub(crate) fn snapshot_layout(
+/// The layout the single-file journal's snapshot describes, checked.
+pub(crate) fn journal_layout(
     path: &Path,
     journal_path: &Path,
     identity: &Identity,
 ) -> Result<Layout> {
-    let snap = header::parse(&identity.snapshot).map_err(|e| {
-        corrupt(
-            journal_path,
-            FormatError::malformed(
-                Some(journal::IDENTITY_FIXED_LEN as u64),
-                format!("header snapshot: {e}"),
-            ),
-        )
-    })?;
-    let layout = Layout::new(snap).map_err(|e| corrupt(path, e))?;
-    if layout.row_bytes != identity.row_bytes || layout.header.header_len != identity.header_len {
-        return Err(corrupt(
-            journal_path,
-            FormatError::malformed(
-                None,
-                "journal identity disagrees with its own header snapshot",
-            ),
-        ));
-    }
-    Ok(layout)
+    snapshot_layout(
+        path,
+        journal_path,
+        &identity.snapshot,
+        identity.header_len,
+        identity.row_bytes,
+        "",
+    )
 }
 
 fn plan_missing_npy<F: Storage>(
@@ -612,7 +354,7 @@ fn plan_missing_npy<F: Storage>(
     identity: Identity,
     slots: &[(Slot, Record)],
 ) -> Result<Plan> {
-    let layout = snapshot_layout(files.path, files.journal_path, &identity)?;
+    let layout = journal_layout(files.path, files.journal_path, &identity)?;
     let newest = slots.iter().max_by_key(|(_, r)| r.sequence).cloned();
     let rows = newest.as_ref().map_or(0, |(_, r)| r.rows);
     if !identity.created() || rows > 0 {
@@ -636,9 +378,13 @@ fn plan_missing_npy<F: Storage>(
     };
     Ok(Plan {
         layout,
-        rows: 0,
-        cut_to: None,
-        header_write: Some(header_write),
+        file: FilePlan {
+            rows: 0,
+            cut_to: None,
+            bytes_cut: 0,
+            header_write: Some(header_write),
+        },
+        raw_header: Vec::new(),
         create_npy: true,
         journal: JournalPlan::Keep {
             identity,
@@ -651,63 +397,6 @@ fn plan_missing_npy<F: Storage>(
             ..RecoveryReport::default()
         },
     })
-}
-
-/// Checks that the journal belongs to the `.npy`: a readable header must
-/// describe the same dtype, order, row shape and header length; an unreadable
-/// one must be a torn write of the header the journal describes.
-pub(crate) fn check_binding<F: Storage>(
-    files: &Files<'_, F>,
-    layout: &Layout,
-    identity: &Identity,
-    read: &HeaderRead,
-) -> Result<()> {
-    let snap = &layout.header;
-    match &read.header {
-        Ok(h) => {
-            if !h.same_layout(snap) {
-                return Err(corrupt(
-                    files.journal_path,
-                    FormatError::malformed(
-                        None,
-                        format!(
-                            "journal belongs to another file: it describes dtype {} with rows of shape {:?} \
-                             and a {}-byte header, {} has dtype {} with rows of shape {:?} and a {}-byte header; \
-                             move the journal away if it is not this file's",
-                            snap.dtype,
-                            snap.row_shape(),
-                            snap.header_len,
-                            files.path.display(),
-                            h.dtype,
-                            h.row_shape(),
-                            h.header_len
-                        ),
-                    ),
-                ));
-            }
-        }
-        Err(e) => {
-            // A torn header write. It can be rebuilt from the snapshot when
-            // the bytes that are never rewritten (magic, version, length)
-            // match it, or when the writer created the file itself.
-            let keep = snap.version.prefix_len().min(read.raw.len());
-            let same_prefix = read.raw.get(..keep) == identity.snapshot.get(..keep);
-            if !(same_prefix || identity.created()) {
-                return Err(corrupt(
-                    files.path,
-                    FormatError::malformed(
-                        Some(0),
-                        format!(
-                            "header is unreadable ({e}) and does not start like the header in {}",
-                            files.journal_path.display()
-                        ),
-                    ),
-                ));
-            }
-        }
-    }
-
-    Ok(())
 }
 
 /// The committed rows when the journal's identity is valid but neither slot
@@ -752,35 +441,21 @@ fn plan_with_journal<F: Storage>(
     identity: Identity,
     journal: &JournalRead,
 ) -> Result<Plan> {
-    let layout = snapshot_layout(files.path, files.journal_path, &identity)?;
-    check_binding(files, &layout, &identity, read)?;
+    let layout = journal_layout(files.path, files.journal_path, &identity)?;
+    check_binding(
+        files.path,
+        files.journal_path,
+        &layout,
+        &identity.snapshot,
+        identity.created(),
+        read,
+    )?;
 
     let mut report = RecoveryReport {
         found: Found::Journal,
         ..RecoveryReport::default()
     };
-    let check = |record: &Record| -> Result<CommitCheck> {
-        if record.rows == 0 {
-            // No data to check; the header is rebuilt from the snapshot even
-            // when a creation left it short.
-            return Ok(CommitCheck::Ok);
-        }
-        let (Some(start), Some(end)) =
-            (layout.end_of(record.prev_rows), layout.end_of(record.rows))
-        else {
-            return Ok(CommitCheck::Short { needed: u64::MAX });
-        };
-        if end > len {
-            return Ok(CommitCheck::Short { needed: end });
-        }
-        let found = crc_of(npy, start, end)
-            .map_err(|e| Error::io(files.path, "reading committed data", e))?;
-        Ok(if found == record.data_crc {
-            CommitCheck::Ok
-        } else {
-            CommitCheck::BadCrc { start, found }
-        })
-    };
+    let check = |record: &Record| check_commit(files.path, &layout, npy, len, &file_commit(record));
 
     let Some(newest) = journal.newest().cloned() else {
         let rows = rows_without_slots(files, &layout, &identity, read, len)?;
@@ -808,51 +483,24 @@ fn plan_with_journal<F: Storage>(
         );
     };
 
-    if let Ok(h) = &read.header {
-        let header_rows = h.growth_len().unwrap_or(0);
-        if header_rows > newest.1.rows && newest.1.data_synced {
-            // Under fsync durability the header is never ahead of the
-            // journal: another program rewrote the file after its writer died.
-            return Err(corrupt(
-                files.path,
-                FormatError::malformed(
-                    None,
-                    format!(
-                        "the header says {header_rows} rows but {} committed only {}: the file was \
-                         rewritten by another program after its writer died (npy-append never writes \
-                         a header ahead of its journal); nothing was changed. If the file is right, \
-                         delete the journal; if not, restore the file",
-                        files.journal_path.display(),
-                        newest.1.rows
-                    ),
-                ),
-            ));
-        }
+    if newest.1.data_synced {
+        // Under fsync durability the header is never ahead of the journal.
+        refuse_header_ahead(files.path, files.journal_path, read, newest.1.rows)?;
     }
     let newest_slot = newest.0;
     let (rows, chosen, reanchor) = match check(&newest.1)? {
         CommitCheck::Ok => (newest.1.rows, newest.clone(), None),
-        CommitCheck::Short { needed } if newest.1.data_synced => {
+        failed if newest.1.data_synced => {
             // The data was synced before this record was written: if it is
-            // gone, the disk lost synced data. Never guess.
-            return Err(Error::CommittedDataMissing {
-                path: files.path.to_path_buf(),
-                committed_rows: newest.1.rows,
-                needed_len: needed,
-                actual_len: len,
-            });
-        }
-        CommitCheck::BadCrc { start, found } if newest.1.data_synced => {
-            return Err(Error::ChecksumMismatch {
-                path: files.path.to_path_buf(),
-                what: format!(
-                    "rows {}..{} of commit {} (journal slot {})",
-                    newest.1.prev_rows, newest.1.rows, newest.1.sequence, newest.0
-                ),
-                offset: start,
-                expected: newest.1.data_crc,
-                found,
-            });
+            // gone or changed, the disk lost synced data. Never guess.
+            return Err(synced_rows_lost(
+                files.path,
+                &layout,
+                &file_commit(&newest.1),
+                failed,
+                len,
+                &format!("commit {} (journal slot {})", newest.1.sequence, newest.0),
+            ));
         }
         CommitCheck::Short { .. } | CommitCheck::BadCrc { .. } => {
             // Process durability and a power loss: the newest commit's data
@@ -942,6 +590,16 @@ fn plan_with_journal<F: Storage>(
     )
 }
 
+/// What a single-file journal record says about its file.
+fn file_commit(record: &Record) -> FileCommit {
+    FileCommit {
+        rows: record.rows,
+        prev_rows: record.prev_rows,
+        data_crc: record.data_crc,
+        data_synced: record.data_synced,
+    }
+}
+
 /// A record for `rows` rows whose data could not be checked.
 fn unverified(rows: u64, sequence: u64) -> (u64, Record) {
     (
@@ -957,56 +615,12 @@ fn unverified(rows: u64, sequence: u64) -> (u64, Record) {
     )
 }
 
-enum CommitCheck {
-    Ok,
-    Short { needed: u64 },
-    BadCrc { start: u64, found: u32 },
-}
-
 /// A file (and journal) after [`apply`]: ready for appending.
 pub(crate) struct Applied<F> {
     pub npy: F,
     pub journal: F,
     pub identity: Identity,
     pub newest: (Slot, Record),
-}
-
-/// A random journal id.
-pub(crate) fn new_journal_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.write_u32(std::process::id());
-    hasher.finish()
-}
-
-/// Creates the file at `path` (which must not exist), locks it and checks
-/// that the path still names it. `Locked` when another writer got there first.
-pub(crate) fn create_locked<B: Backend>(
-    backend: &B,
-    path: &Path,
-    op: &'static str,
-) -> Result<B::File> {
-    let file = backend.open(path, OpenMode::CreateNew).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            Error::Locked {
-                path: path.to_path_buf(),
-            }
-        } else {
-            Error::io(path, op, e)
-        }
-    })?;
-    if !file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
-        return Err(Error::Locked {
-            path: path.to_path_buf(),
-        });
-    }
-    crate::appender::locked_file_has_path(backend, &file, path)?;
-    Ok(file)
 }
 
 /// Creates a journal for `layout` with one record of `rows` rows: identity
@@ -1021,7 +635,7 @@ pub(crate) fn create_journal<B: Backend>(
 ) -> Result<(B::File, Identity, Record)> {
     let identity = Identity {
         flags,
-        journal_id: new_journal_id(),
+        journal_id: files::new_id(),
         header_len: layout.header.header_len,
         row_bytes: layout.row_bytes,
         snapshot,
@@ -1046,15 +660,12 @@ pub(crate) fn create_journal<B: Backend>(
             .encode(identity.journal_id)
             .map_err(|e| Error::from_format(journal_path, e))?,
     );
-    let file = create_locked(backend, journal_path, "creating the journal")?;
+    let file = files::create_locked(backend, journal_path, "creating the journal")?;
     file.write_at(&bytes, 0)
         .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
     file.sync_data()
         .map_err(|e| Error::io(journal_path, "syncing the journal", e))?;
-    let dir = parent_dir(journal_path);
-    backend
-        .sync_dir(dir)
-        .map_err(|e| Error::io(dir, "syncing the directory", e))?;
+    files::sync_parent(backend, journal_path)?;
     Ok((file, identity, record))
 }
 
@@ -1070,7 +681,7 @@ pub(crate) fn apply<B: Backend>(
 ) -> Result<Applied<B::File>> {
     let npy = match npy {
         Some(npy) => npy,
-        None => create_locked(backend, path, "creating the file")?,
+        None => files::create_locked(backend, path, "creating the file")?,
     };
     let reanchor = match &plan.journal {
         JournalPlan::Keep { reanchor, .. } => reanchor.clone(),
@@ -1092,12 +703,13 @@ pub(crate) fn apply<B: Backend>(
             drop(journal);
             // Rows adopted from another tool's tail were never synced by us.
             npy.sync_data().map_err(|e| Error::io(path, "syncing", e))?;
+            let rows = plan.file.rows;
             let snapshot = plan
                 .layout
-                .header_bytes(plan.rows)
+                .header_bytes(rows)
                 .map_err(|e| Error::from_format(path, e))?;
             let (file, identity, record) =
-                create_journal(backend, journal_path, &plan.layout, snapshot, 0, plan.rows)?;
+                create_journal(backend, journal_path, &plan.layout, snapshot, 0, rows)?;
             (file, identity, (Slot::A, record))
         }
         JournalPlan::Keep {
@@ -1111,33 +723,12 @@ pub(crate) fn apply<B: Backend>(
             (file, identity, newest)
         }
     };
-    let mut changed = plan.create_npy;
-    if let Some(len) = plan.cut_to {
-        npy.set_len(len)
-            .map_err(|e| Error::io(path, "cutting uncommitted bytes", e))?;
-        changed = true;
-    }
-    if let Some(bytes) = &plan.header_write {
-        // Magic, version and length are rewritten only when they differ: a
-        // torn write over them would leave a header no recovery can match
-        // to its journal (unless this writer created the file).
-        let skip = plan.layout.header.version.prefix_len();
-        let mut prefix = vec![0u8; skip];
-        let keep_prefix =
-            npy.read_at(&mut prefix, 0).is_ok() && bytes.get(..skip) == Some(prefix.as_slice());
-        let from = if keep_prefix { skip } else { 0 };
-        npy.write_at(bytes.get(from..).unwrap_or_default(), from as u64)
-            .map_err(|e| Error::io(path, "rewriting the header", e))?;
-        changed = true;
-    }
+    let changed = apply_cut(&npy, path, &plan.raw_header, &plan.file)? || plan.create_npy;
     if changed || kept_journal {
         npy.sync_all().map_err(|e| Error::io(path, "syncing", e))?;
     }
     if plan.create_npy {
-        let dir = parent_dir(path);
-        backend
-            .sync_dir(dir)
-            .map_err(|e| Error::io(dir, "syncing the directory", e))?;
+        files::sync_parent(backend, path)?;
     }
     if let Some((slot, record)) = reanchor {
         let bytes = record
@@ -1175,7 +766,7 @@ pub(crate) fn header_without_room<F: Storage>(
     tail_policy: TailPolicy,
 ) -> io::Result<Option<Header>> {
     let len = npy.len()?;
-    let Ok(header) = read_header(npy, len)?.header else {
+    let Ok(header) = files::read_header(npy, len)?.header else {
         return Ok(None);
     };
     Ok(match Layout::without_room(header) {
@@ -1194,16 +785,12 @@ pub(crate) fn header_without_room<F: Storage>(
 /// Removes a leftover [`rewrite_path`] file of `path`, durably. The caller
 /// holds the writer lock on `path`, so no rewrite is running.
 pub(crate) fn remove_rewrite_leftover<B: Backend>(backend: &B, path: &Path) -> Result<()> {
-    let temp = rewrite_path(path);
-    match backend.remove(&temp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(&temp, "removing a leftover rewrite", e)),
-    }
-    let dir = parent_dir(&temp);
-    backend
-        .sync_dir(dir)
-        .map_err(|e| Error::io(dir, "syncing the directory", e))
+    files::remove_durably(
+        backend,
+        &files::rewrite_path(path),
+        "removing a leftover rewrite",
+    )?;
+    Ok(())
 }
 
 /// Replaces the file at `path` (open as `old`, its writer lock held), whose
@@ -1222,30 +809,31 @@ pub(crate) fn rewrite_with_room<B: Backend>(
     old: &B::File,
     header: &Header,
 ) -> Result<B::File> {
-    let temp = rewrite_path(path);
-    let dir = parent_dir(path);
+    let temp = files::rewrite_path(path);
+    let dir = files::parent_dir(path);
     let bytes = header::build(&header.dtype, header.fortran_order, &header.shape)
         .map_err(|e| corrupt(path, e))?;
-    let file = create_locked(backend, &temp, "creating the rewritten file").map_err(|e| match e
-        .io_kind()
-    {
-        Some(io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem) => {
-            Error::Unsupported {
-                path: Some(path.to_path_buf()),
-                what: format!(
-                    "the {}-byte header has no room to grow the row count (written by \
+    let file =
+        files::create_locked(backend, &temp, "creating the rewritten file").map_err(|e| match e
+            .io_kind()
+        {
+            Some(io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem) => {
+                Error::Unsupported {
+                    path: Some(path.to_path_buf()),
+                    what: format!(
+                        "the {}-byte header has no room to grow the row count (written by \
                          numpy < 1.24 or another tool), and the rewrite that gives it room \
                          needs to create {} in {}, which is not writable; make the directory \
                          writable, or rewrite the file elsewhere with numpy >= 1.24: \
                          np.save(path, np.load(path))",
-                    header.header_len,
-                    temp.display(),
-                    dir.display()
-                ),
+                        header.header_len,
+                        temp.display(),
+                        dir.display()
+                    ),
+                }
             }
-        }
-        _ => e,
-    })?;
+            _ => e,
+        })?;
     let copied = copy_after_header(old, &file, header.header_len, bytes.len() as u64)
         .map_err(|e| Error::io(&temp, "writing the rewritten file", e));
     let written = copied.and_then(|()| {
@@ -1269,9 +857,7 @@ pub(crate) fn rewrite_with_room<B: Backend>(
             e,
         ));
     }
-    backend
-        .sync_dir(dir)
-        .map_err(|e| Error::io(dir, "syncing the directory", e))?;
+    files::sync_parent(backend, path)?;
     Ok(file)
 }
 

@@ -1,0 +1,317 @@
+//! File handling shared by every writer, recovery and every reader.
+//!
+//! The names of the sidecar files, the writer lock and the check that a
+//! locked file still has its path, locked creation, durable creation and
+//! removal (each followed by the one parent-directory sync), and the reads
+//! of small files, of a `.npy`'s header and of a checksum over a byte range.
+//! Everything goes through the storage [`Backend`]; nothing here knows the
+//! commit protocol.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::format::FormatError;
+use crate::format::header::{self, Header};
+use crate::format::journal;
+use crate::options::LockWait;
+use crate::storage::{Backend, OpenMode, Storage};
+
+/// Largest `.npy` header this library reads (a `u32` length field could claim
+/// 4 GiB; numpy itself refuses headers over 10,000 bytes by default).
+pub(crate) const MAX_HEADER_LEN: u64 = journal::MAX_SNAPSHOT_LEN;
+
+/// Bytes read at a time when checking a commit's data checksum.
+const CRC_CHUNK: usize = 1 << 20;
+
+/// `path` with `suffix` appended to its last component.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut os = path.as_os_str().to_owned();
+    os.push(suffix);
+    PathBuf::from(os)
+}
+
+/// The journal path of a `.npy` path: `<file>.journal`.
+pub fn journal_path(path: &Path) -> PathBuf {
+    with_suffix(path, ".journal")
+}
+
+/// The temporary file a header rewrite writes next to `path`:
+/// `<file>.rewrite`. Only the holder of the writer lock on `path` writes it,
+/// and it is renamed over `path` once complete and synced; one found by the
+/// lock holder is a leftover of a rewrite that died before its rename.
+pub fn rewrite_path(path: &Path) -> PathBuf {
+    with_suffix(path, ".rewrite")
+}
+
+/// The cursor sidecar of a `.npy` path: `<file>.cursor`.
+pub fn cursor_path(path: &Path) -> PathBuf {
+    with_suffix(path, ".cursor")
+}
+
+/// The marker beside a group member: `<member>.group-member`.
+pub fn member_marker_path(member: &Path) -> PathBuf {
+    with_suffix(member, ".group-member")
+}
+
+/// The directory holding `path` (for directory syncs).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes the entries of the directory holding `path` durable.
+pub(crate) fn sync_parent<B: Backend>(backend: &B, path: &Path) -> Result<()> {
+    let dir = parent_dir(path);
+    backend
+        .sync_dir(dir)
+        .map_err(|e| Error::io(dir, "syncing the directory", e))
+}
+
+/// Removes the file at `path` and syncs its directory; `Ok(false)` (and no
+/// sync) when there is no such file. `op` names the removal in errors.
+pub(crate) fn remove_durably<B: Backend>(
+    backend: &B,
+    path: &Path,
+    op: &'static str,
+) -> Result<bool> {
+    match backend.remove(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(path, op, e)),
+    }
+    sync_parent(backend, path)?;
+    Ok(true)
+}
+
+/// Creates the file at `path` (which must not exist) holding `bytes`, synced,
+/// with its directory entry synced. `op` names the creation in errors.
+pub(crate) fn create_durably<B: Backend>(
+    backend: &B,
+    path: &Path,
+    bytes: &[u8],
+    op: &'static str,
+) -> Result<()> {
+    let file = backend
+        .open(path, OpenMode::CreateNew)
+        .map_err(|e| Error::io(path, op, e))?;
+    file.write_at(bytes, 0)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| Error::io(path, op, e))?;
+    sync_parent(backend, path)
+}
+
+/// Takes the writer lock on `file`, waiting as `wait` allows.
+pub(crate) fn lock<F: Storage>(file: &F, path: &Path, wait: LockWait) -> Result<()> {
+    let deadline = match wait {
+        LockWait::Fail => None,
+        LockWait::Wait(d) => Some(Instant::now() + d),
+    };
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
+            return Ok(());
+        }
+        match deadline {
+            Some(deadline) if Instant::now() < deadline => {
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            _ => {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+    }
+}
+
+/// After taking a lock: `Locked` when `path` no longer names `file`, because
+/// another writer removed or replaced it meanwhile (a lock on an unlinked
+/// file protects nothing).
+pub(crate) fn check_named<B: Backend>(backend: &B, file: &B::File, path: &Path) -> Result<()> {
+    if backend
+        .is_same_file(file, path)
+        .map_err(|e| Error::io(path, "checking the locked file", e))?
+    {
+        Ok(())
+    } else {
+        Err(Error::Locked {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// Opens the existing file at `path` for writing and takes its writer lock
+/// (waiting as `wait` allows), checking that the path still names it;
+/// `None` when there is no such file. `op` names the opening in errors.
+pub(crate) fn open_locked<B: Backend>(
+    backend: &B,
+    path: &Path,
+    wait: LockWait,
+    op: &'static str,
+) -> Result<Option<B::File>> {
+    match backend.open(path, OpenMode::ReadWrite) {
+        Ok(file) => {
+            lock(&file, path, wait)?;
+            check_named(backend, &file, path)?;
+            Ok(Some(file))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, op, e)),
+    }
+}
+
+/// Creates the file at `path` (which must not exist), locks it and checks
+/// that the path still names it. `Locked` when another writer got there first.
+pub(crate) fn create_locked<B: Backend>(
+    backend: &B,
+    path: &Path,
+    op: &'static str,
+) -> Result<B::File> {
+    let file = backend.open(path, OpenMode::CreateNew).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            Error::Locked {
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::io(path, op, e)
+        }
+    })?;
+    if !file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
+        return Err(Error::Locked {
+            path: path.to_path_buf(),
+        });
+    }
+    check_named(backend, &file, path)?;
+    Ok(file)
+}
+
+/// The first `max` bytes of the file at `path` (all of it when shorter),
+/// `None` when it does not exist. For sidecars whose whole content is small:
+/// anything longer than `max` is not one of them.
+pub(crate) fn read_small<B: Backend>(
+    backend: &B,
+    path: &Path,
+    max: usize,
+) -> Result<Option<Vec<u8>>> {
+    let file = match backend.open(path, OpenMode::Read) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, "opening", e)),
+    };
+    let len = file
+        .len()
+        .map_err(|e| Error::io(path, "reading the length", e))?;
+    let len = usize::try_from(len).unwrap_or(usize::MAX).min(max);
+    let mut bytes = vec![0u8; len];
+    file.read_at(&mut bytes, 0)
+        .map_err(|e| Error::io(path, "reading", e))?;
+    Ok(Some(bytes))
+}
+
+/// `len` bytes of `file` from `offset`.
+pub(crate) fn read_vec<F: Storage>(file: &F, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut buf = vec![0u8; len];
+    file.read_at(&mut buf, offset)?;
+    Ok(buf)
+}
+
+/// The header of a `.npy` and its raw bytes (as many as the file has, up to
+/// the header length it claims).
+pub(crate) struct HeaderRead {
+    pub header: Result<Header, FormatError>,
+    pub raw: Vec<u8>,
+}
+
+/// Reads and parses the header of a `.npy` of length `len`.
+pub(crate) fn read_header<F: Storage>(file: &F, len: u64) -> io::Result<HeaderRead> {
+    let prefix = read_vec(file, 0, len.min(12))?;
+    let header_len = match header::parse_prefix(&prefix) {
+        Ok((_, header_len)) => header_len,
+        Err(e) => {
+            return Ok(HeaderRead {
+                header: Err(e),
+                raw: prefix,
+            });
+        }
+    };
+    if header_len > MAX_HEADER_LEN {
+        return Ok(HeaderRead {
+            header: Err(FormatError::unsupported(format!(
+                "header claims {header_len} bytes, over the {MAX_HEADER_LEN}-byte limit"
+            ))),
+            raw: prefix,
+        });
+    }
+    if header_len > len {
+        return Ok(HeaderRead {
+            header: Err(FormatError::malformed(
+                Some(8),
+                format!("header claims {header_len} bytes but the file has only {len}"),
+            )),
+            raw: read_vec(file, 0, len)?,
+        });
+    }
+    let raw = read_vec(file, 0, header_len)?;
+    Ok(HeaderRead {
+        header: header::parse(&raw),
+        raw,
+    })
+}
+
+/// CRC32 of the file bytes `start..end`.
+pub(crate) fn crc_of<F: Storage>(file: &F, start: u64, end: u64) -> io::Result<u32> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf =
+        vec![0u8; CRC_CHUNK.min(usize::try_from(end.saturating_sub(start)).unwrap_or(CRC_CHUNK))];
+    let mut at = start;
+    while at < end {
+        let n = (end - at).min(buf.len() as u64) as usize;
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        file.read_at(chunk, at)?;
+        hasher.update(chunk);
+        at += n as u64;
+    }
+    Ok(hasher.finalize())
+}
+
+/// Rewrites a header in place from `old` (the bytes the file holds, as far
+/// as they are known) to `new` (the same length). Magic, version and length
+/// are written only when they differ: a torn write over them would leave a
+/// header no recovery can match to its journal (unless this writer created
+/// the file). The one place a header is rewritten in place, for commits and
+/// for recovery.
+pub(crate) fn write_header<F: Storage>(
+    file: &F,
+    path: &Path,
+    old: &[u8],
+    new: &[u8],
+) -> Result<()> {
+    let skip = header::parse_prefix(new).map_or(0, |(version, _)| version.prefix_len());
+    let from = if old.get(..skip) == new.get(..skip) {
+        skip
+    } else {
+        0
+    };
+    file.write_at(new.get(from..).unwrap_or_default(), from as u64)
+        .map_err(|e| Error::io(path, "rewriting the header", e))
+}
+
+/// A random identifier for a new journal (repeated in its records, so that
+/// a record left by an earlier journal is never read as one of its own).
+pub(crate) fn new_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}

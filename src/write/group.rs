@@ -1,0 +1,750 @@
+//! Several `.npy` files committed together: an append group.
+//!
+//! An [`AppendGroup`] writes a set of member `.npy` files (for example
+//! `x.npy` (N, 128) f32, `y.npy` (N,) i64 and `ids.npy` (N,) u64) and one
+//! group journal. A group commit writes every member's pending rows past its
+//! committed end, syncs every member, then writes one record holding every
+//! member's committed row count and the cursor into the older of the group
+//! journal's two slots and syncs it, and only then rewrites the members'
+//! headers. Recovery cuts every member back to the newest record and fixes
+//! its header, so after a crash all members agree with one commit. Each
+//! member stays a plain `.npy` that numpy reads on its own, never showing a
+//! row its group did not commit; a [`GroupReader`] shows a consistent
+//! snapshot of all members.
+//!
+//! The group journal names its members (file names in its own directory)
+//! and stays after a clean close: it is the group's manifest and keeps the
+//! last cursor. Each member has a marker `<member>.group-member` beside it
+//! naming the group, so that an [`Appender`](crate::Appender) refuses to
+//! open a member on its own ([`Error::GroupMember`]).
+//!
+//! Group commits are always synced (the equivalent of
+//! [`Durability::Fsync`](crate::Durability::Fsync)).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use super::data_file::DataFile;
+use crate::element::Element;
+use crate::error::{Error, Poison, Result};
+use crate::files;
+use crate::format::dtype::Dtype;
+use crate::format::group_journal::{
+    self, GroupIdentity, GroupRecord, MemberCommit, MemberIdentity, Slot,
+};
+use crate::format::header;
+use crate::format::layout::Layout;
+use crate::options::LockWait;
+use crate::recovery::apply_cut;
+use crate::recovery::group::{self as group_recovery, GroupJournalRead, MemberPlan};
+use crate::storage::{Backend, FsBackend, Storage};
+
+/// Default size of each member's buffer for small appends.
+const DEFAULT_BUFFER_BYTES: usize = 256 << 10;
+
+/// One member of a group: its file name and, for creation, its dtype and
+/// row shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSpec {
+    name: String,
+    dtype: Dtype,
+    row_shape: Vec<u64>,
+}
+
+impl MemberSpec {
+    /// A member named `name` (a file name in the group journal's directory)
+    /// with numpy's `descr` (`"<f4"`) and the shape of one row (`[]` for a
+    /// 1-D array).
+    pub fn new(name: &str, descr: &str, row_shape: &[u64]) -> Result<Self> {
+        let dtype = Dtype::parse(descr).map_err(|e| Error::InvalidArgument {
+            path: None,
+            what: format!("dtype {descr:?} of member {name:?}: {e}"),
+        })?;
+        Ok(Self::with_dtype(name, dtype, row_shape))
+    }
+
+    /// A member with a parsed dtype.
+    pub fn with_dtype(name: &str, dtype: Dtype, row_shape: &[u64]) -> Self {
+        Self {
+            name: name.to_owned(),
+            dtype,
+            row_shape: row_shape.to_vec(),
+        }
+    }
+
+    /// A member holding values of `T`.
+    pub fn of<T: Element>(name: &str, row_shape: &[u64]) -> Self {
+        Self::with_dtype(name, T::dtype(), row_shape)
+    }
+
+    /// The member's file name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The member's dtype.
+    pub fn dtype(&self) -> &Dtype {
+        &self.dtype
+    }
+
+    /// The shape of one row.
+    pub fn row_shape(&self) -> &[u64] {
+        &self.row_shape
+    }
+}
+
+/// Options for opening an [`AppendGroup`]: `GroupOptions::new().member(..)
+/// .open(group_path)`.
+#[derive(Debug, Clone, Default)]
+pub struct GroupOptions {
+    members: Vec<MemberSpec>,
+    lock_wait: LockWait,
+    buffer_bytes: Option<usize>,
+}
+
+impl GroupOptions {
+    /// No members (opening then needs an existing group), fail at once when
+    /// locked.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a member. A new group is created with these members; an existing
+    /// group must have exactly these members, in this order, with these
+    /// dtypes and row shapes.
+    #[must_use]
+    pub fn member(mut self, spec: MemberSpec) -> Self {
+        self.members.push(spec);
+        self
+    }
+
+    /// What to do when another writer holds a lock of the group.
+    #[must_use]
+    pub fn lock_wait(mut self, lock_wait: LockWait) -> Self {
+        self.lock_wait = lock_wait;
+        self
+    }
+
+    /// Size of each member's buffer for small appends (default 256 KiB).
+    #[must_use]
+    pub fn buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = Some(bytes);
+        self
+    }
+
+    /// Opens, creates or recovers the group whose journal is `path` on the
+    /// real file system.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<AppendGroup<FsBackend>> {
+        AppendGroup::open_with(FsBackend, path.as_ref(), &self)
+    }
+
+    /// Opens, creates or recovers the group whose journal is `path` on
+    /// `backend`.
+    pub fn open_with<B: Backend>(
+        self,
+        backend: B,
+        path: impl AsRef<Path>,
+    ) -> Result<AppendGroup<B>> {
+        AppendGroup::open_with(backend, path.as_ref(), &self)
+    }
+}
+
+/// Writes several `.npy` files whose commits are one: after a crash every
+/// member holds the rows of the same group commit.
+///
+/// A group commit writes every member's pending rows past its committed
+/// end, syncs every member, writes one record holding every member's
+/// committed row count and the cursor into the older of the group journal's
+/// two slots and syncs it, and only then rewrites the members' headers.
+/// Opening cuts every member back to the newest record and fixes its
+/// header. Each member stays a plain `.npy` that numpy reads on its own and
+/// that never shows a row the group did not commit; [`GroupReader`] shows a
+/// consistent snapshot of all members. Commits are always synced.
+///
+/// The group journal names its members (file names in its own directory)
+/// and stays after [`close`](Self::close): it is the group's manifest and
+/// keeps the last cursor. Each member has a marker `<member>.group-member`
+/// beside it ([`member_marker_path`]), so that an
+/// [`Appender`](crate::Appender) refuses to open a member on its own
+/// ([`Error::GroupMember`]). One writer per group: the writer locks the
+/// group journal and every member.
+///
+/// Dropping a group without [`close`](Self::close) has the effect of a
+/// crash: pending rows are cut by the next open; committed rows stay.
+pub struct AppendGroup<B: Backend = FsBackend> {
+    /// Kept for the lifetime of the files opened through it.
+    _backend: B,
+    path: PathBuf,
+    journal: B::File,
+    identity: GroupIdentity,
+    members: Vec<DataFile<B::File>>,
+    next_slot: Slot,
+    next_sequence: u64,
+    /// The cursor the next commit records.
+    next_cursor: Vec<u8>,
+    committed_cursor: Vec<u8>,
+    cursor_dirty: bool,
+    bytes_cut: u64,
+    poisoned: Poison,
+}
+
+/// The directory holding the group journal, where the members are.
+fn group_dir(path: &Path) -> &Path {
+    files::parent_dir(path)
+}
+
+fn io(path: &Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |e| Error::io(path, op, e)
+}
+
+impl<B: Backend> AppendGroup<B> {
+    fn open_with(backend: B, path: &Path, options: &GroupOptions) -> Result<Self> {
+        let buffer_bytes = options.buffer_bytes.unwrap_or(DEFAULT_BUFFER_BYTES).max(1);
+        let Some(journal) = files::open_locked(
+            &backend,
+            path,
+            options.lock_wait,
+            "opening the group journal",
+        )?
+        else {
+            return Self::create(backend, path, options, buffer_bytes);
+        };
+        let state = match group_recovery::read_group_journal(&journal, path) {
+            Ok(state) => state,
+            Err(e @ Error::Corrupt { .. })
+                if !options.members.is_empty() && group_recovery::torn_creation(&journal) =>
+            {
+                // The creation's one write was torn: no member was created
+                // yet (members follow the synced journal). Start again, but
+                // never over files the journal could be describing.
+                let dir = group_dir(path);
+                for spec in &options.members {
+                    let member = dir.join(&spec.name);
+                    if backend.exists(&member).map_err(io(&member, "checking"))? {
+                        return Err(e);
+                    }
+                }
+                backend
+                    .remove(path)
+                    .map_err(io(path, "removing a torn group journal"))?;
+                drop(journal);
+                return Self::create(backend, path, options, buffer_bytes);
+            }
+            Err(e) => return Err(e),
+        };
+        check_specs(path, &state.identity, &options.members)?;
+        Self::recover(
+            backend,
+            path,
+            journal,
+            state,
+            options.lock_wait,
+            buffer_bytes,
+        )
+    }
+
+    /// Creates a new group: the journal (identity and a first record of
+    /// zero rows, one write, synced), then the markers, then the members,
+    /// each synced with the directory.
+    fn create(
+        backend: B,
+        path: &Path,
+        options: &GroupOptions,
+        buffer_bytes: usize,
+    ) -> Result<Self> {
+        if options.members.is_empty() {
+            return Err(Error::InvalidArgument {
+                path: Some(path.to_path_buf()),
+                what: "no group journal there; give the members to create a group".to_owned(),
+            });
+        }
+        let dir = group_dir(path);
+        let mut members = Vec::new();
+        for (i, spec) in options.members.iter().enumerate() {
+            if !group_journal::valid_name(&spec.name)
+                || options.members.iter().take(i).any(|s| s.name == spec.name)
+            {
+                return Err(Error::InvalidArgument {
+                    path: Some(path.to_path_buf()),
+                    what: format!(
+                        "member name {:?} must be a plain file name, once per group",
+                        spec.name
+                    ),
+                });
+            }
+            let member_path = dir.join(&spec.name);
+            // By name: `dir` is "." for a journal path without a directory,
+            // and "./x" differs from "x" as a path.
+            if path.file_name() == Some(std::ffi::OsStr::new(&spec.name)) {
+                return Err(Error::InvalidArgument {
+                    path: Some(path.to_path_buf()),
+                    what: format!("member {:?} is the group journal itself", spec.name),
+                });
+            }
+            if backend
+                .exists(&member_path)
+                .map_err(io(&member_path, "checking"))?
+            {
+                return Err(Error::InvalidArgument {
+                    path: Some(member_path),
+                    what: "the file exists already; a new group creates its members itself"
+                        .to_owned(),
+                });
+            }
+            let mut shape = vec![0];
+            shape.extend_from_slice(&spec.row_shape);
+            let bytes = header::build(&spec.dtype, false, &shape)
+                .map_err(|e| Error::from_format(&member_path, e))?;
+            let parsed = header::parse(&bytes).map_err(|e| Error::from_format(&member_path, e))?;
+            let layout = Layout::new(parsed).map_err(|e| Error::from_format(&member_path, e))?;
+            members.push((member_path, layout, bytes));
+        }
+        let identity = GroupIdentity {
+            group_id: files::new_id(),
+            members: options
+                .members
+                .iter()
+                .zip(&members)
+                .map(|(spec, (_, layout, bytes))| MemberIdentity {
+                    name: spec.name.clone(),
+                    header_len: layout.header.header_len,
+                    row_bytes: layout.row_bytes,
+                    snapshot: bytes.clone(),
+                })
+                .collect(),
+        };
+        let record = GroupRecord {
+            sequence: 1,
+            data_synced: false,
+            members: vec![MemberCommit::default(); members.len()],
+            cursor: Vec::new(),
+        };
+        let mut bytes = identity.encode().map_err(|e| Error::from_format(path, e))?;
+        bytes.extend(
+            record
+                .encode(identity.group_id)
+                .map_err(|e| Error::from_format(path, e))?,
+        );
+        let journal = files::create_locked(&backend, path, "creating the group journal")?;
+        journal
+            .write_at(&bytes, 0)
+            .and_then(|()| journal.sync_data())
+            .map_err(io(path, "writing the group journal"))?;
+        files::sync_parent(&backend, path)?;
+        let state = GroupJournalRead {
+            identity,
+            newest: Some((Slot::A, record)),
+        };
+        Self::recover(backend, path, journal, state, LockWait::Fail, buffer_bytes)
+    }
+
+    /// Brings every member to the newest record and returns the writer:
+    /// every member is locked and planned first (reading only), so that a
+    /// refusal changes nothing; then each is cut, its header rewritten and
+    /// synced.
+    fn recover(
+        backend: B,
+        path: &Path,
+        journal: B::File,
+        state: GroupJournalRead,
+        lock_wait: LockWait,
+        buffer_bytes: usize,
+    ) -> Result<Self> {
+        let dir = group_dir(path).to_path_buf();
+        let GroupJournalRead { identity, newest } = state;
+        let count = identity.members.len();
+        let (newest, reanchor) = match newest {
+            Some(n) => (n, false),
+            // Identity and first slot are one write: a valid identity with
+            // no valid slot is a torn creation, before any member existed.
+            None => (
+                (
+                    Slot::A,
+                    GroupRecord {
+                        sequence: 1,
+                        data_synced: false,
+                        members: vec![MemberCommit::default(); count],
+                        cursor: Vec::new(),
+                    },
+                ),
+                true,
+            ),
+        };
+        let mut planned: Vec<(PathBuf, Option<B::File>, MemberPlan)> = Vec::with_capacity(count);
+        for (m, commit) in identity.members.iter().zip(&newest.1.members) {
+            let member_path = dir.join(&m.name);
+            let file =
+                files::open_locked(&backend, &member_path, lock_wait, "opening a group member")?;
+            let plan = group_recovery::plan_member(
+                &member_path,
+                path,
+                m,
+                file.as_ref(),
+                commit,
+                newest.1.sequence,
+            )?;
+            planned.push((member_path, file, plan));
+        }
+        let mut members = Vec::with_capacity(count);
+        let mut created_any = false;
+        let mut bytes_cut = 0;
+        for (member_path, file, plan) in planned {
+            ensure_marker(&backend, &member_path, path)?;
+            let file = match file {
+                Some(file) => file,
+                None => {
+                    created_any = true;
+                    files::create_locked(&backend, &member_path, "creating a group member")?
+                }
+            };
+            apply_cut(&file, &member_path, &plan.raw_header, &plan.file)?;
+            file.sync_all().map_err(io(&member_path, "syncing"))?;
+            bytes_cut += plan.file.bytes_cut;
+            members.push(DataFile::new(member_path, file, plan.layout, buffer_bytes)?);
+        }
+        if created_any {
+            files::sync_parent(&backend, path)?;
+        }
+        if reanchor {
+            let bytes = newest
+                .1
+                .encode(identity.group_id)
+                .map_err(|e| Error::from_format(path, e))?;
+            journal
+                .write_at(&bytes, identity.slot_offset(newest.0))
+                .map_err(io(path, "writing the group journal"))?;
+        }
+        journal
+            .sync_data()
+            .map_err(io(path, "syncing the group journal"))?;
+        Ok(Self {
+            _backend: backend,
+            path: path.to_path_buf(),
+            journal,
+            next_slot: newest.0.other(),
+            next_sequence: newest.1.sequence + 1,
+            next_cursor: newest.1.cursor.clone(),
+            committed_cursor: newest.1.cursor,
+            cursor_dirty: false,
+            identity,
+            members,
+            bytes_cut,
+            poisoned: Poison::default(),
+        })
+    }
+
+    /// The group journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many members the group has.
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The index of the member named `name`.
+    pub fn member_index(&self, name: &str) -> Option<usize> {
+        self.identity.members.iter().position(|m| m.name == name)
+    }
+
+    /// The path of member `i`.
+    pub fn member_path(&self, i: usize) -> Option<&Path> {
+        self.members.get(i).map(DataFile::path)
+    }
+
+    /// Committed rows of member `i` (0 for an index out of range).
+    pub fn rows(&self, i: usize) -> u64 {
+        self.members.get(i).map_or(0, DataFile::committed)
+    }
+
+    /// Committed rows of every member, in order.
+    pub fn member_rows(&self) -> Vec<u64> {
+        self.members.iter().map(DataFile::committed).collect()
+    }
+
+    /// Values per row of member `i`.
+    pub(crate) fn row_values(&self, i: usize) -> Option<u64> {
+        self.members.get(i).map(DataFile::row_values)
+    }
+
+    /// The name of member `i` (its file name, next to the group journal).
+    pub fn member_name(&self, i: usize) -> Option<&str> {
+        self.identity.members.get(i).map(|m| m.name.as_str())
+    }
+
+    /// The dtype of member `i`.
+    pub fn member_dtype(&self, i: usize) -> Option<&Dtype> {
+        self.members.get(i).map(DataFile::dtype)
+    }
+
+    /// The row shape of member `i` (its shape without the row axis).
+    pub fn member_row_shape(&self, i: usize) -> Option<&[u64]> {
+        self.members.get(i).map(DataFile::row_shape)
+    }
+
+    /// Bytes per row of member `i`.
+    pub fn member_row_bytes(&self, i: usize) -> Option<u64> {
+        self.members.get(i).map(DataFile::row_bytes)
+    }
+
+    /// Rows appended to member `i` since the last commit.
+    pub fn pending_rows(&self, i: usize) -> u64 {
+        self.members.get(i).map_or(0, DataFile::pending)
+    }
+
+    /// Bytes recovery cut from the members at open (rows of commits that
+    /// never completed).
+    pub fn bytes_cut(&self) -> u64 {
+        self.bytes_cut
+    }
+
+    /// The cursor of the last group commit (empty when none carried one).
+    pub fn cursor(&self) -> &[u8] {
+        &self.committed_cursor
+    }
+
+    /// Whether an earlier failure poisoned this writer.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_set()
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        self.poisoned.check(&self.path)
+    }
+
+    /// Runs `f`; any error poisons the writer.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.check_poison()?;
+        let result = f(self);
+        self.poisoned.note(result)
+    }
+
+    fn member(&self, i: usize) -> Result<&DataFile<B::File>> {
+        self.members.get(i).ok_or_else(|| Error::InvalidArgument {
+            path: Some(self.path.clone()),
+            what: format!(
+                "member index {i}, the group has {} members",
+                self.members.len()
+            ),
+        })
+    }
+
+    /// Appends typed values to member `i` (whole rows, exactly the member's
+    /// dtype); pending until the next group commit.
+    pub fn append<T: Element>(&mut self, i: usize, values: &[T]) -> Result<()> {
+        self.check_poison()?;
+        let bytes = self.member(i)?.typed_bytes(values)?;
+        self.append_bytes(i, bytes)
+    }
+
+    /// Exactly-once append to member `i` keyed by row index: `values` are
+    /// its rows `start_row..`; rows the member already holds (committed or
+    /// pending) are skipped, the rest appended. Returns the rows appended.
+    /// A `start_row` past the rows the member holds is [`Error::Gap`].
+    pub fn append_at<T: Element>(&mut self, i: usize, start_row: u64, values: &[T]) -> Result<u64> {
+        self.check_poison()?;
+        let bytes = self.member(i)?.typed_bytes(values)?;
+        self.append_bytes_at(i, start_row, bytes)
+    }
+
+    /// [`append_at`](Self::append_at) for raw row bytes in the member's own
+    /// layout (as for [`append_bytes`](Self::append_bytes)).
+    pub fn append_bytes_at(&mut self, i: usize, start_row: u64, bytes: &[u8]) -> Result<u64> {
+        self.check_poison()?;
+        let m = self.member(i)?;
+        let held = m.held();
+        if start_row > held {
+            return Err(Error::Gap {
+                path: m.path().to_path_buf(),
+                start_row,
+                len: held,
+            });
+        }
+        // A partial row is refused here, before anything is appended.
+        let rows = m.rows_in(bytes)?;
+        let skip = (held - start_row).min(rows);
+        let new = bytes
+            .get((skip * m.row_bytes()) as usize..)
+            .unwrap_or_default();
+        self.append_bytes(i, new)?;
+        Ok(rows - skip)
+    }
+
+    /// Appends raw row bytes (the member's own layout) to member `i`.
+    pub fn append_bytes(&mut self, i: usize, bytes: &[u8]) -> Result<()> {
+        self.check_poison()?;
+        self.member(i)?.rows_in(bytes)?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.guarded(|g| match g.members.get_mut(i) {
+            Some(m) => m.push(bytes),
+            None => Ok(()),
+        })
+    }
+
+    /// Commits every member's pending rows as one group commit; returns the
+    /// committed rows of every member. Committing with nothing pending does
+    /// nothing. On error the writer is poisoned and the commit is not
+    /// acknowledged (recovery keeps either it or the previous one, for all
+    /// members alike).
+    pub fn commit(&mut self) -> Result<Vec<u64>> {
+        self.guarded(Self::commit_inner)
+    }
+
+    /// Commits every member's pending rows together with `cursor` (at most
+    /// [`MAX_CURSOR_LEN`](crate::MAX_CURSOR_LEN) bytes, else
+    /// [`Error::CursorTooLong`], which commits nothing); commits even when no
+    /// row is pending. After a crash [`cursor`](Self::cursor) returns the
+    /// cursor of the commit recovery kept.
+    pub fn commit_with_cursor(&mut self, cursor: &[u8]) -> Result<Vec<u64>> {
+        self.check_poison()?;
+        if cursor.len() > group_journal::MAX_CURSOR_LEN {
+            return Err(Error::CursorTooLong {
+                len: cursor.len(),
+                max: group_journal::MAX_CURSOR_LEN,
+            });
+        }
+        if self.next_cursor != cursor {
+            self.next_cursor = cursor.to_vec();
+            self.cursor_dirty = true;
+        }
+        self.commit()
+    }
+
+    fn commit_inner(&mut self) -> Result<Vec<u64>> {
+        if !self.cursor_dirty && self.members.iter().all(|m| m.pending() == 0) {
+            return Ok(self.member_rows());
+        }
+        // 1. rows past every member's committed end; 2. synced.
+        for m in self.members.iter_mut().filter(|m| m.pending() > 0) {
+            m.flush()?;
+            m.sync_rows()?;
+        }
+        // 3. one record for all members, in the older slot, synced.
+        let record = GroupRecord {
+            sequence: self.next_sequence,
+            data_synced: true,
+            members: self
+                .members
+                .iter()
+                .map(|m| {
+                    let pending = m.pending_commit();
+                    MemberCommit {
+                        rows: pending.rows,
+                        prev_rows: pending.prev_rows,
+                        data_crc: pending.data_crc,
+                    }
+                })
+                .collect(),
+            cursor: self.next_cursor.clone(),
+        };
+        let bytes = record
+            .encode(self.identity.group_id)
+            .map_err(|e| Error::from_format(&self.path, e))?;
+        self.journal
+            .write_at(&bytes, self.identity.slot_offset(self.next_slot))
+            .map_err(io(&self.path, "writing the group journal"))?;
+        self.journal
+            .sync_data()
+            .map_err(io(&self.path, "syncing the group journal"))?;
+        // 4. headers, in place (never ahead of the record).
+        for m in &mut self.members {
+            m.publish()?;
+        }
+        self.committed_cursor.clone_from(&self.next_cursor);
+        self.cursor_dirty = false;
+        self.next_slot = self.next_slot.other();
+        self.next_sequence += 1;
+        Ok(self.member_rows())
+    }
+
+    /// Commits, then makes every member's header durable. The members are
+    /// plain `.npy` files; the group journal stays (it names the members
+    /// and keeps the cursor). Returns every member's committed rows.
+    pub fn close(mut self) -> Result<Vec<u64>> {
+        let rows = self.commit()?;
+        self.guarded(|g| g.members.iter().try_for_each(DataFile::sync_all))?;
+        Ok(rows)
+    }
+
+    /// Reads rows `range` of member `i` (committed or pending) into a
+    /// vector; pending rows are written to the file first.
+    pub(crate) fn read_rows(&mut self, i: usize, range: Range<u64>) -> Result<Vec<u8>> {
+        self.member(i)?;
+        self.guarded(|g| match g.members.get_mut(i) {
+            Some(m) => m.read_rows(range),
+            None => Ok(Vec::new()),
+        })
+    }
+}
+
+/// Checks the options' members against an existing group.
+fn check_specs(path: &Path, identity: &GroupIdentity, specs: &[MemberSpec]) -> Result<()> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let mismatch = |what: String| Error::ShapeMismatch {
+        path: path.to_path_buf(),
+        expected: format!(
+            "the members {}",
+            identity
+                .members
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        found: what,
+    };
+    if specs.len() != identity.members.len() {
+        return Err(mismatch(format!("{} members in the options", specs.len())));
+    }
+    for (spec, m) in specs.iter().zip(&identity.members) {
+        let layout = group_recovery::member_layout(path, m)?;
+        if spec.name != m.name {
+            return Err(mismatch(format!("member {:?}", spec.name)));
+        }
+        if spec.dtype != layout.header.dtype {
+            return Err(Error::DtypeMismatch {
+                path: path.to_path_buf(),
+                expected: format!("{} (member {})", layout.header.dtype, m.name),
+                found: spec.dtype.to_string(),
+            });
+        }
+        if spec.row_shape.as_slice() != layout.header.row_shape() {
+            return Err(mismatch(format!(
+                "rows of shape {} for member {}",
+                header::shape_repr(&spec.row_shape),
+                m.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Creates the marker of `member` naming the group journal when missing.
+fn ensure_marker<B: Backend>(backend: &B, member: &Path, group: &Path) -> Result<()> {
+    let marker = files::member_marker_path(member);
+    if backend
+        .exists(&marker)
+        .map_err(io(&marker, "checking the group marker"))?
+    {
+        return Ok(());
+    }
+    let name = group.file_name().map_or_else(
+        || group.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    match files::create_durably(
+        backend,
+        &marker,
+        name.as_bytes(),
+        "creating the group marker",
+    ) {
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::AlreadyExists) => Ok(()),
+        other => other,
+    }
+}
