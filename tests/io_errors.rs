@@ -1,7 +1,7 @@
 //! I/O errors at every step of a workload.
 //!
-//! - A failure of the n-th write, set_len, sync, create, remove or directory
-//!   sync, for every n the workload reaches: the call that hit it returns
+//! - A failure of the n-th read, write, set_len, sync, create, remove or
+//!   directory sync, for every n the workload reaches: the call that hit it returns
 //!   the I/O error, the appender is poisoned (every later call returns
 //!   `Poisoned`), nothing is acknowledged after it, and reopening once the
 //!   failure is gone recovers at least the last acknowledged commit, with
@@ -192,7 +192,8 @@ fn reopen_and_check<B: Backend + Clone>(
     rows
 }
 
-const OPS: [MemOp; 6] = [
+const OPS: [MemOp; 7] = [
+    MemOp::Read,
     MemOp::Write,
     MemOp::SetLen,
     MemOp::Sync,

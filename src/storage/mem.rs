@@ -15,6 +15,8 @@ use super::{Backend, Directories, OpenMode, Storage};
 /// The kinds of operation a [`MemBackend`] counts and can make fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MemOp {
+    /// [`Storage::read_at`].
+    Read,
     /// [`Storage::write_at`].
     Write,
     /// [`Storage::set_len`].
@@ -242,6 +244,7 @@ impl Storage for MemFile {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        lock(&self.state).count(MemOp::Read)?;
         let data = lock(&self.data);
         let start = to_usize(offset)?;
         let src = start
