@@ -5,11 +5,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::appender::{lock, locked_file_has_path};
 use crate::error::{Error, Result};
+use crate::files::{check_named, lock, parent_dir};
 use crate::format::dataset::LOCK_FILE;
 use crate::options::LockWait;
-use crate::recovery::parent_dir;
 use crate::storage::{Backend, OpenMode, Storage};
 
 /// Largest schema or manifest read (a manifest of a million shards is
@@ -62,7 +61,7 @@ pub(crate) fn lock_root<B: Backend>(backend: &B, root: &Path) -> Result<B::File>
         Err(e) => return Err(Error::io(&path, "opening the dataset lock", e)),
     };
     lock(&file, &path, LockWait::Wait(ROOT_LOCK_WAIT))?;
-    locked_file_has_path(backend, &file, &path)?;
+    check_named(backend, &file, &path)?;
     Ok(file)
 }
 

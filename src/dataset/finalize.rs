@@ -52,6 +52,7 @@ pub fn finalize_with<B: Directories + Clone>(
                 check_shard_name(name)?;
                 if names.iter().take(i).any(|n| n == name) {
                     return Err(Error::InvalidArgument {
+                        path: None,
                         what: format!("shard {name:?} is named twice"),
                     });
                 }
@@ -61,6 +62,7 @@ pub fn finalize_with<B: Directories + Clone>(
                     .map_err(|e| Error::io(&journal, "checking", e))?
                 {
                     return Err(Error::InvalidArgument {
+                        path: None,
                         what: format!(
                             "{}: no shard {name:?} there (no {})",
                             root.display(),

@@ -55,7 +55,7 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::dataset::{self as fmt, MANIFEST_FILE, SCHEMA_FILE, SHARD_JOURNAL};
 use crate::format::dtype::Dtype;
-use crate::group::GroupReader;
+use crate::read::group::GroupReader;
 use crate::storage::{Backend, Directories, FsBackend, OpenMode, Storage};
 
 impl Column {
@@ -69,6 +69,7 @@ impl Column {
     /// descr list).
     pub fn with_descr(name: &str, descr: &str, row_shape: &[u64]) -> Result<Self> {
         let dtype = fmt::parse_dtype_text(descr.trim()).map_err(|e| Error::InvalidArgument {
+            path: None,
             what: format!("column {name:?}: dtype {descr:?}: {e}"),
         })?;
         Ok(Self::new(name, dtype, row_shape))
@@ -102,7 +103,7 @@ fn shard_journal(root: &Path, shard: &str) -> PathBuf {
 }
 
 fn check_shard_name(shard: &str) -> Result<()> {
-    fmt::check_shard_name(shard).map_err(|what| Error::InvalidArgument { what })
+    fmt::check_shard_name(shard).map_err(|what| Error::InvalidArgument { path: None, what })
 }
 
 /// Creates the dataset at `root` with `columns`: writes its schema when
@@ -215,6 +216,7 @@ pub fn shard_status(root: impl AsRef<Path>, shard: &str) -> Result<Option<ShardS
 
 fn no_dataset(root: &Path) -> Error {
     Error::InvalidArgument {
+        path: None,
         what: format!(
             "{}: no dataset there (no {SCHEMA_FILE}); give the columns to create one",
             root.display()
@@ -320,6 +322,7 @@ fn ensure_schema<B: Directories>(
         return read_schema_with(backend, root)?.ok_or_else(|| no_dataset(root));
     };
     let wanted = Schema::new(columns.to_vec()).map_err(|e| Error::InvalidArgument {
+        path: None,
         what: format!("{}: {e}", root.display()),
     })?;
     if let Some(found) = read_schema_with(backend, root)? {
@@ -329,7 +332,7 @@ fn ensure_schema<B: Directories>(
     backend
         .create_dir_all(root)
         .map_err(|e| Error::io(root, "creating the dataset directory", e))?;
-    let parent = crate::recovery::parent_dir(root);
+    let parent = crate::files::parent_dir(root);
     backend
         .sync_dir(parent)
         .map_err(|e| Error::io(parent, "syncing the directory", e))?;
@@ -353,6 +356,7 @@ fn check_same_schema(root: &Path, found: &Schema, wanted: &Schema) -> Result<()>
             .all(|(a, b)| a.name == b.name);
     if !same_names {
         return Err(Error::ShapeMismatch {
+            path: path.clone(),
             expected: format!("the columns of {}: {}", path.display(), found.describe()),
             found: format!("columns {}", wanted.describe()),
         });
@@ -360,6 +364,7 @@ fn check_same_schema(root: &Path, found: &Schema, wanted: &Schema) -> Result<()>
     for (f, w) in found.columns.iter().zip(&wanted.columns) {
         if f.dtype != w.dtype {
             return Err(Error::DtypeMismatch {
+                path: path.clone(),
                 expected: format!(
                     "{} (column {} of {})",
                     f.dtype_text(),
@@ -371,6 +376,7 @@ fn check_same_schema(root: &Path, found: &Schema, wanted: &Schema) -> Result<()>
         }
         if f.row_shape != w.row_shape {
             return Err(Error::ShapeMismatch {
+                path: path.clone(),
                 expected: format!(
                     "rows of shape {} (column {} of {})",
                     crate::format::header::shape_repr(&f.row_shape),
@@ -389,12 +395,12 @@ fn check_same_schema(root: &Path, found: &Schema, wanted: &Schema) -> Result<()>
 
 /// The group options of a shard of `schema`: one member `<column>.npy` per
 /// column, in order.
-fn group_options(schema: &Schema, lock_wait: crate::LockWait) -> crate::GroupOptions {
+fn group_options(schema: &Schema, lock_wait: crate::options::LockWait) -> crate::write::group::GroupOptions {
     schema
         .columns
         .iter()
-        .fold(crate::GroupOptions::new().lock_wait(lock_wait), |g, c| {
-            g.member(crate::MemberSpec::with_dtype(
+        .fold(crate::write::group::GroupOptions::new().lock_wait(lock_wait), |g, c| {
+            g.member(crate::write::group::MemberSpec::with_dtype(
                 &c.file_name(),
                 c.dtype.clone(),
                 &c.row_shape,

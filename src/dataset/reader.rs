@@ -11,7 +11,7 @@ use super::{
 };
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::group::GroupReader;
+use crate::read::group::GroupReader;
 
 /// Which shards a [`DatasetReader`] shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,6 +146,7 @@ impl DatasetReader {
                 Self::build(root, from, true, manifest.schema, shards)
             }
             None if from == ReadFrom::Manifest => Err(Error::InvalidArgument {
+                path: None,
                 what: format!(
                     "{}: the dataset was not finalized (no {})",
                     root.display(),
@@ -318,6 +319,7 @@ impl DatasetReader {
 
     fn out_of_range(&self, what: &str) -> Error {
         Error::InvalidArgument {
+            path: None,
             what: format!(
                 "{}: {what}, the dataset shows {} rows",
                 self.root.display(),
@@ -331,6 +333,7 @@ impl DatasetReader {
             Ok(())
         } else {
             Err(Error::InvalidArgument {
+                path: None,
                 what: format!(
                     "column index {col}, the dataset has {} columns",
                     self.schema.columns.len()
@@ -465,6 +468,7 @@ impl DatasetReader {
         let rb = self.row_bytes.get(col).copied().unwrap_or(0) as usize;
         if out.len() != indices.len().saturating_mul(rb) {
             return Err(Error::InvalidArgument {
+                path: None,
                 what: format!(
                     "an output of {} bytes for {} rows of {rb} bytes",
                     out.len(),

@@ -8,9 +8,9 @@ use crate::element::{self, Element};
 use crate::error::{Error, Result};
 use crate::format::dataset::{self as fmt, MAX_SHARD_CURSOR_LEN};
 use crate::format::dtype::Dtype;
-use crate::group::AppendGroup;
 use crate::options::{Durability, LockWait};
 use crate::storage::{Directories, FsBackend};
+use crate::write::group::AppendGroup;
 
 /// Opens shard `shard` of the dataset at `root` on the real file system:
 /// creates the dataset (with `columns`) and the shard when missing, or
@@ -340,6 +340,7 @@ impl<B: Directories + Clone> ShardWriter<B> {
     fn check_open(&self) -> Result<()> {
         if self.complete {
             return Err(Error::InvalidArgument {
+                path: None,
                 what: format!(
                     "shard {} of {} is complete; it takes no more rows",
                     self.name,
@@ -357,6 +358,7 @@ impl<B: Directories + Clone> ShardWriter<B> {
         for (i, part) in batch.parts.iter().enumerate() {
             if self.schema.index(part.name).is_none() {
                 return Err(Error::InvalidArgument {
+                    path: None,
                     what: format!(
                         "column {:?} is not in the dataset {} (its columns: {})",
                         part.name,
@@ -367,6 +369,7 @@ impl<B: Directories + Clone> ShardWriter<B> {
             }
             if batch.parts.iter().take(i).any(|p| p.name == part.name) {
                 return Err(Error::InvalidArgument {
+                    path: None,
                     what: format!("column {:?} is given twice in one batch", part.name),
                 });
             }
@@ -378,6 +381,7 @@ impl<B: Directories + Clone> ShardWriter<B> {
                 .iter()
                 .find(|p| p.name == c.name)
                 .ok_or_else(|| Error::InvalidArgument {
+                    path: None,
                     what: format!(
                         "the batch has no column {:?}; every batch holds every column ({})",
                         c.name,
@@ -388,6 +392,7 @@ impl<B: Directories + Clone> ShardWriter<B> {
                 && !matches(&c.dtype)
             {
                 return Err(Error::DtypeMismatch {
+                    path: self.journal_path(),
                     expected: format!("{} (column {})", c.dtype_text(), c.name),
                     found: dtype.to_string(),
                 });
@@ -402,6 +407,7 @@ impl<B: Directories + Clone> ShardWriter<B> {
     fn rows_of(&self, cols: &[&[u8]]) -> Result<u64> {
         if cols.len() != self.schema.columns.len() {
             return Err(Error::InvalidArgument {
+                path: None,
                 what: format!(
                     "{} columns given, the dataset has {} ({})",
                     cols.len(),
@@ -415,6 +421,7 @@ impl<B: Directories + Clone> ShardWriter<B> {
             let len = bytes.len() as u64;
             if !len.is_multiple_of(row_bytes) {
                 return Err(Error::ShapeMismatch {
+                    path: self.journal_path(),
                     expected: format!(
                         "whole rows of column {} ({row_bytes} bytes each: {} {})",
                         c.name,
@@ -429,6 +436,7 @@ impl<B: Directories + Clone> ShardWriter<B> {
                 None => rows = Some((n, &c.name)),
                 Some((m, first)) if m != n => {
                     return Err(Error::ShapeMismatch {
+                        path: self.journal_path(),
                         expected: format!("as many rows of {} as of {first} ({m})", c.name),
                         found: format!("{n} rows"),
                     });
