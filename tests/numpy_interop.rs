@@ -26,7 +26,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use npy_append::format::header::{self, Version};
-use npy_append::{AppendOptions, Appender, Dtype, Durability, Found};
+use npy_append::{AppendOptions, Appender, Dtype, Durability, Found, LockWait};
 
 use support::{require_numpy, run_python};
 
@@ -895,7 +895,13 @@ fn check_fixture(f: &Fixture, tmp: &Path) -> Result<(), String> {
             }
             let original = after;
             // One more row of 0x00 bytes goes after the old data.
-            let mut w = Appender::open_or_recover(&path).map_err(|e| format!("reopen: {e}"))?;
+            // Another test's child process may hold a copy of the closed
+            // writer's descriptor (and its lock) between its fork and its
+            // exec: the reopen waits for it.
+            let mut w = AppendOptions::new()
+                .lock_wait(LockWait::Wait(std::time::Duration::from_secs(10)))
+                .open(&path)
+                .map_err(|e| format!("reopen: {e}"))?;
             let row_bytes = w.row_bytes().unwrap() as usize;
             w.append_bytes(&vec![0u8; row_bytes])
                 .map_err(|e| format!("append: {e}"))?;

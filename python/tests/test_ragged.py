@@ -113,7 +113,7 @@ def test_mismatch_raises_and_appends_nothing(ragged, tmp_path):
     with pytest.raises(npy_append.DtypeMismatchError):
         w.extend([np.array([3], "<i4"), np.array([4], "<u4"), np.array([5], "<i4")])
     # Lengths that do not add up to the rows given.
-    with pytest.raises(npy_append.ShapeMismatchError, match=r"the 5 rows given .* adding up to 4"):
+    with pytest.raises(npy_append.ShapeMismatchError, match=r"the 5 rows given.* adding up to 4"):
         w.append_batch(np.arange(5, dtype="<i4"), [2, 2])
     with pytest.raises(npy_append.ShapeMismatchError, match="2 lengths adding up to 2..64 or more"):
         w.append_batch(np.arange(2, dtype="<i4"), [2**63, 2**63 + 2])

@@ -395,15 +395,18 @@ fn check_same_schema(root: &Path, found: &Schema, wanted: &Schema) -> Result<()>
 
 /// The group options of a shard of `schema`: one member `<column>.npy` per
 /// column, in order.
-fn group_options(schema: &Schema, lock_wait: crate::options::LockWait) -> crate::write::group::GroupOptions {
-    schema
-        .columns
-        .iter()
-        .fold(crate::write::group::GroupOptions::new().lock_wait(lock_wait), |g, c| {
+fn group_options(
+    schema: &Schema,
+    lock_wait: crate::options::LockWait,
+) -> crate::write::group::GroupOptions {
+    schema.columns.iter().fold(
+        crate::write::group::GroupOptions::new().lock_wait(lock_wait),
+        |g, c| {
             g.member(crate::write::group::MemberSpec::with_dtype(
                 &c.file_name(),
                 c.dtype.clone(),
                 &c.row_shape,
             ))
-        })
+        },
+    )
 }
