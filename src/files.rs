@@ -281,11 +281,11 @@ pub(crate) fn crc_of<F: Storage>(file: &F, start: u64, end: u64) -> io::Result<u
 }
 
 /// Rewrites a header in place from `old` (the bytes the file holds, as far
-/// as they are known) to `new` (the same length). Magic, version and length
-/// are written only when they differ: a torn write over them would leave a
-/// header no recovery can match to its journal (unless this writer created
-/// the file). The one place a header is rewritten in place, for commits and
-/// for recovery.
+/// as they are known) to `new` (the same header length). Magic, version and
+/// length are written only when they differ: a torn write over them would
+/// leave a header no recovery can match to its journal (unless this writer
+/// created the file). The one place a header is rewritten in place, for
+/// commits and for recovery.
 pub(crate) fn write_header<F: Storage>(
     file: &F,
     path: &Path,

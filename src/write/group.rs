@@ -9,7 +9,7 @@
 //! headers. Recovery cuts every member back to the newest record and fixes
 //! its header, so after a crash all members agree with one commit. Each
 //! member stays a plain `.npy` that numpy reads on its own, never showing a
-//! row its group did not commit; a [`GroupReader`] shows a consistent
+//! row its group did not commit; a [`GroupReader`](crate::GroupReader) shows a consistent
 //! snapshot of all members.
 //!
 //! The group journal names its members (file names in its own directory)
@@ -158,13 +158,13 @@ impl GroupOptions {
 /// two slots and syncs it, and only then rewrites the members' headers.
 /// Opening cuts every member back to the newest record and fixes its
 /// header. Each member stays a plain `.npy` that numpy reads on its own and
-/// that never shows a row the group did not commit; [`GroupReader`] shows a
+/// that never shows a row the group did not commit; [`GroupReader`](crate::GroupReader) shows a
 /// consistent snapshot of all members. Commits are always synced.
 ///
 /// The group journal names its members (file names in its own directory)
 /// and stays after [`close`](Self::close): it is the group's manifest and
 /// keeps the last cursor. Each member has a marker `<member>.group-member`
-/// beside it ([`member_marker_path`]), so that an
+/// beside it ([`member_marker_path`](crate::member_marker_path)), so that an
 /// [`Appender`](crate::Appender) refuses to open a member on its own
 /// ([`Error::GroupMember`]). One writer per group: the writer locks the
 /// group journal and every member.
@@ -391,12 +391,11 @@ impl<B: Backend> AppendGroup<B> {
         let mut bytes_cut = 0;
         for (member_path, file, plan) in planned {
             ensure_marker(&backend, &member_path, path)?;
-            let file = match file {
-                Some(file) => file,
-                None => {
-                    created_any = true;
-                    files::create_locked(&backend, &member_path, "creating a group member")?
-                }
+            let file = if let Some(file) = file {
+                file
+            } else {
+                created_any = true;
+                files::create_locked(&backend, &member_path, "creating a group member")?
             };
             apply_cut(&file, &member_path, &plan.raw_header, &plan.file)?;
             file.sync_all().map_err(io(&member_path, "syncing"))?;
