@@ -315,3 +315,55 @@ pub(crate) fn new_id() -> u64 {
     hasher.write_u32(std::process::id());
     hasher.finish()
 }
+
+/// The temporary file that [`replace_atomically`] renames over `path`:
+/// `.<name>.tmp` beside it.
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    parent_dir(path).join(format!(".{name}.tmp"))
+}
+
+/// Replaces the file at `path` with `bytes` so that a crash at any point
+/// leaves the old file or the new one, whole:
+///
+/// ```text
+/// 1. remove a leftover temporary file (a replace that died before its rename)
+/// 2. create the temporary file, write `bytes`, fdatasync
+/// 3. rename it over `path`
+/// 4. fsync the directory (the rename is durable when this returns)
+/// ```
+///
+/// The caller holds the lock that makes it the only writer of the
+/// temporary file.
+pub(crate) fn replace_atomically<B: Backend>(backend: &B, path: &Path, bytes: &[u8]) -> Result<()> {
+    let temp = temp_path(path);
+    remove_durably(backend, &temp, "removing a leftover temporary file")?;
+    create_durably(backend, &temp, bytes, "writing a temporary file")?;
+    backend
+        .rename(&temp, path)
+        .map_err(|e| Error::io(path, "renaming the temporary file over it", e))?;
+    sync_parent(backend, path)
+}
+
+/// Opens the lock file at `path`, creating it (empty, never removed) when
+/// there is none, and takes its lock, waiting as `wait` allows. Held until
+/// the returned handle is dropped.
+pub(crate) fn lock_file<B: Backend>(backend: &B, path: &Path, wait: LockWait) -> Result<B::File> {
+    let op = "opening a lock file";
+    if let Some(file) = open_locked(backend, path, wait, op)? {
+        return Ok(file);
+    }
+    match backend.open(path, OpenMode::CreateNew) {
+        Ok(file) => {
+            lock(&file, path, wait)?;
+            check_named(backend, &file, path)?;
+            Ok(file)
+        }
+        // Another process created it meanwhile.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => open_locked(backend, path, wait, op)?
+            .ok_or_else(|| Error::io(path, op, io::ErrorKind::NotFound.into())),
+        Err(e) => Err(Error::io(path, "creating a lock file", e)),
+    }
+}

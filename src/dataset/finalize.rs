@@ -120,7 +120,7 @@ pub fn finalize_with<B: Directories + Clone>(
     let bytes = manifest.encode();
     let path = manifest_path(root);
     if files::read_file(backend, &path)?.as_deref() != Some(bytes.as_slice()) {
-        files::replace_atomically(backend, &path, &bytes)?;
+        crate::files::replace_atomically(backend, &path, &bytes)?;
     }
     Ok(manifest)
 }

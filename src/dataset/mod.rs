@@ -332,16 +332,13 @@ fn ensure_schema<B: Directories>(
     backend
         .create_dir_all(root)
         .map_err(|e| Error::io(root, "creating the dataset directory", e))?;
-    let parent = crate::files::parent_dir(root);
-    backend
-        .sync_dir(parent)
-        .map_err(|e| Error::io(parent, "syncing the directory", e))?;
+    crate::files::sync_parent(backend, root)?;
     let _lock = files::lock_root(backend, root)?;
     if let Some(found) = read_schema_with(backend, root)? {
         check_same_schema(root, &found, &wanted)?;
         return Ok(found);
     }
-    files::replace_atomically(backend, &schema_path(root), &wanted.encode())?;
+    crate::files::replace_atomically(backend, &schema_path(root), &wanted.encode())?;
     Ok(wanted)
 }
 
