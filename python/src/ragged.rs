@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use npy_append::format::dtype::Kind;
 use npy_append::{Dtype, RaggedAppender as RsRagged, RaggedOptions, RaggedReader as RsReader};
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
@@ -18,16 +17,6 @@ use crate::convert::{
 use crate::errors::{OrRaise, invalid_argument};
 use crate::handle::Handle;
 use crate::reader::{GroupMapping, Snapshot};
-
-/// Checks that the bytes of a bool array hold only 0 and 1: the
-/// library's typed readers report any other byte in a bool file as
-/// corruption.
-fn check_bools(dtype: &Dtype, bytes: &[u8]) -> PyResult<()> {
-    if dtype.as_scalar().is_some_and(|s| s.kind == Kind::Bool) && bytes.iter().any(|&b| b > 1) {
-        return Err(invalid_argument("a bool value is neither 0 nor 1"));
-    }
-    Ok(())
-}
 
 /// Sequences of rows of different lengths, appended crash-safely to a
 /// values/offsets pair of `.npy` files.
@@ -51,13 +40,13 @@ pub(crate) struct PyRaggedAppender {
 }
 
 impl PyRaggedAppender {
-    /// Checks `arr` against the values' dtype and row shape (and a bool
-    /// array's bytes); returns its bytes, without a copy when it is
-    /// C-contiguous.
+    /// Checks `arr` against the values' dtype and row shape; returns its
+    /// bytes, without a copy when it is C-contiguous. (The library checks
+    /// the bytes themselves when they are appended: whole rows, and 0 or 1
+    /// in a bool array.)
     fn check<'py>(&mut self, py: Python<'py>, arr: &Bound<'py, PyAny>) -> PyResult<Rows<'py>> {
         self.handle.live_ref()?;
         let rows = self.accepts.check(py, arr, &self.values_path)?;
-        check_bools(&self.accepts.dtype, rows.bytes())?;
         Ok(rows)
     }
 
@@ -167,13 +156,8 @@ impl PyRaggedAppender {
             all.push(self.check(py, &seq?)?);
         }
         let ragged = self.handle.live()?;
-        let parts: Vec<(&[u8], u64)> = all.iter().map(|r| (r.bytes(), r.count)).collect();
-        py.detach(|| {
-            parts
-                .into_iter()
-                .try_for_each(|(bytes, count)| ragged.append_batch_bytes(bytes, &[count]))
-        })
-        .or_raise(py)
+        let parts: Vec<&[u8]> = all.iter().map(Rows::bytes).collect();
+        py.detach(|| ragged.extend_bytes(&parts)).or_raise(py)
     }
 
     /// Appends several sequences given as one array of all their rows

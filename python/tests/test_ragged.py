@@ -319,7 +319,7 @@ def test_second_writer_raises_locked(ragged):
 # Commits batches of 3 sequences with the cursor = sequences committed;
 # after each commit returns, prints "acked n".
 KILLED_CHILD = """
-import sys
+import os, sys
 import numpy as np
 from npy_append import RaggedAppender
 w = RaggedAppender.open_or_recover(sys.argv[1], dtype="<u2")
@@ -329,7 +329,8 @@ while True:
     w.extend([(k * 10 + np.arange(k % 7)).astype("<u2") for k in range(i, i + 3)])
     i += 3
     w.commit(cursor=str(i).encode())
-    print("acked", i, flush=True)
+    # One write per line: a kill never leaves half a line.
+    os.write(1, f"acked {i}\\n".encode())
 """
 
 

@@ -21,7 +21,12 @@ def test_the_examples_run_in_order(tmp_path, readme):
             # Ray is optional; the test command's own virtualenv has it.
             print(f"SKIP {readme.name} line {e.line}: ray is not installed")
             continue
+        # Run as a script file, as a user runs it: spawned worker processes
+        # (the PyTorch example's DataLoader) import the main module again
+        # from its file, which `python -c` would not have.
+        script = tmp_path / f"{e.module}.py"
+        script.write_text(e.program(), encoding="utf-8")
         done = subprocess.run(
-            [sys.executable, "-c", e.program()], cwd=tmp_path, capture_output=True, text=True, timeout=300
+            [sys.executable, script.name], cwd=tmp_path, capture_output=True, text=True, timeout=300
         )
         assert done.returncode == 0, f"{readme.name} line {e.line}:\n{done.stderr}"

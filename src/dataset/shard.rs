@@ -495,6 +495,11 @@ impl<B: Directories + Clone> ShardWriter<B> {
                 len: held,
             });
         }
+        // Every column's bytes are checked before any column is appended
+        // to, so a refused batch leaves every column as it was.
+        for (i, bytes) in cols.iter().enumerate() {
+            self.group.rows_in(i, bytes)?;
+        }
         let overlap = (held - start_row).min(rows);
         if overlap > 0 && self.compare_overlap {
             for (i, (bytes, &row_bytes)) in cols.iter().zip(&self.row_bytes).enumerate() {

@@ -150,30 +150,10 @@ impl<F: Storage> DataFile<F> {
         Ok(element::as_bytes(values))
     }
 
-    /// Checks that `bytes` are whole rows (and, for a `bool` file, that
-    /// every value is 0 or 1: numpy and Rust read other bytes differently);
-    /// returns how many.
+    /// Checks that `bytes` are rows this file takes ([`rows_in`]); returns
+    /// how many.
     pub(crate) fn rows_in(&self, bytes: &[u8]) -> Result<u64> {
-        let row_bytes = self.layout.row_bytes;
-        if !(bytes.len() as u64).is_multiple_of(row_bytes) {
-            return Err(Error::ShapeMismatch {
-                path: self.path.clone(),
-                expected: format!("a multiple of {row_bytes} bytes (whole rows)"),
-                found: format!("{} bytes", bytes.len()),
-            });
-        }
-        if let Some(at) = first_bad_bool(self.dtype(), bytes) {
-            return Err(Error::InvalidArgument {
-                path: Some(self.path.clone()),
-                what: format!(
-                    "value {at} of the rows given is the byte {:#04x}, but a {} (bool) value \
-                     must be 0 or 1; nothing was appended",
-                    bytes.get(at).copied().unwrap_or(0),
-                    self.dtype()
-                ),
-            });
-        }
-        Ok(bytes.len() as u64 / row_bytes)
+        rows_in(&self.path, &self.layout, bytes)
     }
 
     /// Appends `bytes` (whole rows, checked by [`rows_in`](Self::rows_in)):
@@ -335,10 +315,36 @@ impl<F: Storage> DataFile<F> {
     }
 }
 
-/// Whether `bytes` of a `bool` file hold only 0 and 1; the offset of the
-/// first other byte.
-pub(crate) fn first_bad_bool(dtype: &Dtype, bytes: &[u8]) -> Option<usize> {
-    matches!(dtype, Dtype::Scalar(s) if s.kind == Kind::Bool)
-        .then(|| bytes.iter().position(|&b| b > 1))
-        .flatten()
+/// Checks that `bytes` are rows a file of `layout` at `path` takes: whole
+/// rows, and, for a `bool` file (`|b1`), only the bytes 0 and 1. Returns
+/// how many rows.
+///
+/// The one check of appended bytes, for every writer (an appender, every
+/// member of a group, a ragged array, a shard): numpy shows another byte
+/// as it is (`np.uint8` view) or as `True`, but a Rust `bool` holding it is
+/// undefined behaviour, so typed reads refuse it as corruption; refusing it
+/// here keeps every file this library writes readable both ways.
+pub(crate) fn rows_in(path: &Path, layout: &Layout, bytes: &[u8]) -> Result<u64> {
+    let row_bytes = layout.row_bytes;
+    if !(bytes.len() as u64).is_multiple_of(row_bytes) {
+        return Err(Error::ShapeMismatch {
+            path: path.to_path_buf(),
+            expected: format!("a multiple of {row_bytes} bytes (whole rows)"),
+            found: format!("{} bytes", bytes.len()),
+        });
+    }
+    let dtype = &layout.header.dtype;
+    if matches!(dtype, Dtype::Scalar(s) if s.kind == Kind::Bool)
+        && let Some(at) = bytes.iter().position(|&b| b > 1)
+    {
+        return Err(Error::InvalidArgument {
+            path: Some(path.to_path_buf()),
+            what: format!(
+                "value {at} of the rows given is the byte {:#04x}, but a {dtype} (bool) value \
+                 must be 0 (false) or 1 (true); nothing was appended",
+                bytes.get(at).copied().unwrap_or(0),
+            ),
+        });
+    }
+    Ok(bytes.len() as u64 / row_bytes)
 }

@@ -571,6 +571,14 @@ impl<B: Backend> AppendGroup<B> {
         Ok(rows - skip)
     }
 
+    /// Checks that `bytes` are rows member `i` takes (whole rows; for a
+    /// `bool` member only the bytes 0 and 1), appending nothing; returns
+    /// how many. For callers that append to several members and must
+    /// refuse before appending to any.
+    pub(crate) fn rows_in(&self, i: usize, bytes: &[u8]) -> Result<u64> {
+        self.member(i)?.rows_in(bytes)
+    }
+
     /// Appends raw row bytes (the member's own layout) to member `i`.
     pub fn append_bytes(&mut self, i: usize, bytes: &[u8]) -> Result<()> {
         self.check_poison()?;

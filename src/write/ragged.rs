@@ -197,6 +197,22 @@ impl<B: Backend> RaggedAppender<B> {
         self.push_offsets(&offsets)
     }
 
+    /// Appends one sequence per item of `sequences`, each the raw bytes of
+    /// its rows in the values' own layout (as for
+    /// [`append_batch_bytes`](Self::append_batch_bytes)). Every sequence is
+    /// checked before any is appended: on an error nothing is appended.
+    pub fn extend_bytes(&mut self, sequences: &[&[u8]]) -> Result<()> {
+        let mut lengths = Vec::with_capacity(sequences.len());
+        for bytes in sequences {
+            lengths.push(self.group.rows_in(VALUES, bytes)?);
+        }
+        self.offsets_for(lengths.iter().sum::<u64>(), 1, "rows", &lengths)?;
+        for (bytes, rows) in sequences.iter().zip(lengths) {
+            self.append_batch_bytes(bytes, &[rows])?;
+        }
+        Ok(())
+    }
+
     /// The offsets after sequences of `lengths` rows, checked against the
     /// `given` units (values or bytes, `per_row` of them per row).
     fn offsets_for(
