@@ -1,7 +1,8 @@
 //! Sharded datasets on the real file system: the schema written once and
 //! enforced, shards resumed exactly once, complete marks, finalize and its
 //! manifest, the reader over all shards, and numpy reading every column
-//! file.
+//! file; and finalize and the reader on the in-memory backend, under I/O
+//! faults.
 
 mod support;
 
@@ -33,7 +34,11 @@ fn feats(rows: std::ops::Range<u64>, shard: u64) -> Vec<f32> {
 }
 
 /// Appends rows `rows` of shard number `shard` at their index.
-fn add(w: &mut dataset::ShardWriter, shard: u64, rows: std::ops::Range<u64>) -> u64 {
+fn add<B: npy_append::storage::Directories + Clone>(
+    w: &mut dataset::ShardWriter<B>,
+    shard: u64,
+    rows: std::ops::Range<u64>,
+) -> u64 {
     let (i, f) = (ids(rows.clone(), shard), feats(rows.clone(), shard));
     w.append_at(
         rows.start,
@@ -635,4 +640,68 @@ fn finalize_never_leaves_a_partial_manifest_after_an_io_error() {
         }
     }
     assert!(failures >= 5, "{failures}");
+}
+
+#[test]
+fn the_reader_and_shard_status_run_in_memory() {
+    // The same reader on the in-memory backend: beside a live writer it
+    // shows committed rows only; a failed read is an error, never rows.
+    let mem = MemBackend::new();
+    let root = Path::new("/ds");
+    let open = |name: &str| {
+        ShardOptions::new()
+            .columns(&columns())
+            .open_with(mem.clone(), root, name)
+            .unwrap()
+    };
+    let mut a = open("a");
+    add(&mut a, 1, 0..4);
+    a.commit().unwrap();
+    add(&mut a, 1, 4..6); // pending
+    let mut b = open("b");
+    add(&mut b, 2, 0..3);
+    assert_eq!(b.finish().unwrap(), 3);
+
+    let mut r = DatasetReader::open_with(mem.clone(), root, ReadFrom::Auto).unwrap();
+    assert!(!r.from_manifest());
+    assert_eq!(r.pinned(), [("a".to_owned(), 4), ("b".to_owned(), 3)]);
+    let want: Vec<u64> = [ids(0..4, 1), ids(0..3, 2)].concat();
+    assert_eq!(r.column_slice::<u64>(0, 0..7).unwrap().as_ref(), &want[..]);
+    assert_eq!(
+        r.column_slice::<f32>(1, 4..7).unwrap().as_ref(),
+        &feats(0..3, 2)[..]
+    );
+    let status = dataset::shard_status_with(&mem, root, "a")
+        .unwrap()
+        .unwrap();
+    assert_eq!((status.rows, status.complete), (4, false));
+    let status = dataset::shard_status_with(&mem, root, "b")
+        .unwrap()
+        .unwrap();
+    assert_eq!((status.rows, status.complete), (3, true));
+    assert_eq!(dataset::shard_status_with(&mem, root, "c").unwrap(), None);
+
+    a.commit().unwrap();
+    assert!(r.refresh().unwrap());
+    assert_eq!(r.len(), 9);
+    assert_eq!(a.finish().unwrap(), 6);
+    dataset::finalize_with(&mem, root, None).unwrap();
+    assert!(r.refresh().unwrap());
+    assert!(r.from_manifest());
+    assert_eq!(r.pinned(), [("a".to_owned(), 6), ("b".to_owned(), 3)]);
+
+    let mut failed = 0;
+    for nth in 1..60 {
+        mem.fail_at(MemOp::Read, nth);
+        let result = DatasetReader::open_with(mem.clone(), root, ReadFrom::Auto);
+        mem.clear_failure();
+        match result {
+            Ok(r) => assert_eq!(r.pinned(), [("a".to_owned(), 6), ("b".to_owned(), 3)]),
+            Err(e) => {
+                failed += 1;
+                assert!(matches!(e, Error::Io { .. }), "read {nth}: {e}");
+            }
+        }
+    }
+    assert!(failed >= 5, "{failed}");
 }

@@ -11,6 +11,11 @@
 //!   decodes to the schema; once its writer returned, it is there;
 //! - `manifest.json` is absent, the first manifest or the second, whole,
 //!   as the crash point allows (a finalize that returned is durable);
+//! - before any writer opens it, a `DatasetReader` of the image (and
+//!   `shard_status`) shows each shard with the rows of one of its commits,
+//!   byte for byte, complete only with all its rows, exactly what the
+//!   shard's recovery keeps, and the manifest's shards once one is there;
+//!   reading changes nothing;
 //! - every shard opens through the dataset (schema read from the image)
 //!   with the rows of one of its commits, complete only with all its rows;
 //! - finalize on the recovered image publishes exactly the complete shards
@@ -32,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use crashsim::{Image, Model, Op, Rng, SimBackend};
 use npy_append::Error;
-use npy_append::dataset::{self, Column, ShardOptions};
+use npy_append::dataset::{self, Column, DatasetReader, ReadFrom, ShardOptions};
 use npy_append::storage::{Directories, subdirectories};
 
 impl Directories for SimBackend {
@@ -71,6 +76,21 @@ fn batch_bytes(shard: u64, rows: std::ops::Range<u64>) -> (Vec<u8>, Vec<u8>) {
 struct ShardHistory {
     /// (rows, complete, ops when the commit began, ops when it returned).
     commits: Vec<(u64, bool, usize, usize)>,
+}
+
+impl ShardHistory {
+    /// Whether a crash after op `k` may leave the shard at `state` (rows,
+    /// complete): its last acknowledged commit, or one begun before the
+    /// crash.
+    fn possible(&self, k: usize, state: (u64, bool)) -> bool {
+        let acked = self.commits.iter().rposition(|c| c.3 <= k).unwrap_or(0);
+        self.commits
+            .iter()
+            .enumerate()
+            .any(|(i, &(rows, c, start, _))| {
+                (i == acked || (i > acked && start < k)) && (rows, c) == state
+            })
+    }
 }
 
 struct Recording {
@@ -139,6 +159,87 @@ fn record() -> Recording {
     }
 }
 
+/// Every shard `reader` shows holds exactly the rows of its writer, byte
+/// for byte.
+fn check_rows(rec: &Recording, reader: &DatasetReader<SimBackend>) -> Result<(), String> {
+    for (i, info) in reader.shards().enumerate() {
+        let number = rec
+            .shards
+            .get(&info.name)
+            .ok_or_else(|| format!("the reader shows a shard {} never written", info.name))?
+            .0;
+        let start = reader.shard_start(i).ok_or("no start")?;
+        let got = reader
+            .slice(start..start + info.rows)
+            .map_err(|e| format!("reading shard {}: {e}", info.name))?;
+        let (ids, xs) = batch_bytes(number, 0..info.rows);
+        if got.len() != 2 || *got[0] != *ids || *got[1] != *xs {
+            return Err(format!("the reader's rows of shard {} differ", info.name));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the crash image after `k` operations as a reader would, before any
+/// writer recovers it: every shard shown has the rows of one of its commits
+/// (byte for byte) and `shard_status` says the same; with a manifest, the
+/// default reader shows the manifest's shards; reading writes nothing.
+/// Returns each shown shard's rows and whether it is complete.
+fn read_crashed(
+    rec: &Recording,
+    sim: &SimBackend,
+    k: usize,
+    manifest: bool,
+) -> Result<BTreeMap<String, (u64, bool)>, String> {
+    let root = root();
+    let (before, ops) = (sim.current(), sim.ops());
+    let reader = DatasetReader::open_with(sim.clone(), &root, ReadFrom::Shards)
+        .map_err(|e| format!("the reader does not open: {e}"))?;
+    check_rows(rec, &reader)?;
+    let mut shown = BTreeMap::new();
+    for info in reader.shards() {
+        let state = (info.rows, info.complete);
+        if !rec.shards[&info.name].1.possible(k, state) {
+            return Err(format!(
+                "the reader shows shard {} at {state:?}, no commit's state",
+                info.name
+            ));
+        }
+        shown.insert(info.name.clone(), state);
+    }
+    for name in dataset::list_shards_with(sim, &root).map_err(|e| format!("list: {e}"))? {
+        let status = dataset::shard_status_with(sim, &root, &name)
+            .map_err(|e| format!("shard_status of {name}: {e}"))?
+            .map(|s| (s.rows, s.complete));
+        if status != shown.get(&name).copied() {
+            return Err(format!(
+                "shard_status of {name} says {status:?}, the reader {:?}",
+                shown.get(&name)
+            ));
+        }
+    }
+    if manifest {
+        let m = dataset::read_manifest_with(sim, &root)
+            .map_err(|e| format!("manifest: {e}"))?
+            .ok_or("no manifest")?;
+        let auto = DatasetReader::open_with(sim.clone(), &root, ReadFrom::Auto)
+            .map_err(|e| format!("the reader does not open the manifest: {e}"))?;
+        let listed: Vec<(String, u64)> =
+            m.shards.iter().map(|s| (s.name.clone(), s.rows)).collect();
+        if !auto.from_manifest() || auto.pinned() != listed {
+            return Err(format!(
+                "the reader shows {:?}, the manifest {listed:?}",
+                auto.pinned()
+            ));
+        }
+        check_rows(rec, &auto)?;
+    }
+    if sim.current() != before || sim.ops() != ops {
+        return Err("reading changed the files".into());
+    }
+    Ok(shown)
+}
+
 /// Checks one crash image after `k` operations.
 fn check(rec: &Recording, image: &Image, k: usize) -> Result<(), String> {
     let root = root();
@@ -179,29 +280,35 @@ fn check(rec: &Recording, image: &Image, k: usize) -> Result<(), String> {
             }
         ));
     }
-    // Every shard opens with the rows of one of its commits.
     let sim = SimBackend::from_image(image);
+    let read = if image.get(&schema_path).is_some() {
+        read_crashed(rec, &sim, k, found.is_some())?
+    } else {
+        BTreeMap::new()
+    };
+    // Every shard opens with the rows of one of its commits.
     let mut complete = Vec::new();
     let mut incomplete = Vec::new();
     for name in dataset::list_shards_with(&sim, &root).map_err(|e| format!("list: {e}"))? {
-        let (number, h) = &rec.shards[&name];
+        let (_, h) = &rec.shards[&name];
         let w = ShardOptions::new()
             .open_with(sim.clone(), &root, &name)
             .map_err(|e| format!("shard {name} does not open: {e}"))?;
         let state = (w.len(), w.is_complete());
-        // The last acknowledged commit, or one begun before the crash.
-        let acked = h.commits.iter().rposition(|c| c.3 <= k).unwrap_or(0);
-        let possible = h
-            .commits
-            .iter()
-            .enumerate()
-            .any(|(i, &(rows, c, start, _))| {
-                (i == acked || (i > acked && start < k)) && (rows, c) == state
-            });
-        if !possible {
+        if !h.possible(k, state) {
             return Err(format!("shard {name}: {state:?} is no commit's state"));
         }
-        let (ids, _) = batch_bytes(*number, 0..w.len());
+        // What the reader showed before recovery is what recovery kept (a
+        // shard whose creation never completed is not shown: it has no
+        // commit).
+        let shown = read.get(&name).copied().unwrap_or((0, false));
+        if shown != state {
+            return Err(format!(
+                "shard {name}: the reader showed {shown:?} before recovery, which kept {state:?}"
+            ));
+        }
+        let number = rec.shards[&name].0;
+        let (ids, _) = batch_bytes(number, 0..w.len());
         let on_disk = sim.current()[&root.join(&name).join("id.npy")].clone();
         if !on_disk.ends_with(&ids) {
             return Err(format!("shard {name}: rows differ"));

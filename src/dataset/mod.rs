@@ -35,9 +35,10 @@
 //!   order once finalized; during a build, every shard found so far, up to
 //!   its last commit, in [`shard_order`](crate::format::dataset::shard_order).
 //!
-//! Every file of the dataset (schema, manifest, shards) is written through
-//! the [`Backend`] trait, so the crash simulator
-//! enumerates these writes like every other.
+//! Every file of the dataset (schema, manifest, shards) is written and read
+//! through the [`Backend`] trait, so the crash simulator enumerates these
+//! writes like every other, and the reader ([`DatasetReader::open_with`],
+//! [`shard_status_with`]) runs in memory and on every crash image.
 
 mod files;
 mod finalize;
@@ -48,7 +49,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::format::dataset::{Column, Manifest, ManifestShard, Schema};
 pub use finalize::{finalize, finalize_shards, finalize_with};
-pub use reader::{DatasetReader, ReadFrom, ShardInfo};
+pub use reader::{Batches, DatasetReader, ReadFrom, ShardInfo};
 pub use shard::{Batch, ShardOptions, ShardWriter, open_shard};
 
 use crate::element::Element;
@@ -56,6 +57,7 @@ use crate::error::{Error, Result};
 use crate::format::dataset::{self as fmt, MANIFEST_FILE, SCHEMA_FILE, SHARD_JOURNAL};
 use crate::format::dtype::Dtype;
 use crate::read::group::GroupReader;
+use crate::recovery::group as group_recovery;
 use crate::storage::{Backend, Directories, FsBackend, OpenMode, Storage};
 
 impl Column {
@@ -197,10 +199,21 @@ pub struct ShardStatus {
 /// runs beside the shard's writer (a job's driver uses it to skip complete
 /// shards).
 pub fn shard_status(root: impl AsRef<Path>, shard: &str) -> Result<Option<ShardStatus>> {
-    let root = root.as_ref();
+    shard_status_with(&FsBackend, root.as_ref(), shard)
+}
+
+/// [`shard_status`] on `backend`.
+pub fn shard_status_with<B: Backend + Clone>(
+    backend: &B,
+    root: &Path,
+    shard: &str,
+) -> Result<Option<ShardStatus>>
+where
+    B::File: 'static,
+{
     check_shard_name(shard)?;
-    let schema = read_schema(root)?.ok_or_else(|| no_dataset(root))?;
-    match open_shard_reader(&schema, root, shard)? {
+    let schema = read_schema_with(backend, root)?.ok_or_else(|| no_dataset(root))?;
+    match open_shard_reader(backend, &schema, root, shard)? {
         None => Ok(None),
         Some((reader, rows, complete)) => {
             let (_, cursor) = fmt::parse_shard_cursor(reader.cursor())
@@ -228,23 +241,28 @@ fn no_dataset(root: &Path) -> Error {
 /// schema: `None` when the shard has no journal yet (or one its writer is
 /// creating right now); else the reader, the committed rows and whether the
 /// shard is complete.
-fn open_shard_reader(
+fn open_shard_reader<B: Backend + Clone>(
+    backend: &B,
     schema: &Schema,
     root: &Path,
     shard: &str,
-) -> Result<Option<(GroupReader, u64, bool)>> {
+) -> Result<Option<(GroupReader<B>, u64, bool)>>
+where
+    B::File: 'static,
+{
     let journal = shard_journal(root, shard);
     // A journal its writer is creating is empty until its first write.
-    match FsBackend
-        .open(&journal, OpenMode::Read)
-        .and_then(|f| f.len())
-    {
+    match backend.open(&journal, OpenMode::Read).and_then(|f| f.len()) {
         Ok(0) => return Ok(None),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(&journal, "checking the shard journal", e)),
     }
-    let reader = GroupReader::open(&journal)?;
+    let reader = match GroupReader::open_with(backend.clone(), &journal) {
+        Ok(reader) => reader,
+        Err(Error::Corrupt { .. }) if creation_torn(backend, schema, &journal)? => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let rows = check_shard_members(
         schema,
         &journal,
@@ -261,6 +279,26 @@ fn open_shard_reader(
     let (complete, _) =
         fmt::parse_shard_cursor(reader.cursor()).map_err(|e| Error::from_format(&journal, e))?;
     Ok(Some((reader, rows, complete)))
+}
+
+/// Whether the shard's group journal, which a reader found corrupt, is
+/// what a crash during the group's creation leaves: the creation's torn
+/// write (no member exists yet), or its identity without the first record
+/// (written together). The shard holds no commit; its writer's recovery
+/// starts it again.
+fn creation_torn<B: Backend>(backend: &B, schema: &Schema, journal: &Path) -> Result<bool> {
+    let file = backend
+        .open(journal, OpenMode::Read)
+        .map_err(|e| Error::io(journal, "opening the shard journal", e))?;
+    match group_recovery::read_group_journal(&file, journal) {
+        Ok(state) => Ok(state.newest.is_none()),
+        Err(Error::Corrupt { .. }) => {
+            let dir = crate::files::parent_dir(journal);
+            let members = schema.columns.iter().map(|c| dir.join(c.file_name()));
+            group_recovery::torn_before_members(backend, &file, members)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Checks a shard's members (name, dtype, row shape and rows of member

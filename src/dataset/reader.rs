@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{
-    Column, Schema, list_shards, manifest_path, no_dataset, open_shard_reader, read_manifest,
-    read_schema, schema_path, shard_journal,
+    Column, Schema, list_shards_with, manifest_path, no_dataset, open_shard_reader,
+    read_manifest_with, read_schema_with, schema_path, shard_journal,
 };
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::read::group::GroupReader;
+use crate::storage::{Backend, Directories, FsBackend};
 
 /// Which shards a [`DatasetReader`] shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,9 +38,9 @@ pub struct ShardInfo {
     pub complete: bool,
 }
 
-struct OpenShard {
+struct OpenShard<B: Backend> {
     info: ShardInfo,
-    group: Arc<GroupReader>,
+    group: Arc<GroupReader<B>>,
 }
 
 /// Every shard's committed rows as one array per column, with global row
@@ -53,19 +54,24 @@ struct OpenShard {
 /// slice inside one shard is a view of the mapped file, without a copy; a
 /// slice across shards and a gather copy. [`refresh`](Self::refresh) picks
 /// up new commits, new shards and a new manifest.
-pub struct DatasetReader {
+///
+/// It reads through a storage [`Backend`] ([`open_with`](Self::open_with));
+/// on other backends than the real file system the committed rows are
+/// copied rather than mapped (meant for tests).
+pub struct DatasetReader<B: Backend = FsBackend> {
+    backend: B,
     root: PathBuf,
     from: ReadFrom,
     from_manifest: bool,
     schema: Schema,
     row_bytes: Vec<u64>,
-    shards: Vec<OpenShard>,
+    shards: Vec<OpenShard<B>>,
     /// `starts[k]` is the first global row of shard `k`; one more entry
     /// holds the total.
     starts: Vec<u64>,
 }
 
-impl std::fmt::Debug for DatasetReader {
+impl<B: Backend> std::fmt::Debug for DatasetReader<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatasetReader")
             .field("root", &self.root)
@@ -76,7 +82,7 @@ impl std::fmt::Debug for DatasetReader {
     }
 }
 
-impl DatasetReader {
+impl DatasetReader<FsBackend> {
     /// Opens the dataset at `root`: its manifest when it was finalized,
     /// else every shard found.
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
@@ -85,7 +91,7 @@ impl DatasetReader {
 
     /// Opens the dataset at `root`, showing the shards `from` says.
     pub fn open_from(root: impl AsRef<Path>, from: ReadFrom) -> Result<Self> {
-        Self::load(root.as_ref(), from, &[])
+        Self::open_with(FsBackend, root, from)
     }
 
     /// Opens the dataset at `root` showing exactly `shards` (names and
@@ -97,30 +103,52 @@ impl DatasetReader {
         from: ReadFrom,
         shards: &[(String, u64)],
     ) -> Result<Self> {
+        Self::open_pinned_with(FsBackend, root, from, shards)
+    }
+}
+
+impl<B: Directories + Clone> DatasetReader<B>
+where
+    B::File: 'static,
+{
+    /// [`open_from`](DatasetReader::open_from) on `backend`.
+    pub fn open_with(backend: B, root: impl AsRef<Path>, from: ReadFrom) -> Result<Self> {
+        Self::load(backend, root.as_ref(), from, &[])
+    }
+
+    /// [`open_pinned`](DatasetReader::open_pinned) on `backend`.
+    pub fn open_pinned_with(
+        backend: B,
+        root: impl AsRef<Path>,
+        from: ReadFrom,
+        shards: &[(String, u64)],
+    ) -> Result<Self> {
         let root = root.as_ref();
-        let schema = read_schema(root)?.ok_or_else(|| no_dataset(root))?;
+        let schema = read_schema_with(&backend, root)?.ok_or_else(|| no_dataset(root))?;
         let open = shards
             .iter()
-            .map(|(name, rows)| pinned_shard(&schema, root, name, *rows, "the pinned view"))
+            .map(|(name, rows)| {
+                pinned_shard(&backend, &schema, root, name, *rows, "the pinned view")
+            })
             .collect::<Result<Vec<_>>>()?;
         let from_manifest = from != ReadFrom::Shards
-            && read_manifest(root)?.is_some_and(|m| {
+            && read_manifest_with(&backend, root)?.is_some_and(|m| {
                 m.shards.len() == shards.len()
                     && m.shards
                         .iter()
                         .zip(shards)
                         .all(|(a, (name, rows))| a.name == *name && a.rows == *rows)
             });
-        Self::build(root, from, from_manifest, schema, open)
+        Self::build(backend, root, from, from_manifest, schema, open)
     }
 
-    fn load(root: &Path, from: ReadFrom, previous: &[OpenShard]) -> Result<Self> {
+    fn load(backend: B, root: &Path, from: ReadFrom, previous: &[OpenShard<B>]) -> Result<Self> {
         let manifest = if from == ReadFrom::Shards {
             None
         } else {
-            read_manifest(root)?
+            read_manifest_with(&backend, root)?
         };
-        let schema_file = read_schema(root)?;
+        let schema_file = read_schema_with(&backend, root)?;
         match manifest {
             Some(manifest) => {
                 if schema_file.as_ref().is_some_and(|s| *s != manifest.schema) {
@@ -138,12 +166,17 @@ impl DatasetReader {
                     .iter()
                     .map(|s| match reuse(previous, &s.name, s.rows) {
                         Some(open) => Ok(open),
-                        None => {
-                            pinned_shard(&manifest.schema, root, &s.name, s.rows, "the manifest")
-                        }
+                        None => pinned_shard(
+                            &backend,
+                            &manifest.schema,
+                            root,
+                            &s.name,
+                            s.rows,
+                            "the manifest",
+                        ),
                     })
                     .collect::<Result<Vec<_>>>()?;
-                Self::build(root, from, true, manifest.schema, shards)
+                Self::build(backend, root, from, true, manifest.schema, shards)
             }
             None if from == ReadFrom::Manifest => Err(Error::InvalidArgument {
                 path: None,
@@ -156,7 +189,7 @@ impl DatasetReader {
             None => {
                 let schema = schema_file.ok_or_else(|| no_dataset(root))?;
                 let mut shards = Vec::new();
-                for name in list_shards(root)? {
+                for name in list_shards_with(&backend, root)? {
                     if let Some(open) = previous
                         .iter()
                         .find(|s| s.info.complete && s.info.name == name)
@@ -168,7 +201,8 @@ impl DatasetReader {
                         });
                         continue;
                     }
-                    if let Some((group, rows, complete)) = open_shard_reader(&schema, root, &name)?
+                    if let Some((group, rows, complete)) =
+                        open_shard_reader(&backend, &schema, root, &name)?
                     {
                         shards.push(OpenShard {
                             info: ShardInfo {
@@ -180,17 +214,18 @@ impl DatasetReader {
                         });
                     }
                 }
-                Self::build(root, from, false, schema, shards)
+                Self::build(backend, root, from, false, schema, shards)
             }
         }
     }
 
     fn build(
+        backend: B,
         root: &Path,
         from: ReadFrom,
         from_manifest: bool,
         schema: Schema,
-        shards: Vec<OpenShard>,
+        shards: Vec<OpenShard<B>>,
     ) -> Result<Self> {
         let row_bytes = schema
             .columns
@@ -211,6 +246,7 @@ impl DatasetReader {
         }
         starts.push(total);
         Ok(Self {
+            backend,
             root: root.to_path_buf(),
             from,
             from_manifest,
@@ -225,7 +261,7 @@ impl DatasetReader {
     /// Returns whether the rows shown changed. Arrays taken before stay
     /// valid and unchanged.
     pub fn refresh(&mut self) -> Result<bool> {
-        let fresh = Self::load(&self.root, self.from, &self.shards)?;
+        let fresh = Self::load(self.backend.clone(), &self.root, self.from, &self.shards)?;
         let changed = fresh.from_manifest != self.from_manifest
             || fresh.shards.len() != self.shards.len()
             || fresh
@@ -236,7 +272,9 @@ impl DatasetReader {
         *self = fresh;
         Ok(changed)
     }
+}
 
+impl<B: Backend> DatasetReader<B> {
     /// The dataset's root directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -304,7 +342,7 @@ impl DatasetReader {
 
     /// The group reader of shard `k`, whose member `i` is column `i` (its
     /// rows may exceed those shown).
-    pub fn shard_reader(&self, k: usize) -> Option<&Arc<GroupReader>> {
+    pub fn shard_reader(&self, k: usize) -> Option<&Arc<GroupReader<B>>> {
         self.shards.get(k).map(|s| &s.group)
     }
 
@@ -519,7 +557,7 @@ impl DatasetReader {
     /// The rows in batches of `batch_rows` (the last one may be shorter),
     /// every column of each: a batch inside one shard is a view of the
     /// mapped files, a batch across shards a copy.
-    pub fn batches(&self, batch_rows: u64) -> Batches<'_> {
+    pub fn batches(&self, batch_rows: u64) -> Batches<'_, B> {
         Batches {
             reader: self,
             at: 0,
@@ -529,13 +567,13 @@ impl DatasetReader {
 }
 
 /// The iterator of [`DatasetReader::batches`].
-pub struct Batches<'a> {
-    reader: &'a DatasetReader,
+pub struct Batches<'a, B: Backend = FsBackend> {
+    reader: &'a DatasetReader<B>,
     at: u64,
     step: u64,
 }
 
-impl<'a> Iterator for Batches<'a> {
+impl<'a, B: Backend> Iterator for Batches<'a, B> {
     type Item = Result<Vec<Cow<'a, [u8]>>>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -551,7 +589,7 @@ impl<'a> Iterator for Batches<'a> {
 }
 
 /// A complete shard of an earlier load showing exactly `rows`.
-fn reuse(previous: &[OpenShard], name: &str, rows: u64) -> Option<OpenShard> {
+fn reuse<B: Backend>(previous: &[OpenShard<B>], name: &str, rows: u64) -> Option<OpenShard<B>> {
     previous
         .iter()
         .find(|s| s.info.complete && s.info.name == name && s.info.rows == rows)
@@ -562,17 +600,21 @@ fn reuse(previous: &[OpenShard], name: &str, rows: u64) -> Option<OpenShard> {
 }
 
 /// Shard `name` showing exactly `rows`, which it must hold.
-fn pinned_shard(
+fn pinned_shard<B: Backend + Clone>(
+    backend: &B,
     schema: &Schema,
     root: &Path,
     name: &str,
     rows: u64,
     listed_by: &str,
-) -> Result<OpenShard> {
+) -> Result<OpenShard<B>>
+where
+    B::File: 'static,
+{
     super::check_shard_name(name)?;
     let journal = shard_journal(root, name);
     let (group, committed, complete) =
-        open_shard_reader(schema, root, name)?.ok_or_else(|| Error::Corrupt {
+        open_shard_reader(backend, schema, root, name)?.ok_or_else(|| Error::Corrupt {
             path: journal.clone(),
             offset: None,
             what: format!("{listed_by} lists shard {name}, which is missing"),

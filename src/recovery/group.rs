@@ -3,7 +3,7 @@
 //! per-file steps as a single file's recovery ([`super::file`]).
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::file::{
     CommitCheck, FileCommit, FilePlan, check_binding, check_commit, plan_cut, refuse_header_ahead,
@@ -16,7 +16,7 @@ use crate::format::group_journal::{
     self, GroupIdentity, GroupRecord, MemberCommit, MemberIdentity, Slot,
 };
 use crate::format::layout::Layout;
-use crate::storage::Storage;
+use crate::storage::{Backend, Storage};
 
 /// What a group journal holds: its identity and the newest valid record.
 pub(crate) struct GroupJournalRead {
@@ -201,4 +201,27 @@ pub(crate) fn plan_member<F: Storage>(
         file: plan,
         raw_header: read.raw,
     })
+}
+
+/// Whether `journal`, a group journal that does not decode, is the torn
+/// write that creates a group whose members are at `members`: that write is
+/// synced before any member is created, so none of them may exist yet. Such
+/// a group holds no commit; its writer starts it again.
+pub(crate) fn torn_before_members<B: Backend>(
+    backend: &B,
+    journal: &B::File,
+    members: impl IntoIterator<Item = PathBuf>,
+) -> Result<bool> {
+    if !torn_creation(journal) {
+        return Ok(false);
+    }
+    for member in members {
+        if backend
+            .exists(&member)
+            .map_err(|e| Error::io(&member, "checking", e))?
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

@@ -212,18 +212,14 @@ impl<B: Backend> AppendGroup<B> {
         };
         let state = match group_recovery::read_group_journal(&journal, path) {
             Ok(state) => state,
-            Err(e @ Error::Corrupt { .. })
-                if !options.members.is_empty() && group_recovery::torn_creation(&journal) =>
-            {
+            Err(e @ Error::Corrupt { .. }) if !options.members.is_empty() => {
                 // The creation's one write was torn: no member was created
                 // yet (members follow the synced journal). Start again, but
                 // never over files the journal could be describing.
                 let dir = group_dir(path);
-                for spec in &options.members {
-                    let member = dir.join(&spec.name);
-                    if backend.exists(&member).map_err(io(&member, "checking"))? {
-                        return Err(e);
-                    }
+                let members = options.members.iter().map(|spec| dir.join(&spec.name));
+                if !group_recovery::torn_before_members(&backend, &journal, members)? {
+                    return Err(e);
                 }
                 backend
                     .remove(path)
