@@ -193,8 +193,8 @@ pub enum Error {
         marker: PathBuf,
     },
 
-    /// Finalizing a dataset found shards that are not complete (or that a
-    /// writer has open).
+    /// Finalizing a dataset found shards that are not complete (or complete
+    /// but in need of recovery while a writer holds them).
     #[error(
         "{root}: {} not complete: {}; no manifest was written. Finish them (run their \
          partitions again) or name the shards to publish",

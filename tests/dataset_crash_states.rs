@@ -18,6 +18,9 @@
 //!   reading changes nothing;
 //! - every shard opens through the dataset (schema read from the image)
 //!   with the rows of one of its commits, complete only with all its rows;
+//! - finalize on the image as the crash left it publishes exactly the
+//!   shards the reader showed complete, or refuses naming the others,
+//!   leaving the files of every shard that is not complete unchanged;
 //! - finalize on the recovered image publishes exactly the complete shards
 //!   found when every shard is complete (and again changes nothing), and
 //!   otherwise refuses naming the incomplete ones and leaves the manifest
@@ -240,6 +243,59 @@ fn read_crashed(
     Ok(shown)
 }
 
+/// Finalizes the crash image before any writer recovered it: it publishes
+/// exactly the shards the reader showed complete (a crash during `finish`
+/// may need their recovery first), or refuses naming every other shard;
+/// the files of a shard that is not complete are left as they were.
+fn finalize_crashed(image: &Image, read: &BTreeMap<String, (u64, bool)>) -> Result<(), String> {
+    let root = root();
+    let raw = SimBackend::from_image(image);
+    let listed = dataset::list_shards_with(&raw, &root).map_err(|e| format!("list: {e}"))?;
+    let complete: Vec<(String, u64)> = listed
+        .iter()
+        .filter_map(|n| match read.get(n) {
+            Some(&(rows, true)) => Some((n.clone(), rows)),
+            _ => None,
+        })
+        .collect();
+    let incomplete: Vec<String> = listed
+        .iter()
+        .filter(|n| !complete.iter().any(|(c, _)| c == *n))
+        .cloned()
+        .collect();
+    let files_of = |backend: &SimBackend| -> Image {
+        let current = backend.current();
+        current
+            .into_iter()
+            .filter(|(p, _)| incomplete.iter().any(|n| p.starts_with(root.join(n))))
+            .collect()
+    };
+    let before = files_of(&raw);
+    match dataset::finalize_with(&raw, &root, None) {
+        Ok(m) if incomplete.is_empty() => {
+            let got: Vec<(String, u64)> =
+                m.shards.iter().map(|s| (s.name.clone(), s.rows)).collect();
+            if got != complete {
+                return Err(format!(
+                    "finalize before recovery published {got:?}, the reader showed {complete:?} \
+                     complete"
+                ));
+            }
+        }
+        Ok(_) => {
+            return Err(format!(
+                "finalize before recovery published with {incomplete:?} incomplete"
+            ));
+        }
+        Err(Error::Incomplete { shards, .. }) if shards == incomplete => {}
+        Err(e) => return Err(format!("finalize before recovery: {e}")),
+    }
+    if files_of(&raw) != before {
+        return Err("finalize changed a shard that is not complete".into());
+    }
+    Ok(())
+}
+
 /// Checks one crash image after `k` operations.
 fn check(rec: &Recording, image: &Image, k: usize) -> Result<(), String> {
     let root = root();
@@ -282,7 +338,9 @@ fn check(rec: &Recording, image: &Image, k: usize) -> Result<(), String> {
     }
     let sim = SimBackend::from_image(image);
     let read = if image.get(&schema_path).is_some() {
-        read_crashed(rec, &sim, k, found.is_some())?
+        let read = read_crashed(rec, &sim, k, found.is_some())?;
+        finalize_crashed(image, &read)?;
+        read
     } else {
         BTreeMap::new()
     };

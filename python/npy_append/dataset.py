@@ -178,7 +178,10 @@ def finalize(root: StrPath, shards: Optional[Sequence[str]] = None) -> Dict[str,
     with the shards in the dataset's order. Idempotent: finalizing again
     with the same shards writes nothing. Raises :class:`IncompleteError`
     (``.shards`` names them) and writes nothing when a shard is not
-    complete or a writer has it open.
+    complete (or complete but in need of recovery while a writer holds
+    it). Shards are read without their locks and left unchanged; only a
+    complete shard whose ``finish`` was killed before a header rewrite is
+    recovered, as its writer would.
     """
     names = None if shards is None else [str(s) for s in shards]
     manifest: Dict[str, Any] = json.loads(_native.finalize(os.fspath(root), names))

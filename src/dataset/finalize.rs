@@ -1,15 +1,17 @@
 //! Publishing a dataset: checking its shards and writing the manifest.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{
-    Manifest, ManifestShard, check_shard_name, files, group_options, list_shards_with,
-    manifest_path, no_dataset, read_schema_with, shard_journal,
+    Manifest, ManifestShard, Schema, check_shard_members, check_shard_name, files, group_options,
+    list_shards_with, manifest_path, no_dataset, read_schema_with, read_shard_journal,
+    shard_journal,
 };
 use crate::error::{Error, Result};
 use crate::format::dataset as fmt;
 use crate::options::LockWait;
-use crate::storage::{Directories, FsBackend};
+use crate::recovery::group::{member_layout, plan_member};
+use crate::storage::{Backend, Directories, FsBackend, OpenMode, Storage};
 
 /// Publishes the dataset at `root` with every shard found there.
 ///
@@ -18,12 +20,14 @@ use crate::storage::{Directories, FsBackend};
 /// rows, a format version): temporary file, fsync, rename, directory fsync.
 /// Returns the manifest. Idempotent: when `manifest.json` already holds
 /// this manifest nothing is written. When a shard is not complete (or a
-/// writer has it open) it returns [`Error::Incomplete`] naming every such
-/// shard and writes nothing.
+/// writer holds a complete one that needs recovery, below) it returns
+/// [`Error::Incomplete`] naming every such shard and writes nothing.
 ///
-/// Finalizing opens each shard as its writer would (taking its lock
-/// briefly); a complete shard was closed cleanly, so this changes nothing
-/// in it.
+/// Finalizing reads each shard without its lock and changes nothing in
+/// it. Only a complete shard that a crash during its `finish` left with a
+/// column's header behind its last commit is opened as its writer would
+/// open it (taking its lock briefly, which a writer holding it makes the
+/// shard count as not complete) so that recovery rewrites that header.
 pub fn finalize(root: impl AsRef<Path>) -> Result<Manifest> {
     finalize_with(&FsBackend, root.as_ref(), None)
 }
@@ -78,36 +82,9 @@ pub fn finalize_with<B: Directories + Clone>(
     let mut entries = Vec::with_capacity(names.len());
     let mut incomplete = Vec::new();
     for name in names {
-        let journal = shard_journal(root, &name);
-        let group =
-            match group_options(&schema, LockWait::Fail).open_with(backend.clone(), &journal) {
-                Ok(group) => group,
-                Err(Error::Locked { .. }) => {
-                    incomplete.push(name);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-        let rows = group.member_rows();
-        let first = rows.first().copied().unwrap_or(0);
-        if rows.iter().any(|&r| r != first) {
-            return Err(Error::Corrupt {
-                path: journal,
-                offset: None,
-                what: format!(
-                    "its columns hold different rows ({rows:?}); a shard's columns are always \
-                     committed together"
-                ),
-            });
-        }
-        let (complete, _) =
-            fmt::parse_shard_cursor(group.cursor()).map_err(|e| Error::from_format(&journal, e))?;
-        // Nothing is pending: closing only syncs what recovery found.
-        group.close()?;
-        if complete {
-            entries.push(ManifestShard { name, rows: first });
-        } else {
-            incomplete.push(name);
+        match published_rows(backend, &schema, &shard_journal(root, &name))? {
+            Some(rows) => entries.push(ManifestShard { name, rows }),
+            None => incomplete.push(name),
         }
     }
     if !incomplete.is_empty() {
@@ -123,4 +100,122 @@ pub fn finalize_with<B: Directories + Clone>(
         crate::files::replace_atomically(backend, &path, &bytes)?;
     }
     Ok(manifest)
+}
+
+/// A shard as finalize finds it, reading only.
+enum ShardState<F> {
+    /// Not complete, or no commit yet.
+    Incomplete,
+    /// Complete, and as its `finish` left it: every column at `rows`, its
+    /// header saying so and nothing past them; the journal and the columns,
+    /// open for reading.
+    Clean { rows: u64, files: Vec<(PathBuf, F)> },
+    /// Complete, but a crash during `finish` left a column as recovery
+    /// would not (its header behind the last commit).
+    NeedsRecovery,
+}
+
+/// Reads the shard whose group journal is `journal`, without a lock: its
+/// newest record says whether it is complete and how many rows it holds;
+/// its columns must match the schema; and recovery's own plan for each
+/// column (reading only: the binding to the journal, the newest commit's
+/// checksum, the header and the length) says whether it would change
+/// anything.
+fn inspect<B: Backend>(
+    backend: &B,
+    schema: &Schema,
+    journal: &Path,
+) -> Result<ShardState<B::File>> {
+    let Some((file, identity, record)) = read_shard_journal(backend, schema, journal)? else {
+        return Ok(ShardState::Incomplete);
+    };
+    let (complete, _) =
+        fmt::parse_shard_cursor(&record.cursor).map_err(|e| Error::from_format(journal, e))?;
+    if !complete {
+        return Ok(ShardState::Incomplete);
+    }
+    let layouts = identity
+        .members
+        .iter()
+        .map(|m| member_layout(journal, m))
+        .collect::<Result<Vec<_>>>()?;
+    let rows = check_shard_members(
+        schema,
+        journal,
+        |i| {
+            let layout = layouts.get(i)?;
+            Some((
+                identity.members.get(i)?.name.as_str(),
+                &layout.header.dtype,
+                layout.header.row_shape(),
+                record.members.get(i)?.rows,
+            ))
+        },
+        identity.members.len(),
+    )?;
+    let dir = crate::files::parent_dir(journal);
+    let mut files = vec![(journal.to_path_buf(), file)];
+    for (m, commit) in identity.members.iter().zip(&record.members) {
+        let path = dir.join(&m.name);
+        let member = match backend.open(&path, OpenMode::Read) {
+            Ok(member) => Some(member),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(&path, "opening a shard's column", e)),
+        };
+        let plan = plan_member(&path, journal, m, member.as_ref(), commit, record.sequence)?;
+        match member {
+            Some(member) if plan.file.cut_to.is_none() && plan.file.header_write.is_none() => {
+                files.push((path, member));
+            }
+            _ => return Ok(ShardState::NeedsRecovery),
+        }
+    }
+    Ok(ShardState::Clean { rows, files })
+}
+
+/// The rows the shard whose group journal is `journal` is published with;
+/// `None` when it is not complete (or a writer holds it while it needs
+/// recovery).
+///
+/// A clean complete shard is synced (journal and columns, from the handles
+/// read): what was read may be only in the page cache, written by a
+/// `finish` killed before its own syncs, and the manifest must not outlive
+/// it. One that needs recovery is opened and closed as its writer would
+/// (without waiting for the lock), then read again.
+fn published_rows<B: Directories + Clone>(
+    backend: &B,
+    schema: &Schema,
+    journal: &Path,
+) -> Result<Option<u64>> {
+    let mut recovered = false;
+    loop {
+        match inspect(backend, schema, journal)? {
+            ShardState::Incomplete => return Ok(None),
+            ShardState::Clean { rows, files } => {
+                for (path, file) in &files {
+                    file.sync_data()
+                        .map_err(|e| Error::io(path, "syncing a shard", e))?;
+                }
+                return Ok(Some(rows));
+            }
+            ShardState::NeedsRecovery if !recovered => {
+                match group_options(schema, LockWait::Fail).open_with(backend.clone(), journal) {
+                    Ok(group) => {
+                        group.close()?;
+                    }
+                    Err(Error::Locked { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+                recovered = true;
+            }
+            ShardState::NeedsRecovery => {
+                return Err(Error::Corrupt {
+                    path: journal.to_path_buf(),
+                    offset: None,
+                    what: "a column still differs from its last commit after its recovery"
+                        .to_owned(),
+                });
+            }
+        }
+    }
 }

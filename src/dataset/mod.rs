@@ -56,9 +56,10 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::format::dataset::{self as fmt, MANIFEST_FILE, SCHEMA_FILE, SHARD_JOURNAL};
 use crate::format::dtype::Dtype;
+use crate::format::group_journal::{GroupIdentity, GroupRecord};
 use crate::read::group::GroupReader;
-use crate::recovery::group as group_recovery;
-use crate::storage::{Backend, Directories, FsBackend, OpenMode, Storage};
+use crate::recovery::group::{self as group_recovery, GroupJournalRead};
+use crate::storage::{Backend, Directories, FsBackend, OpenMode};
 
 impl Column {
     /// A column of values of `T` (`<f4` for `f32`) with rows of
@@ -251,18 +252,10 @@ where
     B::File: 'static,
 {
     let journal = shard_journal(root, shard);
-    // A journal its writer is creating is empty until its first write.
-    match backend.open(&journal, OpenMode::Read).and_then(|f| f.len()) {
-        Ok(0) => return Ok(None),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(&journal, "checking the shard journal", e)),
+    if read_shard_journal(backend, schema, &journal)?.is_none() {
+        return Ok(None);
     }
-    let reader = match GroupReader::open_with(backend.clone(), &journal) {
-        Ok(reader) => reader,
-        Err(Error::Corrupt { .. }) if creation_torn(backend, schema, &journal)? => return Ok(None),
-        Err(e) => return Err(e),
-    };
+    let reader = GroupReader::open_with(backend.clone(), &journal)?;
     let rows = check_shard_members(
         schema,
         &journal,
@@ -281,21 +274,36 @@ where
     Ok(Some((reader, rows, complete)))
 }
 
-/// Whether the shard's group journal, which a reader found corrupt, is
-/// what a crash during the group's creation leaves: the creation's torn
-/// write (no member exists yet), or its identity without the first record
-/// (written together). The shard holds no commit; its writer's recovery
-/// starts it again.
-fn creation_torn<B: Backend>(backend: &B, schema: &Schema, journal: &Path) -> Result<bool> {
-    let file = backend
-        .open(journal, OpenMode::Read)
-        .map_err(|e| Error::io(journal, "opening the shard journal", e))?;
+/// The shard journal at `journal` (open for reading), its identity and its
+/// newest record, read without a lock; `None` when the shard has no commit
+/// yet: no journal, or one that a crash during the group's creation left
+/// behind (empty, the creation's torn write with no member created yet, or
+/// the identity without its first record, which are written together), which
+/// its writer's recovery starts again.
+fn read_shard_journal<B: Backend>(
+    backend: &B,
+    schema: &Schema,
+    journal: &Path,
+) -> Result<Option<(B::File, GroupIdentity, GroupRecord)>> {
+    let file = match backend.open(journal, OpenMode::Read) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(journal, "opening the shard journal", e)),
+    };
     match group_recovery::read_group_journal(&file, journal) {
-        Ok(state) => Ok(state.newest.is_none()),
-        Err(Error::Corrupt { .. }) => {
+        Ok(GroupJournalRead {
+            identity,
+            newest: Some((_, record)),
+        }) => Ok(Some((file, identity, record))),
+        Ok(_) => Ok(None),
+        Err(e @ Error::Corrupt { .. }) => {
             let dir = crate::files::parent_dir(journal);
             let members = schema.columns.iter().map(|c| dir.join(c.file_name()));
-            group_recovery::torn_before_members(backend, &file, members)
+            if group_recovery::torn_before_members(backend, &file, members)? {
+                Ok(None)
+            } else {
+                Err(e)
+            }
         }
         Err(e) => Err(e),
     }
