@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::files::{lock_file, read_small};
+use crate::format::FormatError;
 use crate::format::dataset::LOCK_FILE;
 use crate::options::LockWait;
 use crate::storage::Backend;
@@ -29,6 +30,18 @@ pub(crate) fn read_file<B: Backend>(backend: &B, path: &Path) -> Result<Option<V
         });
     }
     Ok(bytes)
+}
+
+/// The schema or manifest at `path` decoded by `decode`, or `None` when
+/// there is none.
+pub(crate) fn read_decoded<B: Backend, T>(
+    backend: &B,
+    path: &Path,
+    decode: fn(&[u8]) -> Result<T, FormatError>,
+) -> Result<Option<T>> {
+    read_file(backend, path)?
+        .map(|bytes| decode(&bytes).map_err(|e| Error::from_format(path, e)))
+        .transpose()
 }
 
 /// Takes the dataset's root lock (`.dataset.lock`, created when missing and

@@ -130,13 +130,7 @@ pub fn read_schema(root: impl AsRef<Path>) -> Result<Option<Schema>> {
 
 /// [`read_schema`] on `backend`.
 pub fn read_schema_with<B: Backend>(backend: &B, root: &Path) -> Result<Option<Schema>> {
-    let path = schema_path(root);
-    match files::read_file(backend, &path)? {
-        None => Ok(None),
-        Some(bytes) => Schema::decode(&bytes)
-            .map(Some)
-            .map_err(|e| Error::from_format(&path, e)),
-    }
+    files::read_decoded(backend, &schema_path(root), Schema::decode)
 }
 
 /// The dataset's manifest, or `None` when it was never finalized.
@@ -146,13 +140,7 @@ pub fn read_manifest(root: impl AsRef<Path>) -> Result<Option<Manifest>> {
 
 /// [`read_manifest`] on `backend`.
 pub fn read_manifest_with<B: Backend>(backend: &B, root: &Path) -> Result<Option<Manifest>> {
-    let path = manifest_path(root);
-    match files::read_file(backend, &path)? {
-        None => Ok(None),
-        Some(bytes) => Manifest::decode(&bytes)
-            .map(Some)
-            .map_err(|e| Error::from_format(&path, e)),
-    }
+    files::read_decoded(backend, &manifest_path(root), Manifest::decode)
 }
 
 /// The names of the shards under `root`, in the dataset's order

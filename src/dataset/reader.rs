@@ -380,25 +380,31 @@ impl<B: Backend> DatasetReader<B> {
         }
     }
 
+    /// Shard `k`.
+    fn shard(&self, k: usize) -> Result<&OpenShard<B>> {
+        self.shards
+            .get(k)
+            .ok_or_else(|| self.out_of_range(&format!("shard {k}")))
+    }
+
+    /// The group reader of the shard holding global row `row`, and the
+    /// row's index in that shard.
+    fn group_of(&self, row: u64) -> Result<(&GroupReader<B>, u64)> {
+        let (k, r) = self
+            .locate(row)
+            .ok_or_else(|| self.out_of_range(&format!("row {row}")))?;
+        Ok((&self.shard(k)?.group, r))
+    }
+
     /// The shown rows of column `col` in shard `k`, mapped.
     fn segment(&self, k: usize, col: usize) -> Result<&[u8]> {
-        let s = self
-            .shards
-            .get(k)
-            .ok_or_else(|| self.out_of_range(&format!("shard {k}")))?;
+        let s = self.shard(k)?;
         s.group.bytes(col, 0..s.info.rows)
     }
 
     /// Row `row` of every column, as the mapped bytes (no copy).
     pub fn row(&self, row: u64) -> Result<Vec<&[u8]>> {
-        let (k, r) = self
-            .locate(row)
-            .ok_or_else(|| self.out_of_range(&format!("row {row}")))?;
-        let group = &self
-            .shards
-            .get(k)
-            .ok_or_else(|| self.out_of_range(&format!("row {row}")))?
-            .group;
+        let (group, r) = self.group_of(row)?;
         (0..self.schema.columns.len())
             .map(|c| group.bytes(c, r..r + 1))
             .collect()
@@ -408,14 +414,7 @@ impl<B: Backend> DatasetReader<B> {
     /// dtype), without a copy.
     pub fn row_as<T: Element>(&self, col: usize, row: u64) -> Result<&[T]> {
         self.check_column(col)?;
-        let (k, r) = self
-            .locate(row)
-            .ok_or_else(|| self.out_of_range(&format!("row {row}")))?;
-        let group = &self
-            .shards
-            .get(k)
-            .ok_or_else(|| self.out_of_range(&format!("row {row}")))?
-            .group;
+        let (group, r) = self.group_of(row)?;
         group.rows_as(col, r..r + 1)
     }
 
@@ -449,24 +448,7 @@ impl<B: Backend> DatasetReader<B> {
     }
 
     fn column_pieces(&self, col: usize, pieces: &[(usize, Range<u64>)]) -> Result<Cow<'_, [u8]>> {
-        let bytes_of = |k: usize, r: &Range<u64>| -> Result<&[u8]> {
-            let s = self
-                .shards
-                .get(k)
-                .ok_or_else(|| self.out_of_range(&format!("shard {k}")))?;
-            s.group.bytes(col, r.clone())
-        };
-        match pieces {
-            [] => Ok(Cow::Borrowed(&[])),
-            [(k, r)] => bytes_of(*k, r).map(Cow::Borrowed),
-            _ => {
-                let mut out = Vec::new();
-                for (k, r) in pieces {
-                    out.extend_from_slice(bytes_of(*k, r)?);
-                }
-                Ok(Cow::Owned(out))
-            }
-        }
+        joined(pieces, |k, r| self.shard(k)?.group.bytes(col, r.clone()))
     }
 
     /// Rows `range` of column `col` as values of `T` (exactly the column's
@@ -478,24 +460,7 @@ impl<B: Backend> DatasetReader<B> {
     ) -> Result<Cow<'_, [T]>> {
         self.check_column(col)?;
         let pieces = self.pieces(&range)?;
-        let typed = |k: usize, r: &Range<u64>| -> Result<&[T]> {
-            let s = self
-                .shards
-                .get(k)
-                .ok_or_else(|| self.out_of_range(&format!("shard {k}")))?;
-            s.group.rows_as(col, r.clone())
-        };
-        match pieces.as_slice() {
-            [] => Ok(Cow::Borrowed(&[])),
-            [(k, r)] => typed(*k, r).map(Cow::Borrowed),
-            _ => {
-                let mut out = Vec::new();
-                for (k, r) in &pieces {
-                    out.extend_from_slice(typed(*k, r)?);
-                }
-                Ok(Cow::Owned(out))
-            }
-        }
+        joined(&pieces, |k, r| self.shard(k)?.group.rows_as(col, r.clone()))
     }
 
     /// The rows `indices` (global, any order, repeats allowed) of column
@@ -585,6 +550,25 @@ impl<'a, B: Backend> Iterator for Batches<'a, B> {
         let batch = self.reader.slice(self.at..end);
         self.at = end;
         Some(batch)
+    }
+}
+
+/// One column's rows in `pieces` (shard, local rows), each read by `read`:
+/// borrowed when they lie in one shard, else copied into one vector.
+fn joined<'a, T: Clone>(
+    pieces: &[(usize, Range<u64>)],
+    read: impl Fn(usize, &Range<u64>) -> Result<&'a [T]>,
+) -> Result<Cow<'a, [T]>> {
+    match pieces {
+        [] => Ok(Cow::Borrowed(&[])),
+        [(k, r)] => read(*k, r).map(Cow::Borrowed),
+        _ => {
+            let mut out = Vec::new();
+            for (k, r) in pieces {
+                out.extend_from_slice(read(*k, r)?);
+            }
+            Ok(Cow::Owned(out))
+        }
     }
 }
 
