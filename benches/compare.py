@@ -4,6 +4,7 @@ h5py and its own Python binding, and the performance targets measured as
 ratios in one run.
 
     python3 benches/compare.py [--reps 7] [--mib 256] [--dir DIR] [--quick]
+    python3 benches/compare.py --only large [--reps 15]
 
 Creates a virtualenv at target/benchenv (numpy, npy-append-array, h5py,
 matplotlib, maturin from PyPI) on first use, builds the `bench_append`
@@ -16,6 +17,12 @@ run in its own process. It prints a table of median throughputs and ratios,
 the targets with their median ratios (each ratio taken between runs of the
 same repetition), writes the table to target/compare/results.md and the plot
 to docs/benchmarks.png (`--quick`: target/compare/benchmarks.png).
+
+`--only large` measures target 1 alone, and quickly: npy-append (Process
+durability, one commit at the end) against a raw `write_all` of the same
+bytes at 4096 and 65536 rows per append, without sync, the two tools
+alternating in a shuffled order; it needs neither the virtualenv nor the
+Python binding, and writes target/compare/large.md.
 
 Sync modes: "none" writes into the page cache (npy-append and its Python
 Appender: Process durability, one commit at the end, the clock stops after
@@ -368,11 +375,16 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="2 repetitions of 64 MiB, plot into target/compare")
     ap.add_argument("--plot", help="where the plot goes (default docs/benchmarks.png)")
+    ap.add_argument("--only", choices=["large"],
+                    help="only target 1: large appends against raw write_all, no sync")
     ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         tool, batch, mib, sync, directory = args.worker
         worker(tool, int(batch), int(mib), sync, directory)
+        return
+    if args.only == "large":
+        large_only(args)
         return
     os.environ.update(THREADS)
     if not in_venv():
@@ -435,6 +447,54 @@ def main():
               file=sys.stderr)
     cli_input.unlink()
     report(rates, other, args, directory, measured)
+
+
+LARGE = [4096, 65536]
+
+
+def large_only(args):
+    """Target 1 alone: the library against raw write_all at 4096 and 65536
+    rows per append, no sync, alternating; medians and per-repetition ratios."""
+    os.environ.update(THREADS)
+    bench, cli = build()
+    directory = Path(args.dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    configs = [(t, b, "none") for t in ("lib", "raw") for b in LARGE]
+    rates = {c: [] for c in configs}
+    load = [os.getloadavg()[0]]
+    print(f"compare: {machine()}; files on {filesystem(directory)}; load {load[0]:.2f}; "
+          f"measuring {revision()}", file=sys.stderr)
+    for rep in range(args.reps):
+        order = list(configs)
+        random.Random(rep).shuffle(order)
+        order.sort(key=lambda c: c[1])  # the two tools of a batch size next to each other
+        for c in order:
+            os.sync()
+            nbytes, secs = run_one(c[0], c[1], c[2], args.mib, directory, bench, cli, None)
+            rates[c].append(nbytes / secs / 1e6)
+        load.append(os.getloadavg()[0])
+        print(f"compare: repetition {rep + 1}/{args.reps} done; load {load[-1]:.2f}",
+              file=sys.stderr)
+    lines = [
+        f"Machine: {machine()}; files on {filesystem(directory)}; measured: {revision()}; "
+        f"load average {min(load):.2f}-{max(load):.2f} during the run.",
+        f"{args.reps} repetitions, {args.mib} MiB per run, no sync; medians (min-max).",
+        "",
+        "| rows per append | npy-append MB/s | raw write_all MB/s | npy-append / raw "
+        "(per repetition) |",
+        "|---:|---:|---:|---:|",
+    ]
+    for b in LARGE:
+        lib, raw = rates[("lib", b, "none")], rates[("raw", b, "none")]
+        ratios = [x / y for x, y in zip(lib, raw)]
+        lines.append(f"| {b} | {med(lib):,.0f} ({min(lib):,.0f}-{max(lib):,.0f}) | "
+                     f"{med(raw):,.0f} ({min(raw):,.0f}-{max(raw):,.0f}) | "
+                     f"{med(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) |")
+    text = "\n".join(lines)
+    print(text)
+    outdir = ROOT / "target" / "compare"
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "large.md").write_text(text + "\n")
 
 
 def med(xs):
