@@ -68,6 +68,29 @@ pub enum Error {
         actual_len: u64,
     },
 
+    /// A file without a journal is shorter than the data its header
+    /// describes: the header's rows are not all there.
+    #[error(
+        "{path}: rows are missing: the header describes {header_rows} rows in {needed_len} bytes, \
+         the file has {actual_len}, which hold {whole_rows} whole rows (it was cut short: an \
+         interrupted copy, or a writer of another tool that wrote the header before the data), \
+         and no journal records a commit; nothing was changed. Choose: keep the whole rows \
+         (ShortFilePolicy::KeepWholeRows), keep them and complete a partial last row with zeros \
+         (ShortFilePolicy::ZeroFillLastRow), or restore the file from a copy"
+    )]
+    FileTooShort {
+        /// The `.npy` file.
+        path: PathBuf,
+        /// Rows the header describes.
+        header_rows: u64,
+        /// File length those rows need.
+        needed_len: u64,
+        /// Actual file length.
+        actual_len: u64,
+        /// Whole rows the file holds.
+        whole_rows: u64,
+    },
+
     /// A file without a journal has bytes past the data its header describes.
     #[error(
         "{path}: {extra_bytes} bytes past the {header_rows} rows the header describes and no journal \

@@ -103,6 +103,33 @@ pub enum TailPolicy {
     AdoptWholeRows,
 }
 
+/// What to do when a file without a journal is shorter than its header says:
+/// the header's rows are not all there (a copy cut short, a file truncated,
+/// another tool's writer that wrote the header before the data).
+///
+/// Without a journal the file's bytes are the only evidence of what it
+/// held, so the salvage options keep what is there and rewrite the header to
+/// it, as npy-append-array's `recover` does; the
+/// [`RecoveryReport`](crate::RecoveryReport) says how many rows the header
+/// lost ([`missing_rows`](crate::RecoveryReport::missing_rows)) and what was
+/// cut ([`bytes_cut`](crate::RecoveryReport::bytes_cut)) or zero-filled
+/// ([`zero_filled_bytes`](crate::RecoveryReport::zero_filled_bytes)).
+/// A file whose journal commits rows is never salvaged: the journal says
+/// what was committed, and when those rows are missing opening refuses with
+/// [`Error::CommittedDataMissing`] whatever this policy says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShortFilePolicy {
+    /// Change nothing and return [`Error::FileTooShort`].
+    #[default]
+    Refuse,
+    /// Keep the whole rows the file holds, cut a partial last row, and
+    /// rewrite the header's row count to the rows kept.
+    KeepWholeRows,
+    /// Keep the whole rows the file holds and complete a partial last row
+    /// with zero bytes (it is kept), then rewrite the header's row count.
+    ZeroFillLastRow,
+}
+
 /// Options for opening an [`Appender`](crate::Appender); `AppendOptions::new().open(path)`.
 #[derive(Debug, Clone, Default)]
 pub struct AppendOptions {
@@ -113,13 +140,15 @@ pub struct AppendOptions {
     pub(crate) group_commit: GroupCommit,
     pub(crate) lock_wait: LockWait,
     pub(crate) tail_policy: TailPolicy,
+    pub(crate) short_file_policy: ShortFilePolicy,
     pub(crate) buffer_bytes: Option<usize>,
     pub(crate) compare_overlap: bool,
 }
 
 impl AppendOptions {
     /// The defaults: fsync durability, explicit commits, fail at once when
-    /// locked, refuse unexplained trailing bytes.
+    /// locked, refuse unexplained trailing bytes and files shorter than
+    /// their header.
     pub fn new() -> Self {
         Self::default()
     }
@@ -191,6 +220,14 @@ impl AppendOptions {
     #[must_use]
     pub fn tail_policy(mut self, tail_policy: TailPolicy) -> Self {
         self.tail_policy = tail_policy;
+        self
+    }
+
+    /// What to do with a file without a journal that is shorter than its
+    /// header says.
+    #[must_use]
+    pub fn short_file_policy(mut self, policy: ShortFilePolicy) -> Self {
+        self.short_file_policy = policy;
         self
     }
 

@@ -435,7 +435,11 @@ fn too_short_file_without_journal_is_refused<E: Env>(env: &E) {
     env.write(&path, &bytes);
     assert!(matches!(
         open(env, &path),
-        Err(Error::CommittedDataMissing { .. })
+        Err(Error::FileTooShort {
+            header_rows: 4,
+            whole_rows: 3,
+            ..
+        })
     ));
     assert_eq!(env.read(&path).unwrap(), bytes);
 }

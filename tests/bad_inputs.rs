@@ -493,8 +493,8 @@ fn cases() -> Vec<Case> {
             "a (5, 3) '<f4' array with 59 of its 60 data bytes",
             npy,
             &[
-                "open: CommittedDataMissing: committed data is missing: 5 committed rows need",
-                "reader: CommittedDataMissing: committed data is missing",
+                "open: FileTooShort: rows are missing: the header describes 5 rows in 188 bytes, the file has 187, which hold 4 whole rows",
+                "reader: FileTooShort: rows are missing",
                 "numpy: refuses",
             ],
         );
@@ -504,8 +504,8 @@ fn cases() -> Vec<Case> {
         "a (1000,) '<f8' header with no data at all",
         saved_header("'<f8'", &[1000]),
         &[
-            "open: CommittedDataMissing: 1000 committed rows need",
-            "reader: CommittedDataMissing: committed data is missing",
+            "open: FileTooShort: the header describes 1000 rows in 8128 bytes, the file has 128, which hold 0 whole rows",
+            "reader: FileTooShort: rows are missing",
             "numpy: refuses",
         ],
     );
@@ -518,8 +518,8 @@ fn cases() -> Vec<Case> {
             npy
         },
         &[
-            "open: CommittedDataMissing: 1152921504606846976 committed rows need 4611686018427388032 bytes",
-            "reader: CommittedDataMissing: committed data is missing",
+            "open: FileTooShort: the header describes 1152921504606846976 rows in 4611686018427388032 bytes",
+            "reader: FileTooShort: rows are missing",
             "numpy: refuses",
         ],
     );

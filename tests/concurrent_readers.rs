@@ -140,12 +140,13 @@ fn reads_a_numpy_style_file_and_a_cleanly_closed_one() {
     ));
     assert!(matches!(r.bytes(2..4), Err(Error::InvalidArgument { .. })));
 
-    // The header says 3 rows, the file holds 2: committed data is missing.
+    // The header says 3 rows, the file holds 2 and part of the third.
     std::fs::write(&path, &bytes[..bytes.len() - 8]).unwrap();
     assert!(matches!(
         Reader::open(&path),
-        Err(Error::CommittedDataMissing {
-            committed_rows: 3,
+        Err(Error::FileTooShort {
+            header_rows: 3,
+            whole_rows: 2,
             ..
         })
     ));

@@ -591,11 +591,12 @@ fn observe<B: Backend>(
                 what: "data size of the header's shape overflows 64 bits".to_owned(),
             })?;
         if file_len < needed {
-            return Err(Error::CommittedDataMissing {
+            return Err(Error::FileTooShort {
                 path: path.to_path_buf(),
-                committed_rows: committed,
+                header_rows: committed,
                 needed_len: needed,
                 actual_len: file_len,
+                whole_rows: shape.rows_in(file_len),
             });
         }
         Ok(Observed {

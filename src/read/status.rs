@@ -1,12 +1,17 @@
 //! A read-only look at a file: its header, its committed rows and what
 //! recovery would do to it.
 //!
-//! [`FileStatus::read`] opens the `.npy` and its journal read-only, takes no
-//! lock and never writes, so it is safe beside a running writer and on a file
-//! that must not change. It decides the committed state with the same code as
-//! recovery (`recovery::inspect`), so what it says recovery would do is what
-//! [`crate::Appender::open_or_recover`] does, with the default
-//! [`crate::TailPolicy::Refuse`].
+//! [`FileStatus::read`] and [`AppendOptions::preview_recovery`] open the
+//! `.npy` and its journal read-only, take no lock and never write, so they
+//! are safe beside a running writer and on a file that must not change.
+//! They decide what opening the file for appending would do by the steps
+//! [`crate::Appender`] takes, with the same code: the group-member check,
+//! the leftover of an interrupted header rewrite, the rewrite of a header
+//! without room to grow (previewed as the copy it would make),
+//! `recovery::inspect`, the check of the options against the file, and the
+//! cursor file's adoption. A preview of a file nobody changes in between
+//! therefore equals what [`AppendOptions::recover`] then does (the tests
+//! compare the two over every crash image and bad input they have).
 
 use std::fmt;
 use std::io;
@@ -14,11 +19,14 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::files;
+use crate::format::cursor_file;
 use crate::format::header::{Header, Version};
-use crate::options::TailPolicy;
-use crate::recovery::{self, Files, Inspection, Plan};
-use crate::report::RecoveryReport;
+use crate::options::AppendOptions;
+use crate::recovery::{self, Files, Inspection, JournalPlan, Plan};
+use crate::report::{Found as FoundState, RecoveryOutcome, RecoveryReport};
 use crate::storage::{Backend, FsBackend, OpenMode, Storage};
+use crate::write::appender::{check_options, cursor_to_adopt, refuse_member, rewrite_leftover};
+use crate::write::recover::nothing_to_recover;
 
 /// numpy's default `max_header_size` for `np.load`: a header whose text is
 /// longer than this many characters is refused unless the caller raises
@@ -131,49 +139,18 @@ impl FileStatus {
     /// [`FileStatus::read`] on `backend`.
     pub fn read_with<B: Backend>(backend: &B, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let journal_path = files::journal_path(path);
-        let npy = open_read(backend, path)?;
-        let journal = open_read(backend, &journal_path)?;
-        if npy.is_none() && journal.is_none() {
-            return Err(Error::io(
-                path,
-                "opening",
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    "no such file, and no journal beside it",
-                ),
-            ));
-        }
-        let (file_len, file_header, header_text_chars) = match &npy {
-            Some(f) => {
-                let len = f
-                    .len()
-                    .map_err(|e| Error::io(path, "reading the length", e))?;
-                let read = files::read_header(f, len)
-                    .map_err(|e| Error::io(path, "reading the header", e))?;
-                let chars = read.header.as_ref().ok().map(|h| text_chars(h, &read.raw));
-                (len, Some(read.header), chars)
-            }
-            None => (0, None, None),
-        };
-        let inspection = recovery::inspect(&Files {
-            path,
-            journal_path: &journal_path,
-            npy: npy.as_ref(),
-            journal: journal.as_ref(),
-            tail_policy: TailPolicy::Refuse,
-        });
+        let Preview {
+            found,
+            file_header,
+            result,
+        } = Preview::read(backend, path, &AppendOptions::new())?;
         let file_header = file_header.map(|h| h.map_err(|e| Error::from_format(path, e)));
-        let found = Found {
-            path: path.to_path_buf(),
-            journal_path,
-            journal_present: journal.is_some(),
-            file_len,
-            header_text_chars,
-        };
-        match inspection {
-            Ok(Inspection::Existing(plan)) => Ok(Self::planned(found, file_header, &plan)),
-            Ok(Inspection::Missing { .. }) => Err(Error::Corrupt {
+        match result {
+            Ok(Predicted {
+                plan: Some(plan),
+                outcome,
+            }) => Ok(Self::planned(found, file_header, &plan, &outcome.report)),
+            Ok(Predicted { plan: None, .. }) => Err(Error::Corrupt {
                 what: format!(
                     "{} does not exist and this journal is incomplete (its writer died while \
                      creating the file, before any commit); opening the file for appending \
@@ -194,8 +171,14 @@ impl FileStatus {
         }
     }
 
-    /// The status of a file recovery would open, by its plan.
-    fn planned(found: Found, file_header: Option<Result<Header>>, plan: &Plan) -> Self {
+    /// The status of a file recovery would open, by its plan and the report
+    /// opening would give.
+    fn planned(
+        found: Found,
+        file_header: Option<Result<Header>>,
+        plan: &Plan,
+        report: &RecoveryReport,
+    ) -> Self {
         let journal_path = &found.journal_path;
         let (header, header_from_file, mut problem) = match file_header {
             Some(Ok(h)) => (h, true, None),
@@ -230,13 +213,10 @@ impl FileStatus {
             });
             (
                 FileState::NeedsRecovery,
-                RecoveryAction::Changes(plan.report.clone()),
+                RecoveryAction::Changes(report.clone()),
             )
-        } else if plan.report.changed_file() || plan.create_npy {
-            (
-                FileState::Clean,
-                RecoveryAction::Changes(plan.report.clone()),
-            )
+        } else if report.changed_file() || plan.create_npy {
+            (FileState::Clean, RecoveryAction::Changes(report.clone()))
         } else {
             (FileState::Clean, RecoveryAction::Nothing)
         };
@@ -261,7 +241,9 @@ impl FileStatus {
     /// with `err`.
     fn refused(found: Found, header: Header, err: &Error) -> Self {
         let (state, rows, bytes_past_end) = match err {
-            Error::Unsupported { .. } => (FileState::Unsupported, None, None),
+            Error::Unsupported { .. } | Error::GroupMember { .. } => {
+                (FileState::Unsupported, None, None)
+            }
             Error::TrailingBytes {
                 header_rows,
                 extra_bytes,
@@ -312,6 +294,255 @@ struct Found {
     journal_present: bool,
     file_len: u64,
     header_text_chars: Option<u64>,
+}
+
+/// What opening a file for appending would do, decided read-only, with what
+/// was read on the way.
+struct Preview {
+    found: Found,
+    /// The file's own header, when there is a file.
+    file_header: Option<Result<Header, crate::format::FormatError>>,
+    /// What opening (then closing) would do, or the error opening returns.
+    result: Result<Predicted>,
+}
+
+/// A predicted recovery.
+struct Predicted {
+    outcome: RecoveryOutcome,
+    /// The plan of an existing file (none when no file is opened).
+    plan: Option<Box<Plan>>,
+}
+
+impl Preview {
+    /// Reads the file at `path` and its journal, read-only, and decides
+    /// what opening them with `options` would do. Errors only when neither
+    /// exists or on an I/O error reading them.
+    fn read<B: Backend>(backend: &B, path: &Path, options: &AppendOptions) -> Result<Self> {
+        let journal_path = files::journal_path(path);
+        let npy = open_read(backend, path)?;
+        let journal = open_read(backend, &journal_path)?;
+        if npy.is_none() && journal.is_none() {
+            return Err(nothing_to_recover(path));
+        }
+        let (file_len, file_header, header_text_chars) = match &npy {
+            Some(f) => {
+                let len = f
+                    .len()
+                    .map_err(|e| Error::io(path, "reading the length", e))?;
+                let read = files::read_header(f, len)
+                    .map_err(|e| Error::io(path, "reading the header", e))?;
+                let chars = read.header.as_ref().ok().map(|h| text_chars(h, &read.raw));
+                (len, Some(read.header), chars)
+            }
+            None => (0, None, None),
+        };
+        let found = Found {
+            path: path.to_path_buf(),
+            journal_path,
+            journal_present: journal.is_some(),
+            file_len,
+            header_text_chars,
+        };
+        let result = predict(backend, &found, npy, journal, options);
+        Ok(Self {
+            found,
+            file_header,
+            result,
+        })
+    }
+}
+
+/// The steps of opening for appending ([`crate::Appender`]'s
+/// `open_existing`, then `create` and `close`), taken read-only.
+fn predict<B: Backend>(
+    backend: &B,
+    found: &Found,
+    npy: Option<B::File>,
+    journal: Option<B::File>,
+    options: &AppendOptions,
+) -> Result<Predicted> {
+    let path = found.path.as_path();
+    refuse_member(backend, path)?;
+    let leftover = npy.is_some() && rewrite_leftover(backend, path)?;
+    // Without a journal, a header without room to grow is first given room
+    // by a rewrite of the whole file: the plan is made on that copy.
+    let room_header = match (&npy, &journal) {
+        (Some(f), None) => {
+            recovery::header_without_room(f, options.tail_policy, options.short_file_policy)
+                .map_err(|e| Error::io(path, "reading the header", e))?
+        }
+        _ => None,
+    };
+    let file_rewritten = room_header.is_some();
+    let npy = match (npy, room_header) {
+        (Some(old), Some(header)) => Some(Viewed::Rewritten {
+            header: recovery::room_header(&header).map_err(|e| Error::from_format(path, e))?,
+            old_header_len: header.header_len,
+            old,
+        }),
+        (npy, _) => npy.map(Viewed::Plain),
+    };
+    let journal = journal.map(Viewed::Plain);
+    let inspection = recovery::inspect(&Files {
+        path,
+        journal_path: &found.journal_path,
+        npy: npy.as_ref(),
+        journal: journal.as_ref(),
+        tail_policy: options.tail_policy,
+        short_file_policy: options.short_file_policy,
+    })?;
+    let plan = match inspection {
+        Inspection::Missing { discard_journal } => {
+            // No file is opened: a new one is created only when the options
+            // give its dtype, and the journal of a creation that died goes.
+            return Ok(Predicted {
+                outcome: RecoveryOutcome {
+                    report: RecoveryReport {
+                        found: FoundState::NoFile,
+                        journal_discarded: discard_journal,
+                        ..RecoveryReport::default()
+                    },
+                    file_exists: options.dtype.is_some(),
+                    journal_removed: found.journal_present,
+                    cursor: Vec::new(),
+                },
+                plan: None,
+            });
+        }
+        Inspection::Existing(plan) => plan,
+    };
+    check_options(path, &plan, options)?;
+    let mut report = plan.report.clone();
+    report.file_rewritten = file_rewritten;
+    report.rewrite_leftover_removed = leftover;
+    // The cursor the journal keeps, or the cursor file's when opening
+    // takes it into the journal.
+    let (sequence, mut cursor) = match &plan.journal {
+        JournalPlan::Keep { newest, .. } => (newest.1.sequence, newest.1.cursor.clone()),
+        JournalPlan::Create { .. } => (1, Vec::new()),
+    };
+    let cursor_path = files::cursor_path(path);
+    if let Some(bytes) = files::read_small(backend, &cursor_path, cursor_file::MAX_LEN)?
+        && let Some(adopted) = cursor_to_adopt(sequence, &cursor, plan.file.rows, &bytes)
+    {
+        cursor = adopted;
+    }
+    Ok(Predicted {
+        outcome: RecoveryOutcome {
+            report,
+            file_exists: true,
+            journal_removed: found.journal_present,
+            cursor,
+        },
+        plan: Some(plan),
+    })
+}
+
+impl AppendOptions {
+    /// What [`AppendOptions::recover`] with these options would do to the
+    /// file at `path`, decided read-only and without a lock: the outcome it
+    /// would return, or the error it would return (and change nothing).
+    /// `npy-append recover --dry-run` prints it.
+    ///
+    /// The prediction holds when nobody changes the files in between; a
+    /// writer holding the lock makes the real recovery fail with
+    /// [`Error::Locked`], which a preview cannot see.
+    pub fn preview_recovery(&self, path: impl AsRef<Path>) -> Result<RecoveryOutcome> {
+        self.preview_recovery_with(&FsBackend, path)
+    }
+
+    /// [`AppendOptions::preview_recovery`] on `backend`.
+    pub fn preview_recovery_with<B: Backend>(
+        &self,
+        backend: &B,
+        path: impl AsRef<Path>,
+    ) -> Result<RecoveryOutcome> {
+        Preview::read(backend, path.as_ref(), self)?
+            .result
+            .map(|p| p.outcome)
+    }
+}
+
+/// A file as a preview reads it: the file itself, or, when opening would
+/// first replace it by a copy whose header has room to grow, that copy as it
+/// would be (the new header, then the old file's bytes after its header).
+/// Never written.
+enum Viewed<F> {
+    Plain(F),
+    Rewritten {
+        old: F,
+        header: Vec<u8>,
+        old_header_len: u64,
+    },
+}
+
+fn read_only() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        "a preview of recovery never writes",
+    )
+}
+
+impl<F: Storage> Storage for Viewed<F> {
+    fn len(&self) -> io::Result<u64> {
+        match self {
+            Self::Plain(f) => f.len(),
+            Self::Rewritten {
+                old,
+                header,
+                old_header_len,
+            } => Ok(old.len()?.saturating_sub(*old_header_len) + header.len() as u64),
+        }
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let (old, header, old_header_len) = match self {
+            Self::Plain(f) => return f.read_at(buf, offset),
+            Self::Rewritten {
+                old,
+                header,
+                old_header_len,
+            } => (old, header, *old_header_len),
+        };
+        let header_len = header.len() as u64;
+        // The part of `buf` in the new header, then the part after it.
+        let in_header = usize::try_from(header_len.saturating_sub(offset))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let (head, tail) = buf.split_at_mut(in_header);
+        if !head.is_empty() {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let src = header
+                .get(start..start.saturating_add(head.len()))
+                .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+            head.copy_from_slice(src);
+        }
+        if !tail.is_empty() {
+            let at = offset.max(header_len) - header_len + old_header_len;
+            old.read_at(tail, at)?;
+        }
+        Ok(())
+    }
+
+    fn write_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
+        Err(read_only())
+    }
+
+    fn set_len(&self, _len: u64) -> io::Result<()> {
+        Err(read_only())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        Err(read_only())
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        Err(read_only())
+    }
+
+    fn try_lock(&self) -> io::Result<bool> {
+        Err(read_only())
+    }
 }
 
 fn open_read<B: Backend>(backend: &B, path: &Path) -> Result<Option<B::File>> {
@@ -446,13 +677,17 @@ mod tests {
         assert_eq!((s.rows, s.bytes_past_end), (Some(2), Some(3)));
         assert!(matches!(s.recovery, RecoveryAction::Refuses(_)));
 
-        // Committed data missing.
+        // Shorter than the header, no journal: refused unless salvaged.
         let mut bytes = header::build(&f4, false, &[2]).unwrap();
         bytes.extend([0; 5]);
         backend.put(path, &bytes);
         let s = read(&backend, path).unwrap();
         assert_eq!((s.state, s.rows), (FileState::Inconsistent, None));
-        assert!(s.problem.unwrap().contains("committed data is missing"));
+        let problem = s.problem.unwrap();
+        assert!(
+            problem.contains("the header describes 2 rows") && !problem.contains("journal to"),
+            "{problem}"
+        );
 
         // Fortran order: rows along the last axis.
         let mut bytes = header::build(&f4, true, &[2, 3]).unwrap();

@@ -27,7 +27,7 @@ use crate::format::FormatError;
 use crate::format::header::{self, Header};
 use crate::format::journal::{self, Identity, Record, Slot};
 use crate::format::layout::Layout;
-use crate::options::TailPolicy;
+use crate::options::{ShortFilePolicy, TailPolicy};
 use crate::report::{Found, RecoveryReport};
 use crate::storage::{Backend, Storage};
 
@@ -143,7 +143,13 @@ pub(crate) enum JournalPlan {
     },
     /// Create a journal for a file that has none (or whose journal was
     /// never completed, which is removed first).
-    Create { discard_existing: bool },
+    Create {
+        discard_existing: bool,
+        /// Extend the file with zeros to this length first, completing a
+        /// partial last row ([`ShortFilePolicy::ZeroFillLastRow`]); synced
+        /// before the journal that counts the row is created.
+        zero_fill_to: Option<u64>,
+    },
 }
 
 /// The committed state of an existing file and the changes that restore it.
@@ -178,6 +184,7 @@ pub(crate) struct Files<'a, F> {
     pub npy: Option<&'a F>,
     pub journal: Option<&'a F>,
     pub tail_policy: TailPolicy,
+    pub short_file_policy: ShortFilePolicy,
 }
 
 /// Decides the committed state of a file and its journal, reading only.
@@ -259,20 +266,48 @@ fn plan_without_journal<F: Storage>(
             FormatError::malformed(None, "data size of the header's shape overflows 64 bits"),
         )
     })?;
-    if len < expected {
-        return Err(Error::CommittedDataMissing {
-            path: files.path.to_path_buf(),
-            committed_rows: header_rows,
-            needed_len: expected,
-            actual_len: len,
-        });
-    }
     let mut report = RecoveryReport {
         found: Found::Clean,
         journal_discarded: discard_existing,
         file_rewritten,
         ..RecoveryReport::default()
     };
+    if len < expected {
+        // No journal commits anything: the header and the bytes present are
+        // all the evidence there is.
+        let data = len.saturating_sub(layout.header.header_len);
+        let (whole_rows, partial) = (data / layout.row_bytes, data % layout.row_bytes);
+        let (rows, zero_fill_to) = match files.short_file_policy {
+            ShortFilePolicy::Refuse => {
+                return Err(Error::FileTooShort {
+                    path: files.path.to_path_buf(),
+                    header_rows,
+                    needed_len: expected,
+                    actual_len: len,
+                    whole_rows,
+                });
+            }
+            ShortFilePolicy::KeepWholeRows => (whole_rows, None),
+            ShortFilePolicy::ZeroFillLastRow if partial == 0 => (whole_rows, None),
+            ShortFilePolicy::ZeroFillLastRow => {
+                report.zero_filled_bytes = layout.row_bytes - partial;
+                (whole_rows + 1, Some(len + report.zero_filled_bytes))
+            }
+        };
+        report.missing_rows = header_rows - rows;
+        return finish_plan(
+            files.path,
+            layout,
+            rows,
+            len,
+            &read.raw,
+            JournalPlan::Create {
+                discard_existing,
+                zero_fill_to,
+            },
+            report,
+        );
+    }
     let extra = len - expected;
     let rows = if extra == 0 {
         header_rows
@@ -300,7 +335,10 @@ fn plan_without_journal<F: Storage>(
         rows,
         len,
         &read.raw,
-        JournalPlan::Create { discard_existing },
+        JournalPlan::Create {
+            discard_existing,
+            zero_fill_to: None,
+        },
         report,
     )
 }
@@ -693,7 +731,10 @@ pub(crate) fn apply<B: Backend>(
     // loss never falls back behind it.
     let kept_journal = matches!(plan.journal, JournalPlan::Keep { .. });
     let (journal, identity, newest) = match plan.journal {
-        JournalPlan::Create { discard_existing } => {
+        JournalPlan::Create {
+            discard_existing,
+            zero_fill_to,
+        } => {
             if discard_existing {
                 // Removed while its lock is held (see `Appender::open_existing`).
                 backend
@@ -701,7 +742,12 @@ pub(crate) fn apply<B: Backend>(
                     .map_err(|e| Error::io(journal_path, "removing an incomplete journal", e))?;
             }
             drop(journal);
-            // Rows adopted from another tool's tail were never synced by us.
+            if let Some(len) = zero_fill_to {
+                npy.set_len(len)
+                    .map_err(|e| Error::io(path, "completing the last row with zeros", e))?;
+            }
+            // Rows adopted from another tool's tail were never synced by us
+            // (nor the zeros completing a last row).
             npy.sync_data().map_err(|e| Error::io(path, "syncing", e))?;
             let rows = plan.file.rows;
             let snapshot = plan
@@ -759,11 +805,13 @@ const COPY_CHUNK: usize = 8 << 20;
 /// The header of `npy` when the file could be appended to but its header
 /// has no room to grow (written by numpy < 1.24 or another tool); `None` for
 /// any other file, whose problems [`inspect`] reports. Bytes past the
-/// header's data count as a problem under [`TailPolicy::Refuse`] (which
-/// changes nothing).
+/// header's data count as a problem under [`TailPolicy::Refuse`], and a
+/// file shorter than its header under [`ShortFilePolicy::Refuse`] (which
+/// change nothing).
 pub(crate) fn header_without_room<F: Storage>(
     npy: &F,
     tail_policy: TailPolicy,
+    short_file_policy: ShortFilePolicy,
 ) -> io::Result<Option<Header>> {
     let len = npy.len()?;
     let Ok(header) = files::read_header(npy, len)?.header else {
@@ -773,13 +821,23 @@ pub(crate) fn header_without_room<F: Storage>(
         Ok(layout)
             if !layout.has_room()
                 && layout.end_of(layout.rows()).is_some_and(|end| {
-                    end == len || (end < len && tail_policy != TailPolicy::Refuse)
+                    end == len
+                        || (end < len && tail_policy != TailPolicy::Refuse)
+                        || (end > len
+                            && len >= layout.header.header_len
+                            && short_file_policy != ShortFilePolicy::Refuse)
                 }) =>
         {
             Some(layout.header)
         }
         _ => None,
     })
+}
+
+/// The header [`rewrite_with_room`] gives a copy of a file whose `header`
+/// has no room to grow: numpy's own for the same dtype, order and shape.
+pub(crate) fn room_header(header: &Header) -> Result<Vec<u8>, FormatError> {
+    header::build(&header.dtype, header.fortran_order, &header.shape)
 }
 
 /// Removes a leftover [`rewrite_path`] file of `path`, durably. The caller
@@ -811,8 +869,7 @@ pub(crate) fn rewrite_with_room<B: Backend>(
 ) -> Result<B::File> {
     let temp = files::rewrite_path(path);
     let dir = files::parent_dir(path);
-    let bytes = header::build(&header.dtype, header.fortran_order, &header.shape)
-        .map_err(|e| corrupt(path, e))?;
+    let bytes = room_header(header).map_err(|e| corrupt(path, e))?;
     let file =
         files::create_locked(backend, &temp, "creating the rewritten file").map_err(|e| match e
             .io_kind()

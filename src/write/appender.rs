@@ -27,7 +27,7 @@ use crate::format::dtype::Dtype;
 use crate::format::header;
 use crate::format::journal::{self, FLAG_CREATED, Record, Slot};
 use crate::format::layout::Layout;
-use crate::options::{AppendOptions, Durability, GroupCommit, TailPolicy};
+use crate::options::{AppendOptions, Durability, GroupCommit};
 use crate::recovery::{self, Files, Inspection, Plan};
 use crate::report::{Found, RecoveryReport};
 use crate::storage::{Backend, FsBackend, Storage};
@@ -160,14 +160,14 @@ impl<B: Backend> Appender<B> {
             options.lock_wait,
             "opening the journal",
         )?;
-        let (npy, file_rewritten) =
-            self.give_header_room(npy, journal.is_none(), options.tail_policy)?;
+        let (npy, room) = self.give_header_room(npy, journal.is_none(), options)?;
         let inspection = recovery::inspect(&Files {
             path: &path,
             journal_path: &journal_path,
             npy: npy.as_ref(),
             journal: journal.as_ref(),
             tail_policy: options.tail_policy,
+            short_file_policy: options.short_file_policy,
         })?;
         let plan = match inspection {
             Inspection::Missing { discard_journal } => {
@@ -196,7 +196,8 @@ impl<B: Backend> Appender<B> {
             (*plan).clone(),
         )?;
         self.report = plan.report.clone();
-        self.report.file_rewritten = file_rewritten;
+        self.report.file_rewritten = room.file_rewritten;
+        self.report.rewrite_leftover_removed = room.leftover_removed;
         let identity_len = applied.identity.block_len();
         let mut newest = applied.newest.clone();
         self.adopt_cursor_file(&applied, &mut newest, plan.file.rows)?;
@@ -242,35 +243,33 @@ impl<B: Backend> Appender<B> {
     /// With the writer lock on `file` (the `.npy`, if any) held: removes a
     /// leftover of a header rewrite that died before its rename, then, when
     /// the file has no journal and its header has no room to grow, replaces
-    /// it by a rewritten copy whose header has room (returned, locked, with
-    /// `true`).
+    /// it by a rewritten copy whose header has room (returned, locked).
     fn give_header_room(
         &self,
         file: Option<B::File>,
         no_journal: bool,
-        tail_policy: TailPolicy,
-    ) -> Result<(Option<B::File>, bool)> {
+        options: &AppendOptions,
+    ) -> Result<(Option<B::File>, HeaderRoom)> {
+        let mut room = HeaderRoom::default();
         let Some(file) = file else {
-            return Ok((None, false));
+            return Ok((None, room));
         };
-        let temp = files::rewrite_path(&self.path);
-        if self
-            .backend
-            .exists(&temp)
-            .map_err(|e| Error::io(&temp, "checking for a leftover rewrite", e))?
-        {
+        if rewrite_leftover(&self.backend, &self.path)? {
             recovery::remove_rewrite_leftover(&self.backend, &self.path)?;
+            room.leftover_removed = true;
         }
         if !no_journal {
-            return Ok((Some(file), false));
+            return Ok((Some(file), room));
         }
-        let Some(header) = recovery::header_without_room(&file, tail_policy)
-            .map_err(|e| Error::io(&self.path, "reading the header", e))?
+        let Some(header) =
+            recovery::header_without_room(&file, options.tail_policy, options.short_file_policy)
+                .map_err(|e| Error::io(&self.path, "reading the header", e))?
         else {
-            return Ok((Some(file), false));
+            return Ok((Some(file), room));
         };
         let new = recovery::rewrite_with_room(&self.backend, &self.path, &file, &header)?;
-        Ok((Some(new), true))
+        room.file_rewritten = true;
+        Ok((Some(new), room))
     }
 
     /// Takes over the cursor a clean close left in the sidecar: when the
@@ -288,20 +287,14 @@ impl<B: Backend> Appender<B> {
         let Some(bytes) = files::read_small(&self.backend, &path, cursor_file::MAX_LEN)? else {
             return Ok(());
         };
-        let found = CursorFile::decode(&bytes)
-            .ok()
-            .filter(|f| f.rows == rows && !f.cursor.is_empty());
-        if let Some(found) = found
-            && newest.1.sequence == 1
-            && newest.1.cursor.is_empty()
-        {
+        if let Some(cursor) = cursor_to_adopt(newest.1.sequence, &newest.1.cursor, rows, &bytes) {
             let record = Record {
                 sequence: newest.1.sequence + 1,
                 rows,
                 prev_rows: rows,
                 data_crc: 0,
                 data_synced: false,
-                cursor: found.cursor,
+                cursor,
             };
             let bytes = record
                 .encode(applied.identity.journal_id)
@@ -835,8 +828,41 @@ fn write_cursor_file<B: Backend>(
     files::create_durably(backend, &path, &bytes, "writing the cursor file")
 }
 
+/// What opening did about a header without room to grow.
+#[derive(Debug, Default)]
+struct HeaderRoom {
+    /// A leftover `<file>.rewrite` was removed.
+    leftover_removed: bool,
+    /// The file was replaced by a copy whose header has room.
+    file_rewritten: bool,
+}
+
+/// Whether a leftover of a header rewrite (`<file>.rewrite`) is beside
+/// `path`: opening removes it.
+pub(crate) fn rewrite_leftover<B: Backend>(backend: &B, path: &Path) -> Result<bool> {
+    let temp = files::rewrite_path(path);
+    backend
+        .exists(&temp)
+        .map_err(|e| Error::io(&temp, "checking for a leftover rewrite", e))
+}
+
+/// The cursor of the sidecar `bytes` that opening takes into the journal:
+/// when the journal's newest record (`sequence`, `cursor`) is the one a new
+/// journal starts with (no commit yet, no cursor) and the sidecar is intact,
+/// not empty, and describes the same `rows`.
+pub(crate) fn cursor_to_adopt(
+    sequence: u64,
+    cursor: &[u8],
+    rows: u64,
+    bytes: &[u8],
+) -> Option<Vec<u8>> {
+    let found = CursorFile::decode(bytes).ok()?;
+    (found.rows == rows && !found.cursor.is_empty() && sequence == 1 && cursor.is_empty())
+        .then_some(found.cursor)
+}
+
 /// `GroupMember` when a marker says `path` belongs to a group.
-fn refuse_member<B: Backend>(backend: &B, path: &Path) -> Result<()> {
+pub(crate) fn refuse_member<B: Backend>(backend: &B, path: &Path) -> Result<()> {
     let marker = files::member_marker_path(path);
     match files::read_small(backend, &marker, MARKER_MAX_LEN)? {
         None => Ok(()),
@@ -849,7 +875,7 @@ fn refuse_member<B: Backend>(backend: &B, path: &Path) -> Result<()> {
 }
 
 /// Checks explicit dtype and row-shape options against an existing file.
-fn check_options(path: &Path, plan: &Plan, options: &AppendOptions) -> Result<()> {
+pub(crate) fn check_options(path: &Path, plan: &Plan, options: &AppendOptions) -> Result<()> {
     let header = &plan.layout.header;
     if let Some(dtype) = &options.dtype
         && *dtype != header.dtype

@@ -62,6 +62,19 @@ pub enum Tail {
     Adopt,
 }
 
+/// What `recover` does with a file that has no journal and is shorter
+/// than its header says (its header's rows are not all there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShortFile {
+    /// Change nothing and fail.
+    Refuse,
+    /// Keep the whole rows the file holds, cut a partial last row, and
+    /// rewrite the header to the rows kept.
+    Keep,
+    /// Keep the whole rows and complete a partial last row with zero bytes.
+    ZeroFill,
+}
+
 /// Arguments of `recover`.
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
@@ -73,6 +86,14 @@ pub struct RecoverArgs {
     /// Bytes past the header's data in a file without a journal.
     #[arg(long, value_enum, default_value_t = Tail::Refuse)]
     pub tail: Tail,
+    /// A file without a journal that is shorter than its header (a copy cut
+    /// short): refuse, or salvage the rows it holds.
+    #[arg(long, value_enum, default_value_t = ShortFile::Refuse)]
+    pub short_file: ShortFile,
+    /// Print what was done (or, with --dry-run, would be done) as one JSON
+    /// object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What a returned commit survives.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use npy_append::format::header;
-use npy_append::{FileState, FileStatus, RecoveryAction, RecoveryReport};
+use npy_append::{FileState, FileStatus, Found, RecoveryAction, RecoveryReport};
 
 use crate::args::{FileArg, InfoArgs};
 use crate::json::Value;
@@ -124,6 +124,26 @@ pub fn changes_text(report: &RecoveryReport, journal: bool, done: bool) -> Strin
             report.adopted_rows
         ));
     }
+    if report.missing_rows > 0 {
+        parts.push(format!(
+            "{} {} rows the header described that the file does not hold",
+            verb("drop", "dropped"),
+            report.missing_rows
+        ));
+    }
+    if report.zero_filled_bytes > 0 {
+        parts.push(format!(
+            "{} the last row with {} zero bytes",
+            verb("complete", "completed"),
+            report.zero_filled_bytes
+        ));
+    }
+    if report.rewrite_leftover_removed {
+        parts.push(verb(
+            "remove the leftover of an interrupted header rewrite",
+            "removed the leftover of an interrupted header rewrite",
+        ));
+    }
     if report.journal_discarded {
         parts.push(verb(
             "remove an incomplete journal",
@@ -133,6 +153,33 @@ pub fn changes_text(report: &RecoveryReport, journal: bool, done: bool) -> Strin
         parts.push(verb("remove the journal", "removed the journal"));
     }
     parts.join(", ")
+}
+
+/// A recovery report as JSON fields; `journal_removed` when a journal is
+/// removed at the end.
+pub fn report_json(r: &RecoveryReport, journal_removed: bool) -> Vec<(&'static str, Value)> {
+    let found = match r.found {
+        Found::NoFile => "no-file",
+        Found::Clean => "clean",
+        Found::Journal => "journal",
+    };
+    vec![
+        ("found", Value::Str(found.into())),
+        ("rows_kept", Value::UInt(r.committed_rows)),
+        ("bytes_cut", Value::UInt(r.bytes_cut)),
+        ("header_rewritten", Value::Bool(r.header_rewritten)),
+        ("file_rewritten", Value::Bool(r.file_rewritten)),
+        ("dropped_rows", Value::UInt(r.dropped_rows)),
+        ("adopted_rows", Value::UInt(r.adopted_rows)),
+        ("missing_rows", Value::UInt(r.missing_rows)),
+        ("zero_filled_bytes", Value::UInt(r.zero_filled_bytes)),
+        (
+            "rewrite_leftover_removed",
+            Value::Bool(r.rewrite_leftover_removed),
+        ),
+        ("journal_discarded", Value::Bool(r.journal_discarded)),
+        ("journal_removed", Value::Bool(journal_removed)),
+    ]
 }
 
 fn text_fields(s: &FileStatus) -> Vec<(&'static str, String)> {
@@ -177,16 +224,12 @@ fn to_json(s: &FileStatus) -> Value {
     let h = &s.header;
     let recovery = match &s.recovery {
         RecoveryAction::Nothing => Value::Object(vec![("action", Value::Str("none".into()))]),
-        RecoveryAction::Changes(r) => Value::Object(vec![
-            ("action", Value::Str("changes".into())),
-            ("rows_kept", Value::UInt(r.committed_rows)),
-            ("bytes_cut", Value::UInt(r.bytes_cut)),
-            ("header_rewritten", Value::Bool(r.header_rewritten)),
-            ("file_rewritten", Value::Bool(r.file_rewritten)),
-            ("dropped_rows", Value::UInt(r.dropped_rows)),
-            ("adopted_rows", Value::UInt(r.adopted_rows)),
-            ("journal_removed", Value::Bool(s.journal_present)),
-        ]),
+        RecoveryAction::Changes(r) => Value::Object(
+            [("action", Value::Str("changes".into()))]
+                .into_iter()
+                .chain(report_json(r, s.journal_present))
+                .collect(),
+        ),
         RecoveryAction::Refuses(why) => Value::Object(vec![
             ("action", Value::Str("refuses".into())),
             ("reason", Value::Str(why.clone())),

@@ -43,6 +43,11 @@ impl Failure {
                 "`npy-append recover {shown} --tail cut` cuts the file to its header's rows, \
                  `--tail adopt` keeps the whole rows found past them"
             )),
+            npy_append::Error::FileTooShort { .. } => Some(format!(
+                "`npy-append recover {shown} --short-file keep` keeps the whole rows the file \
+                 holds and rewrites its header to them, `--short-file zero-fill` also completes \
+                 a partial last row with zeros (add --dry-run to see what either would do)"
+            )),
             _ => None,
         };
         Self {
@@ -50,6 +55,13 @@ impl Failure {
             hint,
             closed_stdout: false,
         }
+    }
+
+    /// The same failure (and hint) with its message rewritten by `f`.
+    #[must_use]
+    pub fn map_message(mut self, f: impl FnOnce(&str) -> String) -> Self {
+        self.message = f(&self.message);
+        self
     }
 
     /// Adds what to do.

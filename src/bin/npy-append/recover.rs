@@ -1,87 +1,138 @@
-//! `recover`: bring a file to its last commit and close it cleanly.
+//! `recover`: bring a file to its last commit and close it cleanly, or,
+//! with `--dry-run`, say what that would do.
+//!
+//! Both are one library call with the same options:
+//! `AppendOptions::recover` and `AppendOptions::preview_recovery`, which
+//! decide by the same code, so the dry run prints what the real run then
+//! does (the same exit code and the same actions).
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use npy_append::{AppendOptions, FileState, FileStatus, RecoveryAction, TailPolicy, journal_path};
+use npy_append::{AppendOptions, RecoveryOutcome, ShortFilePolicy, TailPolicy};
 
-use crate::args::{RecoverArgs, Tail};
-use crate::inspect::{changes_text, recovery_text};
+use crate::args::{RecoverArgs, ShortFile, Tail};
+use crate::inspect::{changes_text, report_json};
+use crate::json::Value;
 use crate::output::{self, Failure};
 
-/// `npy-append recover FILE [--dry-run] [--tail refuse|cut|adopt]`.
+/// `npy-append recover FILE [--dry-run] [--tail refuse|cut|adopt]
+/// [--short-file refuse|keep|zero-fill] [--json]`.
 pub fn recover(args: &RecoverArgs) -> Result<ExitCode, Failure> {
-    if args.dry_run {
-        return dry_run(args);
-    }
     let path = &args.file;
     let shown = path.display();
-    let journal = journal_path(path);
-    if !path.exists() && !journal.exists() {
-        return Err(Failure::new(format!(
-            "{shown}: no such file (and no journal {}): nothing to recover",
-            journal.display()
-        )));
-    }
-    let had_journal = journal.exists();
-    let policy = match args.tail {
-        Tail::Refuse => TailPolicy::Refuse,
-        Tail::Cut => TailPolicy::CutToHeader,
-        Tail::Adopt => TailPolicy::AdoptWholeRows,
+    let options = AppendOptions::new()
+        .tail_policy(match args.tail {
+            Tail::Refuse => TailPolicy::Refuse,
+            Tail::Cut => TailPolicy::CutToHeader,
+            Tail::Adopt => TailPolicy::AdoptWholeRows,
+        })
+        .short_file_policy(match args.short_file {
+            ShortFile::Refuse => ShortFilePolicy::Refuse,
+            ShortFile::Keep => ShortFilePolicy::KeepWholeRows,
+            ShortFile::ZeroFill => ShortFilePolicy::ZeroFillLastRow,
+        });
+    // Whether a cursor file is there before: recovery removes or rewrites it.
+    let cursor_file = npy_append::cursor_path(path).exists();
+    let result = if args.dry_run {
+        options.preview_recovery(path)
+    } else {
+        options.recover(path)
     };
-    let appender = AppendOptions::new()
-        .tail_policy(policy)
-        .open(path)
-        .map_err(|e| Failure::lib(path, &e))?;
-    let report = appender.report().clone();
-    let created = appender.row_bytes().is_some();
-    appender.close().map_err(|e| Failure::lib(path, &e))?;
-    if created {
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(e) if args.dry_run => {
+            return Err(Failure::lib(path, &e).map_message(|m| {
+                format!("{shown}: dry run: recovery would refuse and change nothing: {m}")
+            }));
+        }
+        Err(e) => return Err(Failure::lib(path, &e)),
+    };
+    if args.json {
+        output::line(format_args!(
+            "{}",
+            outcome_json(path, &outcome, args.dry_run).render()
+        ))?;
+    } else if args.dry_run {
+        output::line(format_args!(
+            "{shown}: dry run: recovery would {}; nothing was changed",
+            outcome_text(path, &outcome, cursor_file, false)
+        ))?;
+    } else if outcome.file_exists {
         output::line(format_args!(
             "{shown}: recovered: {}; closed cleanly",
-            changes_text(&report, had_journal, true)
+            outcome_text(path, &outcome, cursor_file, true)
         ))?;
     } else {
         output::line(format_args!(
-            "{shown}: removed an incomplete journal; the file was never created (no row was committed)"
+            "{shown}: {}",
+            outcome_text(path, &outcome, cursor_file, true)
         ))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn dry_run(args: &RecoverArgs) -> Result<ExitCode, Failure> {
-    let path = &args.file;
-    let shown = path.display();
-    let status = FileStatus::read(path).map_err(|e| Failure::lib(path, &e))?;
-    let trailing = status.state == FileState::Inconsistent
-        && !status.journal_present
-        && status.bytes_past_end.is_some_and(|b| b > 0);
-    if trailing && args.tail != Tail::Refuse {
-        // Bytes past the header's rows of a file without a journal: the
-        // chosen policy decides.
-        let (rows, extra, row_bytes) = (
-            status.rows.unwrap_or(0),
-            status.bytes_past_end.unwrap_or(0),
-            status.row_bytes.unwrap_or(1).max(1),
-        );
-        let (keep, cut) = if args.tail == Tail::Cut {
-            (rows, extra)
+/// What recovery does or did, as a phrase in the future or (`done`) the
+/// past tense; `cursor_file` when a cursor file was there before.
+fn outcome_text(
+    path: &std::path::Path,
+    outcome: &RecoveryOutcome,
+    cursor_file: bool,
+    done: bool,
+) -> String {
+    if !outcome.file_exists {
+        let verb = if done { "removed" } else { "remove" };
+        let was = if outcome.report.journal_discarded {
+            format!("{verb} an incomplete journal; ")
         } else {
-            (rows + extra / row_bytes, extra % row_bytes)
+            String::new()
         };
-        output::line(format_args!(
-            "{shown}: dry run: recovery would keep {keep} rows, cut {cut} bytes, rewrite the header; \
-             nothing was changed"
-        ))?;
-        return Ok(ExitCode::SUCCESS);
+        return format!("{was}the file was never created (no row was committed)");
     }
-    if let RecoveryAction::Refuses(why) = &status.recovery {
-        return Err(Failure::new(format!(
-            "{shown}: dry run: recovery would refuse and change nothing: {why}"
-        )));
+    let mut text = changes_text(&outcome.report, outcome.journal_removed, done);
+    if !outcome.journal_removed
+        && !outcome.report.changed_file()
+        && outcome.cursor.is_empty()
+        && !cursor_file
+    {
+        // A clean file: opening and closing it leave every byte as it was.
+        return format!(
+            "{} ({text})",
+            if done {
+                "changed nothing"
+            } else {
+                "change nothing"
+            }
+        );
     }
-    output::line(format_args!(
-        "{shown}: dry run: recovery would {}; nothing was changed",
-        recovery_text(&status)
-    ))?;
-    Ok(ExitCode::SUCCESS)
+    if outcome.cursor.is_empty() && cursor_file {
+        let _ = write!(
+            text,
+            ", {} the cursor file {}, which no longer describes the file",
+            if done { "removed" } else { "remove" },
+            npy_append::cursor_path(path).display()
+        );
+    }
+    if !outcome.cursor.is_empty() {
+        let _ = write!(
+            text,
+            ", {} the {}-byte cursor of the last commit in {}",
+            if done { "kept" } else { "keep" },
+            outcome.cursor.len(),
+            npy_append::cursor_path(path).display()
+        );
+    }
+    text
+}
+
+/// The outcome as one JSON object.
+fn outcome_json(path: &std::path::Path, outcome: &RecoveryOutcome, dry_run: bool) -> Value {
+    let mut fields = vec![
+        ("path", Value::Str(path.display().to_string())),
+        ("dry_run", Value::Bool(dry_run)),
+        ("file_exists", Value::Bool(outcome.file_exists)),
+    ];
+    fields.extend(report_json(&outcome.report, outcome.journal_removed));
+    fields.push(("cursor_bytes", Value::UInt(outcome.cursor.len() as u64)));
+    Value::Object(fields)
 }
