@@ -73,8 +73,8 @@ pub enum Error {
     #[error(
         "{path}: rows are missing: the header describes {header_rows} rows in {needed_len} bytes, \
          the file has {actual_len}, which hold {whole_rows} whole rows (it was cut short: an \
-         interrupted copy, or a writer of another tool that wrote the header before the data), \
-         and no journal records a commit; nothing was changed. Choose: keep the whole rows \
+         interrupted copy, or a writer of another tool that wrote the header before the data); \
+         nothing was changed. Choose: keep the whole rows \
          (ShortFilePolicy::KeepWholeRows), keep them and complete a partial last row with zeros \
          (ShortFilePolicy::ZeroFillLastRow), or restore the file from a copy"
     )]

@@ -101,6 +101,9 @@ pub enum TailPolicy {
     /// Keep every whole row found past the header's rows and cut the partial
     /// row at the end, if any.
     AdoptWholeRows,
+    /// Keep every whole row found past the header's rows and complete a
+    /// partial row at the end, if any, with zero bytes (it is kept too).
+    AdoptZeroFillLastRow,
 }
 
 /// What to do when a file without a journal is shorter than its header says:

@@ -201,36 +201,28 @@ def recover(filename: StrPath, zerofill_incomplete: bool = False) -> bool:
     returns True.
 
     With a journal (left by npy_append), the file goes back to its last
-    commit. Without one (a crashed npy-append-array or other writer), the
-    whole rows past the header are adopted and a partial last row is cut,
-    or, with ``zerofill_incomplete=True``, completed with zero bytes. A
-    "row" of a Fortran-order file is a slice along its last axis. A header
-    without room to grow is rewritten as by :func:`ensure_appendable`.
+    commit; when the file lacks rows the journal committed, it raises
+    ``CorruptError`` and changes nothing. Without one (a crashed
+    npy-append-array or other writer, a copy cut short), it does what
+    npy-append-array's ``recover`` does: the whole rows the file holds are
+    kept and the header's row count rewritten to them (rows past the
+    header's are adopted, rows the header counts but the file lacks are
+    dropped), and a partial last row is cut, or, with
+    ``zerofill_incomplete=True``, completed with zero bytes. A "row" of a
+    Fortran-order file is a slice along its last axis. A header without
+    room to grow is rewritten as by :func:`ensure_appendable`.
     """
     path = os.fspath(filename)
     _require_file(path)
-    policy: Literal["refuse", "adopt"] = "refuse"
-    if not os.path.exists(_journal(path)):
-        policy = "adopt"
-        if zerofill_incomplete:
-            with open(path, "rb+") as fp:
-                shape, fortran_order, dtype, data_offset = _read_header(fp)
-                if len(shape) >= 1:
-                    row_shape = shape[:-1] if fortran_order else shape[1:]
-                    row_bytes = int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize
-                    fp.seek(0, os.SEEK_END)
-                    data_bytes = fp.tell() - data_offset
-                    # Only a partial row past the header's rows is completed:
-                    # a file shorter than its header lost committed data,
-                    # which zeros would hide (opening reports it instead).
-                    past_header = data_bytes > int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-                    extra = data_bytes % row_bytes if row_bytes else 0
-                    if past_header and extra:
-                        fp.write(b"\0" * (row_bytes - extra))
-                        fp.flush()
-                        os.fsync(fp.fileno())
-    appender = _native.Appender.open_or_recover(path, tail_policy=policy)
-    appender.close()
+    if os.path.exists(_journal(path)):
+        _native.Appender.open_or_recover(path).close()
+        return True
+    if zerofill_incomplete:
+        _native.Appender.open_or_recover(
+            path, tail_policy="adopt-zero-fill", short_file_policy="zero-fill"
+        ).close()
+    else:
+        _native.Appender.open_or_recover(path, tail_policy="adopt", short_file_policy="keep").close()
     return True
 
 

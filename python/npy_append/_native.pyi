@@ -29,16 +29,18 @@ class Appender:
         row_shape: Optional[_Shape] = None,
         durability: Literal["fsync", "process"] = "fsync",
         commit_every: Optional[int] = None,
-        tail_policy: Literal["refuse", "cut", "adopt"] = "refuse",
+        tail_policy: Literal["refuse", "cut", "adopt", "adopt-zero-fill"] = "refuse",
         lock_timeout: Optional[float] = None,
         fortran_order: Optional[bool] = None,
+        short_file_policy: Literal["refuse", "keep", "zero-fill"] = "refuse",
     ) -> "Appender":
         """Creates ``path`` (at once with ``dtype``, else on the first
         append), takes over a clean ``.npy``, or recovers a crashed writer's
         file to its last commit. A new file is in C order unless
         ``fortran_order=True``; ``row_shape`` is a tuple of sizes or one
         size; ``tail_policy`` decides for bytes past the header's rows of a
-        file without journal; ``lock_timeout`` waits for another writer."""
+        file without journal, ``short_file_policy`` for such a file shorter
+        than its header says; ``lock_timeout`` waits for another writer."""
     def append(self, arr: npt.NDArray[Any]) -> None:
         """Appends the array's rows (axis 0; the last axis in a Fortran-order
         file) as numpy indexes them: exactly the file's dtype (never cast)

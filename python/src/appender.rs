@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::convert::{
     Accepts, Rows, cursor_bytes, dtype_of, lock_wait, numpy_dtype, parse_dtype, parse_durability,
-    parse_row_shape, parse_tail_policy, rows_of,
+    parse_row_shape, parse_short_file_policy, parse_tail_policy, rows_of,
 };
 use crate::errors::{OrRaise, invalid_argument, shape_mismatch};
 use crate::handle::Handle;
@@ -124,7 +124,13 @@ impl PyAppender {
     ///   (a commit survives a kill of the process, not a power loss).
     /// commit_every: commit automatically once this many rows are pending.
     /// tail_policy: for a file without journal that has bytes past its
-    ///   header's rows: "refuse" (TrailingBytesError), "cut" or "adopt".
+    ///   header's rows: "refuse" (TrailingBytesError), "cut", "adopt" (the
+    ///   whole rows past them; a partial last row is cut) or
+    ///   "adopt-zero-fill" (a partial last row is completed with zeros).
+    /// short_file_policy: for a file without journal that is shorter than
+    ///   its header says: "refuse" (CorruptError), "keep" (the whole rows it
+    ///   holds, the header rewritten to them) or "zero-fill" (also a partial
+    ///   last row, completed with zeros).
     /// lock_timeout: seconds to wait for another writer's lock (default: fail
     ///   at once with LockedError).
     /// fortran_order: create a new file in Fortran order (True; rows are then
@@ -132,7 +138,7 @@ impl PyAppender {
     ///   existing file. Default: an existing file's order; C order for a new
     ///   file, whatever the memory order of the arrays appended to it.
     #[staticmethod]
-    #[pyo3(signature = (path, dtype=None, row_shape=None, durability="fsync", commit_every=None, tail_policy="refuse", lock_timeout=None, fortran_order=None))]
+    #[pyo3(signature = (path, dtype=None, row_shape=None, durability="fsync", commit_every=None, tail_policy="refuse", lock_timeout=None, fortran_order=None, short_file_policy="refuse"))]
     #[allow(clippy::too_many_arguments)]
     fn open_or_recover(
         py: Python<'_>,
@@ -144,10 +150,12 @@ impl PyAppender {
         tail_policy: &str,
         lock_timeout: Option<f64>,
         fortran_order: Option<bool>,
+        short_file_policy: &str,
     ) -> PyResult<Self> {
         let mut options = AppendOptions::new()
             .durability(parse_durability(durability)?)
-            .tail_policy(parse_tail_policy(tail_policy)?);
+            .tail_policy(parse_tail_policy(tail_policy)?)
+            .short_file_policy(parse_short_file_policy(short_file_policy)?);
         if let Some(dtype) = &dtype {
             options = options.dtype_value(parse_dtype(py, dtype)?);
         }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use npy_append::format::header::shape_repr;
-use npy_append::{Dtype, Durability, LockWait, TailPolicy};
+use npy_append::{Dtype, Durability, LockWait, ShortFilePolicy, TailPolicy};
 use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -182,14 +182,28 @@ pub(crate) fn parse_durability(durability: &str) -> PyResult<Durability> {
     }
 }
 
-/// `tail_policy="refuse" | "cut" | "adopt"`.
+/// `tail_policy="refuse" | "cut" | "adopt" | "adopt-zero-fill"`.
 pub(crate) fn parse_tail_policy(policy: &str) -> PyResult<TailPolicy> {
     match policy {
         "refuse" => Ok(TailPolicy::Refuse),
         "cut" => Ok(TailPolicy::CutToHeader),
         "adopt" => Ok(TailPolicy::AdoptWholeRows),
+        "adopt-zero-fill" => Ok(TailPolicy::AdoptZeroFillLastRow),
         other => Err(invalid_argument(format!(
-            "tail_policy must be \"refuse\", \"cut\" or \"adopt\", not {other:?}"
+            "tail_policy must be \"refuse\", \"cut\", \"adopt\" or \"adopt-zero-fill\", \
+             not {other:?}"
+        ))),
+    }
+}
+
+/// `short_file_policy="refuse" | "keep" | "zero-fill"`.
+pub(crate) fn parse_short_file_policy(policy: &str) -> PyResult<ShortFilePolicy> {
+    match policy {
+        "refuse" => Ok(ShortFilePolicy::Refuse),
+        "keep" => Ok(ShortFilePolicy::KeepWholeRows),
+        "zero-fill" => Ok(ShortFilePolicy::ZeroFillLastRow),
+        other => Err(invalid_argument(format!(
+            "short_file_policy must be \"refuse\", \"keep\" or \"zero-fill\", not {other:?}"
         ))),
     }
 }

@@ -54,6 +54,14 @@ use classes::{
 const PYTHON_NAMES: &[(&str, &str)] = &[
     ("TailPolicy::CutToHeader", "tail_policy=\"cut\""),
     (
+        "ShortFilePolicy::KeepWholeRows",
+        "short_file_policy=\"keep\", or npy_append.recover(path)",
+    ),
+    (
+        "ShortFilePolicy::ZeroFillLastRow",
+        "short_file_policy=\"zero-fill\", or npy_append.recover(path, zerofill_incomplete=True)",
+    ),
+    (
         "TailPolicy::AdoptWholeRows",
         "tail_policy=\"adopt\", or npy_append.recover(path)",
     ),
@@ -110,7 +118,8 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
         Error::TrailingBytes { .. } => TrailingBytesError::new_err(message),
         Error::Corrupt { .. }
         | Error::ChecksumMismatch { .. }
-        | Error::CommittedDataMissing { .. } => CorruptError::new_err(message),
+        | Error::CommittedDataMissing { .. }
+        | Error::FileTooShort { .. } => CorruptError::new_err(message),
         Error::ShapeMismatch { .. } => ShapeMismatchError::new_err(message),
         Error::DtypeMismatch { .. } => DtypeMismatchError::new_err(message),
         Error::Unsupported { .. } => UnsupportedError::new_err(message),

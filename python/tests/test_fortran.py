@@ -355,14 +355,22 @@ def test_recover_a_crashed_npy_append_array_fortran_file(tmp_path):
         np.testing.assert_array_equal(got[..., :4], slices(0, 4))
 
 
-def test_zerofill_does_not_fill_a_file_shorter_than_its_header(npy):
-    np.save(npy, slices(0, 3))
-    with open(npy, "r+b") as f:
-        f.truncate(os.path.getsize(npy) - 20)
-    before = read(npy)
-    with pytest.raises(npy_append.CorruptError):
-        npy_append.recover(npy, zerofill_incomplete=True)
-    assert read(npy) == before
+@needs_upstream
+def test_recover_a_fortran_file_shorter_than_its_header(tmp_path):
+    """A Fortran-order file cut 20 bytes into its last slice: recover()
+    keeps the two whole slices, or with zerofill_incomplete the third
+    completed with zeros, as npy-append-array's recover() does."""
+    for zerofill in (False, True):
+        files = [str(tmp_path / f"{name}-{zerofill}.npy") for name in ("theirs", "ours")]
+        for path in files:
+            np.save(path, slices(0, 3))
+            os.truncate(path, os.path.getsize(path) - 20)
+        upstream.recover(files[0], zerofill_incomplete=zerofill)
+        assert npy_append.recover(files[1], zerofill_incomplete=zerofill) is True
+        assert read(files[1]) == read(files[0])
+        got = np.load(files[1])
+        assert got.shape == (2, 3, 3 if zerofill else 2)
+        np.testing.assert_array_equal(got[..., :2], slices(0, 2))
 
 
 # Headers without room to grow.

@@ -10,6 +10,7 @@
 //! header to the committed shape, so it can be killed at any point and run
 //! again with the same result.
 
+use std::cmp::Ordering;
 use std::io;
 use std::path::Path;
 
@@ -272,61 +273,52 @@ fn plan_without_journal<F: Storage>(
         file_rewritten,
         ..RecoveryReport::default()
     };
-    if len < expected {
-        // No journal commits anything: the header and the bytes present are
-        // all the evidence there is.
-        let data = len.saturating_sub(layout.header.header_len);
-        let (whole_rows, partial) = (data / layout.row_bytes, data % layout.row_bytes);
-        let (rows, zero_fill_to) = match files.short_file_policy {
-            ShortFilePolicy::Refuse => {
-                return Err(Error::FileTooShort {
-                    path: files.path.to_path_buf(),
-                    header_rows,
-                    needed_len: expected,
-                    actual_len: len,
-                    whole_rows,
-                });
-            }
-            ShortFilePolicy::KeepWholeRows => (whole_rows, None),
-            ShortFilePolicy::ZeroFillLastRow if partial == 0 => (whole_rows, None),
-            ShortFilePolicy::ZeroFillLastRow => {
-                report.zero_filled_bytes = layout.row_bytes - partial;
-                (whole_rows + 1, Some(len + report.zero_filled_bytes))
-            }
-        };
-        report.missing_rows = header_rows - rows;
-        return finish_plan(
-            files.path,
-            layout,
-            rows,
-            len,
-            &read.raw,
-            JournalPlan::Create {
-                discard_existing,
-                zero_fill_to,
-            },
-            report,
-        );
-    }
-    let extra = len - expected;
-    let rows = if extra == 0 {
-        header_rows
-    } else {
-        let whole_rows = extra / layout.row_bytes;
-        match files.tail_policy {
-            TailPolicy::Refuse => {
-                return Err(Error::TrailingBytes {
-                    path: files.path.to_path_buf(),
-                    header_rows,
-                    extra_bytes: extra,
-                    whole_rows,
-                });
-            }
-            TailPolicy::CutToHeader => header_rows,
-            TailPolicy::AdoptWholeRows => {
-                report.adopted_rows = whole_rows;
-                header_rows + whole_rows
-            }
+    // No journal commits anything: the header and the bytes present are all
+    // the evidence there is. A partial last row is cut, or completed with
+    // zeros when the policy says so.
+    let data = len.saturating_sub(layout.header.header_len);
+    let (whole_rows, partial) = (data / layout.row_bytes, data % layout.row_bytes);
+    let zero_fill = |report: &mut RecoveryReport| {
+        report.zero_filled_bytes = layout.row_bytes - partial;
+        (whole_rows + 1, Some(len + report.zero_filled_bytes))
+    };
+    let (rows, zero_fill_to) = match len.cmp(&expected) {
+        Ordering::Equal => (header_rows, None),
+        Ordering::Less => {
+            let (rows, zero_fill_to) = match files.short_file_policy {
+                ShortFilePolicy::Refuse => {
+                    return Err(Error::FileTooShort {
+                        path: files.path.to_path_buf(),
+                        header_rows,
+                        needed_len: expected,
+                        actual_len: len,
+                        whole_rows,
+                    });
+                }
+                ShortFilePolicy::ZeroFillLastRow if partial > 0 => zero_fill(&mut report),
+                ShortFilePolicy::KeepWholeRows | ShortFilePolicy::ZeroFillLastRow => {
+                    (whole_rows, None)
+                }
+            };
+            report.missing_rows = header_rows - rows;
+            (rows, zero_fill_to)
+        }
+        Ordering::Greater => {
+            let (rows, zero_fill_to) = match files.tail_policy {
+                TailPolicy::Refuse => {
+                    return Err(Error::TrailingBytes {
+                        path: files.path.to_path_buf(),
+                        header_rows,
+                        extra_bytes: len - expected,
+                        whole_rows: whole_rows - header_rows,
+                    });
+                }
+                TailPolicy::CutToHeader => (header_rows, None),
+                TailPolicy::AdoptZeroFillLastRow if partial > 0 => zero_fill(&mut report),
+                TailPolicy::AdoptWholeRows | TailPolicy::AdoptZeroFillLastRow => (whole_rows, None),
+            };
+            report.adopted_rows = rows - header_rows;
+            (rows, zero_fill_to)
         }
     };
     finish_plan(
@@ -337,7 +329,7 @@ fn plan_without_journal<F: Storage>(
         &read.raw,
         JournalPlan::Create {
             discard_existing,
-            zero_fill_to: None,
+            zero_fill_to,
         },
         report,
     )
@@ -440,7 +432,12 @@ fn plan_missing_npy<F: Storage>(
 /// The committed rows when the journal's identity is valid but neither slot
 /// is: the journal's first write was torn (the identity and slot A are
 /// written together), or a power loss under process durability destroyed
-/// both slots. The header is the best evidence left.
+/// both slots. The header is the best evidence left, and a creation cut
+/// short commits the rows of its header snapshot too (synced before the
+/// journal was created; they differ from the header's when the journal was
+/// created for a file without one whose header is rewritten after it:
+/// trailing rows adopted, a file cut short salvaged): the larger of the
+/// two that the file holds.
 fn rows_without_slots<F: Storage>(
     files: &Files<'_, F>,
     layout: &Layout,
@@ -448,11 +445,23 @@ fn rows_without_slots<F: Storage>(
     read: &HeaderRead,
     len: u64,
 ) -> Result<u64> {
-    if let Ok(h) = &read.header {
-        let rows = h.growth_len().unwrap_or(0);
-        if layout.end_of(rows).is_some_and(|end| end <= len) {
-            return Ok(rows);
+    let fits = |rows: u64| layout.end_of(rows).is_some_and(|end| end <= len);
+    let header_rows = read
+        .header
+        .as_ref()
+        .ok()
+        .map(|h| h.growth_len().unwrap_or(0))
+        .filter(|&rows| fits(rows));
+    let snapshot_rows = match files.journal {
+        Some(journal) if fits(layout.rows()) => {
+            creation_cut_short(journal, identity, layout.rows())
+                .map_err(|e| Error::io(files.journal_path, "reading the journal", e))?
+                .then_some(layout.rows())
         }
+        _ => None,
+    };
+    if let Some(rows) = header_rows.max(snapshot_rows) {
+        return Ok(rows);
     }
     if identity.created() && len <= layout.header.header_len {
         // The writer died while creating the file: no row was ever written.
@@ -465,6 +474,53 @@ fn rows_without_slots<F: Storage>(
             "both journal slots fail their checksum and the file's header does not describe its data",
         ),
     ))
+}
+
+/// Sectors a torn write is judged by.
+const SECTOR: usize = 512;
+
+/// Whether the bytes of `journal` from slot A on are the record
+/// [`create_journal`] writes with the identity (for `rows` rows) with some
+/// of its sectors not landed (zeros, or the file ending early), and nothing
+/// was written to slot B: the journal's creation was cut short, and no
+/// commit followed it.
+fn creation_cut_short<F: Storage>(journal: &F, identity: &Identity, rows: u64) -> io::Result<bool> {
+    let block = identity.block_len();
+    let slot_b = journal::slot_offset(block, Slot::B);
+    let len = journal.len()?;
+    if len > slot_b {
+        return Ok(false);
+    }
+    let Ok(expected) = creation_record(rows).encode(identity.journal_id) else {
+        return Ok(false);
+    };
+    let found = if len > block {
+        files::read_vec(journal, block, len - block)?
+    } else {
+        Vec::new()
+    };
+    let landed_or_zero = found.chunks(SECTOR).enumerate().all(|(i, sector)| {
+        let at = i * SECTOR;
+        sector.iter().all(|&b| b == 0)
+            || sector
+                .iter()
+                .enumerate()
+                .all(|(j, &b)| b == expected.get(at + j).copied().unwrap_or(0))
+    });
+    Ok(landed_or_zero)
+}
+
+/// The record a new journal starts with: `rows` committed, no data of its
+/// own (see [`create_journal`]).
+fn creation_record(rows: u64) -> Record {
+    Record {
+        sequence: 1,
+        rows,
+        prev_rows: rows,
+        data_crc: 0,
+        data_synced: false,
+        cursor: Vec::new(),
+    }
 }
 
 #[expect(
@@ -682,14 +738,7 @@ pub(crate) fn create_journal<B: Backend>(
     // writer's later commits are written, so it does not claim synced data:
     // a header ahead of it after a power loss may come from a commit whose
     // unsynced record was lost (Process durability), not from another program.
-    let record = Record {
-        sequence: 1,
-        rows,
-        prev_rows: rows,
-        data_crc: 0,
-        data_synced: false,
-        cursor: Vec::new(),
-    };
+    let record = creation_record(rows);
     let mut bytes = identity
         .encode()
         .map_err(|e| Error::from_format(journal_path, e))?;

@@ -60,6 +60,9 @@ pub enum Tail {
     Cut,
     /// Keep the whole rows found past the header, cut a partial one.
     Adopt,
+    /// Keep the whole rows found past the header, and a partial one
+    /// completed with zero bytes.
+    AdoptZeroFill,
 }
 
 /// What `recover` does with a file that has no journal and is shorter

@@ -26,6 +26,7 @@ pub fn recover(args: &RecoverArgs) -> Result<ExitCode, Failure> {
             Tail::Refuse => TailPolicy::Refuse,
             Tail::Cut => TailPolicy::CutToHeader,
             Tail::Adopt => TailPolicy::AdoptWholeRows,
+            Tail::AdoptZeroFill => TailPolicy::AdoptZeroFillLastRow,
         })
         .short_file_policy(match args.short_file {
             ShortFile::Refuse => ShortFilePolicy::Refuse,
@@ -43,7 +44,7 @@ pub fn recover(args: &RecoverArgs) -> Result<ExitCode, Failure> {
         Ok(outcome) => outcome,
         Err(e) if args.dry_run => {
             return Err(Failure::lib(path, &e).map_message(|m| {
-                format!("{shown}: dry run: recovery would refuse and change nothing: {m}")
+                format!("dry run: recovery would refuse and change nothing: {m}")
             }));
         }
         Err(e) => return Err(Failure::lib(path, &e)),
