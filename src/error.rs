@@ -231,6 +231,23 @@ pub enum Error {
         shards: Vec<String>,
     },
 
+    /// A reader waited for rows that cannot arrive: the writer stopped
+    /// without closing (it was killed, crashed, or was dropped without
+    /// `close`) before committing them.
+    #[error(
+        "{path}: the writer stopped without closing (killed, crashed or dropped) after {shown} \
+         committed rows; the {wanted} waited for will not arrive unless a new writer opens it \
+         (which recovers it to its last commit) and appends them"
+    )]
+    WriterDied {
+        /// The file, group journal or dataset read.
+        path: PathBuf,
+        /// What the reader shows (rows, or sequences of a ragged array).
+        shown: u64,
+        /// What the wait was for.
+        wanted: u64,
+    },
+
     /// The operating system reported an I/O error.
     #[error("{path}: {op} failed: {source}")]
     Io {

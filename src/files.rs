@@ -104,28 +104,59 @@ pub(crate) fn create_durably<B: Backend>(
     sync_parent(backend, path)
 }
 
-/// Takes the writer lock on `file`, waiting as `wait` allows.
+/// How long a writer waits for a lock that only a reader's probe can hold
+/// ([`Storage::lock_is_held`] holds a shared lock for microseconds; this
+/// bound covers a probing reader that is descheduled in between).
+pub(crate) const PROBE_WAIT: Duration = Duration::from_secs(2);
+
+/// Takes the writer lock on `file`, waiting as `wait` allows: the lock of a
+/// file only writers lock (a `.npy`, a group journal, the dataset lock).
 pub(crate) fn lock<F: Storage>(file: &F, path: &Path, wait: LockWait) -> Result<()> {
-    let deadline = match wait {
-        LockWait::Fail => None,
-        LockWait::Wait(d) => Some(Instant::now() + d),
+    lock_as(file, path, wait, &mut || false)
+}
+
+/// Takes the writer lock on `file`, which readers probe (a journal, a group
+/// member), at a moment when no other writer can hold it: the caller holds
+/// the lock that excludes other writers, or created the file itself. A
+/// held lock is then a reader's probe, waited for up to [`PROBE_WAIT`] (or
+/// longer as `wait` allows) instead of being reported `Locked`.
+pub(crate) fn lock_probed<F: Storage>(file: &F, path: &Path, wait: LockWait) -> Result<()> {
+    lock_as(file, path, wait, &mut || true)
+}
+
+/// Takes the writer lock on `file`; after each failed attempt, `probed()`
+/// says whether the holder may be a reader probing the lock (then the wait
+/// lasts at least [`PROBE_WAIT`], polled every few microseconds at first)
+/// or must be another writer (then `wait` decides).
+pub(crate) fn lock_as<F: Storage>(
+    file: &F,
+    path: &Path,
+    wait: LockWait,
+    probed: &mut dyn FnMut() -> bool,
+) -> Result<()> {
+    let start = Instant::now();
+    let waited = match wait {
+        LockWait::Fail => Duration::ZERO,
+        LockWait::Wait(d) => d,
     };
-    let mut pause = Duration::from_millis(1);
+    let mut pause = Duration::from_micros(20);
     loop {
         if file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
             return Ok(());
         }
-        match deadline {
-            Some(deadline) if Instant::now() < deadline => {
-                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
-            _ => {
-                return Err(Error::Locked {
-                    path: path.to_path_buf(),
-                });
-            }
+        let (limit, longest) = if probed() {
+            (waited.max(PROBE_WAIT), Duration::from_millis(1))
+        } else {
+            (waited, Duration::from_millis(50))
+        };
+        let elapsed = start.elapsed();
+        if elapsed >= limit {
+            return Err(Error::Locked {
+                path: path.to_path_buf(),
+            });
         }
+        std::thread::sleep(pause.min(limit.saturating_sub(elapsed)));
+        pause = (pause * 2).min(longest);
     }
 }
 
@@ -154,9 +185,30 @@ pub(crate) fn open_locked<B: Backend>(
     wait: LockWait,
     op: &'static str,
 ) -> Result<Option<B::File>> {
+    open_locked_as(backend, path, wait, op, &mut || false)
+}
+
+/// [`open_locked`] for a file readers probe (see [`lock_probed`]).
+pub(crate) fn open_locked_probed<B: Backend>(
+    backend: &B,
+    path: &Path,
+    wait: LockWait,
+    op: &'static str,
+) -> Result<Option<B::File>> {
+    open_locked_as(backend, path, wait, op, &mut || true)
+}
+
+/// [`open_locked`] with the lock taken by [`lock_as`].
+pub(crate) fn open_locked_as<B: Backend>(
+    backend: &B,
+    path: &Path,
+    wait: LockWait,
+    op: &'static str,
+    probed: &mut dyn FnMut() -> bool,
+) -> Result<Option<B::File>> {
     match backend.open(path, OpenMode::ReadWrite) {
         Ok(file) => {
-            lock(&file, path, wait)?;
+            lock_as(&file, path, wait, probed)?;
             check_named(backend, &file, path)?;
             Ok(Some(file))
         }
@@ -165,8 +217,9 @@ pub(crate) fn open_locked<B: Backend>(
     }
 }
 
-/// Creates the file at `path` (which must not exist), locks it and checks
-/// that the path still names it. `Locked` when another writer got there first.
+/// Creates the file at `path` (which must not exist), locks it (waiting
+/// for a reader's probe, see [`lock_probed`]) and checks that the path
+/// still names it. `Locked` when another writer got there first.
 pub(crate) fn create_locked<B: Backend>(
     backend: &B,
     path: &Path,
@@ -181,11 +234,10 @@ pub(crate) fn create_locked<B: Backend>(
             Error::io(path, op, e)
         }
     })?;
-    if !file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
-        return Err(Error::Locked {
-            path: path.to_path_buf(),
-        });
-    }
+    // Only this writer created the file: a held lock is a reader's probe
+    // (or a writer that found the new file and locked it first, which
+    // `check_named` or the wait's end reports as `Locked`).
+    lock_probed(&file, path, LockWait::Fail)?;
     check_named(backend, &file, path)?;
     Ok(file)
 }

@@ -75,6 +75,8 @@ pub use format::dtype::Dtype;
 pub use format::journal::MAX_CURSOR_LEN;
 pub use options::{AppendOptions, Durability, GroupCommit, LockWait, ShortFilePolicy, TailPolicy};
 pub use read::group::GroupReader;
+pub use read::group_status::{GroupStatus, MemberRecovery, MemberStatus};
+pub use read::liveness::WriterState;
 pub use read::ragged::RaggedReader;
 pub use read::reader::Reader;
 pub use read::status::{FileState, FileStatus, NUMPY_MAX_HEADER_SIZE, RecoveryAction};

@@ -52,10 +52,11 @@ from ._errors import (
     ShapeMismatchError,
     TrailingBytesError,
     UnsupportedError,
+    WriterDiedError,
 )
 from ._groups import GroupReader
 from ._ragged import RaggedReader
-from ._reader import Reader
+from ._reader import Reader, WriterState
 
 try:
     __version__: str = _version("npy-append")
@@ -70,6 +71,7 @@ RaggedAppender = _native.RaggedAppender
 __all__ = [
     "Appender",
     "Reader",
+    "WriterState",
     "AppendGroup",
     "GroupReader",
     "RaggedAppender",
@@ -102,4 +104,5 @@ __all__ = [
     "ShapeMismatchError",
     "TrailingBytesError",
     "UnsupportedError",
+    "WriterDiedError",
 ]

@@ -20,6 +20,8 @@ working::
     +-- PoisonedError               an earlier write failed; reopen
     +-- GroupMemberError            the file belongs to an append group
     +-- IncompleteError             finalize found shards not complete (.shards)
+    +-- WriterDiedError             wait_for_rows(): the writer stopped without
+    |                               closing before the rows were committed
     +-- NpyAppendIOError(OSError)   the operating system reported an error (.errno is set)
     |   +-- NpyAppendFileNotFoundError(FileNotFoundError)   ENOENT
     |   +-- NpyAppendPermissionError(PermissionError)       EACCES, EPERM
@@ -53,6 +55,7 @@ __all__ = [
     "PoisonedError",
     "GroupMemberError",
     "IncompleteError",
+    "WriterDiedError",
     "NpyAppendIOError",
     "NpyAppendFileNotFoundError",
     "NpyAppendPermissionError",
@@ -117,6 +120,13 @@ class IncompleteError(NpyAppendError):
     writer has open); no manifest was written. ``.shards`` lists them."""
 
     shards = ()
+
+
+class WriterDiedError(NpyAppendError):
+    """A reader's ``wait_for_rows()`` waited for rows that cannot arrive: the
+    writer stopped without closing (killed, crashed, or dropped without
+    ``close()``) before committing them. A new writer opening the file
+    recovers it to its last commit and may then append them."""
 
 
 class GroupMemberError(NpyAppendError):

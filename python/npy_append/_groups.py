@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from . import _native
 from ._dtypes import dtype_from_descr
+from ._reader import WriterState, _state
 
 StrPath = Union[str, "os.PathLike[str]"]
 
@@ -111,6 +112,25 @@ class GroupReader:
         """Reads the newest group commit; returns whether it changed.
         Views taken before stay valid (and unchanged)."""
         return self._native.refresh()
+
+    def wait_for_rows(self, name: str, rows: int, timeout: float) -> bool:
+        """Waits (without holding the GIL) until member ``name`` has at
+        least ``rows`` committed rows; returns whether it has, the snapshot
+        then showing the newest commit. Returns False when ``timeout``
+        seconds pass first, and at once when the writer closed the group
+        without committing them or no writer has it open; raises
+        :class:`WriterDiedError` when the writer stopped without closing
+        (killed, crashed, dropped) before committing them."""
+        return self._native.wait_for_rows(name, rows, float(timeout))
+
+    def writer_state(self) -> WriterState:
+        """Whether a writer is at work on the group, read now: ``"active"`` (a writer has it open), ``"finished"`` (the last writer
+        closed it cleanly, or none of this library ever opened it) or
+        ``"died"`` (the last writer stopped without closing: killed, crashed
+        or dropped; the next writer recovers it to its last commit).
+        A group closed by npy-append before this was recorded reads as
+        ``"died"`` until a writer opens and closes it again."""
+        return _state(self._native.writer_state())
 
     def array(self, name: str) -> npt.NDArray[Any]:
         """Member ``name``'s committed rows in this snapshot: a read-only

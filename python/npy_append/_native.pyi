@@ -107,7 +107,11 @@ class _Reader:
     def refresh(self) -> bool:
         """Reads the committed row count again; returns whether it changed."""
     def wait_for_rows(self, rows: int, timeout: float) -> bool:
-        """Waits until ``rows`` rows are committed or ``timeout`` seconds pass."""
+        """Waits until ``rows`` rows are committed; False after ``timeout``
+        seconds or at once when the writer finished; WriterDiedError when
+        it died."""
+    def writer_state(self) -> str:
+        """``"active"``, ``"finished"`` or ``"died"``."""
     def __len__(self) -> int:
         """Committed rows."""
     @property
@@ -284,6 +288,12 @@ class _GroupReader:
         """Opens the newest commit of the group whose journal is ``path``."""
     def refresh(self) -> bool:
         """Opens the newest commit; returns whether it changed."""
+    def wait_for_rows(self, name: str, rows: int, timeout: float) -> bool:
+        """Waits until member ``name`` has ``rows`` committed rows; False
+        after ``timeout`` seconds or at once when the writer finished;
+        WriterDiedError when it died."""
+    def writer_state(self) -> str:
+        """``"active"``, ``"finished"`` or ``"died"``."""
     @property
     def path(self) -> pathlib.Path:
         """The group journal's path."""
@@ -314,6 +324,12 @@ class _RaggedReader:
         """Opens the newest commit of the ragged array whose journal is ``path``."""
     def refresh(self) -> bool:
         """Opens the newest commit; returns whether it changed."""
+    def wait_for_rows(self, sequences: int, timeout: float) -> bool:
+        """Waits until ``sequences`` sequences are committed; False after
+        ``timeout`` seconds or at once when the writer finished;
+        WriterDiedError when it died."""
+    def writer_state(self) -> str:
+        """``"active"``, ``"finished"`` or ``"died"``."""
     def __len__(self) -> int:
         """Committed sequences."""
     def range(self, i: int) -> Tuple[int, int]:
@@ -443,6 +459,14 @@ class _DatasetReader:
         """Opens the dataset at ``root`` (exactly ``pinned`` when given)."""
     def refresh(self) -> bool:
         """Reads the dataset again; returns whether the rows shown changed."""
+    def wait_for_rows(self, rows: int, timeout: float) -> bool:
+        """Waits until ``rows`` rows are shown; False after ``timeout``
+        seconds or at once when the dataset is finalized; WriterDiedError
+        when a shard's writer died and none is active."""
+    def writer_state(self) -> str:
+        """``"active"``, ``"finished"`` or ``"died"`` for the dataset."""
+    def shard_states(self) -> List[str]:
+        """Each shown shard's writer state, in row order."""
     @property
     def root(self) -> pathlib.Path:
         """The dataset's root directory."""

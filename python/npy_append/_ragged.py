@@ -14,6 +14,7 @@ import numpy.typing as npt
 from . import _native
 from ._dtypes import dtype_from_descr
 from ._groups import StrPath, _view
+from ._reader import WriterState, _state
 
 
 class RaggedReader:
@@ -91,6 +92,25 @@ class RaggedReader:
         changed = self._native.refresh()
         self._values = None
         return changed
+
+    def wait_for_rows(self, sequences: int, timeout: float) -> bool:
+        """Waits (without holding the GIL) until at least ``sequences``
+        sequences are committed (``len()`` counts them); returns whether
+        they are, the snapshot then showing the newest commit. Returns False
+        when ``timeout`` seconds pass first, and at once when the writer
+        closed the array without committing them or no writer has it open;
+        raises :class:`WriterDiedError` when the writer stopped without
+        closing before committing them."""
+        waited = self._native.wait_for_rows(sequences, float(timeout))
+        self._values = None
+        return waited
+
+    def writer_state(self) -> WriterState:
+        """Whether a writer is at work on the array, read now: ``"active"`` (a writer has it open), ``"finished"`` (the last writer
+        closed it cleanly, or none of this library ever opened it) or
+        ``"died"`` (the last writer stopped without closing: killed, crashed
+        or dropped; the next writer recovers it to its last commit)."""
+        return _state(self._native.writer_state())
 
     def values(self) -> npt.NDArray[Any]:
         """Every committed row of the values: a read-only view, no copy."""

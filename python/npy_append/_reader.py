@@ -15,6 +15,19 @@ from ._dtypes import dtype_from_descr
 
 StrPath = Union[str, "os.PathLike[str]"]
 
+#: What a reader's ``writer_state()`` returns.
+WriterState = Literal["active", "finished", "died"]
+
+
+def _state(state: str) -> WriterState:
+    if state == "active":
+        return "active"
+    if state == "finished":
+        return "finished"
+    if state == "died":
+        return "died"
+    raise ValueError(f"unknown writer state {state!r}")  # pragma: no cover
+
 
 class Reader:
     """Read-only view of the committed rows of a ``.npy`` file.
@@ -84,8 +97,21 @@ class Reader:
 
     def wait_for_rows(self, rows: int, timeout: float) -> bool:
         """Waits (without holding the GIL) until at least ``rows`` rows are
-        committed or ``timeout`` seconds pass; returns whether they are."""
+        committed; returns whether they are. Returns False when ``timeout``
+        seconds pass first, and at once when the writer finished (closed
+        the file) without committing them or no writer has it open; raises
+        :class:`WriterDiedError` when the writer stopped without closing
+        (killed, crashed, dropped) before committing them."""
         return self._native.wait_for_rows(rows, float(timeout))
+
+    def writer_state(self) -> WriterState:
+        """Whether a writer is at work on the file, read now: ``"active"`` (a writer has it open), ``"finished"`` (the last writer
+        closed it cleanly, or none of this library ever opened it) or
+        ``"died"`` (the last writer stopped without closing: killed, crashed
+        or dropped; the next writer recovers it to its last commit).
+        The answer holds at the moment it is read (a new writer may start
+        at any time)."""
+        return _state(self._native.writer_state())
 
     def array(self) -> npt.NDArray[Any]:
         """A read-only numpy array of the committed rows, without a copy

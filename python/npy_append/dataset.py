@@ -66,6 +66,7 @@ import numpy.typing as npt
 from . import _native
 from ._dtypes import dtype_from_descr
 from ._errors import DataDiffersError, IncompleteError, NpyAppendError
+from ._reader import WriterState, _state
 
 StrPath = Union[str, "os.PathLike[str]"]
 #: A column's type: a dtype (one value per row) or ``(dtype, row_shape)``.
@@ -341,6 +342,32 @@ class DatasetReader:
         changed = self._native.refresh()
         self._load()
         return changed
+
+    def wait_for_rows(self, rows: int, timeout: float) -> bool:
+        """Waits (without holding the GIL) until at least ``rows`` rows are
+        shown, refreshing as :meth:`refresh` does; returns whether they are.
+        Returns False when ``timeout`` seconds pass first, and at once when
+        the reader shows a finalized dataset with fewer rows; raises
+        :class:`WriterDiedError` when no shard's writer is active and a
+        shard's writer stopped without closing."""
+        try:
+            return self._native.wait_for_rows(rows, float(timeout))
+        finally:
+            self._load()
+
+    def writer_state(self) -> WriterState:
+        """The writers' state for the dataset as a whole, read now:
+        ``"finished"`` once the reader shows the finalized dataset (its
+        manifest); else ``"active"`` when a shard's writer is active,
+        ``"died"`` when a shard's writer stopped without closing, and
+        ``"active"`` otherwise (no writer runs now, but the dataset is not
+        finalized: more rows may come). Per shard: :meth:`shard_states`."""
+        return _state(self._native.writer_state())
+
+    def shard_states(self) -> List[WriterState]:
+        """Each shown shard's writer state (as
+        :meth:`GroupReader.writer_state`), in row order."""
+        return [_state(s) for s in self._native.shard_states()]
 
     # --- rows
 

@@ -12,14 +12,14 @@ use std::sync::Arc;
 use npy_append::dataset::{
     self as ds, Column, DatasetReader as RsReader, ReadFrom, ShardOptions, ShardWriter as RsShard,
 };
-use npy_append::{Dtype, Error};
+use npy_append::{Dtype, Error, WriterState};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyMapping, PyTuple};
 
 use crate::convert::{
-    Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_durability, parse_specs,
+    Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_durability, parse_specs, seconds,
 };
 use crate::errors::{OrRaise, invalid_argument};
 use crate::handle::{Handle, Writer};
@@ -481,6 +481,31 @@ impl PyDatasetReader {
     fn refresh(&mut self, py: Python<'_>) -> PyResult<bool> {
         let reader = &mut self.reader;
         py.detach(|| reader.refresh()).or_raise(py)
+    }
+
+    /// Waits until at least `rows` rows are shown (see
+    /// `npy_append.dataset.DatasetReader.wait_for_rows`).
+    fn wait_for_rows(&mut self, py: Python<'_>, rows: u64, timeout: f64) -> PyResult<bool> {
+        let timeout = seconds("timeout", timeout)?;
+        let reader = &mut self.reader;
+        py.detach(|| reader.wait_for_rows(rows, timeout)).or_raise(py)
+    }
+
+    /// "active", "finished" or "died" for the dataset as a whole (see
+    /// `npy_append.dataset.DatasetReader.writer_state`).
+    fn writer_state(&self, py: Python<'_>) -> PyResult<&'static str> {
+        let reader = &self.reader;
+        py.detach(|| reader.writer_state())
+            .map(WriterState::as_str)
+            .or_raise(py)
+    }
+
+    /// The state of each shown shard's writer, in row order.
+    fn shard_states(&self, py: Python<'_>) -> PyResult<Vec<&'static str>> {
+        let reader = &self.reader;
+        py.detach(|| reader.shard_states())
+            .map(|states| states.into_iter().map(WriterState::as_str).collect())
+            .or_raise(py)
     }
 
     #[getter]

@@ -39,6 +39,7 @@ pub(crate) mod classes {
     pyo3::import_exception!(npy_append._errors, NpyAppendBrokenPipeError);
     pyo3::import_exception!(npy_append._errors, ClosedError);
     pyo3::import_exception!(npy_append._errors, IncompleteError);
+    pyo3::import_exception!(npy_append._errors, WriterDiedError);
 }
 
 use classes::{
@@ -47,7 +48,7 @@ use classes::{
     NpyAppendBrokenPipeError, NpyAppendError, NpyAppendFileExistsError, NpyAppendFileNotFoundError,
     NpyAppendIOError, NpyAppendInterruptedError, NpyAppendIsADirectoryError,
     NpyAppendNotADirectoryError, NpyAppendPermissionError, NpyAppendTimeoutError, PoisonedError,
-    ShapeMismatchError, TrailingBytesError, UnsupportedError,
+    ShapeMismatchError, TrailingBytesError, UnsupportedError, WriterDiedError,
 };
 
 /// The library's names for its options, as a Python caller writes them.
@@ -130,6 +131,7 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
         Error::DataDiffers { .. } => DataDiffersError::new_err(message),
         Error::Poisoned { .. } => PoisonedError::new_err(message),
         Error::GroupMember { .. } => GroupMemberError::new_err(message),
+        Error::WriterDied { .. } => WriterDiedError::new_err(message),
         Error::Incomplete { shards, .. } => {
             let err = IncompleteError::new_err(message);
             let _ = err.value(py).setattr("shards", shards.clone());

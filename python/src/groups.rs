@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use npy_append::{
     AppendGroup as RsGroup, Dtype, GroupOptions, GroupReader as RsGroupReader, MemberSpec,
+    WriterState,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::convert::{Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_specs};
+use crate::convert::{
+    Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_specs, seconds,
+};
 use crate::errors::{OrRaise, corrupt, invalid_argument};
 use crate::handle::Handle;
 use crate::reader::{GroupMapping, Snapshot};
@@ -357,6 +360,36 @@ impl PyGroupReader {
         let changed = fresh.sequence() != self.reader.sequence();
         self.reader = Arc::new(fresh);
         Ok(changed)
+    }
+
+    /// Waits until member `name` has at least `rows` committed rows (see
+    /// `npy_append.GroupReader.wait_for_rows`); the snapshot then shows the
+    /// newest commit.
+    fn wait_for_rows(&mut self, py: Python<'_>, name: &str, rows: u64, timeout: f64) -> PyResult<bool> {
+        let timeout = seconds("timeout", timeout)?;
+        let i = self.index(name)?;
+        if self.reader.rows(i) >= rows {
+            return Ok(true);
+        }
+        let path = self.path.clone();
+        let (fresh, waited) = py
+            .detach(|| -> npy_append::Result<_> {
+                let mut fresh = RsGroupReader::open(&path)?;
+                let waited = fresh.wait_for_rows(i, rows, timeout);
+                Ok((fresh, waited))
+            })
+            .or_raise(py)?;
+        self.reader = Arc::new(fresh);
+        waited.or_raise(py)
+    }
+
+    /// "active", "finished" or "died" (see
+    /// `npy_append.GroupReader.writer_state`).
+    fn writer_state(&self, py: Python<'_>) -> PyResult<&'static str> {
+        let reader = &self.reader;
+        py.detach(|| reader.writer_state())
+            .map(WriterState::as_str)
+            .or_raise(py)
     }
 
     #[getter]

@@ -6,13 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use npy_append::{Dtype, RaggedAppender as RsRagged, RaggedOptions, RaggedReader as RsReader};
+use npy_append::{
+    Dtype, RaggedAppender as RsRagged, RaggedOptions, RaggedReader as RsReader, WriterState,
+};
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::convert::{
-    Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_dtype, parse_row_shape,
+    Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_dtype, parse_row_shape, seconds,
 };
 use crate::errors::{OrRaise, invalid_argument};
 use crate::handle::Handle;
@@ -330,6 +332,35 @@ impl PyRaggedReader {
         let changed = fresh.group().sequence() != self.reader.group().sequence();
         self.reader = Arc::new(fresh);
         Ok(changed)
+    }
+
+    /// Waits until at least `sequences` sequences are committed (see
+    /// `npy_append.RaggedReader.wait_for_rows`); the snapshot then shows
+    /// the newest commit.
+    fn wait_for_rows(&mut self, py: Python<'_>, sequences: u64, timeout: f64) -> PyResult<bool> {
+        let timeout = seconds("timeout", timeout)?;
+        if self.reader.len() >= sequences {
+            return Ok(true);
+        }
+        let (path, (values, offsets)) = (&self.path, &self.names);
+        let (fresh, waited) = py
+            .detach(|| -> npy_append::Result<_> {
+                let mut fresh = RsReader::open_names(path, values, offsets)?;
+                let waited = fresh.wait_for_rows(sequences, timeout);
+                Ok((fresh, waited))
+            })
+            .or_raise(py)?;
+        self.reader = Arc::new(fresh);
+        waited.or_raise(py)
+    }
+
+    /// "active", "finished" or "died" (see
+    /// `npy_append.RaggedReader.writer_state`).
+    fn writer_state(&self, py: Python<'_>) -> PyResult<&'static str> {
+        let reader = &self.reader;
+        py.detach(|| reader.writer_state())
+            .map(WriterState::as_str)
+            .or_raise(py)
     }
 
     fn __len__(&self) -> usize {

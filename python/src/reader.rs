@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use npy_append::{
-    GroupReader as RsGroupReader, RaggedReader as RsRaggedReader, Reader as RsReader,
+    GroupReader as RsGroupReader, RaggedReader as RsRaggedReader, Reader as RsReader, WriterState,
 };
 use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::ffi;
@@ -172,6 +172,14 @@ impl PyReader {
         }
         let reader = self.own(py)?;
         py.detach(|| reader.wait_for_rows(rows, timeout))
+            .or_raise(py)
+    }
+
+    /// "active", "finished" or "died" (see `npy_append.Reader.writer_state`).
+    fn writer_state(&self, py: Python<'_>) -> PyResult<&'static str> {
+        let reader = &self.reader;
+        py.detach(|| reader.writer_state())
+            .map(WriterState::as_str)
             .or_raise(py)
     }
 

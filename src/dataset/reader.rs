@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{
     Column, Schema, list_shards_with, manifest_path, no_dataset, open_shard_reader,
@@ -12,6 +13,7 @@ use super::{
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::read::group::GroupReader;
+use crate::read::liveness::{self, WriterState};
 use crate::storage::{Backend, Directories, FsBackend};
 
 /// Which shards a [`DatasetReader`] shows.
@@ -272,9 +274,67 @@ where
         *self = fresh;
         Ok(changed)
     }
+
+    /// Waits until at least `rows` rows are shown; returns whether they
+    /// are. Returns `false` when `timeout` passes first, and at once when
+    /// the reader shows a finalized dataset (its manifest) with fewer rows;
+    /// fails with [`Error::WriterDied`] when no shard's writer is active and
+    /// a shard's writer stopped without closing (see
+    /// [`writer_state`](Self::writer_state)). The reader is refreshed as by
+    /// [`refresh`](Self::refresh) (new commits, new shards, a new manifest),
+    /// with a sleep growing from 100 µs to 10 ms in between.
+    pub fn wait_for_rows(&mut self, rows: u64, timeout: Duration) -> Result<bool> {
+        let (path, shown) = (self.root.clone(), self.len());
+        liveness::wait_for_rows(
+            self,
+            rows,
+            timeout,
+            shown,
+            Self::writer_state,
+            |r| r.refresh().map(|_| r.len()),
+            |shown| Error::WriterDied {
+                path,
+                shown,
+                wanted: rows,
+            },
+        )
+    }
 }
 
 impl<B: Backend> DatasetReader<B> {
+    /// The state of the writers, for the dataset as a whole:
+    /// [`WriterState::Finished`] when the reader shows a finalized dataset
+    /// (its manifest); else [`WriterState::Active`] when a shard's writer is
+    /// active, [`WriterState::Died`] when a shard's writer stopped without
+    /// closing (its rows will not grow until a writer resumes it), and
+    /// [`WriterState::Active`] otherwise (no writer runs now, but the
+    /// dataset is not finalized: more rows and shards may come). Per shard:
+    /// [`shard_states`](Self::shard_states).
+    pub fn writer_state(&self) -> Result<WriterState> {
+        if self.from_manifest {
+            return Ok(WriterState::Finished);
+        }
+        let mut died = false;
+        for state in self.shard_states()? {
+            match state {
+                WriterState::Active => return Ok(WriterState::Active),
+                WriterState::Died => died = true,
+                _ => {}
+            }
+        }
+        Ok(if died {
+            WriterState::Died
+        } else {
+            WriterState::Active
+        })
+    }
+
+    /// The state of each shown shard's writer, in row order (see
+    /// [`GroupReader::writer_state`]; a complete shard's writer finished).
+    pub fn shard_states(&self) -> Result<Vec<WriterState>> {
+        self.shards.iter().map(|s| s.group.writer_state()).collect()
+    }
+
     /// The dataset's root directory.
     pub fn root(&self) -> &Path {
         &self.root

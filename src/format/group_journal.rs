@@ -28,7 +28,9 @@
 //! slot A at identity_len, slot B at identity_len + slot_len(members):
 //!   0  crc32            4  CRC32 of bytes 4..64 + 24 * members + cursor length
 //!   4  format version   1  u8 = FORMAT_VERSION
-//!   5  flags            1  u8, bit 0 = every member's rows were synced first
+//!   5  flags            1  u8, bit 0 = every member's rows were synced first,
+//!                          bit 1 = the writer closed the group cleanly with
+//!                          this record (readers ignore other bits)
 //!   6  reserved         2  zero
 //!   8  group id         8  u64, must equal the identity's
 //!  16  sequence         8  u64, >= 1, grows by one per record
@@ -63,6 +65,12 @@ pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_SNAPSHOT_LEN: u64 = 1 << 20;
 /// Slot flag: every member's rows were synced before the record.
 pub const SLOT_FLAG_DATA_SYNCED: u8 = 1;
+/// Slot flag: the record is the last one of a writer that closed the group
+/// cleanly (its members synced, headers final). Written by `close` in a
+/// record of its own (no new rows); any later record lacks it. A decoder
+/// that does not know the flag reads the record as any other (the CRC
+/// covers it), which is also what it means for recovery: nothing to do.
+pub const SLOT_FLAG_CLOSED: u8 = 2;
 
 /// One member as the identity block describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +112,9 @@ pub struct GroupRecord {
     pub sequence: u64,
     /// Every member's rows were synced before the record was written.
     pub data_synced: bool,
+    /// The writer closed the group cleanly with this record
+    /// ([`SLOT_FLAG_CLOSED`]).
+    pub closed: bool,
     /// One entry per member, in the identity's order.
     pub members: Vec<MemberCommit>,
     /// The user's cursor.
@@ -339,7 +350,10 @@ impl GroupRecord {
         let mut buf = Vec::with_capacity(Self::encoded_len(self.members.len(), self.cursor.len()));
         buf.extend_from_slice(&[0; 4]);
         buf.push(FORMAT_VERSION as u8);
-        buf.push(u8::from(self.data_synced) * SLOT_FLAG_DATA_SYNCED);
+        buf.push(
+            (u8::from(self.data_synced) * SLOT_FLAG_DATA_SYNCED)
+                | (u8::from(self.closed) * SLOT_FLAG_CLOSED),
+        );
         buf.extend_from_slice(&[0; 2]);
         buf.extend_from_slice(&group_id.to_le_bytes());
         buf.extend_from_slice(&self.sequence.to_le_bytes());
@@ -408,9 +422,11 @@ impl GroupRecord {
             return Err(bad(16, "slot sequence is 0"));
         }
         let cursor_at = Self::encoded_len(members, 0);
+        let flags = bytes.get(5).copied().unwrap_or(0);
         Ok(Self {
             sequence,
-            data_synced: bytes.get(5).copied().unwrap_or(0) & SLOT_FLAG_DATA_SYNCED != 0,
+            data_synced: flags & SLOT_FLAG_DATA_SYNCED != 0,
+            closed: flags & SLOT_FLAG_CLOSED != 0,
             members: entries,
             cursor: bytes.get(cursor_at..len).unwrap_or_default().to_vec(),
         })
@@ -445,6 +461,7 @@ mod tests {
         GroupRecord {
             sequence: 3,
             data_synced: true,
+            closed: false,
             members: vec![
                 MemberCommit {
                     rows: 10,
@@ -510,6 +527,22 @@ mod tests {
                 assert!(!ok, "byte {i} bit {bit}");
             }
         }
+    }
+
+    #[test]
+    fn the_closed_flag_round_trips_and_other_bits_are_ignored() {
+        let mut r = record();
+        r.closed = true;
+        let bytes = r.encode(7).unwrap();
+        assert_eq!(bytes[5], SLOT_FLAG_DATA_SYNCED | SLOT_FLAG_CLOSED);
+        assert_eq!(GroupRecord::decode(&bytes, 7, 2).unwrap(), r);
+        // A flag bit this version does not know (a newer writer's): the
+        // record reads as it is, without it.
+        let mut newer = bytes.clone();
+        newer[5] |= 0x80;
+        let crc = crc32fast::hash(&newer[4..]);
+        newer[..4].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(GroupRecord::decode(&newer, 7, 2).unwrap(), r);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use super::liveness::{self, WriterState};
 use super::rows::{self, Rows};
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -27,6 +29,7 @@ const READ_ATTEMPTS: u32 = 20;
 pub struct GroupReader<B: Backend = FsBackend> {
     backend: B,
     path: PathBuf,
+    group_id: u64,
     sequence: u64,
     cursor: Vec<u8>,
     members: Vec<ReaderMember>,
@@ -57,10 +60,11 @@ where
     /// Opens a snapshot of the group whose journal is `path` on `backend`.
     pub fn open_with(backend: B, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let (sequence, cursor, members) = Self::read_snapshot(&backend, &path)?;
+        let (group_id, sequence, cursor, members) = Self::read_snapshot(&backend, &path)?;
         Ok(Self {
             backend,
             path,
+            group_id,
             sequence,
             cursor,
             members,
@@ -70,7 +74,7 @@ where
     /// Reads the newest record, retrying while a slot being rewritten fails
     /// its checksum (the other slot is then the newest valid one, so a
     /// retry is rarely needed).
-    fn read_snapshot(backend: &B, path: &Path) -> Result<(u64, Vec<u8>, Vec<ReaderMember>)> {
+    fn read_snapshot(backend: &B, path: &Path) -> Result<Snapshot> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -83,7 +87,7 @@ where
         }
     }
 
-    fn try_read(backend: &B, path: &Path) -> Result<(u64, Vec<u8>, Vec<ReaderMember>)> {
+    fn try_read(backend: &B, path: &Path) -> Result<Snapshot> {
         let journal = backend
             .open(path, OpenMode::Read)
             .map_err(|e| Error::io(path, "opening the group journal", e))?;
@@ -136,24 +140,86 @@ where
                 data,
             });
         }
-        Ok((record.sequence, record.cursor, members))
+        Ok((
+            state.identity.group_id,
+            record.sequence,
+            record.cursor,
+            members,
+        ))
     }
 
-    /// Reads the newest commit again; returns whether it changed.
+    /// Reads the newest commit again; returns whether it changed. Reads
+    /// only the group journal when its newest record is the one shown.
     pub fn refresh(&mut self) -> Result<bool> {
-        let (sequence, cursor, members) = Self::read_snapshot(&self.backend, &self.path)?;
-        let changed = sequence != self.sequence;
+        if let Ok(journal) = self.backend.open(&self.path, OpenMode::Read)
+            && let Ok(read) = read_group_journal(&journal, &self.path)
+            && read.identity.group_id == self.group_id
+            && read
+                .newest
+                .is_some_and(|(_, r)| r.sequence == self.sequence)
+        {
+            return Ok(false);
+        }
+        let (group_id, sequence, cursor, members) = Self::read_snapshot(&self.backend, &self.path)?;
+        let changed = (group_id, sequence) != (self.group_id, self.sequence);
+        self.group_id = group_id;
         self.sequence = sequence;
         self.cursor = cursor;
         self.members = members;
         Ok(changed)
     }
+
+    /// Waits until member `i` has at least `rows` committed rows; returns
+    /// whether it has. Returns `false` when `timeout` passes first, and at
+    /// once when the writer has closed the group cleanly (or none has it
+    /// open) without committing them; fails with [`Error::WriterDied`]
+    /// when the writer stopped without closing (killed, crashed or
+    /// dropped) before committing them. The snapshot is refreshed as by
+    /// [`refresh`](Self::refresh), with a sleep growing from 100 µs to
+    /// 10 ms in between; see [`writer_state`](Self::writer_state).
+    pub fn wait_for_rows(&mut self, i: usize, rows: u64, timeout: Duration) -> Result<bool> {
+        self.get(i)?;
+        let (path, shown) = (self.path.clone(), self.rows(i));
+        liveness::wait_for_rows(
+            self,
+            rows,
+            timeout,
+            shown,
+            Self::writer_state,
+            |g| g.refresh().map(|_| g.rows(i)),
+            |shown| Error::WriterDied {
+                path,
+                shown,
+                wanted: rows,
+            },
+        )
+    }
 }
+
+/// A group journal id, the record's sequence and cursor, and the members.
+type Snapshot = (u64, u64, Vec<u8>, Vec<ReaderMember>);
 
 impl<B: Backend> GroupReader<B> {
     /// The group journal's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether a writer has the group open ([`WriterState::Active`]), the
+    /// last one closed it cleanly ([`WriterState::Finished`]: its newest
+    /// record carries the closed mark), or the last one stopped without
+    /// closing ([`WriterState::Died`]: killed, crashed or dropped; the next
+    /// writer recovers every member to the newest record). Read now, from
+    /// the group journal and a writer lock (probed with a shared lock held
+    /// for microseconds, which a writer opening the group waits for); the
+    /// answer is true at that moment only. A group closed by a version of
+    /// this library without the closed mark reads as `Died` until a writer
+    /// opens and closes it again (recovery then changes nothing).
+    ///
+    /// An `Io` error of kind `Unsupported` on a backend that cannot probe
+    /// locks.
+    pub fn writer_state(&self) -> Result<WriterState> {
+        liveness::group_state(&self.backend, &self.path)
     }
 
     /// The sequence number of the commit this snapshot shows.

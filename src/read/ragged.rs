@@ -3,8 +3,10 @@
 //! [`RaggedAppender`](crate::RaggedAppender)).
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::group::GroupReader;
+use super::liveness::{self, WriterState};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::storage::{Backend, FsBackend};
@@ -70,6 +72,30 @@ where
         self.offsets_slice()?;
         Ok(changed)
     }
+
+    /// Waits until at least `sequences` sequences are committed (the
+    /// rows of a ragged array, as [`len`](Self::len) counts them); returns
+    /// whether they are. Returns `false` when `timeout` passes first, and at
+    /// once when the writer has closed the array cleanly (or none has it
+    /// open) without committing them; fails with [`Error::WriterDied`] when
+    /// the writer stopped without closing before committing them (see
+    /// [`GroupReader::wait_for_rows`]).
+    pub fn wait_for_rows(&mut self, sequences: u64, timeout: Duration) -> Result<bool> {
+        let (path, shown) = (self.group.path().to_path_buf(), self.len());
+        liveness::wait_for_rows(
+            self,
+            sequences,
+            timeout,
+            shown,
+            Self::writer_state,
+            |r| r.refresh().map(|_| r.len()),
+            |shown| Error::WriterDied {
+                path,
+                shown,
+                wanted: sequences,
+            },
+        )
+    }
 }
 
 impl<B: Backend> RaggedReader<B> {
@@ -90,6 +116,11 @@ impl<B: Backend> RaggedReader<B> {
     /// The cursor of the snapshot's commit.
     pub fn cursor(&self) -> &[u8] {
         self.group.cursor()
+    }
+
+    /// The state of the array's writer (see [`GroupReader::writer_state`]).
+    pub fn writer_state(&self) -> Result<WriterState> {
+        self.group.writer_state()
     }
 
     /// The group snapshot underneath.

@@ -38,8 +38,9 @@
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::liveness::{self, WriterState};
 use super::rows::{self, Rows};
 use crate::element::Element;
 use crate::error::{Error, Result};
@@ -54,9 +55,6 @@ use crate::storage::{Backend, FsBackend, OpenMode, Storage};
 /// Attempts at a full read of the header and journal before an inconsistent
 /// view is reported: a header read while the writer rewrites it can be torn.
 const ATTEMPTS: u32 = 3;
-/// Shortest and longest sleep between refreshes in [`Reader::wait_for_rows`].
-const MIN_BACKOFF: Duration = Duration::from_micros(100);
-const MAX_BACKOFF: Duration = Duration::from_millis(10);
 
 /// A read-only view of the committed rows of a `.npy` file.
 ///
@@ -297,27 +295,54 @@ where
         Ok(self.rows != before)
     }
 
-    /// Waits until at least `rows` rows are committed or `timeout` passes;
-    /// returns whether they are. Refreshes with a sleep growing from 100 µs
-    /// to 10 ms in between (no busy loop).
+    /// Waits until at least `rows` rows are committed; returns whether
+    /// they are. Returns `false` when `timeout` passes first, and at once
+    /// when the writer has finished (closed the file) without committing
+    /// them, or when no writer has the file open; fails with
+    /// [`Error::WriterDied`] when the writer stopped without closing
+    /// (killed, crashed or dropped) before committing them. Refreshes with a
+    /// sleep growing from 100 µs to 10 ms in between (no busy loop); see
+    /// [`writer_state`](Self::writer_state).
     pub fn wait_for_rows(&mut self, rows: u64, timeout: Duration) -> Result<bool> {
-        let start = Instant::now();
-        let mut backoff = MIN_BACKOFF;
-        loop {
-            if self.rows >= rows {
-                return Ok(true);
-            }
-            self.refresh()?;
-            if self.rows >= rows {
-                return Ok(true);
-            }
-            let elapsed = start.elapsed();
-            if elapsed >= timeout {
-                return Ok(false);
-            }
-            std::thread::sleep(backoff.min(timeout.saturating_sub(elapsed)));
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+        let (path, shown) = (self.path.clone(), self.rows);
+        liveness::wait_for_rows(
+            self,
+            rows,
+            timeout,
+            shown,
+            Self::writer_state,
+            |r| r.refresh().map(|_| r.rows),
+            |shown| Error::WriterDied {
+                path,
+                shown,
+                wanted: rows,
+            },
+        )
+    }
+
+    /// Whether a writer has the file open ([`WriterState::Active`]), the
+    /// last one closed it cleanly or none of this library ever opened it
+    /// ([`WriterState::Finished`]), or the last one stopped without closing
+    /// ([`WriterState::Died`]: killed, crashed or dropped; the next writer
+    /// recovers the file). Read now, from the journal and its lock (probed
+    /// with a shared lock held for microseconds, which a writer opening the
+    /// file waits for); the answer is true at that moment only.
+    ///
+    /// A file removed or replaced under its path since the reader opened
+    /// it reads as finished: the file this reader follows gets no new
+    /// writer (and its journal path is no longer its journal's).
+    ///
+    /// An `Io` error of kind `Unsupported` on a backend that cannot probe
+    /// locks.
+    pub fn writer_state(&self) -> Result<WriterState> {
+        if !self
+            .backend
+            .is_same_file(&self.npy, &self.path)
+            .map_err(|e| Error::io(&self.path, "checking the file", e))?
+        {
+            return Ok(WriterState::Finished);
         }
+        liveness::file_state(&self.backend, &self.journal_path)
     }
 
     /// Takes `observed` as the current state and maps its rows when their

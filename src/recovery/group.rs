@@ -16,7 +16,7 @@ use crate::format::group_journal::{
     self, GroupIdentity, GroupRecord, MemberCommit, MemberIdentity, Slot,
 };
 use crate::format::layout::Layout;
-use crate::storage::{Backend, Storage};
+use crate::storage::{Backend, OpenMode, Storage};
 
 /// What a group journal holds: its identity and the newest valid record.
 pub(crate) struct GroupJournalRead {
@@ -95,6 +95,51 @@ pub(crate) fn torn_creation<F: Storage>(journal: &F) -> bool {
             GroupIdentity::body_len(&fixed),
             Err(FormatError::Unsupported { .. })
         )
+}
+
+/// Whether the creation of the group read in `read` (journal at
+/// `journal_path`) looks unfinished: no valid record, or the first member
+/// missing or shorter than its header.
+///
+/// A creating writer locks the group journal first, then creates each
+/// member and locks it at once; a writer opening an existing group locks
+/// the journal, then every member. So once the first member is complete,
+/// whoever writes the group holds its lock, and readers probe that lock
+/// ([`Storage::lock_is_held`]); only while the creation is unfinished do
+/// they probe the group journal's lock instead, and only then does a writer
+/// opening the group take a held journal lock for a probe (see
+/// `docs/design.md`, "Writer state").
+pub(crate) fn creation_incomplete<B: Backend>(
+    backend: &B,
+    journal_path: &Path,
+    read: &GroupJournalRead,
+) -> Result<bool> {
+    let Some(first) = read.identity.members.first() else {
+        return Ok(true);
+    };
+    if read.newest.is_none() {
+        return Ok(true);
+    }
+    let path = files::parent_dir(journal_path).join(&first.name);
+    match backend.open(&path, OpenMode::Read) {
+        Ok(file) => Ok(file
+            .len()
+            .map_err(|e| Error::io(&path, "reading the length", e))?
+            < first.header_len),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(Error::io(&path, "opening a group member", e)),
+    }
+}
+
+/// [`creation_incomplete`] for a writer whose lock on the group journal at
+/// `journal_path` was refused: false (another writer) unless the journal
+/// reads and its creation is unfinished.
+pub(crate) fn creation_incomplete_at<B: Backend>(backend: &B, journal_path: &Path) -> bool {
+    backend
+        .open(journal_path, OpenMode::Read)
+        .ok()
+        .and_then(|file| read_group_journal(&file, journal_path).ok())
+        .is_some_and(|read| creation_incomplete(backend, journal_path, &read).unwrap_or(false))
 }
 
 /// The layout a member's header snapshot describes, checked.

@@ -195,4 +195,12 @@ impl Storage for FsFile {
             Err(TryLockError::Error(err)) => Err(err),
         }
     }
+
+    fn lock_is_held(&self) -> io::Result<bool> {
+        match self.file.try_lock_shared() {
+            Ok(()) => self.file.unlock().map(|()| false),
+            Err(TryLockError::WouldBlock) => Ok(true),
+            Err(TryLockError::Error(err)) => Err(err),
+        }
+    }
 }

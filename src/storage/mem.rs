@@ -289,6 +289,10 @@ impl Storage for MemFile {
         lock(&self.state).count(MemOp::Sync)
     }
 
+    fn lock_is_held(&self) -> io::Result<bool> {
+        Ok(self.held_by_other())
+    }
+
     fn try_lock(&self) -> io::Result<bool> {
         let mut data = lock(&self.data);
         match data.locked_by {
@@ -298,6 +302,16 @@ impl Storage for MemFile {
                 Ok(true)
             }
         }
+    }
+}
+
+impl MemFile {
+    /// Whether another handle holds this file's writer lock (the probe of
+    /// [`Storage::lock_is_held`], which the memory backend answers at once).
+    fn held_by_other(&self) -> bool {
+        lock(&self.data)
+            .locked_by
+            .is_some_and(|owner| owner != self.id)
     }
 }
 

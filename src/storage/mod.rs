@@ -55,6 +55,23 @@ pub trait Storage: Send {
     /// another handle holds it. The lock is released when the handle is
     /// dropped (or its process dies).
     fn try_lock(&self) -> io::Result<bool>;
+    /// Whether another handle holds the exclusive writer lock, for readers:
+    /// takes a shared lock without waiting and releases it at once (`flock`
+    /// `LOCK_SH | LOCK_NB`, then `LOCK_UN`), so the lock is held for a few
+    /// microseconds at most. Call it only on a handle that does not hold
+    /// the writer lock itself (a `flock` on the same open file would turn
+    /// that lock into a shared one, then release it).
+    ///
+    /// Writers that can meet such a probe wait for it instead of reporting
+    /// [`crate::Error::Locked`] (see `docs/design.md`, "Writer state"). A
+    /// backend without shared locks returns an error of kind
+    /// `Unsupported` (the default).
+    fn lock_is_held(&self) -> io::Result<bool> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this storage backend cannot tell whether a writer holds a lock",
+        ))
+    }
 }
 
 /// A file system: opens files and changes directory entries.

@@ -184,6 +184,10 @@ pub struct AppendGroup<B: Backend = FsBackend> {
     next_cursor: Vec<u8>,
     committed_cursor: Vec<u8>,
     cursor_dirty: bool,
+    /// The newest record on disk is a clean close's
+    /// ([`group_journal::SLOT_FLAG_CLOSED`]): before this writer changes a
+    /// member it writes a record without the mark.
+    closed_on_disk: bool,
     bytes_cut: u64,
     poisoned: Poison,
 }
@@ -201,11 +205,14 @@ fn io(path: &Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Error {
 impl<B: Backend> AppendGroup<B> {
     fn open_with(backend: B, path: &Path, options: &GroupOptions) -> Result<Self> {
         let buffer_bytes = options.buffer_bytes.unwrap_or(DEFAULT_BUFFER_BYTES).max(1);
-        let Some(journal) = files::open_locked(
+        // A held journal lock is another writer's, except while the group's
+        // creation is unfinished, when readers probe it (creation_incomplete).
+        let Some(journal) = files::open_locked_as(
             &backend,
             path,
             options.lock_wait,
             "opening the group journal",
+            &mut || group_recovery::creation_incomplete_at(&backend, path),
         )?
         else {
             return Self::create(backend, path, options, buffer_bytes);
@@ -313,6 +320,7 @@ impl<B: Backend> AppendGroup<B> {
         let record = GroupRecord {
             sequence: 1,
             data_synced: false,
+            closed: false,
             members: vec![MemberCommit::default(); members.len()],
             cursor: Vec::new(),
         };
@@ -360,6 +368,7 @@ impl<B: Backend> AppendGroup<B> {
                     GroupRecord {
                         sequence: 1,
                         data_synced: false,
+                        closed: false,
                         members: vec![MemberCommit::default(); count],
                         cursor: Vec::new(),
                     },
@@ -370,8 +379,14 @@ impl<B: Backend> AppendGroup<B> {
         let mut planned: Vec<(PathBuf, Option<B::File>, MemberPlan)> = Vec::with_capacity(count);
         for (m, commit) in identity.members.iter().zip(&newest.1.members) {
             let member_path = dir.join(&m.name);
-            let file =
-                files::open_locked(&backend, &member_path, lock_wait, "opening a group member")?;
+            // This writer holds the group journal's lock: a held member lock
+            // is a reader's probe.
+            let file = files::open_locked_probed(
+                &backend,
+                &member_path,
+                lock_wait,
+                "opening a group member",
+            )?;
             let plan = group_recovery::plan_member(
                 &member_path,
                 path,
@@ -420,6 +435,7 @@ impl<B: Backend> AppendGroup<B> {
             next_slot: newest.0.other(),
             next_sequence: newest.1.sequence + 1,
             next_cursor: newest.1.cursor.clone(),
+            closed_on_disk: newest.1.closed,
             committed_cursor: newest.1.cursor,
             cursor_dirty: false,
             identity,
@@ -582,10 +598,51 @@ impl<B: Backend> AppendGroup<B> {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.guarded(|g| match g.members.get_mut(i) {
-            Some(m) => m.push(bytes),
-            None => Ok(()),
+        self.guarded(|g| {
+            if g.closed_on_disk {
+                g.write_mark(false)?;
+            }
+            match g.members.get_mut(i) {
+                Some(m) => m.push(bytes),
+                None => Ok(()),
+            }
         })
+    }
+
+    /// Writes a record of the committed state without new rows into the
+    /// older slot and syncs it: with the closed mark at a clean close, or
+    /// without it before the first change to a member of a group whose
+    /// newest record is a clean close's (so that a writer dying after that
+    /// change is never taken for one that closed cleanly).
+    fn write_mark(&mut self, closed: bool) -> Result<()> {
+        let record = GroupRecord {
+            sequence: self.next_sequence,
+            data_synced: true,
+            closed,
+            members: self
+                .members
+                .iter()
+                .map(|m| MemberCommit {
+                    rows: m.committed(),
+                    prev_rows: m.committed(),
+                    data_crc: 0,
+                })
+                .collect(),
+            cursor: self.committed_cursor.clone(),
+        };
+        let bytes = record
+            .encode(self.identity.group_id)
+            .map_err(|e| Error::from_format(&self.path, e))?;
+        self.journal
+            .write_at(&bytes, self.identity.slot_offset(self.next_slot))
+            .map_err(io(&self.path, "writing the group journal"))?;
+        self.journal
+            .sync_data()
+            .map_err(io(&self.path, "syncing the group journal"))?;
+        self.next_slot = self.next_slot.other();
+        self.next_sequence += 1;
+        self.closed_on_disk = closed;
+        Ok(())
     }
 
     /// Commits every member's pending rows as one group commit; returns the
@@ -630,6 +687,7 @@ impl<B: Backend> AppendGroup<B> {
         let record = GroupRecord {
             sequence: self.next_sequence,
             data_synced: true,
+            closed: false,
             members: self
                 .members
                 .iter()
@@ -659,17 +717,30 @@ impl<B: Backend> AppendGroup<B> {
         }
         self.committed_cursor.clone_from(&self.next_cursor);
         self.cursor_dirty = false;
+        self.closed_on_disk = false;
         self.next_slot = self.next_slot.other();
         self.next_sequence += 1;
         Ok(self.member_rows())
     }
 
-    /// Commits, then makes every member's header durable. The members are
-    /// plain `.npy` files; the group journal stays (it names the members
-    /// and keeps the cursor). Returns every member's committed rows.
+    /// Commits, then makes every member's header durable, then marks the
+    /// group closed cleanly: a record of its own, without new rows, with
+    /// the closed mark, synced (nothing is written when the newest record
+    /// is a clean close's already). The members are plain `.npy` files; the
+    /// group journal stays (it names the members and keeps the cursor).
+    /// Readers tell a group closed this way from one whose writer died
+    /// ([`GroupReader::writer_state`](crate::GroupReader::writer_state)).
+    /// Returns every member's committed rows.
     pub fn close(mut self) -> Result<Vec<u64>> {
         let rows = self.commit()?;
-        self.guarded(|g| g.members.iter().try_for_each(DataFile::sync_all))?;
+        self.guarded(|g| {
+            g.members.iter().try_for_each(DataFile::sync_all)?;
+            if g.closed_on_disk {
+                Ok(())
+            } else {
+                g.write_mark(true)
+            }
+        })?;
         Ok(rows)
     }
 

@@ -19,11 +19,15 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show dtype, shape, header, committed rows and journal state (read-only).
+    /// Show dtype, shape, header, committed rows and journal state (read-only);
+    /// for an append group's journal: its members, its state and what
+    /// recovery would do.
     Info(InfoArgs),
     /// Check that a file is a clean, consistent .npy (read-only): exit 0 if
     /// so, 1 if it needs recovery, is inconsistent or numpy refuses its
-    /// header, 2 if it cannot be read or used.
+    /// header, 2 if it cannot be read or used. Given an append group's
+    /// journal: exit 0 if the group was closed cleanly and every member is
+    /// at its committed rows, 1 otherwise.
     Verify(FileArg),
     /// Bring a crashed writer's file to its last commit and close it cleanly.
     Recover(RecoverArgs),
@@ -43,7 +47,7 @@ pub struct FileArg {
 /// Arguments of `info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The .npy file.
+    /// The .npy file, or an append group's journal.
     pub file: PathBuf,
     /// Print one JSON object instead of text.
     #[arg(long)]

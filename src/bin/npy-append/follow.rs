@@ -1,9 +1,9 @@
 //! `follow`: a `tail -f` for a running job's row count.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use npy_append::Reader;
+use npy_append::{Error, Reader};
 
 use crate::args::FileArg;
 use crate::output::{self, Failure};
@@ -28,10 +28,17 @@ fn watch(args: &FileArg) -> Result<ExitCode, Failure> {
     let mut shown = reader.len();
     output::line(format_args!("committed {shown}"))?;
     loop {
-        reader
-            .wait_for_rows(shown.saturating_add(1), POLL)
-            .map_err(|e| Failure::lib(path, &e))?;
-        if reader.len() != shown {
+        let start = Instant::now();
+        match reader.wait_for_rows(shown.saturating_add(1), POLL) {
+            // Without a writer (finished, or died) the wait returns at
+            // once: keep following at the poll interval, as a new writer
+            // may resume the file.
+            Ok(_) | Err(Error::WriterDied { .. }) => {}
+            Err(e) => return Err(Failure::lib(path, &e)),
+        }
+        if reader.len() == shown {
+            std::thread::sleep(POLL.saturating_sub(start.elapsed()));
+        } else {
             shown = reader.len();
             output::line(format_args!("committed {shown}"))?;
         }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use npy_append::format::header;
-use npy_append::{FileState, FileStatus, Found, RecoveryAction, RecoveryReport};
+use npy_append::{FileState, FileStatus, Found, GroupStatus, RecoveryAction, RecoveryReport};
 
 use crate::args::{FileArg, InfoArgs};
 use crate::json::Value;
@@ -11,6 +11,9 @@ use crate::output::{self, EXIT_PROBLEM, Failure};
 
 /// `npy-append info FILE [--json]`.
 pub fn info(args: &InfoArgs) -> Result<ExitCode, Failure> {
+    if let Some(group) = group_status(&args.file)? {
+        return crate::group::info(&group, args.json);
+    }
     let status = FileStatus::read(&args.file).map_err(|e| Failure::lib(&args.file, &e))?;
     if args.json {
         output::line(format_args!("{}", to_json(&status).render()))?;
@@ -26,6 +29,9 @@ pub fn info(args: &InfoArgs) -> Result<ExitCode, Failure> {
 /// unreadable or not a file npy-append can use.
 pub fn verify(args: &FileArg) -> Result<ExitCode, Failure> {
     let path = &args.file;
+    if let Some(group) = group_status(path)? {
+        return crate::group::verify(&group);
+    }
     let status = FileStatus::read(path).map_err(|e| Failure::lib(path, &e))?;
     let shown = path.display();
     let problem = status.problem.as_deref().unwrap_or("");
@@ -72,6 +78,16 @@ pub fn verify(args: &FileArg) -> Result<ExitCode, Failure> {
         _ => Err(Failure::new(format!(
             "{shown}: cannot be used by npy-append: {problem}"
         ))),
+    }
+}
+
+/// The status of the group whose journal is `path`, when it is one.
+fn group_status(path: &std::path::Path) -> Result<Option<GroupStatus>, Failure> {
+    let lib = |e| Failure::lib(path, &e);
+    if GroupStatus::is_group_journal(path).map_err(lib)? {
+        GroupStatus::read(path).map(Some).map_err(lib)
+    } else {
+        Ok(None)
     }
 }
 

@@ -24,6 +24,7 @@
 mod append;
 mod args;
 mod follow;
+mod group;
 mod inspect;
 mod json;
 mod output;
