@@ -56,7 +56,7 @@ from ._errors import (
 )
 from ._groups import GroupReader
 from ._ragged import RaggedReader
-from ._reader import Reader, WriterState
+from ._reader import Reader
 
 try:
     __version__: str = _version("npy-append")
@@ -71,7 +71,6 @@ RaggedAppender = _native.RaggedAppender
 __all__ = [
     "Appender",
     "Reader",
-    "WriterState",
     "AppendGroup",
     "GroupReader",
     "RaggedAppender",

@@ -299,7 +299,16 @@ def run_until_killed(code, path, slices_at_least):
             assert child.poll() is None, child.stderr.read()
             assert time.monotonic() < deadline, "the child did not create the file"
             time.sleep(0.01)
-        ok = Reader(path).wait_for_rows(slices_at_least, timeout=20.0)
+        while True:
+            try:
+                ok = Reader(path).wait_for_rows(slices_at_least, timeout=20.0)
+                break
+            except npy_append.WriterDiedError:
+                # The killed writer of the previous round, until the child
+                # (still starting) takes the file over.
+                assert child.poll() is None, child.stderr.read()
+                assert time.monotonic() < deadline, "the child did not take the file over"
+                time.sleep(0.01)
         assert ok, child.stderr.read() if child.poll() is not None else "too slow"
     finally:
         child.send_signal(signal.SIGKILL)

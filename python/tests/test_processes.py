@@ -3,6 +3,7 @@ beside a writer."""
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -44,11 +45,18 @@ def wait_rows(path, rows, child):
         if os.path.exists(path):
             break
         assert child.poll() is None, child.stderr.read()
-        import time
-
         time.sleep(0.01)
     r = Reader(path)
-    assert r.wait_for_rows(rows, timeout=20.0), child.stderr.read() if child.poll() is not None else "too slow"
+    for _ in range(2000):
+        try:
+            ok = r.wait_for_rows(rows, timeout=20.0)
+            break
+        except npy_append.WriterDiedError:
+            # A killed writer's file, until `child` (a rerun, still
+            # starting) takes it over.
+            assert child.poll() is None, child.stderr.read()
+            time.sleep(0.01)
+    assert ok, child.stderr.read() if child.poll() is not None else "too slow"
     return r
 
 
