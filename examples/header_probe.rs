@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release --example header_probe -- watch FILE SECONDS
 //! cargo run --release --example header_probe -- stress FILE SECONDS PLAN START END STEP [SHAPE]
+//! cargo run --release --example header_probe -- commits COMMITS ROUNDS DIR
 //! ```
 //!
 //! - `watch FILE SECONDS`: loops `pread(fd, 4096, 0)` of the header, then
@@ -30,7 +31,13 @@
 //!   now). SHAPE is the row shape, comma separated (default `16`; `-` for a
 //!   1-D file); a leading `F` makes a Fortran-order file (`F16`). Also
 //!   counts `torn`: reads whose count is not one the header held while the
-//!   read ran (a mix of two counts), harmless ones included.
+//!   read ran (a mix of two counts), harmless ones included, and prints for
+//!   each kind of mix (`torn_mix=`) which bytes came from the old header and
+//!   which from the new one.
+//! - `commits COMMITS ROUNDS DIR`: the cost of the header rewrite in a
+//!   commit: ROUNDS rounds of COMMITS one-row commits (16 x `<f4`) at Process
+//!   durability to a new file in DIR (append, then commit), timed; prints
+//!   the median, lowest and highest time per commit over the rounds.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -84,8 +91,41 @@ fn run(args: &[String]) -> Res<()> {
                 shape,
             )
         }
+        "commits" => commits(arg(1)?.parse()?, arg(2)?.parse()?, Path::new(arg(3)?)),
         other => Err(format!("unknown mode {other}; see the module docs").into()),
     }
+}
+
+/// `commits`: one-row commits at Process durability, timed per round.
+fn commits(commits: u32, rounds: u32, dir: &Path) -> Res<()> {
+    let path = dir.join("commits.npy");
+    let row = [1.0f32; 16];
+    let mut per_commit = Vec::new();
+    for _ in 0..rounds {
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(npy_append::journal_path(&path));
+        let mut w = npy_append::AppendOptions::new()
+            .row_shape(&[16])
+            .durability(npy_append::Durability::Process)
+            .open(&path)?;
+        let start = Instant::now();
+        for _ in 0..commits {
+            w.append(&row)?;
+            w.commit()?;
+        }
+        per_commit.push(start.elapsed().as_secs_f64() / f64::from(commits));
+        w.close()?;
+    }
+    per_commit.sort_by(f64::total_cmp);
+    let us = |i: usize| per_commit.get(i).map_or(f64::NAN, |s| s * 1e6);
+    println!("commits={commits} rounds={rounds}");
+    println!("us_per_commit_median={:.3}", us(per_commit.len() / 2));
+    println!("us_per_commit_min={:.3}", us(0));
+    println!(
+        "us_per_commit_max={:.3}",
+        us(per_commit.len().saturating_sub(1))
+    );
+    Ok(())
 }
 
 /// What the reads saw.
@@ -177,8 +217,15 @@ impl Probe {
         String::from_utf8_lossy(text).trim_end().to_owned()
     }
 
-    /// Judges a read against `limit`, the most rows the file holds.
-    fn judge(&mut self, seen: Option<Seen>, limit: u64, written: impl Fn(u64) -> bool) {
+    /// Judges a read against `limit`, the most rows the file holds;
+    /// returns the count when `written` says no header held it.
+    fn judge(
+        &mut self,
+        seen: Option<Seen>,
+        limit: u64,
+        written: impl Fn(u64) -> bool,
+    ) -> Option<u64> {
+        let mut torn = None;
         let rows = match seen {
             None => self.prev_rows,
             Some(Seen::Unparsable(why)) => {
@@ -201,6 +248,7 @@ impl Probe {
             }
             Some(Seen::Rows(rows)) => {
                 if !written(rows) {
+                    torn = Some(rows);
                     self.counts.torn += 1;
                     if self.counts.torn <= EXAMPLES {
                         println!("example=torn {:?}: {rows} rows never written", self.text());
@@ -230,6 +278,7 @@ impl Probe {
             }
             self.prev_rows = Some(rows);
         }
+        torn
     }
 }
 
@@ -329,6 +378,7 @@ fn stress(
     let writer = {
         let shared = Arc::clone(&shared);
         let file = file.try_clone()?;
+        let template = template.clone();
         std::thread::spawn(move || {
             stress_writer(
                 &file,
@@ -346,29 +396,32 @@ fn stress(
     let start = Instant::now();
     let mut skipped = 0u64;
     let mut generation = 0;
+    let mut mixes = std::collections::BTreeMap::new();
     while start.elapsed() < duration {
         let before = shared.generation.load(Ordering::Acquire);
+        if before != generation {
+            // A rewind since the last judged read: counts start afresh.
+            probe.prev_rows = None;
+            generation = before;
+        }
         let low = shared.rows.load(Ordering::Acquire).saturating_sub(step);
         let seen = probe.read(&file)?;
         let limit = shared.rows.load(Ordering::Acquire);
         let after = shared.generation.load(Ordering::Acquire);
-        if before != generation {
-            // A rewind since the last judged read: start afresh.
-            probe.prev.clear();
-            probe.prev_rows = None;
-            generation = before;
-        }
         if before != after || before % 2 == 1 {
             // Overlapped the rewind to START: not judged.
             skipped += 1;
-            probe.prev.clear();
             probe.prev_rows = None;
             continue;
         }
         // A count written before the read started or while it ran.
-        probe.judge(seen, limit, |rows| {
+        let torn = probe.judge(seen, limit, |rows| {
             rows >= low && rows <= limit && (rows - start_rows) % step == 0
         });
+        if torn.is_some() {
+            let (mix, example) = mix_of(&probe.prev, &template, low, limit, step);
+            mixes.entry(mix).or_insert((0, example)).0 += 1;
+        }
     }
     shared.stop.store(true, Ordering::Release);
     let written = writer.join().map_err(|_| "the writer thread panicked")??;
@@ -377,7 +430,50 @@ fn stress(
     println!("not_judged={skipped}");
     println!("header_rewrites={written}");
     println!("pwrites={}", shared.rewrites.load(Ordering::Relaxed));
+    for (mix, (n, example)) in mixes {
+        println!("torn_mix={mix} reads={n} e.g. {example}");
+    }
     Ok(())
+}
+
+/// Which bytes of a torn header came from which of two consecutive
+/// headers in `low..=limit`: the offsets where they differ, each marked
+/// `o` (old) or `n` (new), e.g. `63n 64o 65o` (new "308", old "950"); and
+/// the two counts.
+fn mix_of(
+    view: &[u8],
+    template: &GrowthTemplate,
+    low: u64,
+    limit: u64,
+    step: u64,
+) -> (String, String) {
+    let mut rows = low;
+    while rows < limit {
+        if let (Some(old), Some(new)) = (template.render(rows), template.render(rows + step))
+            && let Some(mix) = mix_pattern(view, &old, &new)
+        {
+            return (mix, format!("{rows} -> {}", rows + step));
+        }
+        rows += step;
+    }
+    let text = String::from_utf8_lossy(view).into_owned();
+    ("not a mix of two consecutive headers".to_owned(), text)
+}
+
+fn mix_pattern(view: &[u8], old: &[u8], new: &[u8]) -> Option<String> {
+    if view.len() != old.len() || old.len() != new.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for (i, ((&v, &o), &n)) in view.iter().zip(old).zip(new).enumerate() {
+        match (o == n, v == o, v == n) {
+            (true, true, _) => {}
+            (false, true, _) => out.push(format!("{i}o")),
+            (false, _, true) => out.push(format!("{i}n")),
+            _ => return None,
+        }
+    }
+    Some(out.join(" "))
 }
 
 fn stress_writer(
@@ -416,7 +512,7 @@ fn stress_writer(
             }
             Plan::Planned => {
                 for w in header::update_writes(&old, &new) {
-                    file.write_all_at(w.bytes, w.offset as u64)?;
+                    file.write_all_at(&w.bytes, w.offset as u64)?;
                     pwrites += 1;
                 }
             }

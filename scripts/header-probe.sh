@@ -22,7 +22,8 @@
 #
 # Every count is printed per run, as `key=value` lines. numpy comes from
 # the virtualenv scripts/test.sh sets up (target/pyenv), created here the
-# same way when missing.
+# same way when missing. HEADER_PROBE_CLI names another `npy-append`
+# binary to measure (an older build, say) instead of this tree's.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,7 +48,7 @@ for tool in taskset; do
 done
 
 cargo build --release --quiet --bin npy-append --example header_probe
-cli="$root/target/release/npy-append"
+cli="${HEADER_PROBE_CLI:-$root/target/release/npy-append}"
 probe="$root/target/release/examples/header_probe"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/header-probe.XXXXXX")"
@@ -136,7 +137,7 @@ for start in "${starts[@]}"; do
     rm -f "$f" "$f.journal" "$work/stop"
     "$py" -c "$rows_py" 0 "$start" \
         | "$cli" append "$f" --dtype '<f4' --row-shape 16 --durability process >/dev/null
-    echo "run start_rows=$start seconds=$secs"
+    echo "run start_rows=$start seconds=$secs cli=$cli"
     pids=()
     "$py" -c "$feed_py" "$start" "$work/stop" 2>"$work/feed.out" \
         | taskset -c 0 "$cli" append "$f" --commit-every 50 --durability process >"$work/cli.out" &
