@@ -333,17 +333,27 @@ pub(crate) fn crc_of<F: Storage>(file: &F, start: u64, end: u64) -> io::Result<u
 }
 
 /// Rewrites a header in place from `old` (the bytes the file holds, as far
-/// as they are known) to `new` (the same header length). Magic, version and
-/// length are written only when they differ: a torn write over them would
-/// leave a header no recovery can match to its journal (unless this writer
-/// created the file). The one place a header is rewritten in place, for
-/// commits and for recovery.
+/// as they are known) to `new` (the same header length): the writes of
+/// [`header::update_writes`], one after another, so that a numpy reader
+/// copying the header meanwhile, or a power loss among them, finds a header
+/// of committed rows or one that does not parse ("Readers during a commit"
+/// in `docs/design.md`). Magic, version and length are written only when
+/// they differ: a torn write over them would leave a header no recovery can
+/// match to its journal (unless this writer created the file). The one
+/// place a header is rewritten in place, for commits and for recovery.
 pub(crate) fn write_header<F: Storage>(
     file: &F,
     path: &Path,
     old: &[u8],
     new: &[u8],
 ) -> Result<()> {
+    let failed = |e| Error::io(path, "rewriting the header", e);
+    if old.len() == new.len() {
+        for w in header::update_writes(old, new) {
+            file.write_at(&w.bytes, w.offset as u64).map_err(failed)?;
+        }
+        return Ok(());
+    }
     let skip = header::parse_prefix(new).map_or(0, |(version, _)| version.prefix_len());
     let from = if old.get(..skip) == new.get(..skip) {
         skip
@@ -351,7 +361,7 @@ pub(crate) fn write_header<F: Storage>(
         0
     };
     file.write_at(new.get(from..).unwrap_or_default(), from as u64)
-        .map_err(|e| Error::io(path, "rewriting the header", e))
+        .map_err(failed)
 }
 
 /// A random identifier for a new journal (repeated in its records, so that

@@ -187,10 +187,19 @@ impl Storage for KillFile {
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        // The header ends where the file's header says (a commit rewrites
+        // bytes anywhere up to there); a file without one yet is being
+        // given its header.
+        let mut prefix = [0u8; 12];
+        let header_len = self
+            .inner
+            .read_at(&mut prefix, 0)
+            .ok()
+            .and_then(|()| npy_append::format::header::parse_prefix(&prefix).ok())
+            .map_or(64, |(_, len)| len);
         self.inner.write_at(buf, offset)?;
-        // A header is at least 64 bytes long, so data never starts before 64.
         let what = match (self.kind, offset) {
-            ("npy", o) if o < 64 => "header-write",
+            ("npy", o) if o < header_len => "header-write",
             ("npy", _) => "data-write",
             (_, 0) => "journal-identity-write",
             _ => "record-write",
@@ -547,6 +556,14 @@ fn phase_ops<'a>(trace: &'a [Op], phase: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The operations of a commit `phase`, its header writes (one, or several:
+/// `header::update_writes`) as one `header-write`.
+fn commit_ops<'a>(trace: &'a [Op], phase: &str) -> Vec<&'a str> {
+    let mut ops = phase_ops(trace, phase);
+    ops.dedup_by(|a, b| *a == "header-write" && *b == "header-write");
+    ops
+}
+
 /// Checks that the clean run followed the documented protocol, so that the
 /// named points are the ones the design describes.
 fn check_protocol(trace: &[Op], durability: Durability) {
@@ -562,24 +579,24 @@ fn check_protocol(trace: &[Op], durability: Durability) {
     } else {
         &["data-write", "record-write", "header-write"]
     };
-    assert_eq!(phase_ops(trace, "commit"), commit, "commit");
+    assert_eq!(commit_ops(trace, "commit"), commit, "commit");
     assert_eq!(
         phase_ops(trace, "append-direct"),
         ["data-write"],
         "append-direct"
     );
     assert_eq!(
-        phase_ops(trace, "commit-direct"),
+        commit_ops(trace, "commit-direct"),
         &commit[1..],
         "a commit whose rows are already written"
     );
     assert_eq!(
-        phase_ops(trace, "commit-reopened"),
+        commit_ops(trace, "commit-reopened"),
         commit,
         "commit-reopened"
     );
     assert_eq!(
-        phase_ops(trace, "commit-recovered"),
+        commit_ops(trace, "commit-recovered"),
         commit,
         "commit-recovered"
     );
@@ -620,7 +637,7 @@ fn check_protocol(trace: &[Op], durability: Durability) {
         );
     }
     assert_eq!(phase_ops(trace, "b-create"), create, "b-create");
-    assert_eq!(phase_ops(trace, "b-commit"), commit, "b-commit");
+    assert_eq!(commit_ops(trace, "b-commit"), commit, "b-commit");
     // The torn journal is removed before the new one is created; the new
     // one is made durable with its directory entry.
     let discard = phase_ops(trace, "discard-torn-journal");
