@@ -392,6 +392,7 @@ fn check_image(
     stats: &mut Stats,
     rng: &mut Rng,
 ) -> Result<(), String> {
+    crashsim::predict::check_image(image)?;
     let durability = exp.rec.durability;
     let fsync = durability == Durability::Fsync;
     let sim = SimBackend::from_image(image);
@@ -725,6 +726,7 @@ fn every_crash_state_recovers() {
         "crash_states: {total} crash states checked in {:.1?}",
         started.elapsed()
     );
+    println!("crash_states: {}", crashsim::predict::summary());
     let mut kinds = BTreeSet::new();
     for v in &violations {
         // One example per workload and kind of failure.

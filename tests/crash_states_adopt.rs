@@ -141,6 +141,7 @@ fn check_visible(bytes: &[u8]) -> Result<(), String> {
 
 /// Checks one crash image; `acked` rows were acknowledged before the crash.
 fn check_image(image: &Image, acked: u64, total: u64) -> Result<(), String> {
+    crashsim::predict::check_image(image)?;
     let path = npy();
     let bytes = image.get(&path).ok_or("the .npy is gone")?;
     check_visible(bytes).map_err(|e| format!("before recovery: {e}"))?;
@@ -227,6 +228,7 @@ fn every_crash_state_of_a_rewrite_keeps_the_old_file_or_the_new_one() {
             &violations[..violations.len().min(5)]
         );
     }
+    println!("rewrite: {}", crashsim::predict::summary());
 }
 
 /// The inode of the temporary file in a trace.
@@ -350,6 +352,7 @@ fn record_fortran() -> Recording {
 
 /// Checks one crash image of the Fortran workload.
 fn check_fortran_image(image: &Image, acked: u64, total: u64) -> Result<(), String> {
+    crashsim::predict::check_image(image)?;
     let path = npy();
     if let Some(bytes) = image.get(&path)
         && let Ok(h) = header::parse(bytes)
@@ -425,6 +428,7 @@ fn every_crash_state_of_a_fortran_order_workload_recovers_a_commit() {
         rec.trace.len(),
         violations.len()
     );
+    println!("fortran order: {}", crashsim::predict::summary());
     assert!(
         violations.is_empty(),
         "{} violations, first: {:#?}",

@@ -578,7 +578,10 @@ fn check_group_recovery_crashes(image: &Image, rng: &mut Rng) -> Result<usize, S
     for k in 0..=trace.len() {
         let model = Model::at(&initial, &trace, k);
         for fates in model.choices(rng, 4, 4, 2) {
-            let again = SimBackend::from_image(&model.build(&fates, rng.next()));
+            let crashed = model.build(&fates, rng.next());
+            crashsim::predict::check_image(&crashed)
+                .map_err(|e| format!("recovery crashed after {k} operations: {e}"))?;
+            let again = SimBackend::from_image(&crashed);
             let g = group_options()
                 .open_with(again, group_path())
                 .map_err(|e| format!("recovery crashed after {k} operations, then: {e}"))?;
@@ -758,7 +761,9 @@ fn enumerate(
             let kill = image == killed;
             stats.states += 1;
             stats.kills += usize::from(kill);
-            if let Err(e) = check(&image, rec, k, kill, stats.states) {
+            let checked = crashsim::predict::check_image(&image)
+                .and_then(|()| check(&image, rec, k, kill, stats.states));
+            if let Err(e) = checked {
                 let last = k.checked_sub(1).map_or("nothing".to_owned(), |i| {
                     format!("{:?}", rec.trace[i]).chars().take(80).collect()
                 });
@@ -789,6 +794,7 @@ fn report(rec: &Recording, stats: &Stats) {
     for v in stats.violations.iter().take(10) {
         println!("  {v}");
     }
+    println!("{}: {}", rec.name, crashsim::predict::summary());
     assert!(
         stats.violations.is_empty(),
         "{}: {} violations",

@@ -21,6 +21,8 @@
 
 #![allow(dead_code)]
 
+pub mod predict;
+
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
