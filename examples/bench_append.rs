@@ -23,7 +23,8 @@
 //!   close timed; raw calls `fdatasync` every 64 MiB and at the end.
 //!   SYNC `end` (raw tools only): one `fdatasync` at the end. TOOL `rawstdin`
 //!   copies stdin to a plain file (after the same 128 bytes) in reads of 1 MiB (`ROWS_PER_APPEND` and
-//!   `MIB` are ignored).
+//!   `MIB` are ignored). Besides the seconds of the whole run it prints
+//!   `open_seconds`, the part spent creating the file.
 //! - `latency ROUNDS DIR [PER_ROUND]`: per operation, median and mean over
 //!   ROUNDS rounds of `PER_ROUND` (default 20) operations of each kind, the
 //!   kinds alternating from round to round: a raw `pwrite` of 4 KiB
@@ -80,13 +81,14 @@ fn run(args: &[String]) -> Res<()> {
                 other => return Err(format!("sync mode {other}: none, group or end").into()),
             };
             let dir = Path::new(arg(5)?);
-            let (bytes, secs) = match arg(1)? {
+            let (bytes, Timed { secs, open_secs }) = match arg(1)? {
                 "lib" => (mib * MIB, throughput_lib(rows_per_append, mib, sync, dir)?),
                 "raw" => (mib * MIB, throughput_raw(rows_per_append, mib, sync, dir)?),
                 "rawstdin" => raw_stdin(sync, dir)?,
                 other => return Err(format!("tool {other}: lib, raw or rawstdin").into()),
             };
             println!("seconds={secs:.6}");
+            println!("open_seconds={open_secs:.6}");
             #[expect(clippy::cast_precision_loss, reason = "a rate")]
             let mbps = bytes as f64 / secs / 1e6;
             println!("mb_per_s={mbps:.1}");
@@ -148,6 +150,14 @@ fn for_each_batch(
 /// `.npy`'s offsets, or than writes of 1 or 4 MiB.)
 const HEADER: [u8; 128] = [b' '; 128];
 
+/// The time of a `throughput` run, and of its first part: creating the
+/// file (the library's open, which syncs the new file, its journal and
+/// their directory; the raw writer's `File::create` and header write).
+struct Timed {
+    secs: f64,
+    open_secs: f64,
+}
+
 /// When the `throughput` tools sync.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sync {
@@ -159,7 +169,7 @@ enum Sync {
     End,
 }
 
-fn throughput_lib(rows_per_append: usize, mib: usize, sync: Sync, dir: &Path) -> Res<f64> {
+fn throughput_lib(rows_per_append: usize, mib: usize, sync: Sync, dir: &Path) -> Res<Timed> {
     let group = match sync {
         Sync::None => false,
         Sync::Group => true,
@@ -179,6 +189,7 @@ fn throughput_lib(rows_per_append: usize, mib: usize, sync: Sync, dir: &Path) ->
         options.durability(Durability::Process)
     };
     let mut w = options.open(&path)?;
+    let open_secs = start.elapsed().as_secs_f64();
     for_each_batch(&data, rows_per_append, mib, |b| Ok(w.append(b)?))?;
     let secs = if group {
         w.close()?;
@@ -190,16 +201,17 @@ fn throughput_lib(rows_per_append: usize, mib: usize, sync: Sync, dir: &Path) ->
         secs
     };
     std::fs::remove_file(&path)?;
-    Ok(secs)
+    Ok(Timed { secs, open_secs })
 }
 
-fn throughput_raw(rows_per_append: usize, mib: usize, sync: Sync, dir: &Path) -> Res<f64> {
+fn throughput_raw(rows_per_append: usize, mib: usize, sync: Sync, dir: &Path) -> Res<Timed> {
     let group = sync == Sync::Group;
     let data = pattern();
     let path = fresh(dir, "raw.bin");
     let start = Instant::now();
     let mut f = File::create(&path)?;
     f.write_all(&HEADER)?;
+    let open_secs = start.elapsed().as_secs_f64();
     let mut since_sync = 0;
     for_each_batch(&data, rows_per_append, mib, |b| {
         let bytes: &[u8] = bytemuck_f32(b);
@@ -217,16 +229,17 @@ fn throughput_raw(rows_per_append: usize, mib: usize, sync: Sync, dir: &Path) ->
     let secs = start.elapsed().as_secs_f64();
     drop(f);
     std::fs::remove_file(&path)?;
-    Ok(secs)
+    Ok(Timed { secs, open_secs })
 }
 
 /// Copies stdin to a plain file in reads of 1 MiB, as the command-line
-/// tool reads it; returns the bytes copied and the seconds.
-fn raw_stdin(sync: Sync, dir: &Path) -> Res<(usize, f64)> {
+/// tool reads it; returns the bytes copied and the time.
+fn raw_stdin(sync: Sync, dir: &Path) -> Res<(usize, Timed)> {
     let path = fresh(dir, "rawstdin.bin");
     let start = Instant::now();
     let mut f = File::create(&path)?;
     f.write_all(&HEADER)?;
+    let open_secs = start.elapsed().as_secs_f64();
     let mut input = std::io::stdin().lock();
     let mut buf = vec![0u8; MIB];
     let (mut total, mut since_sync) = (0, 0);
@@ -251,7 +264,7 @@ fn raw_stdin(sync: Sync, dir: &Path) -> Res<(usize, f64)> {
     let secs = start.elapsed().as_secs_f64();
     drop(f);
     std::fs::remove_file(&path)?;
-    Ok((total, secs))
+    Ok((total, Timed { secs, open_secs }))
 }
 
 /// The bytes of `values` (native byte order, as the library writes them).
