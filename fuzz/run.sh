@@ -18,7 +18,7 @@ set -euo pipefail
 secs="${1:-45}"
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-targets=(header journal open_pair)
+targets=(header journal open_pair group_journal cursor_file open_group)
 cargo +nightly fuzz build
 
 scratch="$(mktemp -d)"

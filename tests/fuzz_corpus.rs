@@ -25,10 +25,34 @@ use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+use npy_append::format::cursor_file::CursorFile;
 use npy_append::storage::{MemBackend, MemOp};
-use npy_append::{AppendOptions, Durability, TailPolicy};
+use npy_append::{
+    AppendOptions, Durability, GroupOptions, MemberSpec, TailPolicy, member_marker_path,
+};
 
-const TARGETS: [&str; 3] = ["header", "journal", "open_pair"];
+const TARGETS: [&str; 6] = [
+    "header",
+    "journal",
+    "open_pair",
+    "group_journal",
+    "cursor_file",
+    "open_group",
+];
+
+/// The check of a fuzz target, as the corpus replay runs it (the readers
+/// always).
+fn check_of(target: &str) -> fn(&[u8]) {
+    match target {
+        "header" => checks::header,
+        "journal" => checks::journal,
+        "open_pair" => checks::replay_pair,
+        "group_journal" => checks::group_journal,
+        "cursor_file" => checks::cursor_file,
+        "open_group" => checks::replay_group,
+        _ => panic!("no fuzz target {target}"),
+    }
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -71,11 +95,7 @@ fn fuzz_corpus_replays_without_failure() {
             "fuzz/corpus/{target} has only {} inputs",
             inputs.len()
         );
-        let check: fn(&[u8]) = match target {
-            "header" => checks::header,
-            "journal" => checks::journal,
-            _ => checks::replay_pair,
-        };
+        let check = check_of(target);
         failed.extend(replay(&inputs, |p| check(&fs::read(p).unwrap())));
         println!("fuzz/corpus/{target}: {} inputs replayed", inputs.len());
     }
@@ -274,7 +294,131 @@ fn seeds() -> BTreeMap<&'static str, BTreeMap<String, Vec<u8>>> {
             }
         }
     }
+    group_seeds(&mut add);
     seeds
+}
+
+/// The files of a group: the journal, then each member and whether its
+/// marker exists.
+type GroupImage = (Option<Vec<u8>>, Vec<(Option<Vec<u8>>, bool)>);
+
+fn group_image(fs: &MemBackend) -> GroupImage {
+    let members = checks::GROUP_MEMBERS
+        .iter()
+        .map(|(name, _, _)| {
+            let path = Path::new(checks::GROUP_PATH).with_file_name(name);
+            (
+                fs.contents(&path),
+                fs.contents(&member_marker_path(&path)).is_some(),
+            )
+        })
+        .collect();
+    (fs.contents(Path::new(checks::GROUP_PATH)), members)
+}
+
+/// A group of [`checks::GROUP_MEMBERS`] created, given `commits` commits
+/// of 1, 2, ... rows to every member (and a cursor), dropped, reopened and
+/// closed, failing the `fail_write`-th write (if any): the image after
+/// every step.
+fn group_workload(commits: usize, fail_write: Option<u64>) -> Vec<GroupImage> {
+    let fs = MemBackend::new();
+    let path = Path::new(checks::GROUP_PATH);
+    let options = |specs: bool| {
+        let mut o = GroupOptions::new().buffer_bytes(1);
+        if specs {
+            for (name, descr, shape) in checks::GROUP_MEMBERS {
+                o = o.member(MemberSpec::new(name, descr, shape).unwrap());
+            }
+        }
+        o
+    };
+    if let Some(n) = fail_write {
+        fs.fail_at(MemOp::Write, n);
+    }
+    let mut images = vec![group_image(&fs)];
+    let Ok(mut g) = options(true).open_with(fs.clone(), path) else {
+        images.push(group_image(&fs));
+        return images;
+    };
+    images.push(group_image(&fs));
+    let mut value = 0u8;
+    for c in 1..=commits {
+        for i in 0..g.member_count() {
+            let rb = usize::try_from(g.member_row_bytes(i).unwrap()).unwrap();
+            let rows: Vec<u8> = (0..c * rb)
+                .map(|_| {
+                    value = value.wrapping_add(41);
+                    value
+                })
+                .collect();
+            if g.append_bytes(i, &rows).is_err() {
+                images.push(group_image(&fs));
+                return images;
+            }
+        }
+        images.push(group_image(&fs));
+        if g.commit_with_cursor(format!("c{c}").as_bytes()).is_err() {
+            images.push(group_image(&fs));
+            return images;
+        }
+        images.push(group_image(&fs));
+    }
+    drop(g);
+    fs.clear_failure();
+    if let Ok(g) = options(false).open_with(fs.clone(), path) {
+        images.push(group_image(&fs));
+        let _ = g.close();
+        images.push(group_image(&fs));
+    }
+    images
+}
+
+/// Seeds of the group journal, cursor file and group targets.
+fn group_seeds(add: &mut impl FnMut(&'static str, Vec<u8>)) {
+    let mut images = group_workload(3, None);
+    for n in 1..=20 {
+        images.extend(group_workload(2, Some(n)));
+    }
+    images.sort();
+    images.dedup();
+    for (journal, members) in &images {
+        if let Some(j) = journal {
+            add("group_journal", j.clone());
+        }
+        for specs in [false, true] {
+            let bytes = |i: usize| members.get(i).and_then(|m| m.0.as_deref());
+            let input = checks::GroupInput {
+                journal: journal.as_deref(),
+                members: [bytes(0), bytes(1), bytes(2)],
+                markers: [0, 1, 2].map(|i| members.get(i).is_some_and(|m| m.1)),
+                specs,
+            };
+            add("open_group", checks::encode_group(&input));
+        }
+    }
+    for (rows, cursor) in [
+        (3, &b"at row 3"[..]),
+        (3, &b""[..]),
+        (2, &b"other rows"[..]),
+        (3, &[0xff; 300][..]),
+        (0, &b"x"[..]),
+        (u64::MAX, &b"max"[..]),
+    ] {
+        let bytes = CursorFile {
+            rows,
+            cursor: cursor.to_vec(),
+        }
+        .encode()
+        .unwrap();
+        add("cursor_file", bytes.clone());
+        // Cut, and with one byte changed.
+        add("cursor_file", bytes[..bytes.len() - 1].to_vec());
+        let mut flipped = bytes;
+        flipped[20] ^= 1;
+        add("cursor_file", flipped);
+    }
+    add("cursor_file", Vec::new());
+    add("cursor_file", b"NPYACURS".to_vec());
 }
 
 /// Every file the library writes in the seed workloads (fresh, committed,
@@ -286,11 +430,8 @@ fn library_written_files_pass_the_fuzz_checks() {
     for (target, files) in &seeds {
         assert!(files.len() >= 10, "only {} {target} seeds", files.len());
         for (name, bytes) in files {
-            let run = catch_unwind(AssertUnwindSafe(|| match *target {
-                "header" => checks::header(bytes),
-                "journal" => checks::journal(bytes),
-                _ => checks::replay_pair(bytes),
-            }));
+            let check = check_of(target);
+            let run = catch_unwind(AssertUnwindSafe(|| check(bytes)));
             if run.is_err() {
                 failed.push(format!("{target}/{name}"));
             }

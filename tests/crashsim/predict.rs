@@ -113,7 +113,9 @@ pub fn check_image(image: &Image) -> Result<(), String> {
 pub fn check(image: &Image, path: &Path, options: &AppendOptions) -> Result<Image, String> {
     let sim = SimBackend::from_image(image);
     let preview = options.preview_recovery_with(&sim, path);
-    if sim.ops() != 0 || sim.current() != *image {
+    // The simulator records every create, write, cut, sync, remove and
+    // rename: none may come from a preview.
+    if sim.ops() != 0 {
         return Err(format!("{}: the preview changed files", path.display()));
     }
     let real = options.recover_with(sim.clone(), path);
