@@ -488,7 +488,8 @@ impl PyDatasetReader {
     fn wait_for_rows(&mut self, py: Python<'_>, rows: u64, timeout: f64) -> PyResult<bool> {
         let timeout = seconds("timeout", timeout)?;
         let reader = &mut self.reader;
-        py.detach(|| reader.wait_for_rows(rows, timeout)).or_raise(py)
+        py.detach(|| reader.wait_for_rows(rows, timeout))
+            .or_raise(py)
     }
 
     /// "active", "finished" or "died" for the dataset as a whole (see

@@ -12,9 +12,7 @@ use npy_append::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::convert::{
-    Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_specs, seconds,
-};
+use crate::convert::{Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_specs, seconds};
 use crate::errors::{OrRaise, corrupt, invalid_argument};
 use crate::handle::Handle;
 use crate::reader::{GroupMapping, Snapshot};
@@ -365,7 +363,13 @@ impl PyGroupReader {
     /// Waits until member `name` has at least `rows` committed rows (see
     /// `npy_append.GroupReader.wait_for_rows`); the snapshot then shows the
     /// newest commit.
-    fn wait_for_rows(&mut self, py: Python<'_>, name: &str, rows: u64, timeout: f64) -> PyResult<bool> {
+    fn wait_for_rows(
+        &mut self,
+        py: Python<'_>,
+        name: &str,
+        rows: u64,
+        timeout: f64,
+    ) -> PyResult<bool> {
         let timeout = seconds("timeout", timeout)?;
         let i = self.index(name)?;
         if self.reader.rows(i) >= rows {
