@@ -91,6 +91,43 @@ pub enum Error {
         whole_rows: u64,
     },
 
+    /// The file and its journal disagree in a way this library's own writes
+    /// cannot produce: another program rewrote or replaced the file after its
+    /// writer died, or the journal belongs to another file.
+    #[error(
+        "{path}: {what}. Nothing was changed. If the file is right (another program wrote \
+         it), move {journal} away and reopen; if the journal is right, restore the file; to \
+         recover to the journal's last commit anyway, cutting what it does not commit, reopen \
+         with accept_loss (npy-append recover --accept-loss)"
+    )]
+    JournalDisagrees {
+        /// The `.npy` file.
+        path: PathBuf,
+        /// Its journal.
+        journal: PathBuf,
+        /// How they disagree: the file's state and the journal's.
+        what: String,
+    },
+
+    /// A `<file>.journal` this library did not write (nor a journal creation
+    /// of its own cut short): it is left where it is, nothing changed.
+    #[error(
+        "{path}: this {len}-byte file is not a journal npy-append wrote (nor one it was creating \
+         when it died), so it was left alone and {file} was not opened; nothing was changed. \
+         Move it away if it is not needed, or reopen with move_aside_foreign_journal \
+         (npy-append recover --move-aside-journal), which renames it to {aside} and goes on"
+    )]
+    ForeignJournal {
+        /// The journal path.
+        path: PathBuf,
+        /// The `.npy` it sits beside.
+        file: PathBuf,
+        /// Where moving it aside would rename it.
+        aside: PathBuf,
+        /// Its length in bytes.
+        len: u64,
+    },
+
     /// A file without a journal has bytes past the data its header describes.
     #[error(
         "{path}: {extra_bytes} bytes past the {header_rows} rows the header describes and no journal \

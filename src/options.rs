@@ -146,6 +146,8 @@ pub struct AppendOptions {
     pub(crate) short_file_policy: ShortFilePolicy,
     pub(crate) buffer_bytes: Option<usize>,
     pub(crate) compare_overlap: bool,
+    pub(crate) accept_loss: bool,
+    pub(crate) move_aside_foreign_journal: bool,
 }
 
 impl AppendOptions {
@@ -231,6 +233,33 @@ impl AppendOptions {
     #[must_use]
     pub fn short_file_policy(mut self, policy: ShortFilePolicy) -> Self {
         self.short_file_policy = policy;
+        self
+    }
+
+    /// Whether recovery may cut rows it cannot show are this library's own
+    /// (default: no). Recovery removes rows only when the file is in a state
+    /// the journal's own writes can produce; a file another program rewrote
+    /// or replaced after its writer died (its header claims rows the journal
+    /// does not commit, or it is another file than the journal's) is refused
+    /// with [`Error::JournalDisagrees`], nothing changed. With this option the
+    /// journal wins: the file is brought to the journal's last intact commit
+    /// and the rows cut are reported
+    /// ([`RecoveryReport::rows_discarded`](crate::RecoveryReport::rows_discarded)).
+    #[must_use]
+    pub fn accept_loss(mut self, accept: bool) -> Self {
+        self.accept_loss = accept;
+        self
+    }
+
+    /// What to do with a `<file>.journal` this library did not write (not a
+    /// journal creation of its own cut short; see `docs/design.md`): by
+    /// default opening refuses it with [`Error::ForeignJournal`] and changes
+    /// nothing; with `true` it is renamed to `<file>.journal.foreign` (or
+    /// `.foreign.1`, ...), never removed, and opening goes on
+    /// ([`RecoveryReport::journal_moved_aside`](crate::RecoveryReport::journal_moved_aside)).
+    #[must_use]
+    pub fn move_aside_foreign_journal(mut self, move_aside: bool) -> Self {
+        self.move_aside_foreign_journal = move_aside;
         self
     }
 

@@ -54,6 +54,15 @@ pub struct RecoveryReport {
     /// A leftover of a header rewrite that died before its rename
     /// (`<file>.rewrite`) was removed.
     pub rewrite_leftover_removed: bool,
+    /// Where a journal file this library did not write was moved (renamed,
+    /// never removed) under
+    /// [`AppendOptions::move_aside_foreign_journal`](crate::AppendOptions::move_aside_foreign_journal).
+    pub journal_moved_aside: Option<std::path::PathBuf>,
+    /// Rows the file's header claimed and the file held that recovery cut
+    /// because the journal does not commit them, under
+    /// [`AppendOptions::accept_loss`](crate::AppendOptions::accept_loss)
+    /// only (without it such a file is refused).
+    pub rows_discarded: u64,
 }
 
 impl RecoveryReport {
@@ -66,6 +75,8 @@ impl RecoveryReport {
             || self.journal_discarded
             || self.zero_filled_bytes > 0
             || self.rewrite_leftover_removed
+            || self.journal_moved_aside.is_some()
+            || self.rows_discarded > 0
     }
 }
 

@@ -49,7 +49,8 @@ impl Env for Mem {
         self.0.contents(path)
     }
     fn write(&self, path: &Path, bytes: &[u8]) {
-        self.0.put(path, bytes);
+        // In place, as std::fs::write does to an existing file.
+        self.0.overwrite(path, bytes);
     }
 }
 
@@ -494,9 +495,36 @@ fn file_rewritten_after_its_writer_died_is_refused<E: Env>(env: &E) {
     let mut bytes = header::build(&h.dtype, false, &[10, 4]).unwrap();
     bytes.extend(rows(0..10).iter().flat_map(|v| v.to_le_bytes()));
     env.write(&path, &bytes);
+    let journal = env.read(&journal_path(&path)).unwrap();
     let err = open(env, &path).err().expect("must refuse");
-    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(
+        matches!(&err, Error::JournalDisagrees { path: p, .. } if *p == path),
+        "{err}"
+    );
+    let text = err.to_string();
+    for part in [
+        "header says 10 rows",
+        "committed only 3",
+        "accept_loss",
+        "move",
+    ] {
+        assert!(text.contains(part), "{part:?} not in: {text}");
+    }
     assert_eq!(env.read(&path).unwrap(), bytes, "file unchanged");
+    assert_eq!(
+        env.read(&journal_path(&path)).unwrap(),
+        journal,
+        "journal unchanged"
+    );
+    // Accepting the loss, the journal wins.
+    let w = AppendOptions::new()
+        .accept_loss(true)
+        .open_with(env.backend(), &path)
+        .unwrap();
+    assert_eq!(w.len(), 3);
+    assert_eq!(w.report().rows_discarded, 7);
+    w.close().unwrap();
+    assert_rows(env, &path, 3);
 }
 
 fn torn_newest_slot_falls_back_to_older<E: Env>(env: &E) {
@@ -692,16 +720,21 @@ fn process_durability_power_loss_drops_unsynced_commit<E: Env>(env: &E) {
     w.commit().unwrap();
     drop(w);
     // A power loss kept the journal record of the second commit but not all
-    // of its data: the file was extended with zeros.
+    // of its data (the file was extended with zeros), nor its header write.
     let mut bytes = env.read(&path).unwrap();
     let len = bytes.len();
     for b in &mut bytes[len - 20..] {
         *b = 0;
     }
+    let (h, _) = parse(&bytes);
+    let header_of_5 =
+        header::build_with_len(h.version, &h.dtype, false, &[5, 4], h.header_len).unwrap();
+    bytes[..header_of_5.len()].copy_from_slice(&header_of_5);
     env.write(&path, &bytes);
     let w = open(env, &path).unwrap();
     assert_eq!(w.len(), 5);
     assert_eq!(w.report().dropped_rows, 4);
+    assert_eq!(w.report().rows_discarded, 0);
     drop(w);
     assert_rows(env, &path, 5);
     // The re-anchored journal keeps recovery stable and appending works.
@@ -714,6 +747,49 @@ fn process_durability_power_loss_drops_unsynced_commit<E: Env>(env: &E) {
     assert_eq!(w.len(), 7);
     w.close().unwrap();
     assert_rows(env, &path, 7);
+}
+
+/// A power loss under process durability that kept the second commit's
+/// record and header but zeroed part of its rows leaves a file that holds
+/// the 9 rows its header claims, whose last rows fail the record's checksum:
+/// exactly what another program saving 9 other rows over the file leaves.
+/// Recovery cannot tell them apart, so it refuses and changes nothing;
+/// accepting the loss recovers the previous commit.
+fn process_power_loss_with_the_header_kept_is_refused_unless_accepted<E: Env>(env: &E) {
+    let path = env.path("y2.npy");
+    let mut w = f32_options()
+        .durability(Durability::Process)
+        .open_with(env.backend(), &path)
+        .unwrap();
+    w.append(&rows(0..5)).unwrap();
+    w.commit().unwrap();
+    w.append(&rows(5..9)).unwrap();
+    w.commit().unwrap();
+    drop(w);
+    let mut bytes = env.read(&path).unwrap();
+    let len = bytes.len();
+    for b in &mut bytes[len - 20..] {
+        *b = 0;
+    }
+    env.write(&path, &bytes);
+    let journal = env.read(&journal_path(&path)).unwrap();
+    let err = open(env, &path).err().expect("must refuse");
+    assert!(matches!(err, Error::JournalDisagrees { .. }), "{err}");
+    assert_eq!(env.read(&path).unwrap(), bytes, "file unchanged");
+    assert_eq!(
+        env.read(&journal_path(&path)).unwrap(),
+        journal,
+        "journal unchanged"
+    );
+    let w = AppendOptions::new()
+        .accept_loss(true)
+        .open_with(env.backend(), &path)
+        .unwrap();
+    assert_eq!(w.len(), 5);
+    assert_eq!(w.report().dropped_rows, 4);
+    assert_eq!(w.report().rows_discarded, 4);
+    w.close().unwrap();
+    assert_rows(env, &path, 5);
 }
 
 fn large_appends_bypass_the_buffer<E: Env>(env: &E) {
@@ -770,6 +846,7 @@ behaviour_tests!(
     journal_of_a_writer_still_creating_is_locked,
     process_durability_commits_and_closes,
     process_durability_power_loss_drops_unsynced_commit,
+    process_power_loss_with_the_header_kept_is_refused_unless_accepted,
     large_appends_bypass_the_buffer,
 );
 

@@ -117,6 +117,7 @@ fn record(sequence: u64, prev_rows: u64, rows: u64, data_crc: u32, synced: bool)
         data_crc,
         data_synced: synced,
         cursor: Vec::new(),
+        file_id: None,
     }
 }
 
@@ -145,6 +146,23 @@ fn journal_with(
             out[at..at + bytes.len()].copy_from_slice(&bytes);
         }
     }
+    out
+}
+
+/// The bytes a writer adopting the clean [`f4x3`] file `file` of `rows` rows
+/// writes when it creates its journal (identity and slot A, one write).
+fn creation_journal(file: &[u8], rows: u64) -> Vec<u8> {
+    let h = header::parse(file).unwrap();
+    let identity = Identity {
+        flags: 0,
+        journal_id: JOURNAL_ID,
+        header_len: h.header_len,
+        row_bytes: 12,
+        snapshot: file[..h.header_len as usize].to_vec(),
+    };
+    let mut out = identity.encode().unwrap();
+    out.extend(record(1, rows, rows, 0, false).encode(JOURNAL_ID).unwrap());
+    assert!(journal::is_torn_creation(&out[..out.len() - 1]));
     out
 }
 
@@ -802,11 +820,12 @@ fn cases() -> Vec<Case> {
     }
     c.add(
         "journal_garbage_with_trailing_bytes",
-        "a journal of random bytes (a torn creation, ignored) and 2 rows past the header's",
+        "a journal of random bytes (not a journal npy-append wrote: left alone, refused) and \
+         2 rows past the header's",
         f4x3(5, 7),
         Some(garbage(20480, 3)),
         &[
-            "open: TrailingBytes: 24 bytes past the 5 rows",
+            "open: ForeignJournal: not a journal npy-append wrote",
             "reader: Ok rows=5",
         ],
     );
@@ -869,8 +888,27 @@ fn cases() -> Vec<Case> {
     }
     c.add(
         "file_shorter_than_journal",
-        "the journal committed 8 rows (data synced first); the file holds 5",
+        "the journal committed 8 rows (data synced first); the file holds exactly the 5 rows \
+         its header says, as another program's write would leave it",
         f4x3(5, 5),
+        Some({
+            let long = f4x3(8, 8);
+            f4x3_journal(&long, 5, 8, true)
+        }),
+        &[
+            "open: JournalDisagrees: holds exactly the 5 rows its header says",
+            "reader: Ok rows=5",
+        ],
+    );
+    c.add(
+        "file_shorter_than_journal_with_a_tail",
+        "the journal committed 8 rows (data synced first); the file holds 5 rows and half \
+         of a sixth: committed data is missing",
+        {
+            let mut npy = f4x3(5, 5);
+            npy.extend(data(6));
+            npy
+        },
         Some({
             let long = f4x3(8, 8);
             f4x3_journal(&long, 5, 8, true)
@@ -882,8 +920,14 @@ fn cases() -> Vec<Case> {
     );
     c.add(
         "journal_claims_2_pow_60_rows",
-        "a synced record of 2**60 rows next to a 5-row file",
-        base(),
+        "a synced record of 2**60 rows next to a file of 5 and a half rows",
+        {
+            // Half a row past the header's: not what another program's
+            // complete write leaves, so committed data is missing.
+            let mut npy = base();
+            npy.extend(data(6));
+            npy
+        },
         Some({
             let snapshot = saved_header("'<f4'", &[0, 3]);
             journal_with(
@@ -901,8 +945,15 @@ fn cases() -> Vec<Case> {
     );
     c.add(
         "journal_claims_rows_past_u64",
-        "a synced record whose rows overflow the file size in u64",
-        base(),
+        "a synced record whose rows overflow the file size in u64, next to a file of 5 and a \
+         half rows",
+        {
+            // Half a row past the header's: not what another program's
+            // complete write leaves, so committed data is missing.
+            let mut npy = base();
+            npy.extend(data(6));
+            npy
+        },
         Some({
             let snapshot = saved_header("'<f4'", &[0, 3]);
             journal_with(
@@ -938,7 +989,7 @@ fn cases() -> Vec<Case> {
         f4x3(7, 7),
         Some(f4x3_journal(&f4x3(7, 7), 2, 5, true)),
         &[
-            "open: Corrupt: rewritten by another program",
+            "open: JournalDisagrees: another program rewrote the file",
             "reader: Ok rows=5",
         ],
     );
@@ -1009,11 +1060,30 @@ fn cases() -> Vec<Case> {
     );
     c.add(
         "torn_last_commit_process",
-        "process durability, the newest commit's data is torn, the older commit is intact: \
-         recoverable to 2 rows (expected ok)",
+        "process durability, the newest commit's data is torn and the header kept at its 5 \
+         rows, which the file holds: another program saving 5 rows leaves the same, so it is \
+         refused (accept_loss recovers 2 rows)",
         {
             let mut npy = base();
             npy[hlen + 4 * 12] ^= 0xff;
+            npy
+        },
+        Some(f4x3_journal(&base(), 2, 5, false)),
+        &[
+            "open: JournalDisagrees: the rows past it may be another program's",
+            "reader: Ok rows=5",
+        ],
+    );
+    c.add(
+        "torn_last_commit_process_header_behind",
+        "process durability, the newest commit's data is torn and its header write lost \
+         (the header says 2 rows): a power loss of this library's writer, recoverable to 2 \
+         rows (expected ok)",
+        {
+            let mut npy = base();
+            npy[hlen + 4 * 12] ^= 0xff;
+            let header = saved_header("'<f4'", &[2, 3]);
+            npy[..header.len()].copy_from_slice(&header);
             npy
         },
         Some(f4x3_journal(&base(), 2, 5, false)),
@@ -1021,10 +1091,76 @@ fn cases() -> Vec<Case> {
     );
     c.add(
         "garbage_journal_clean_file",
-        "a journal of random bytes (a torn creation) next to a clean file: replaced (expected ok)",
+        "a journal of random bytes next to a clean file: not a journal npy-append wrote, left \
+         alone (refused)",
         base(),
         Some(garbage(20480, 4)),
+        &[
+            "open: ForeignJournal: not a journal npy-append wrote",
+            "reader: Ok rows=5",
+        ],
+    );
+    c.add(
+        "journal_is_a_copy_of_the_npy",
+        "a copy of the .npy where its journal would be: not a journal, left alone (refused)",
+        base(),
+        Some(base()),
+        &[
+            "open: ForeignJournal: not a journal npy-append wrote",
+            "reader: Ok rows=5",
+        ],
+    );
+    c.add(
+        "journal_of_100_random_bytes",
+        "100 random bytes where the journal would be: left alone (refused)",
+        base(),
+        Some(garbage(100, 5)),
+        &[
+            "open: ForeignJournal: not a journal npy-append wrote",
+            "reader: Ok rows=5",
+        ],
+    );
+    c.add(
+        "torn_journal_creation_first_sector",
+        "a journal creation of this library cut after its first 512-byte sector, next to the \
+         clean file it was created for: removed and created again (expected ok)",
+        base(),
+        Some({
+            let mut creation = creation_journal(&base(), 5);
+            creation.truncate(512);
+            creation
+        }),
         &["open: Ok rows=5", "reader: Ok rows=5"],
+    );
+    c.add(
+        "torn_journal_creation_lost_sectors",
+        "a journal creation whose first sector landed and whose others are zeros (the write \
+         extended the file but did not land there): removed and created again (expected ok)",
+        base(),
+        Some({
+            let mut creation = creation_journal(&base(), 5);
+            for b in &mut creation[512..] {
+                *b = 0;
+            }
+            creation
+        }),
+        &["open: Ok rows=5", "reader: Ok rows=5"],
+    );
+    c.add(
+        "torn_journal_creation_garbage_sector",
+        "a journal creation whose first sector holds garbage: not what this library writes, \
+         left alone (refused; after a disk that returns garbage, the way out is to move it \
+         aside)",
+        base(),
+        Some({
+            let mut creation = creation_journal(&base(), 5);
+            creation[..512].copy_from_slice(&garbage(512, 6));
+            creation
+        }),
+        &[
+            "open: ForeignJournal: not a journal npy-append wrote",
+            "reader: Ok rows=5",
+        ],
     );
     c.add(
         "trailing_bytes_with_journal",

@@ -40,7 +40,7 @@ use std::time::Instant;
 
 use crashsim::{Fate, Image, Ino, Model, Op, Rng, SimBackend};
 use npy_append::format::{header, journal};
-use npy_append::{Appender, Durability, journal_path};
+use npy_append::{Appender, Durability, Error, journal_path};
 use support::workload::{ROW_BYTES, ROW_VALUES, Step, options, row_bytes};
 
 fn npy() -> PathBuf {
@@ -241,6 +241,10 @@ struct Expect<'a> {
     /// Recovery of this image must give exactly these rows (a crash during
     /// a recovery that gave them).
     exact: Option<u64>,
+    /// Recover with `accept_loss` (a crash during a recovery that needed it).
+    accept_loss: bool,
+    /// Recover with `move_aside_foreign_journal` (likewise).
+    move_aside: bool,
 }
 
 #[derive(Default)]
@@ -252,6 +256,22 @@ struct Stats {
     /// Process durability images whose older commits lost write-back (not
     /// checksummed by design, so counted rather than judged).
     unverified_older_rows: u64,
+    /// Process durability power-loss images that recovery refused (the file
+    /// holds rows its header claims that no intact commit explains, as
+    /// another program's write would leave it), unchanged, then recovered
+    /// with `accept_loss`.
+    refused: u64,
+    /// Of those, images whose header claims more rows than the newest
+    /// record (a header write kept, its record lost).
+    refused_header_ahead: u64,
+    /// Of those, images whose newest commit's rows fail their checksum while
+    /// the header claims them.
+    refused_rows_lost: u64,
+    /// Power-loss images whose journal creation was torn into garbage: not
+    /// a torn creation by the definition recovery applies (it cannot tell
+    /// them from another program's file), refused unchanged, then recovered
+    /// with `move_aside_foreign_journal`.
+    refused_foreign_journal: u64,
     /// Of those, images whose last kept commit has wrong rows and whose
     /// report drops nothing.
     silent_last_commit: u64,
@@ -395,10 +415,63 @@ fn check_image(
     crashsim::predict::check_image(image)?;
     let durability = exp.rec.durability;
     let fsync = durability == Durability::Fsync;
-    let sim = SimBackend::from_image(image);
-    let w = options(durability)
+    let mut sim = SimBackend::from_image(image);
+    let mut accept_loss = exp.accept_loss;
+    let mut move_aside = exp.move_aside;
+    let w = match options(durability)
+        .accept_loss(accept_loss)
+        .move_aside_foreign_journal(move_aside)
         .open_with(sim.clone(), npy())
-        .map_err(|e| format!("open_or_recover failed: {e}"))?;
+    {
+        Ok(w) => w,
+        Err(e @ Error::ForeignJournal { .. }) if !move_aside => {
+            // A journal creation torn into garbage by a power loss looks
+            // like another program's file: left alone. Never after a kill.
+            if exp.kill {
+                return Err(format!("refused after a kill: {e}"));
+            }
+            if sim.current() != *image {
+                return Err(format!("a refused recovery changed the image: {e}"));
+            }
+            stats.refused_foreign_journal += 1;
+            move_aside = true;
+            sim = SimBackend::from_image(image);
+            options(durability)
+                .accept_loss(accept_loss)
+                .move_aside_foreign_journal(true)
+                .open_with(sim.clone(), npy())
+                .map_err(|e| format!("open_or_recover moving the journal aside failed: {e}"))?
+        }
+        Err(e @ Error::JournalDisagrees { .. }) if !accept_loss => {
+            // Recovery refuses a file whose header claims rows it cannot
+            // show are its writer's. Its own writes leave such a file only
+            // after a power loss under process durability: never after a
+            // kill, never with fsync commits. The refusal changes nothing,
+            // and accepting the loss recovers as before.
+            if exp.kill {
+                return Err(format!("refused after a kill: {e}"));
+            }
+            if newest_record(image).is_some_and(|r| r.data_synced) {
+                return Err(format!("refused with an fsync record newest: {e}"));
+            }
+            if sim.current() != *image {
+                return Err(format!("a refused recovery changed the image: {e}"));
+            }
+            stats.refused += 1;
+            if e.to_string().contains("committed only") {
+                stats.refused_header_ahead += 1;
+            } else {
+                stats.refused_rows_lost += 1;
+            }
+            accept_loss = true;
+            sim = SimBackend::from_image(image);
+            options(durability)
+                .accept_loss(true)
+                .open_with(sim.clone(), npy())
+                .map_err(|e| format!("open_or_recover with accept_loss failed: {e}"))?
+        }
+        Err(e) => return Err(format!("open_or_recover failed: {e}")),
+    };
     let rows = w.len();
     let report = w.report().clone();
     if !exp.rec.boundaries.contains(&rows) {
@@ -487,12 +560,20 @@ fn check_image(
     {
         let nested = Expect {
             exact: Some(rows),
+            accept_loss,
+            move_aside,
             ..*exp
         };
         for k in 1..=recovery_trace.len() {
             let model = Model::at(image, &recovery_trace, k);
             for fates in model.choices(rng, 4, 4, 2) {
                 let img = model.build(&fates, rng.next());
+                // A crash during recovery is a kill only when every write
+                // of the recovery so far was kept.
+                let nested = Expect {
+                    kill: exp.kill && fates.iter().all(|f| *f == Fate::Keep),
+                    ..nested
+                };
                 if stats.seen.insert(image_key(&img, &nested)) {
                     stats.states += 1;
                     stats.nested += 1;
@@ -581,6 +662,8 @@ fn enumerate(rec: &Recording, seed: u64, stop_at_first: bool) -> Stats {
                 kill,
                 in_order: Model::is_in_order(&fates),
                 exact: None,
+                accept_loss: false,
+                move_aside: false,
             };
             if !stats.seen.insert(image_key(&image, &exp)) {
                 continue;
@@ -708,13 +791,20 @@ fn every_crash_state_recovers() {
         println!(
             "crash_states: workload {}: {} operations, {} crash states checked ({} during recovery), \
              {} with lost write-back of older unchecksummed commits ({} of them in the last kept \
-             commit, nothing reported dropped), {} violations, {:.1?}",
+             commit, nothing reported dropped), {} refused unchanged then recovered with \
+             accept_loss ({} header ahead of the journal, {} newest commit's rows lost), {} \
+             journal creations torn into garbage refused then moved aside, {} violations, \
+             {:.1?}",
             rec.name,
             rec.trace.len(),
             stats.states,
             stats.nested,
             stats.unverified_older_rows,
             stats.silent_last_commit,
+            stats.refused,
+            stats.refused_header_ahead,
+            stats.refused_rows_lost,
+            stats.refused_foreign_journal,
             stats.violations.len(),
             t.elapsed()
         );
@@ -814,11 +904,12 @@ fn torn_header_rewrite_during_recovery_keeps_the_file() {
     assert_eq!(w.len(), 15);
 }
 
-/// Process durability: a power loss kept a commit's header but lost its
-/// record. The journal's creation record claims no synced data, so this is
-/// not taken for a file rewritten by another program.
+/// Process durability: a power loss kept a commit's header and rows but
+/// lost its record. The file then holds the rows its header claims, as
+/// another program's write would leave it: refused, nothing changed; with
+/// accept_loss the journal wins.
 #[test]
-fn process_header_ahead_of_the_creation_record_opens() {
+fn process_header_ahead_of_the_creation_record_is_refused_unless_accepted() {
     let sim = SimBackend::from_image(&Image::new());
     let mut w = options(Durability::Process)
         .open_with(sim.clone(), npy())
@@ -833,8 +924,22 @@ fn process_header_ahead_of_the_creation_record_opens() {
             Fate::Keep
         }
     });
-    let (_, w) = open(&image, Durability::Process).unwrap();
+    let sim = SimBackend::from_image(&image);
+    let err = options(Durability::Process)
+        .open_with(sim.clone(), npy())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, Error::JournalDisagrees { .. }), "{err}");
+    assert!(
+        sim.current() == image,
+        "a refused recovery changed the image"
+    );
+    let w = options(Durability::Process)
+        .accept_loss(true)
+        .open_with(sim, npy())
+        .unwrap();
     assert_eq!(w.len(), 0, "the journal wins");
+    assert_eq!(w.report().rows_discarded, 5);
 }
 
 /// Process durability, a file reopened with 355 rows, then several commits

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 use crashsim::{Image, Model, Op, Rng, SimBackend};
 use npy_append::format::header;
-use npy_append::{AppendOptions, rewrite_path};
+use npy_append::{AppendOptions, Appender, Error, journal_path, rewrite_path};
 
 /// Values per row (`<u4`): 24-byte rows.
 const ROW_VALUES: u64 = 6;
@@ -139,16 +139,47 @@ fn check_visible(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Opens `image` with `options`. A journal creation torn into garbage by the
+/// power loss is not a torn creation by recovery's definition (it cannot be
+/// told from another program's file): the open must refuse it and change
+/// nothing; it is then moved aside and opening goes on. Returns the backend,
+/// the writer and whether the journal was moved aside.
+fn open_image(
+    image: &Image,
+    options: AppendOptions,
+) -> Result<(SimBackend, Appender<SimBackend>, bool), String> {
+    let fs = SimBackend::from_image(image);
+    match options.clone().open_with(fs.clone(), npy()) {
+        Ok(w) => Ok((fs, w, false)),
+        Err(e @ Error::ForeignJournal { .. }) => {
+            if fs.current() != *image {
+                return Err(format!("a refused open changed the image: {e}"));
+            }
+            let fs = SimBackend::from_image(image);
+            let w = options
+                .move_aside_foreign_journal(true)
+                .open_with(fs.clone(), npy())
+                .map_err(|e| format!("open moving the journal aside: {e}"))?;
+            Ok((fs, w, true))
+        }
+        Err(e) => Err(format!("open: {e}")),
+    }
+}
+
+/// The journal moved aside by [`open_image`].
+fn aside() -> PathBuf {
+    let mut os = journal_path(&npy()).into_os_string();
+    os.push(".foreign");
+    PathBuf::from(os)
+}
+
 /// Checks one crash image; `acked` rows were acknowledged before the crash.
 fn check_image(image: &Image, acked: u64, total: u64) -> Result<(), String> {
     crashsim::predict::check_image(image)?;
     let path = npy();
     let bytes = image.get(&path).ok_or("the .npy is gone")?;
     check_visible(bytes).map_err(|e| format!("before recovery: {e}"))?;
-    let fs = SimBackend::from_image(image);
-    let w = AppendOptions::new()
-        .open_with(fs.clone(), &path)
-        .map_err(|e| format!("open: {e}"))?;
+    let (fs, w, moved) = open_image(image, AppendOptions::new())?;
     let n = w.len();
     if n < acked || n > total {
         return Err(format!("{n} rows after recovery, {acked} acknowledged"));
@@ -160,7 +191,13 @@ fn check_image(image: &Image, acked: u64, total: u64) -> Result<(), String> {
     w.close().map_err(|e| format!("close: {e}"))?;
     let after = fs.current();
     let keys: Vec<&PathBuf> = after.keys().collect();
-    if keys != [&path] {
+    let aside = aside();
+    let expected: Vec<&PathBuf> = if moved {
+        vec![&path, &aside]
+    } else {
+        vec![&path]
+    };
+    if keys != expected {
         return Err(format!("files after close: {keys:?}"));
     }
     let bytes = &after[&path];
@@ -369,10 +406,7 @@ fn check_fortran_image(image: &Image, acked: u64, total: u64) -> Result<(), Stri
             ));
         }
     }
-    let fs = SimBackend::from_image(image);
-    let w = fortran_options()
-        .open_with(fs.clone(), &path)
-        .map_err(|e| format!("open: {e}"))?;
+    let (fs, w, _) = open_image(image, fortran_options())?;
     let n = w.len();
     if n < acked || n > total {
         return Err(format!("{n} slices after recovery, {acked} acknowledged"));

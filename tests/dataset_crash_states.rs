@@ -349,9 +349,27 @@ fn check(rec: &Recording, image: &Image, k: usize) -> Result<(), String> {
     let mut incomplete = Vec::new();
     for name in dataset::list_shards_with(&sim, &root).map_err(|e| format!("list: {e}"))? {
         let (_, h) = &rec.shards[&name];
-        let w = ShardOptions::new()
-            .open_with(sim.clone(), &root, &name)
-            .map_err(|e| format!("shard {name} does not open: {e}"))?;
+        let w = match ShardOptions::new().open_with(sim.clone(), &root, &name) {
+            Ok(w) => w,
+            // A shard journal's creation torn into garbage by the power loss
+            // is not a torn creation by recovery's definition: refused,
+            // nothing changed; moved aside, the shard starts again.
+            Err(e @ npy_append::Error::ForeignJournal { .. }) => {
+                let before = sim.current();
+                ShardOptions::new()
+                    .open_with(sim.clone(), &root, &name)
+                    .err()
+                    .ok_or("a second open succeeded")?;
+                if sim.current() != before {
+                    return Err(format!("shard {name}: a refused open changed files: {e}"));
+                }
+                ShardOptions::new()
+                    .move_aside_foreign_journal(true)
+                    .open_with(sim.clone(), &root, &name)
+                    .map_err(|e| format!("shard {name} does not open moving aside: {e}"))?
+            }
+            Err(e) => return Err(format!("shard {name} does not open: {e}")),
+        };
         let state = (w.len(), w.is_complete());
         if !h.possible(k, state) {
             return Err(format!("shard {name}: {state:?} is no commit's state"));

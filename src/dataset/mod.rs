@@ -285,12 +285,16 @@ fn read_shard_journal<B: Backend>(
         }) => Ok(Some((file, identity, record))),
         Ok(_) => Ok(None),
         Err(e @ Error::Corrupt { .. }) => {
+            // A shard none of whose column files exists holds no rows,
+            // whatever the journal file is (a creation cut short, or one a
+            // power loss left as garbage, which its writer refuses to remove):
+            // not shown. With a column file, the journal is damaged.
             let dir = crate::files::parent_dir(journal);
             let members = schema.columns.iter().map(|c| dir.join(c.file_name()));
-            if group_recovery::torn_before_members(backend, &file, members)? {
-                Ok(None)
-            } else {
+            if group_recovery::any_exists(backend, members)? {
                 Err(e)
+            } else {
+                Ok(None)
             }
         }
         Err(e) => Err(e),

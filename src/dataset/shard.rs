@@ -38,6 +38,7 @@ pub struct ShardOptions {
     compare_overlap: bool,
     buffer_bytes: Option<usize>,
     durability: Durability,
+    move_aside_foreign_journal: bool,
 }
 
 impl Default for ShardOptions {
@@ -48,6 +49,7 @@ impl Default for ShardOptions {
             compare_overlap: true,
             buffer_bytes: None,
             durability: Durability::Fsync,
+            move_aside_foreign_journal: false,
         }
     }
 }
@@ -71,6 +73,16 @@ impl ShardOptions {
     #[must_use]
     pub fn lock_wait(mut self, lock_wait: LockWait) -> Self {
         self.lock_wait = lock_wait;
+        self
+    }
+
+    /// What to do with a file at the shard's group journal path that this
+    /// library did not write, when none of the shard's column files exists:
+    /// refuse (the default) or move it aside
+    /// ([`GroupOptions::move_aside_foreign_journal`](crate::GroupOptions::move_aside_foreign_journal)).
+    #[must_use]
+    pub fn move_aside_foreign_journal(mut self, move_aside: bool) -> Self {
+        self.move_aside_foreign_journal = move_aside;
         self
     }
 
@@ -234,7 +246,8 @@ impl<B: Directories + Clone> ShardWriter<B> {
                 .sync_dir(root)
                 .map_err(|e| Error::io(root, "syncing the directory", e))?;
         }
-        let mut group = group_options(&schema, options.lock_wait);
+        let mut group = group_options(&schema, options.lock_wait)
+            .move_aside_foreign_journal(options.move_aside_foreign_journal);
         if let Some(bytes) = options.buffer_bytes {
             group = group.buffer_bytes(bytes);
         }

@@ -433,6 +433,83 @@ impl GroupRecord {
     }
 }
 
+/// Bytes a torn write is judged by: writes land or fail in whole sectors.
+const SECTOR: usize = 512;
+
+/// Whether `bytes` (a group journal whose identity does not decode) are the
+/// creation of a group journal cut short: the identity block and a first
+/// record of zero rows, written in one write, with any sectors not landed
+/// (zeros, or the file ending early). Precisely: empty or all zeros; or a
+/// prefix of the magic and version; or a first sector holding the magic,
+/// version [`FORMAT_VERSION`], a member count in range and zero reserved
+/// bytes, no longer than the creation write it describes, whose other
+/// sectors are each all zeros or hold zeros in the identity's padding and
+/// slot A's fixed part and entries as a creation writes them (version, no
+/// flags, sequence 1, the member count, no cursor, zero rows). Anything
+/// else is not this library's, and is never removed.
+pub fn is_torn_creation(bytes: &[u8]) -> bool {
+    let zero = |b: &[u8]| b.iter().all(|&x| x == 0);
+    let most = IDENTITY_FIXED_LEN as u64
+        + (MAX_MEMBERS * (20 + MAX_NAME_LEN) + MAX_MEMBERS * MAX_SNAPSHOT_LEN as usize) as u64
+        + BLOCK
+        + (SLOT_FIXED_LEN + MEMBER_ENTRY_LEN * MAX_MEMBERS) as u64;
+    if bytes.len() as u64 > most {
+        return false;
+    }
+    if zero(bytes) {
+        return true;
+    }
+    let first = bytes.get(..bytes.len().min(SECTOR)).unwrap_or_default();
+    if zero(first) {
+        return false;
+    }
+    if first.len() < IDENTITY_FIXED_LEN {
+        let mut start = MAGIC.to_vec();
+        start.extend(FORMAT_VERSION.to_le_bytes());
+        return first.iter().zip(&start).all(|(a, b)| a == b);
+    }
+    let count = u32_at(first, 12).unwrap_or(0) as usize;
+    let Ok(body_len) = GroupIdentity::body_len(first) else {
+        return false;
+    };
+    if !(1..=MAX_MEMBERS).contains(&count) || first.get(28..60).is_some_and(|r| !zero(r)) {
+        return false;
+    }
+    let Some(block) = round_up((IDENTITY_FIXED_LEN + body_len) as u64) else {
+        return false;
+    };
+    let body_end = (IDENTITY_FIXED_LEN + body_len) as u64;
+    let record_len = (SLOT_FIXED_LEN + MEMBER_ENTRY_LEN * count) as u64;
+    if bytes.len() as u64 > block + record_len {
+        return false;
+    }
+    // Slot A's record as a creation writes it; None: any value (the
+    // checksum and the group id).
+    let count_bytes = u32::try_from(count).unwrap_or(0).to_le_bytes();
+    let slot_byte = |k: usize| -> Option<u8> {
+        match k {
+            0..=3 | 8..=15 => None,
+            4 => Some(FORMAT_VERSION as u8),
+            16 => Some(1),
+            24..=27 => count_bytes.get(k - 24).copied(),
+            _ => Some(0),
+        }
+    };
+    bytes.chunks(SECTOR).enumerate().skip(1).all(|(i, sector)| {
+        zero(sector)
+            || sector.iter().enumerate().all(|(j, &b)| {
+                let at = (i * SECTOR + j) as u64;
+                if at < body_end {
+                    true
+                } else if at < block {
+                    b == 0
+                } else {
+                    slot_byte((at - block) as usize).is_none_or(|want| b == want)
+                }
+            })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,5 +633,51 @@ mod tests {
         let id = identity();
         assert_eq!(id.slot_offset(Slot::A), id.block_len());
         assert_eq!(id.slot_offset(Slot::B), id.block_len() + slot_len(2));
+    }
+
+    #[test]
+    fn a_creation_cut_short_is_torn_and_nothing_else() {
+        let identity = identity();
+        let mut full = identity.encode().unwrap();
+        let first = GroupRecord {
+            sequence: 1,
+            data_synced: false,
+            members: vec![MemberCommit::default(); 2],
+            cursor: Vec::new(),
+        };
+        full.extend(first.encode(identity.group_id).unwrap());
+        for cut in 0..full.len() {
+            assert!(is_torn_creation(&full[..cut]), "prefix of {cut} bytes");
+        }
+        for lost in 1..full.len().div_ceil(SECTOR) {
+            let mut torn = full.clone();
+            let end = ((lost + 1) * SECTOR).min(torn.len());
+            torn[lost * SECTOR..end].fill(0);
+            assert!(is_torn_creation(&torn), "sector {lost} zero");
+        }
+        assert!(is_torn_creation(&vec![0; 9000]));
+        // Not a creation: random bytes, a later commit's record, a newer
+        // version, a longer file.
+        let mut x = 7u64;
+        let noise: Vec<u8> = (0..8192)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(!is_torn_creation(&noise));
+        assert!(!is_torn_creation(&noise[..100]));
+        let block = identity.block_len() as usize;
+        let mut later = full.clone();
+        later[block + 16] = 2;
+        assert!(!is_torn_creation(&later));
+        let mut newer = full.clone();
+        newer[8] = 2;
+        assert!(!is_torn_creation(&newer));
+        let mut longer = full.clone();
+        longer.push(1);
+        assert!(!is_torn_creation(&longer));
     }
 }

@@ -25,7 +25,8 @@
 //! slot A at identity_len, slot B at identity_len + SLOT_LEN, SLOT_LEN bytes each:
 //!   0  crc32            4  CRC32 of bytes 4..SLOT_FIXED_LEN + cursor length
 //!   4  format version   1  u8 = FORMAT_VERSION
-//!   5  flags            1  u8, bit 0 = the rows were durable before this record
+//!   5  flags            1  u8, bit 0 = the rows were durable before this record,
+//!                          bit 1 = the .npy's device and inode follow
 //!   6  reserved         2  zero
 //!   8  journal id       8  u64, must equal the identity's
 //!  16  sequence         8  u64, >= 1, grows by one per record
@@ -33,7 +34,9 @@
 //!  32  previous rows    8  u64, committed rows before this commit
 //!  40  data crc32       4  CRC32 of the data bytes of rows previous..rows
 //!  44  cursor length    4  u32, <= MAX_CURSOR_LEN
-//!  48  reserved        16  zero
+//!  48  file device      8  u64, st_dev of the .npy the writer had open
+//!                          (zero without flag bit 1)
+//!  56  file inode       8  u64, its st_ino (zero without flag bit 1)
 //!  64  cursor           n  opaque user bytes
 //! ```
 //!
@@ -80,14 +83,19 @@ const SLOT_ROWS: usize = SLOT_SEQUENCE + 8;
 const SLOT_PREV_ROWS: usize = SLOT_ROWS + 8;
 const SLOT_DATA_CRC: usize = SLOT_PREV_ROWS + 8;
 const SLOT_CURSOR_LEN: usize = SLOT_DATA_CRC + 4;
-const SLOT_RESERVED: usize = SLOT_CURSOR_LEN + 4;
-const _: () = assert!(SLOT_RESERVED + 16 == SLOT_FIXED_LEN);
+const SLOT_FILE_DEV: usize = SLOT_CURSOR_LEN + 4;
+const SLOT_FILE_INO: usize = SLOT_FILE_DEV + 8;
+const _: () = assert!(SLOT_FILE_INO + 8 == SLOT_FIXED_LEN);
 
 /// Identity flag: the writer created the `.npy`, so until its first synced
 /// commit every byte of it may be rebuilt from the snapshot.
 pub const FLAG_CREATED: u32 = 1;
 /// Slot flag: the committed rows were synced before the record was written.
 pub const SLOT_FLAG_DATA_SYNCED: u8 = 1;
+/// Slot flag: the device and inode numbers of the `.npy` follow
+/// ([`Record::file_id`]). Records written before they were recorded have
+/// zeros there and no flag.
+pub const SLOT_FLAG_FILE_ID: u8 = 2;
 
 /// One of the two commit slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -329,6 +337,10 @@ pub struct Record {
     pub data_synced: bool,
     /// Opaque user bytes committed with the rows.
     pub cursor: Vec<u8>,
+    /// The device and inode numbers of the `.npy` the writer had open, when
+    /// the file system has them: a file replaced under its path since (renamed
+    /// over, or removed and created again) has others.
+    pub file_id: Option<(u64, u64)>,
 }
 
 impl Record {
@@ -347,11 +359,13 @@ impl Record {
         buf.clear();
         buf.resize(SLOT_FIXED_LEN + self.cursor.len(), 0);
         put(buf, SLOT_VERSION, &[FORMAT_VERSION as u8]);
-        put(
-            buf,
-            SLOT_FLAGS,
-            &[u8::from(self.data_synced) * SLOT_FLAG_DATA_SYNCED],
-        );
+        let mut flags = u8::from(self.data_synced) * SLOT_FLAG_DATA_SYNCED;
+        if let Some((dev, ino)) = self.file_id {
+            flags |= SLOT_FLAG_FILE_ID;
+            put(buf, SLOT_FILE_DEV, &dev.to_le_bytes());
+            put(buf, SLOT_FILE_INO, &ino.to_le_bytes());
+        }
+        put(buf, SLOT_FLAGS, &[flags]);
         put(buf, SLOT_JOURNAL_ID, &journal_id.to_le_bytes());
         put(buf, SLOT_SEQUENCE, &self.sequence.to_le_bytes());
         put(buf, SLOT_ROWS, &self.rows.to_le_bytes());
@@ -409,13 +423,20 @@ impl Record {
                 "slot belongs to another journal",
             ));
         }
+        let flags = bytes.get(SLOT_FLAGS).copied().unwrap_or(0);
         let record = Self {
             sequence: u64_at(bytes, SLOT_SEQUENCE).unwrap_or(0),
             rows: u64_at(bytes, SLOT_ROWS).unwrap_or(0),
             prev_rows: u64_at(bytes, SLOT_PREV_ROWS).unwrap_or(0),
             data_crc: u32_at(bytes, SLOT_DATA_CRC).unwrap_or(0),
-            data_synced: bytes.get(SLOT_FLAGS).copied().unwrap_or(0) & SLOT_FLAG_DATA_SYNCED != 0,
+            data_synced: flags & SLOT_FLAG_DATA_SYNCED != 0,
             cursor: bytes.get(SLOT_FIXED_LEN..len).unwrap_or_default().to_vec(),
+            file_id: (flags & SLOT_FLAG_FILE_ID != 0).then(|| {
+                (
+                    u64_at(bytes, SLOT_FILE_DEV).unwrap_or(0),
+                    u64_at(bytes, SLOT_FILE_INO).unwrap_or(0),
+                )
+            }),
         };
         if record.sequence == 0 || record.prev_rows > record.rows {
             return Err(FormatError::malformed(
@@ -427,6 +448,127 @@ impl Record {
             ));
         }
         Ok(record)
+    }
+}
+
+/// Bytes a torn write is judged by: writes land or fail in whole sectors.
+pub const SECTOR: usize = 512;
+
+/// Whether `bytes` (a journal file whose identity does not decode) are the
+/// creation of a journal cut short: what [`Identity::encode`] and the first
+/// [`Record::encode`] (slot A, sequence 1) write in one write, with any of
+/// its sectors not landed (zeros, or the file ending early). Precisely:
+///
+/// - empty, or every sector zero, within the longest creation write; or
+/// - no longer than the creation write its first sector describes, that
+///   first sector holding the magic, format version [`FORMAT_VERSION`],
+///   known flags, a snapshot length equal to the header length and a
+///   snapshot that starts like an `.npy` header; every other sector either
+///   all zeros or holding, where it overlaps them, zeros in the padding
+///   after the snapshot, and slot A's fixed part as a creation writes it
+///   (version, no flags but the file-id flag, sequence 1, rows equal to
+///   previous rows, no checksum of data, no cursor).
+///
+/// Anything else (other bytes in the first sector, garbage, a copy of the
+/// `.npy`, a newer format) is not a torn creation of this library: recovery
+/// refuses it rather than remove a file it cannot show is its own.
+pub fn is_torn_creation(bytes: &[u8]) -> bool {
+    let max_len = IDENTITY_FIXED_LEN as u64 + MAX_SNAPSHOT_LEN + BLOCK + SLOT_FIXED_LEN as u64;
+    if bytes.len() as u64 > max_len {
+        return false;
+    }
+    let zero = |b: &[u8]| b.iter().all(|&x| x == 0);
+    let Some(first) = bytes.get(..SECTOR.min(bytes.len())) else {
+        return false;
+    };
+    if zero(bytes) {
+        return true;
+    }
+    if zero(first) {
+        // The layout of the rest is unknown without the first sector.
+        return false;
+    }
+    if first.len() < IDENTITY_FIXED_LEN {
+        // A creation cut inside its fixed part: the magic and version as
+        // far as they go.
+        let mut start = MAGIC.to_vec();
+        start.extend(FORMAT_VERSION.to_le_bytes());
+        return first.iter().zip(&start).all(|(a, b)| a == b);
+    }
+    // The first sector as written: magic, version, flags, lengths.
+    let fixed_ok = first.get(..8) == Some(&MAGIC[..])
+        && u32_at(first, ID_VERSION) == Some(FORMAT_VERSION)
+        && u32_at(first, ID_FLAGS).is_some_and(|f| f & !FLAG_CREATED == 0);
+    let Some(header_len) = u64_at(first, ID_HEADER_LEN) else {
+        return false;
+    };
+    if !fixed_ok
+        || u32_at(first, ID_SNAPSHOT_LEN).map(u64::from) != Some(header_len)
+        || header_len > MAX_SNAPSHOT_LEN
+        || first
+            .get(ID_SNAPSHOT_LEN + 4..ID_CRC)
+            .is_some_and(|r| !zero(r))
+    {
+        return false;
+    }
+    let snapshot_start = first.get(IDENTITY_FIXED_LEN..);
+    if snapshot_start
+        .is_some_and(|s| !b"\x93NUMPY".starts_with(s.get(..s.len().min(6)).unwrap_or_default()))
+    {
+        return false;
+    }
+    let Some(block) = identity_len(header_len) else {
+        return false;
+    };
+    let snapshot_end = IDENTITY_FIXED_LEN as u64 + header_len;
+    let slot_end = block + SLOT_FIXED_LEN as u64;
+    if bytes.len() as u64 > slot_end {
+        return false;
+    }
+    // Slot A's fixed part as the creation writes it: what each byte must be
+    // (None: any value, the checksum, the journal id, the row counts and the
+    // file's identity).
+    let slot_byte = |at: usize| -> Option<u8> {
+        match at {
+            SLOT_VERSION => Some(FORMAT_VERSION as u8),
+            SLOT_FLAGS => None,
+            6 | 7 => Some(0),
+            SLOT_SEQUENCE => Some(1),
+            x if (SLOT_SEQUENCE + 1..SLOT_ROWS).contains(&x) => Some(0),
+            x if (SLOT_DATA_CRC..SLOT_FILE_DEV).contains(&x) => Some(0),
+            _ => None,
+        }
+    };
+    for (i, sector) in bytes.chunks(SECTOR).enumerate().skip(1) {
+        if zero(sector) {
+            continue;
+        }
+        let base = (i * SECTOR) as u64;
+        for (j, &b) in sector.iter().enumerate() {
+            let at = base + j as u64;
+            let ok = if at < snapshot_end {
+                true
+            } else if at < block {
+                b == 0
+            } else {
+                let k = (at - block) as usize;
+                match slot_byte(k) {
+                    Some(want) => b == want,
+                    None if k == SLOT_FLAGS => b & !SLOT_FLAG_FILE_ID == 0,
+                    None => true,
+                }
+            };
+            if !ok {
+                return false;
+            }
+        }
+    }
+    // The creation record's rows equal its previous rows (both lie in
+    // slot A's first sector: zeros there if it did not land).
+    let rows_at = block as usize + SLOT_ROWS;
+    match (u64_at(bytes, rows_at), u64_at(bytes, rows_at + 8)) {
+        (Some(rows), Some(prev)) => rows == prev,
+        _ => true,
     }
 }
 
@@ -519,6 +661,7 @@ mod tests {
             data_crc: 0xdead_beef,
             data_synced: true,
             cursor: b"input-offset=4242".to_vec(),
+            file_id: Some((0x803, 1_234_567)),
         }
     }
 
@@ -602,5 +745,116 @@ mod tests {
         assert_eq!(identity_len(4096 - 64 + 1), Some(8192));
         assert_eq!(identity_len(u64::MAX), None);
         assert_eq!(Slot::A.other(), Slot::B);
+    }
+
+    /// The bytes a creation writes: identity and slot A in one write.
+    fn creation(snapshot: &[u8], flags: u32, file_id: Option<(u64, u64)>) -> Vec<u8> {
+        let identity = Identity {
+            flags,
+            journal_id: 0x5151_7272_9393_b4b4,
+            header_len: snapshot.len() as u64,
+            row_bytes: 12,
+            snapshot: snapshot.to_vec(),
+        };
+        let mut out = identity.encode().unwrap();
+        let record = Record {
+            sequence: 1,
+            rows: 7,
+            prev_rows: 7,
+            file_id,
+            ..Record::default()
+        };
+        out.extend(record.encode(identity.journal_id).unwrap());
+        out
+    }
+
+    fn npy_header(len: usize) -> Vec<u8> {
+        let mut h = b"\x93NUMPY\x01\x00".to_vec();
+        h.extend(u16::try_from(len - 10).unwrap().to_le_bytes());
+        h.extend(b"{'descr': '<f4', 'fortran_order': False, 'shape': (7, 3), }");
+        h.resize(len - 1, b' ');
+        h.push(b'\n');
+        h
+    }
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_creation_cut_short_is_torn() {
+        for (snapshot_len, flags, file_id) in [
+            (128, 0, None),
+            (128, FLAG_CREATED, None),
+            (128, 0, Some((0x803, 99))),
+            (5000, 0, Some((1, 2))),
+        ] {
+            let full = creation(&npy_header(snapshot_len), flags, file_id);
+            assert!(Identity::decode(&full).is_ok());
+            // Every prefix (the write stopped, at any byte).
+            for cut in 0..full.len() {
+                assert!(is_torn_creation(&full[..cut]), "prefix of {cut} bytes");
+            }
+            // Any sectors not landed (zeros), the first one landed.
+            let sectors = full.len().div_ceil(SECTOR);
+            for lost in 1..sectors {
+                let mut torn = full.clone();
+                let end = ((lost + 1) * SECTOR).min(torn.len());
+                torn[lost * SECTOR..end].fill(0);
+                assert!(is_torn_creation(&torn), "sector {lost} zero");
+            }
+            // Zeros of any length up to the creation's.
+            assert!(is_torn_creation(&vec![0; full.len()]));
+        }
+        assert!(is_torn_creation(&[]));
+    }
+
+    #[test]
+    fn anything_else_is_not_a_torn_creation() {
+        let full = creation(&npy_header(128), 0, None);
+        // Random bytes of several lengths, and a copy of an .npy.
+        for (n, seed) in [(100, 1), (512, 2), (8192, 3), (20480, 4)] {
+            assert!(!is_torn_creation(&noise(n, seed)), "{n} random bytes");
+        }
+        let mut npy = npy_header(128);
+        npy.extend(noise(7 * 12, 5));
+        assert!(!is_torn_creation(&npy));
+        // Garbage in the first sector, or in a later one.
+        let mut garbage_first = full.clone();
+        garbage_first[..SECTOR].copy_from_slice(&noise(SECTOR, 6));
+        assert!(!is_torn_creation(&garbage_first));
+        let mut garbage_padding = full.clone();
+        garbage_padding[1024..1536].copy_from_slice(&noise(SECTOR, 7));
+        garbage_padding[20] ^= 1; // the identity's checksum fails
+        assert!(!is_torn_creation(&garbage_padding));
+        // A slot that is not a creation's record (a later commit's).
+        let mut later = full.clone();
+        later[4096 + SLOT_SEQUENCE] = 2;
+        later[20] ^= 1;
+        assert!(!is_torn_creation(&later));
+        // A newer format, and flags this version does not write.
+        let mut newer = full.clone();
+        newer[ID_VERSION] = 2;
+        assert!(!is_torn_creation(&newer));
+        let mut flags = full.clone();
+        flags[ID_FLAGS] = 0x80;
+        assert!(!is_torn_creation(&flags));
+        // Longer than the creation write.
+        let mut longer = full.clone();
+        longer[20] ^= 1;
+        longer.push(0);
+        assert!(!is_torn_creation(&longer));
+        // Non-zero bytes after zeros in the first sector's place.
+        let mut lost_first = vec![0u8; full.len()];
+        lost_first[600] = b'x';
+        assert!(!is_torn_creation(&lost_first));
     }
 }

@@ -390,16 +390,20 @@ fn predict<B: Backend>(
         journal: journal.as_ref(),
         tail_policy: options.tail_policy,
         short_file_policy: options.short_file_policy,
+        accept_loss: options.accept_loss,
+        move_aside: options.move_aside_foreign_journal,
     })?;
     let plan = match inspection {
-        Inspection::Missing { discard_journal } => {
+        Inspection::Missing { journal: stray } => {
             // No file is opened: a new one is created only when the options
             // give its dtype, and the journal of a creation that died goes.
             return Ok(Predicted {
                 outcome: RecoveryOutcome {
                     report: RecoveryReport {
                         found: FoundState::NoFile,
-                        journal_discarded: discard_journal,
+                        journal_discarded: stray == recovery::Stray::Remove,
+                        journal_moved_aside: (stray == recovery::Stray::MoveAside)
+                            .then(|| recovery::move_aside_path(&found.journal_path)),
                         ..RecoveryReport::default()
                     },
                     file_exists: options.dtype.is_some(),

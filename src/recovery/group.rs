@@ -11,7 +11,6 @@ use super::file::{
 };
 use crate::error::{Error, Result};
 use crate::files::{self, HeaderRead};
-use crate::format::FormatError;
 use crate::format::group_journal::{
     self, GroupIdentity, GroupRecord, MemberCommit, MemberIdentity, Slot,
 };
@@ -82,19 +81,14 @@ fn read_or_short<F: Storage>(file: &F, at: u64, len: usize) -> io::Result<Option
     }
 }
 
-/// Whether a group journal that does not decode may be the torn write that
-/// creates a group (the caller also checks that no member exists yet).
-pub(crate) fn torn_creation<F: Storage>(journal: &F) -> bool {
-    let mut fixed = [0u8; group_journal::IDENTITY_FIXED_LEN];
-    // A journal of a newer format version is never replaced. Anything else
-    // that does not decode (short, version still zero, a checksum failure
-    // of the block written in one write before any member) is the
-    // creation's write.
-    journal.read_at(&mut fixed, 0).is_err()
-        || !matches!(
-            GroupIdentity::body_len(&fixed),
-            Err(FormatError::Unsupported { .. })
-        )
+/// Whether a group journal that does not decode is the torn write that
+/// creates a group ([`group_journal::is_torn_creation`]; the caller also
+/// checks that no member exists yet). Anything else, a newer format
+/// included, is not replaced.
+pub(crate) fn torn_creation<F: Storage>(journal: &F) -> io::Result<bool> {
+    let len = journal.len()?;
+    let bytes = files::read_vec(journal, 0, len.min(MAX_CREATION_READ))?;
+    Ok(len <= MAX_CREATION_READ && group_journal::is_torn_creation(&bytes))
 }
 
 /// Whether the creation of the group read in `read` (journal at
@@ -141,6 +135,9 @@ pub(crate) fn creation_incomplete_at<B: Backend>(backend: &B, journal_path: &Pat
         .and_then(|file| read_group_journal(&file, journal_path).ok())
         .is_some_and(|read| creation_incomplete(backend, journal_path, &read).unwrap_or(false))
 }
+
+/// The most bytes of a group journal read to judge a torn creation.
+const MAX_CREATION_READ: u64 = 64 << 20;
 
 /// The layout a member's header snapshot describes, checked.
 pub(crate) fn member_layout(journal: &Path, m: &MemberIdentity) -> Result<Layout> {
@@ -248,25 +245,18 @@ pub(crate) fn plan_member<F: Storage>(
     })
 }
 
-/// Whether `journal`, a group journal that does not decode, is the torn
-/// write that creates a group whose members are at `members`: that write is
-/// synced before any member is created, so none of them may exist yet. Such
-/// a group holds no commit; its writer starts it again.
-pub(crate) fn torn_before_members<B: Backend>(
+/// Whether any of `paths` exists.
+pub(crate) fn any_exists<B: Backend>(
     backend: &B,
-    journal: &B::File,
-    members: impl IntoIterator<Item = PathBuf>,
+    paths: impl IntoIterator<Item = PathBuf>,
 ) -> Result<bool> {
-    if !torn_creation(journal) {
-        return Ok(false);
-    }
-    for member in members {
+    for path in paths {
         if backend
-            .exists(&member)
-            .map_err(|e| Error::io(&member, "checking", e))?
+            .exists(&path)
+            .map_err(|e| Error::io(&path, "checking", e))?
         {
-            return Ok(false);
+            return Ok(true);
         }
     }
-    Ok(true)
+    Ok(false)
 }

@@ -133,6 +133,10 @@ pub(crate) fn read_journal<F: Storage>(file: &F) -> io::Result<JournalRead> {
 
 /// What to do with the journal.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one plan per open; boxing would only add an allocation"
+)]
 pub(crate) enum JournalPlan {
     /// Keep the existing journal; commits continue after `newest`.
     Keep {
@@ -142,15 +146,28 @@ pub(crate) enum JournalPlan {
         /// newest valid record (it replaces a record whose data is gone).
         reanchor: Option<(Slot, Record)>,
     },
-    /// Create a journal for a file that has none (or whose journal was
-    /// never completed, which is removed first).
+    /// Create a journal for a file that has none (or whose journal file is
+    /// not a usable journal, which goes first).
     Create {
-        discard_existing: bool,
+        existing: Stray,
         /// Extend the file with zeros to this length first, completing a
         /// partial last row ([`ShortFilePolicy::ZeroFillLastRow`]); synced
         /// before the journal that counts the row is created.
         zero_fill_to: Option<u64>,
     },
+}
+
+/// What to do with a journal file whose identity block does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stray {
+    /// There is no such file.
+    None,
+    /// A journal creation of this library cut short (see
+    /// [`journal::is_torn_creation`]): no commit depends on it; removed.
+    Remove,
+    /// A file this library did not write: moved aside under a new name
+    /// ([`move_aside_path`]), by the caller's choice.
+    MoveAside,
 }
 
 /// The committed state of an existing file and the changes that restore it.
@@ -173,7 +190,7 @@ pub(crate) struct Plan {
 #[derive(Debug)]
 pub(crate) enum Inspection {
     /// No file and no usable journal: a new file is to be created.
-    Missing { discard_journal: bool },
+    Missing { journal: Stray },
     /// A file (or a journal that can rebuild it).
     Existing(Box<Plan>),
 }
@@ -186,6 +203,13 @@ pub(crate) struct Files<'a, F> {
     pub journal: Option<&'a F>,
     pub tail_policy: TailPolicy,
     pub short_file_policy: ShortFilePolicy,
+    /// Recover to the journal's committed state even where the file's own
+    /// state (its header, its identity) says another program changed it,
+    /// cutting what the journal does not commit.
+    pub accept_loss: bool,
+    /// Move a journal file this library did not write aside instead of
+    /// refusing it.
+    pub move_aside: bool,
 }
 
 /// Decides the committed state of a file and its journal, reading only.
@@ -216,28 +240,74 @@ pub(crate) fn inspect<F: Storage>(files: &Files<'_, F>) -> Result<Inspection> {
     }
     match (npy_read, journal) {
         (None, None) => Ok(Inspection::Missing {
-            discard_journal: false,
+            journal: Stray::None,
         }),
         (None, Some(journal)) => match journal.identity {
             Err(_) => Ok(Inspection::Missing {
-                discard_journal: true,
+                journal: stray_journal(files)?,
             }),
             Ok(identity) => plan_missing_npy(files, identity, &journal.slots)
                 .map(|p| Inspection::Existing(Box::new(p))),
         },
-        (Some((npy, len, header)), None) => plan_without_journal(files, npy, len, header, false)
-            .map(|p| Inspection::Existing(Box::new(p))),
+        (Some((npy, len, header)), None) => {
+            plan_without_journal(files, npy, len, header, Stray::None)
+                .map(|p| Inspection::Existing(Box::new(p)))
+        }
         (Some((npy, len, header)), Some(journal)) => match journal.identity {
             // A journal whose identity never became valid was being created
-            // when its writer died: no commit can depend on it.
-            Err(_) => plan_without_journal(files, npy, len, header, true)
-                .map(|p| Inspection::Existing(Box::new(p))),
+            // when its writer died (no commit can depend on it), or is not
+            // this library's.
+            Err(_) => {
+                let stray = stray_journal(files)?;
+                plan_without_journal(files, npy, len, header, stray)
+                    .map(|p| Inspection::Existing(Box::new(p)))
+            }
             Ok(ref identity) => {
                 plan_with_journal(files, npy, len, &header, identity.clone(), &journal)
                     .map(|p| Inspection::Existing(Box::new(p)))
             }
         },
     }
+}
+
+/// Bytes of a journal file read to judge whether it is a torn creation: a
+/// longer file is not one.
+const STRAY_READ_MAX: u64 = journal::IDENTITY_FIXED_LEN as u64
+    + journal::MAX_SNAPSHOT_LEN
+    + journal::BLOCK
+    + journal::SLOT_FIXED_LEN as u64
+    + 1;
+
+/// Decides about the journal file of `files` whose identity does not
+/// decode: a torn creation of this library is removed; anything else is
+/// refused (nothing changed) unless the caller moves it aside.
+fn stray_journal<F: Storage>(files: &Files<'_, F>) -> Result<Stray> {
+    let Some(file) = files.journal else {
+        return Ok(Stray::None);
+    };
+    let io_err = |e| Error::io(files.journal_path, "reading the journal", e);
+    let len = file.len().map_err(io_err)?;
+    let bytes = files::read_vec(file, 0, len.min(STRAY_READ_MAX)).map_err(io_err)?;
+    if journal::is_torn_creation(&bytes) {
+        return Ok(Stray::Remove);
+    }
+    if files.move_aside {
+        return Ok(Stray::MoveAside);
+    }
+    Err(Error::ForeignJournal {
+        path: files.journal_path.to_path_buf(),
+        file: files.path.to_path_buf(),
+        aside: move_aside_path(files.journal_path),
+        len,
+    })
+}
+
+/// The new name a journal file this library did not write is moved to:
+/// `<journal>.foreign` (with a number when taken).
+pub(crate) fn move_aside_path(journal_path: &Path) -> std::path::PathBuf {
+    let mut os = journal_path.as_os_str().to_owned();
+    os.push(".foreign");
+    std::path::PathBuf::from(os)
 }
 
 fn corrupt(path: &Path, err: FormatError) -> Error {
@@ -249,8 +319,9 @@ fn plan_without_journal<F: Storage>(
     _npy: &F,
     len: u64,
     read: HeaderRead,
-    discard_existing: bool,
+    existing: Stray,
 ) -> Result<Plan> {
+    let discard_existing = existing != Stray::None;
     let header = read.header.map_err(|e| corrupt(files.path, e))?;
     // A header without room to grow is rewritten by the appender before
     // it inspects a file without journal (so this is a status's dry run);
@@ -269,7 +340,9 @@ fn plan_without_journal<F: Storage>(
     })?;
     let mut report = RecoveryReport {
         found: Found::Clean,
-        journal_discarded: discard_existing,
+        journal_discarded: existing == Stray::Remove,
+        journal_moved_aside: (existing == Stray::MoveAside)
+            .then(|| move_aside_path(files.journal_path)),
         file_rewritten,
         ..RecoveryReport::default()
     };
@@ -328,7 +401,7 @@ fn plan_without_journal<F: Storage>(
         len,
         &read.raw,
         JournalPlan::Create {
-            discard_existing,
+            existing,
             zero_fill_to,
         },
         report,
@@ -454,7 +527,8 @@ fn rows_without_slots<F: Storage>(
         .filter(|&rows| fits(rows));
     let snapshot_rows = match files.journal {
         Some(journal) if fits(layout.rows()) => {
-            creation_cut_short(journal, identity, layout.rows())
+            let file_id = files.npy.and_then(|npy| npy.file_id().ok().flatten());
+            creation_cut_short(journal, identity, layout.rows(), file_id)
                 .map_err(|e| Error::io(files.journal_path, "reading the journal", e))?
                 .then_some(layout.rows())
         }
@@ -484,35 +558,46 @@ const SECTOR: usize = 512;
 /// of its sectors not landed (zeros, or the file ending early), and nothing
 /// was written to slot B: the journal's creation was cut short, and no
 /// commit followed it.
-fn creation_cut_short<F: Storage>(journal: &F, identity: &Identity, rows: u64) -> io::Result<bool> {
+fn creation_cut_short<F: Storage>(
+    journal: &F,
+    identity: &Identity,
+    rows: u64,
+    file_id: Option<(u64, u64)>,
+) -> io::Result<bool> {
     let block = identity.block_len();
     let slot_b = journal::slot_offset(block, Slot::B);
     let len = journal.len()?;
     if len > slot_b {
         return Ok(false);
     }
-    let Ok(expected) = creation_record(rows).encode(identity.journal_id) else {
-        return Ok(false);
-    };
+    // The record names the file when the journal was created for an
+    // existing one (the same file as now, else it is refused elsewhere).
+    let encode = |file_id| creation_record(rows, file_id).encode(identity.journal_id).ok();
+    let expected: Vec<Vec<u8>> = [encode(None), file_id.and_then(|id| encode(Some(id)))]
+        .into_iter()
+        .flatten()
+        .collect();
     let found = if len > block {
         files::read_vec(journal, block, len - block)?
     } else {
         Vec::new()
     };
-    let landed_or_zero = found.chunks(SECTOR).enumerate().all(|(i, sector)| {
-        let at = i * SECTOR;
-        sector.iter().all(|&b| b == 0)
-            || sector
-                .iter()
-                .enumerate()
-                .all(|(j, &b)| b == expected.get(at + j).copied().unwrap_or(0))
-    });
-    Ok(landed_or_zero)
+    let landed_or_zero = |expected: &Vec<u8>| {
+        found.chunks(SECTOR).enumerate().all(|(i, sector)| {
+            let at = i * SECTOR;
+            sector.iter().all(|&b| b == 0)
+                || sector
+                    .iter()
+                    .enumerate()
+                    .all(|(j, &b)| b == expected.get(at + j).copied().unwrap_or(0))
+        })
+    };
+    Ok(expected.iter().any(landed_or_zero))
 }
 
 /// The record a new journal starts with: `rows` committed, no data of its
 /// own (see [`create_journal`]).
-fn creation_record(rows: u64) -> Record {
+fn creation_record(rows: u64, file_id: Option<(u64, u64)>) -> Record {
     Record {
         sequence: 1,
         rows,
@@ -520,7 +605,20 @@ fn creation_record(rows: u64) -> Record {
         data_crc: 0,
         data_synced: false,
         cursor: Vec::new(),
+        file_id,
     }
+}
+
+/// What the file itself says, for the rules that keep recovery from cutting
+/// rows another program wrote.
+struct FileEvidence {
+    /// The rows a readable header (of the journal's layout) claims.
+    header_rows: Option<u64>,
+    /// `header_rows` when the file also holds them: rows the file presents
+    /// as its own, which `np.load` shows.
+    claimed: Option<u64>,
+    /// The file's device and inode numbers, when the file system has them.
+    file_id: Option<(u64, u64)>,
 }
 
 #[expect(
@@ -544,23 +642,25 @@ fn plan_with_journal<F: Storage>(
         identity.created(),
         read,
     )?;
+    let header_rows = read.header.as_ref().ok().and_then(Header::growth_len);
+    let evidence = FileEvidence {
+        header_rows,
+        claimed: header_rows.filter(|&h| layout.end_of(h).is_some_and(|end| end <= len)),
+        file_id: npy
+            .file_id()
+            .map_err(|e| Error::io(files.path, "reading the file's identity", e))?,
+    };
 
     let mut report = RecoveryReport {
         found: Found::Journal,
         ..RecoveryReport::default()
     };
     let check = |record: &Record| check_commit(files.path, &layout, npy, len, &file_commit(record));
+    let unverified = |rows, sequence| unverified(rows, sequence, evidence.file_id);
 
     let Some(newest) = journal.newest().cloned() else {
         let rows = rows_without_slots(files, &layout, &identity, read, len)?;
-        let record = Record {
-            sequence: 1,
-            rows,
-            prev_rows: rows,
-            data_crc: 0,
-            data_synced: false,
-            cursor: Vec::new(),
-        };
+        let (_, record) = unverified(rows, 1);
         let plan_journal = JournalPlan::Keep {
             identity,
             newest: (Slot::A, record.clone()),
@@ -577,16 +677,93 @@ fn plan_with_journal<F: Storage>(
         );
     };
 
-    if newest.1.data_synced {
-        // Under fsync durability the header is never ahead of the journal.
-        refuse_header_ahead(files.path, files.journal_path, read, newest.1.rows)?;
+    // The file the newest record was written for was replaced under its
+    // path (renamed over, or removed and created again). A replacement that
+    // holds the journal's last commit intact (a copy of the file: a backup
+    // restored, a move to another disk) is recovered like the original;
+    // any other is refused.
+    if let (Some(recorded), Some(now)) = (newest.1.file_id, evidence.file_id)
+        && recorded != now
+        && !files.accept_loss
+    {
+        let intact = matches!(check(&newest.1)?, CommitCheck::Ok)
+            && header_rows.is_none_or(|h| h <= newest.1.rows);
+        if !intact {
+            return Err(disagrees(
+                files,
+                &format!(
+                    "the file is not the one {} was written for (device {}, inode {} then; \
+                     device {}, inode {} now): another file replaced it since, and it does \
+                     not hold the journal's last commit",
+                    files.journal_path.display(),
+                    recorded.0,
+                    recorded.1,
+                    now.0,
+                    now.1,
+                ),
+                &evidence,
+                &newest.1,
+            ));
+        }
+    }
+    // This library writes a header only after the record that commits its
+    // rows (synced first under fsync durability), so a header claiming more
+    // rows than the newest record comes from another program, or, under
+    // process durability, from a power loss that kept a header write and
+    // lost its record. A file that does not hold the rows of such a header
+    // is taken for the power loss (another program's complete write holds
+    // them); one that does is refused, since the two look the same.
+    if let Some(h) = header_rows
+        && h > newest.1.rows
+        && (newest.1.data_synced || evidence.claimed.is_some())
+        && !files.accept_loss
+    {
+        if newest.1.data_synced && evidence.claimed.is_none() {
+            refuse_header_ahead(files.path, files.journal_path, read, newest.1.rows)?;
+        }
+        return Err(disagrees(
+            files,
+            &format!(
+                "the header says {h} rows and the file holds them, but {} committed only {}: \
+                 another program rewrote the file after its writer died (npy-append never \
+                 writes a header ahead of its journal)",
+                files.journal_path.display(),
+                newest.1.rows
+            ),
+            &evidence,
+            &newest.1,
+        ));
     }
     let newest_slot = newest.0;
     let (rows, chosen, reanchor) = match check(&newest.1)? {
         CommitCheck::Ok => (newest.1.rows, newest.clone(), None),
-        failed if newest.1.data_synced => {
+        failed if newest.1.data_synced && !files.accept_loss => {
             // The data was synced before this record was written: if it is
-            // gone or changed, the disk lost synced data. Never guess.
+            // gone or changed, the disk lost synced data, or another program
+            // rewrote the file. Never guess.
+            // A file whose length is exactly what its header says (as
+            // another program's complete write leaves it) is named as such.
+            let exact = evidence
+                .claimed
+                .filter(|&h| h != newest.1.rows && layout.end_of(h) == Some(len));
+            if let Some(h) = exact {
+                return Err(disagrees(
+                    files,
+                    &format!(
+                        "the file holds exactly the {h} rows its header says, but not the rows \
+                         {} committed last (rows {}..{}: {})",
+                        files.journal_path.display(),
+                        newest.1.prev_rows,
+                        newest.1.rows,
+                        match failed {
+                            CommitCheck::Short { .. } => "the file is too short",
+                            _ => "their checksum differs",
+                        }
+                    ),
+                    &evidence,
+                    &newest.1,
+                ));
+            }
             return Err(synced_rows_lost(
                 files.path,
                 &layout,
@@ -606,6 +783,7 @@ fn plan_with_journal<F: Storage>(
             let fits = |rows: u64| layout.end_of(rows).is_some_and(|end| end <= len);
             let verified = |older: &Record| Record {
                 sequence: newest.1.sequence + 1,
+                file_id: evidence.file_id,
                 ..older.clone()
             };
             let fallback = match older {
@@ -640,7 +818,6 @@ fn plan_with_journal<F: Storage>(
                 // to the header's rows (a commit boundary: a header is only
                 // written after its record), or to the rows of the header
                 // snapshot, which were synced before the journal was created.
-                let header_rows = read.header.as_ref().ok().and_then(Header::growth_len);
                 header_rows
                     .into_iter()
                     .chain(Some(layout.rows()))
@@ -648,7 +825,7 @@ fn plan_with_journal<F: Storage>(
                     .map(|rows| unverified(rows, newest.1.sequence + 1))
             });
             match fallback {
-                Some((rows, record)) if layout.end_of(rows).is_some_and(|end| end <= len) => {
+                Some((rows, record)) if fits(rows) => {
                     report.dropped_rows = newest.1.rows - rows;
                     // The record of the chosen state goes to the other slot:
                     // if that write is torn, the newest record is still there
@@ -668,6 +845,30 @@ fn plan_with_journal<F: Storage>(
             }
         }
     };
+    // Rows the file's header claims and the file holds are cut only when
+    // this writer's protocol can explain them: a header is never ahead of
+    // the journal (refused above), so a fallback below the header's rows
+    // would cut rows that another program may have written.
+    if let Some(h) = evidence.claimed
+        && rows < h
+    {
+        if !files.accept_loss {
+            return Err(disagrees(
+                files,
+                &format!(
+                    "the header says {h} rows and the file holds them, but the newest commit \
+                     of {} whose rows are intact has {rows}: the rows past it may be another \
+                     program's (the journal's last commit, {} rows, is not in the file as \
+                     committed)",
+                    files.journal_path.display(),
+                    newest.1.rows
+                ),
+                &evidence,
+                &newest.1,
+            ));
+        }
+        report.rows_discarded = h - rows;
+    }
     let plan_journal = JournalPlan::Keep {
         identity,
         newest: chosen,
@@ -684,6 +885,29 @@ fn plan_with_journal<F: Storage>(
     )
 }
 
+/// The refusal of a file whose state the journal's own writes cannot
+/// explain: `what` says how the two disagree; the message adds both states
+/// and the ways out.
+fn disagrees<F>(
+    files: &Files<'_, F>,
+    what: &str,
+    evidence: &FileEvidence,
+    newest: &Record,
+) -> Error {
+    let header = evidence.header_rows.map_or_else(
+        || "an unreadable header".to_owned(),
+        |h| format!("a header of {h} rows"),
+    );
+    Error::JournalDisagrees {
+        path: files.path.to_path_buf(),
+        journal: files.journal_path.to_path_buf(),
+        what: format!(
+            "{what}. The file: {header}; the journal: last commit of {} rows",
+            newest.rows
+        ),
+    }
+}
+
 /// What a single-file journal record says about its file.
 fn file_commit(record: &Record) -> FileCommit {
     FileCommit {
@@ -695,7 +919,7 @@ fn file_commit(record: &Record) -> FileCommit {
 }
 
 /// A record for `rows` rows whose data could not be checked.
-fn unverified(rows: u64, sequence: u64) -> (u64, Record) {
+fn unverified(rows: u64, sequence: u64, file_id: Option<(u64, u64)>) -> (u64, Record) {
     (
         rows,
         Record {
@@ -705,6 +929,7 @@ fn unverified(rows: u64, sequence: u64) -> (u64, Record) {
             data_crc: 0,
             data_synced: false,
             cursor: Vec::new(),
+            file_id,
         },
     )
 }
@@ -715,6 +940,8 @@ pub(crate) struct Applied<F> {
     pub journal: F,
     pub identity: Identity,
     pub newest: (Slot, Record),
+    /// Where a journal file this library did not write was moved.
+    pub moved_aside: Option<std::path::PathBuf>,
 }
 
 /// Creates a journal for `layout` with one record of `rows` rows: identity
@@ -726,6 +953,7 @@ pub(crate) fn create_journal<B: Backend>(
     snapshot: Vec<u8>,
     flags: u32,
     rows: u64,
+    file_id: Option<(u64, u64)>,
 ) -> Result<(B::File, Identity, Record)> {
     let identity = Identity {
         flags,
@@ -738,7 +966,7 @@ pub(crate) fn create_journal<B: Backend>(
     // writer's later commits are written, so it does not claim synced data:
     // a header ahead of it after a power loss may come from a commit whose
     // unsynced record was lost (Process durability), not from another program.
-    let record = creation_record(rows);
+    let record = creation_record(rows, file_id);
     let mut bytes = identity
         .encode()
         .map_err(|e| Error::from_format(journal_path, e))?;
@@ -748,12 +976,57 @@ pub(crate) fn create_journal<B: Backend>(
             .map_err(|e| Error::from_format(journal_path, e))?,
     );
     let file = files::create_locked(backend, journal_path, "creating the journal")?;
-    file.write_at(&bytes, 0)
-        .map_err(|e| Error::io(journal_path, "writing the journal", e))?;
-    file.sync_data()
-        .map_err(|e| Error::io(journal_path, "syncing the journal", e))?;
-    files::sync_parent(backend, journal_path)?;
+    let written = file
+        .write_at(&bytes, 0)
+        .map_err(|e| Error::io(journal_path, "writing the journal", e))
+        .and_then(|()| {
+            file.sync_data()
+                .map_err(|e| Error::io(journal_path, "syncing the journal", e))
+        })
+        .and_then(|()| files::sync_parent(backend, journal_path));
+    if let Err(e) = written {
+        // A failed creation leaves nothing behind: the journal is removed
+        // while its lock is held, so no other writer has taken it up.
+        let _ = files::remove_durably(backend, journal_path, "removing a failed journal");
+        return Err(e);
+    }
     Ok((file, identity, record))
+}
+
+/// Removes a torn journal creation, or moves a journal file this library
+/// did not write aside (to the first free [`move_aside_path`] name); the
+/// caller holds its lock. The directory is synced after either.
+pub(crate) fn clear_stray<B: Backend>(
+    backend: &B,
+    journal_path: &Path,
+    stray: Stray,
+) -> Result<Option<std::path::PathBuf>> {
+    match stray {
+        Stray::None => Ok(None),
+        Stray::Remove => {
+            files::remove_durably(backend, journal_path, "removing an incomplete journal")?;
+            Ok(None)
+        }
+        Stray::MoveAside => {
+            let base = move_aside_path(journal_path);
+            let mut aside = base.clone();
+            let mut n = 1;
+            while backend
+                .exists(&aside)
+                .map_err(|e| Error::io(&aside, "checking", e))?
+            {
+                let mut os = base.as_os_str().to_owned();
+                os.push(format!(".{n}"));
+                aside = std::path::PathBuf::from(os);
+                n += 1;
+            }
+            backend
+                .rename(journal_path, &aside)
+                .map_err(|e| Error::io(journal_path, "moving a foreign journal aside", e))?;
+            files::sync_parent(backend, journal_path)?;
+            Ok(Some(aside))
+        }
+    }
 }
 
 /// Carries out `plan` on the locked, writable `npy` (or creates it), with
@@ -779,17 +1052,15 @@ pub(crate) fn apply<B: Backend>(
     // made durable before a commit can overwrite a slot, so that a power
     // loss never falls back behind it.
     let kept_journal = matches!(plan.journal, JournalPlan::Keep { .. });
+    let mut moved_aside = None;
     let (journal, identity, newest) = match plan.journal {
         JournalPlan::Create {
-            discard_existing,
+            existing,
             zero_fill_to,
         } => {
-            if discard_existing {
-                // Removed while its lock is held (see `Appender::open_existing`).
-                backend
-                    .remove(journal_path)
-                    .map_err(|e| Error::io(journal_path, "removing an incomplete journal", e))?;
-            }
+            // Removed or moved while its lock is held (see
+            // `Appender::open_existing`).
+            moved_aside = clear_stray(backend, journal_path, existing)?;
             drop(journal);
             if let Some(len) = zero_fill_to {
                 npy.set_len(len)
@@ -803,8 +1074,18 @@ pub(crate) fn apply<B: Backend>(
                 .layout
                 .header_bytes(rows)
                 .map_err(|e| Error::from_format(path, e))?;
-            let (file, identity, record) =
-                create_journal(backend, journal_path, &plan.layout, snapshot, 0, rows)?;
+            let file_id = npy
+                .file_id()
+                .map_err(|e| Error::io(path, "reading the file's identity", e))?;
+            let (file, identity, record) = create_journal(
+                backend,
+                journal_path,
+                &plan.layout,
+                snapshot,
+                0,
+                rows,
+                file_id,
+            )?;
             (file, identity, (Slot::A, record))
         }
         JournalPlan::Keep {
@@ -845,6 +1126,7 @@ pub(crate) fn apply<B: Backend>(
         journal,
         identity,
         newest,
+        moved_aside,
     })
 }
 

@@ -188,6 +188,19 @@ impl Storage for FsFile {
         self.file.sync_all()
     }
 
+    fn file_id(&self) -> io::Result<Option<(u64, u64)>> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let meta = self.file.metadata()?;
+            Ok(Some((meta.dev(), meta.ino())))
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(None)
+        }
+    }
+
     fn try_lock(&self) -> io::Result<bool> {
         match self.file.try_lock() {
             Ok(()) => Ok(true),

@@ -33,10 +33,23 @@ pub enum MemOp {
     Rename,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct FileData {
     bytes: Vec<u8>,
     locked_by: Option<u64>,
+    /// Stands for the inode number: new for every created file, kept by
+    /// renames and in-place rewrites.
+    ino: u64,
+}
+
+impl FileData {
+    fn new(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            locked_by: None,
+            ino: NEXT_INODE.fetch_add(1, Ordering::Relaxed),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +76,10 @@ pub struct MemFile {
 }
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+static NEXT_INODE: AtomicU64 = AtomicU64::new(1);
+
+/// The device number [`MemBackend`] files report.
+const MEM_DEVICE: u64 = 0x6d65_6d00;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -115,16 +132,26 @@ impl MemBackend {
         state.files.get(path).map(|f| lock(f).bytes.clone())
     }
 
-    /// Creates or replaces the file at `path` with `bytes`.
+    /// Creates or replaces the file at `path` with `bytes`: a new file (a
+    /// new inode), as when another file is renamed over the path; handles
+    /// open on the old file keep it.
     pub fn put(&self, path: &Path, bytes: &[u8]) {
         let mut state = lock(&self.state);
         state.files.insert(
             path.to_path_buf(),
-            Arc::new(Mutex::new(FileData {
-                bytes: bytes.to_vec(),
-                locked_by: None,
-            })),
+            Arc::new(Mutex::new(FileData::new(bytes.to_vec()))),
         );
+    }
+
+    /// Rewrites the file at `path` in place with `bytes` (truncated and
+    /// written again, the same inode), as `np.save` does to an existing
+    /// file; creates it when missing.
+    pub fn overwrite(&self, path: &Path, bytes: &[u8]) {
+        let data = lock(&self.state).files.get(path).cloned();
+        match data {
+            Some(data) => bytes.clone_into(&mut lock(&data).bytes),
+            None => self.put(path, bytes),
+        }
     }
 }
 
@@ -144,7 +171,7 @@ impl Backend for MemBackend {
                     return Err(io::ErrorKind::AlreadyExists.into());
                 }
                 state.count(MemOp::Create)?;
-                let data = Arc::new(Mutex::new(FileData::default()));
+                let data = Arc::new(Mutex::new(FileData::new(Vec::new())));
                 state.files.insert(path.to_path_buf(), Arc::clone(&data));
                 data
             }
@@ -291,6 +318,10 @@ impl Storage for MemFile {
 
     fn lock_is_held(&self) -> io::Result<bool> {
         Ok(self.held_by_other())
+    }
+
+    fn file_id(&self) -> io::Result<Option<(u64, u64)>> {
+        Ok(Some((MEM_DEVICE, lock(&self.data).ino)))
     }
 
     fn try_lock(&self) -> io::Result<bool> {

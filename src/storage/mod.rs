@@ -51,6 +51,12 @@ pub trait Storage: Send {
     fn sync_data(&self) -> io::Result<()>;
     /// Makes data and all metadata durable (`fsync`).
     fn sync_all(&self) -> io::Result<()>;
+    /// The device and inode numbers of the file, when the file system has
+    /// them (`None` by default): a journal records them, so that a file
+    /// replaced under its path is recognised.
+    fn file_id(&self) -> io::Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
     /// Takes the exclusive writer lock without waiting: `Ok(false)` when
     /// another handle holds it. The lock is released when the handle is
     /// dropped (or its process dies).

@@ -16,7 +16,7 @@
 //! only committed rows, and a journal that recovery trusts.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::data_file::DataFile;
 use crate::element::{self, Element};
@@ -27,10 +27,10 @@ use crate::format::dtype::Dtype;
 use crate::format::header;
 use crate::format::journal::{self, FLAG_CREATED, Record, Slot};
 use crate::format::layout::Layout;
-use crate::options::{AppendOptions, Durability, GroupCommit};
+use crate::options::{AppendOptions, Durability, GroupCommit, LockWait};
 use crate::recovery::{self, Files, Inspection, Plan};
 use crate::report::{Found, RecoveryReport};
-use crate::storage::{Backend, FsBackend, Storage};
+use crate::storage::{Backend, FsBackend, OpenMode, Storage};
 
 /// Default size of the user-space buffer collecting small appends.
 const DEFAULT_BUFFER_BYTES: usize = 1 << 20;
@@ -180,20 +180,17 @@ impl<B: Backend> Appender<B> {
             journal: journal.as_ref(),
             tail_policy: options.tail_policy,
             short_file_policy: options.short_file_policy,
+            accept_loss: options.accept_loss,
+            move_aside: options.move_aside_foreign_journal,
         })?;
         let plan = match inspection {
-            Inspection::Missing { discard_journal } => {
-                if discard_journal {
-                    // Removed while its lock is held, so that no other
-                    // writer can take it over in between.
-                    files::remove_durably(
-                        &self.backend,
-                        &journal_path,
-                        "removing an incomplete journal",
-                    )?;
-                    drop(journal);
-                    self.report.journal_discarded = true;
-                }
+            Inspection::Missing { journal: stray } => {
+                // Removed or moved while its lock is held, so that no other
+                // writer can take it over in between.
+                self.report.journal_moved_aside =
+                    recovery::clear_stray(&self.backend, &journal_path, stray)?;
+                self.report.journal_discarded = stray == recovery::Stray::Remove;
+                drop(journal);
                 return Ok(());
             }
             Inspection::Existing(plan) => plan,
@@ -210,6 +207,9 @@ impl<B: Backend> Appender<B> {
         self.report = plan.report.clone();
         self.report.file_rewritten = room.file_rewritten;
         self.report.rewrite_leftover_removed = room.leftover_removed;
+        self.report
+            .journal_moved_aside
+            .clone_from(&applied.moved_aside);
         let identity_len = applied.identity.block_len();
         let mut newest = applied.newest.clone();
         self.adopt_cursor_file(&applied, &mut newest, plan.file.rows)?;
@@ -307,6 +307,10 @@ impl<B: Backend> Appender<B> {
                 data_crc: 0,
                 data_synced: false,
                 cursor,
+                file_id: applied
+                    .npy
+                    .file_id()
+                    .map_err(|e| Error::io(&self.path, "reading the file's identity", e))?,
             };
             let bytes = record
                 .encode(applied.identity.journal_id)
@@ -361,15 +365,23 @@ impl<B: Backend> Appender<B> {
             bytes.clone(),
             FLAG_CREATED,
             0,
+            None,
         )?;
-        // On failure the journal stays: if another writer created the
-        // `.npy` meanwhile, it may be using this journal now; if not,
-        // recovery recognises it.
-        let npy = files::create_locked(&self.backend, &self.path, "creating the file")?;
-        npy.write_at(&bytes, 0)
-            .and_then(|()| npy.sync_data())
-            .map_err(|e| Error::io(&self.path, "writing the header", e))?;
-        files::sync_parent(&self.backend, &self.path)?;
+        // The journal's lock keeps every other writer away until the file
+        // exists: no writer creates a `.npy` without holding its journal. On
+        // failure both go again, so a failed creation changes nothing.
+        let npy = match self.create_npy(&bytes) {
+            Ok(npy) => npy,
+            Err(e) => {
+                let _ = files::remove_durably(
+                    &self.backend,
+                    &self.journal_path,
+                    "removing a failed journal",
+                );
+                drop(journal);
+                return Err(e);
+            }
+        };
         let data = DataFile::new(self.path.clone(), npy, layout, self.buffer_bytes)?;
         self.state = State::Live(Box::new(Live {
             data,
@@ -385,6 +397,35 @@ impl<B: Backend> Appender<B> {
         }));
         self.report.found = Found::NoFile;
         Ok(())
+    }
+
+    /// Creates the new `.npy` (locked) holding `header`, synced with its
+    /// directory entry; on failure removes what it created.
+    fn create_npy(&self, header: &[u8]) -> Result<B::File> {
+        let path = &self.path;
+        let npy = self
+            .backend
+            .open(path, OpenMode::CreateNew)
+            .map_err(|e| Error::io(path, "creating the file", e))?;
+        // Another writer that opened the new, empty file holds its lock only
+        // until it finds the journal locked.
+        let done = files::lock(&npy, path, LockWait::Wait(Duration::from_secs(1)))
+            .and_then(|()| files::check_named(&self.backend, &npy, path))
+            .and_then(|()| {
+                npy.write_at(header, 0)
+                    .and_then(|()| npy.sync_data())
+                    .map_err(|e| Error::io(path, "writing the header", e))
+            })
+            .and_then(|()| files::sync_parent(&self.backend, path));
+        match done {
+            Ok(()) => Ok(npy),
+            Err(e) => {
+                // This writer created the file and holds the journal's lock:
+                // no other writer can be using it.
+                let _ = files::remove_durably(&self.backend, path, "removing a failed file");
+                Err(e)
+            }
+        }
     }
 
     /// What opening found and what recovery changed.
@@ -787,6 +828,7 @@ impl<F: Storage> Live<F> {
             data_synced: synced,
             // Lent to the record for its encoding, given back below.
             cursor: std::mem::take(&mut self.cursor),
+            file_id: self.data.file_id(),
         };
         let encoded = record.encode_into(self.journal_id, &mut self.record_buf);
         self.cursor = record.cursor;

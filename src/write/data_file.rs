@@ -61,6 +61,8 @@ pub(crate) struct DataFile<F> {
     /// The header bytes the file holds, and a buffer for the next ones.
     header_now: Vec<u8>,
     header_next: Vec<u8>,
+    /// The file's device and inode numbers, when the file system has them.
+    file_id: Option<(u64, u64)>,
 }
 
 impl<F: Storage> DataFile<F> {
@@ -71,7 +73,11 @@ impl<F: Storage> DataFile<F> {
         let header_now = layout
             .header_bytes(committed)
             .map_err(|e| Error::from_format(&path, e))?;
+        let file_id = file
+            .file_id()
+            .map_err(|e| Error::io(&path, "reading the file's identity", e))?;
         Ok(Self {
+            file_id,
             row_values: layout.header.row_shape().iter().product(),
             written_end: layout.end_of(committed).unwrap_or(u64::MAX),
             committed,
@@ -90,6 +96,11 @@ impl<F: Storage> DataFile<F> {
     /// The file's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's device and inode numbers, when the file system has them.
+    pub(crate) fn file_id(&self) -> Option<(u64, u64)> {
+        self.file_id
     }
 
     /// The file's layout (its header's shape at the committed rows).

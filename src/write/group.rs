@@ -35,8 +35,8 @@ use crate::format::group_journal::{
 use crate::format::header;
 use crate::format::layout::Layout;
 use crate::options::LockWait;
-use crate::recovery::apply_cut;
 use crate::recovery::group::{self as group_recovery, GroupJournalRead, MemberPlan};
+use crate::recovery::{Stray, apply_cut, clear_stray, move_aside_path};
 use crate::storage::{Backend, FsBackend, Storage};
 
 /// Default size of each member's buffer for small appends.
@@ -100,6 +100,7 @@ pub struct GroupOptions {
     members: Vec<MemberSpec>,
     lock_wait: LockWait,
     buffer_bytes: Option<usize>,
+    move_aside_foreign_journal: bool,
 }
 
 impl GroupOptions {
@@ -129,6 +130,18 @@ impl GroupOptions {
     #[must_use]
     pub fn buffer_bytes(mut self, bytes: usize) -> Self {
         self.buffer_bytes = Some(bytes);
+        self
+    }
+
+    /// What to do with a file at the group journal's path that is not a
+    /// group journal this library wrote (nor its creation cut short), when
+    /// none of the members exists: by default opening refuses it with
+    /// [`Error::ForeignJournal`] and changes nothing; with `true` it is
+    /// renamed to `<journal>.foreign` (or `.foreign.1`, ...), never removed,
+    /// and a new group is created.
+    #[must_use]
+    pub fn move_aside_foreign_journal(mut self, move_aside: bool) -> Self {
+        self.move_aside_foreign_journal = move_aside;
         self
     }
 
@@ -220,17 +233,31 @@ impl<B: Backend> AppendGroup<B> {
         let state = match group_recovery::read_group_journal(&journal, path) {
             Ok(state) => state,
             Err(e @ Error::Corrupt { .. }) if !options.members.is_empty() => {
-                // The creation's one write was torn: no member was created
-                // yet (members follow the synced journal). Start again, but
-                // never over files the journal could be describing.
+                // Never over files the journal could be describing: with a
+                // member present, a journal that does not decode is damaged.
                 let dir = group_dir(path);
                 let members = options.members.iter().map(|spec| dir.join(&spec.name));
-                if !group_recovery::torn_before_members(&backend, &journal, members)? {
+                if group_recovery::any_exists(&backend, members)? {
                     return Err(e);
                 }
-                backend
-                    .remove(path)
-                    .map_err(io(path, "removing a torn group journal"))?;
+                // No member yet (members follow the synced journal): the
+                // creation's one write was torn, and is started again; or
+                // the file is not this library's, and stays.
+                let stray = if group_recovery::torn_creation(&journal)
+                    .map_err(io(path, "reading the group journal"))?
+                {
+                    Stray::Remove
+                } else if options.move_aside_foreign_journal {
+                    Stray::MoveAside
+                } else {
+                    return Err(Error::ForeignJournal {
+                        path: path.to_path_buf(),
+                        file: group_dir(path).to_path_buf(),
+                        aside: move_aside_path(path),
+                        len: journal.len().map_err(io(path, "reading the length"))?,
+                    });
+                };
+                clear_stray(&backend, path, stray)?;
                 drop(journal);
                 return Self::create(backend, path, options, buffer_bytes);
             }

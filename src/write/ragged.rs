@@ -31,6 +31,7 @@ pub struct RaggedOptions {
     values: String,
     offsets: String,
     lock_wait: LockWait,
+    move_aside_foreign_journal: bool,
 }
 
 impl RaggedOptions {
@@ -53,6 +54,7 @@ impl RaggedOptions {
             values: "values.npy".to_owned(),
             offsets: "offsets.npy".to_owned(),
             lock_wait: LockWait::Fail,
+            move_aside_foreign_journal: false,
         }
     }
 
@@ -71,6 +73,13 @@ impl RaggedOptions {
         self
     }
 
+    /// As [`GroupOptions::move_aside_foreign_journal`].
+    #[must_use]
+    pub fn move_aside_foreign_journal(mut self, move_aside: bool) -> Self {
+        self.move_aside_foreign_journal = move_aside;
+        self
+    }
+
     fn group(&self) -> GroupOptions {
         GroupOptions::new()
             .member(MemberSpec::with_dtype(
@@ -80,6 +89,7 @@ impl RaggedOptions {
             ))
             .member(MemberSpec::of::<i64>(&self.offsets, &[]))
             .lock_wait(self.lock_wait)
+            .move_aside_foreign_journal(self.move_aside_foreign_journal)
     }
 
     /// Opens, creates or recovers the ragged array whose group journal is
