@@ -257,7 +257,8 @@ fn a_journal_that_commits_the_missing_rows_is_never_overruled() {
     drop(w);
     let mut bytes = backend.contents(&npy()).unwrap();
     bytes.truncate(bytes.len() - 5);
-    backend.put(&npy(), &bytes);
+    // Cut in place (the same file, as a disk losing synced data leaves it).
+    backend.overwrite(&npy(), &bytes);
     let journal = backend.contents(&journal_path(&npy()));
     for options in [keep(), zero_fill()] {
         assert!(matches!(

@@ -56,6 +56,8 @@ __all__ = [
     "GroupMemberError",
     "IncompleteError",
     "WriterDiedError",
+    "JournalDisagreesError",
+    "ForeignJournalError",
     "NpyAppendIOError",
     "NpyAppendFileNotFoundError",
     "NpyAppendPermissionError",
@@ -127,6 +129,23 @@ class WriterDiedError(NpyAppendError):
     writer stopped without closing (killed, crashed, or dropped without
     ``close()``) before committing them. A new writer opening the file
     recovers it to its last commit and may then append them."""
+
+
+class JournalDisagreesError(CorruptError):
+    """The file and its journal disagree in a way npy_append's own writes
+    cannot produce: another program rewrote or replaced the file after its
+    writer died (or, after a power loss under durability="process", the
+    two cannot be told apart). Nothing was changed. Move the journal away if
+    the file is right, restore the file if the journal is, or reopen with
+    ``accept_loss=True`` to recover to the journal's last commit, cutting
+    what it does not commit."""
+
+
+class ForeignJournalError(NpyAppendError):
+    """A file where the journal would be that npy_append did not write (nor
+    one it was creating when it died). It was left where it is and nothing
+    was changed; reopen with ``move_aside_foreign_journal=True`` to rename it
+    to ``<journal>.foreign`` and go on."""
 
 
 class GroupMemberError(NpyAppendError):

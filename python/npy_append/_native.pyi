@@ -33,6 +33,8 @@ class Appender:
         lock_timeout: Optional[float] = None,
         fortran_order: Optional[bool] = None,
         short_file_policy: Literal["refuse", "keep", "zero-fill"] = "refuse",
+        accept_loss: bool = False,
+        move_aside_foreign_journal: bool = False,
     ) -> "Appender":
         """Creates ``path`` (at once with ``dtype``, else on the first
         append), takes over a clean ``.npy``, or recovers a crashed writer's
@@ -40,7 +42,13 @@ class Appender:
         ``fortran_order=True``; ``row_shape`` is a tuple of sizes or one
         size; ``tail_policy`` decides for bytes past the header's rows of a
         file without journal, ``short_file_policy`` for such a file shorter
-        than its header says; ``lock_timeout`` waits for another writer."""
+        than its header says; ``lock_timeout`` waits for another writer.
+        ``accept_loss=True`` recovers to the journal's last commit even when
+        another program rewrote or replaced the file (else
+        JournalDisagreesError, nothing changed);
+        ``move_aside_foreign_journal=True`` renames a ``<path>.journal``
+        npy_append did not write to ``<path>.journal.foreign`` (else
+        ForeignJournalError, nothing changed)."""
     def append(self, arr: npt.NDArray[Any]) -> None:
         """Appends the array's rows (axis 0; the last axis in a Fortran-order
         file) as numpy indexes them: exactly the file's dtype (never cast)
@@ -153,12 +161,17 @@ class AppendGroup:
         ] = None,
         lock_timeout: Optional[float] = None,
         buffer_bytes: Optional[int] = None,
+        move_aside_foreign_journal: bool = False,
     ) -> "AppendGroup":
         """Creates the group with ``members`` (``{file_name: (dtype,
         row_shape)}`` or ``{file_name: dtype}``, or ``(file_name, dtype,
         row_shape)`` tuples), or opens an existing one and recovers every
         member to its last commit. For an existing group ``members`` is
-        optional and, when given, must list exactly its members in order."""
+        optional and, when given, must list exactly its members in order.
+        ``move_aside_foreign_journal=True`` renames a file at ``path`` that
+        is not a group journal npy_append wrote (with no member beside it)
+        to ``<path>.foreign`` (else ForeignJournalError, nothing
+        changed)."""
     def append(self, name: str, arr: npt.NDArray[Any]) -> None:
         """Appends rows to member ``name``: exactly its dtype (never cast)
         and row shape; pending until the next commit."""
@@ -219,11 +232,13 @@ class RaggedAppender:
         row_shape: Optional[_Shape] = None,
         names: Tuple[str, str] = ("values.npy", "offsets.npy"),
         lock_timeout: Optional[float] = None,
+        move_aside_foreign_journal: bool = False,
     ) -> "RaggedAppender":
         """Creates the array (``dtype``: any dtype a ``.npy`` file holds
         without pickling, any byte order, structured and strings included;
         ``row_shape``: () for 1-D values) or opens and recovers it
-        (``dtype`` and ``row_shape`` then optional, read from it)."""
+        (``dtype`` and ``row_shape`` then optional, read from it).
+        ``move_aside_foreign_journal`` as for AppendGroup."""
     def append(self, seq: npt.NDArray[Any]) -> None:
         """Appends one sequence: an array of shape (n,) + row_shape, of
         exactly the values' dtype (never cast), read without a copy when

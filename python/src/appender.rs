@@ -133,12 +133,19 @@ impl PyAppender {
     ///   last row, completed with zeros).
     /// lock_timeout: seconds to wait for another writer's lock (default: fail
     ///   at once with LockedError).
+    /// accept_loss: recover to the journal's last commit even when the file
+    ///   is in a state its writer's journal cannot explain (another program
+    ///   rewrote or replaced it: JournalDisagreesError by default, nothing
+    ///   changed), cutting what the journal does not commit.
+    /// move_aside_foreign_journal: a file at `<path>.journal` that
+    ///   npy_append did not write is renamed to `<path>.journal.foreign` and
+    ///   opening goes on (default: ForeignJournalError, nothing changed).
     /// fortran_order: create a new file in Fortran order (True; rows are then
     ///   slices along the last axis) or C order (False); checked against an
     ///   existing file. Default: an existing file's order; C order for a new
     ///   file, whatever the memory order of the arrays appended to it.
     #[staticmethod]
-    #[pyo3(signature = (path, dtype=None, row_shape=None, durability="fsync", commit_every=None, tail_policy="refuse", lock_timeout=None, fortran_order=None, short_file_policy="refuse"))]
+    #[pyo3(signature = (path, dtype=None, row_shape=None, durability="fsync", commit_every=None, tail_policy="refuse", lock_timeout=None, fortran_order=None, short_file_policy="refuse", accept_loss=false, move_aside_foreign_journal=false))]
     #[allow(clippy::too_many_arguments)]
     fn open_or_recover(
         py: Python<'_>,
@@ -151,11 +158,15 @@ impl PyAppender {
         lock_timeout: Option<f64>,
         fortran_order: Option<bool>,
         short_file_policy: &str,
+        accept_loss: bool,
+        move_aside_foreign_journal: bool,
     ) -> PyResult<Self> {
         let mut options = AppendOptions::new()
             .durability(parse_durability(durability)?)
             .tail_policy(parse_tail_policy(tail_policy)?)
-            .short_file_policy(parse_short_file_policy(short_file_policy)?);
+            .short_file_policy(parse_short_file_policy(short_file_policy)?)
+            .accept_loss(accept_loss)
+            .move_aside_foreign_journal(move_aside_foreign_journal);
         if let Some(dtype) = &dtype {
             options = options.dtype_value(parse_dtype(py, dtype)?);
         }

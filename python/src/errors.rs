@@ -40,6 +40,8 @@ pub(crate) mod classes {
     pyo3::import_exception!(npy_append._errors, ClosedError);
     pyo3::import_exception!(npy_append._errors, IncompleteError);
     pyo3::import_exception!(npy_append._errors, WriterDiedError);
+    pyo3::import_exception!(npy_append._errors, JournalDisagreesError);
+    pyo3::import_exception!(npy_append._errors, ForeignJournalError);
 }
 
 use classes::{
@@ -50,6 +52,7 @@ use classes::{
     NpyAppendNotADirectoryError, NpyAppendPermissionError, NpyAppendTimeoutError, PoisonedError,
     ShapeMismatchError, TrailingBytesError, UnsupportedError, WriterDiedError,
 };
+use classes::{ForeignJournalError, JournalDisagreesError};
 
 /// The library's names for its options, as a Python caller writes them.
 const PYTHON_NAMES: &[(&str, &str)] = &[
@@ -132,6 +135,8 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
         Error::Poisoned { .. } => PoisonedError::new_err(message),
         Error::GroupMember { .. } => GroupMemberError::new_err(message),
         Error::WriterDied { .. } => WriterDiedError::new_err(message),
+        Error::JournalDisagrees { .. } => JournalDisagreesError::new_err(message),
+        Error::ForeignJournal { .. } => ForeignJournalError::new_err(message),
         Error::Incomplete { shards, .. } => {
             let err = IncompleteError::new_err(message);
             let _ = err.value(py).setattr("shards", shards.clone());

@@ -118,16 +118,23 @@ impl PyAppendGroup {
     /// lock_timeout: seconds to wait for another writer's lock (default:
     ///   fail at once with LockedError).
     /// buffer_bytes: per-member buffer for small appends (default 256 KiB).
+    /// move_aside_foreign_journal: a file at `path` that is not a group
+    ///   journal npy_append wrote, with no member file beside it, is renamed
+    ///   to `<path>.foreign` and a new group created (default: raise
+    ///   ForeignJournalError, nothing changed).
     #[staticmethod]
-    #[pyo3(signature = (path, members=None, lock_timeout=None, buffer_bytes=None))]
+    #[pyo3(signature = (path, members=None, lock_timeout=None, buffer_bytes=None, move_aside_foreign_journal=false))]
     fn open_or_recover(
         py: Python<'_>,
         path: PathBuf,
         members: Option<Bound<'_, PyAny>>,
         lock_timeout: Option<f64>,
         buffer_bytes: Option<usize>,
+        move_aside_foreign_journal: bool,
     ) -> PyResult<Self> {
-        let mut options = GroupOptions::new().lock_wait(lock_wait(lock_timeout)?);
+        let mut options = GroupOptions::new()
+            .lock_wait(lock_wait(lock_timeout)?)
+            .move_aside_foreign_journal(move_aside_foreign_journal);
         if let Some(members) = &members {
             for spec in parse_members(py, members)? {
                 options = options.member(spec);

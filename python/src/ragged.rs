@@ -78,8 +78,9 @@ impl PyRaggedAppender {
     /// names: the file names of the values and the offsets.
     /// lock_timeout: seconds to wait for another writer's lock (default:
     ///   fail at once with LockedError).
+    /// move_aside_foreign_journal: as for AppendGroup.open_or_recover.
     #[staticmethod]
-    #[pyo3(signature = (path, dtype=None, row_shape=None, names=("values.npy".to_owned(), "offsets.npy".to_owned()), lock_timeout=None))]
+    #[pyo3(signature = (path, dtype=None, row_shape=None, names=("values.npy".to_owned(), "offsets.npy".to_owned()), lock_timeout=None, move_aside_foreign_journal=false))]
     fn open_or_recover(
         py: Python<'_>,
         path: PathBuf,
@@ -87,6 +88,7 @@ impl PyRaggedAppender {
         row_shape: Option<Bound<'_, PyAny>>,
         names: (String, String),
         lock_timeout: Option<f64>,
+        move_aside_foreign_journal: bool,
     ) -> PyResult<Self> {
         let wait = lock_wait(lock_timeout)?;
         let row_shape = row_shape.map(|s| parse_row_shape(&s)).transpose()?;
@@ -124,7 +126,8 @@ impl PyRaggedAppender {
         let options = RaggedOptions::new(&dtype.descr_repr(), &row_shape)
             .or_raise(py)?
             .names(&names.0, &names.1)
-            .lock_wait(wait);
+            .lock_wait(wait)
+            .move_aside_foreign_journal(move_aside_foreign_journal);
         let ragged = py.detach(|| options.open(&path)).or_raise(py)?;
         let group = ragged.group();
         let member = |i: usize| {

@@ -461,7 +461,18 @@ pub fn is_torn_creation(bytes: &[u8]) -> bool {
     }
     let first = bytes.get(..bytes.len().min(SECTOR)).unwrap_or_default();
     if zero(first) {
-        return false;
+        // The first sector did not land. A torn write leaves the file as
+        // long as the whole write, which ends with slot A's record: for some
+        // member count, its sector must have landed and be a creation's.
+        return (1..=MAX_MEMBERS).any(|count| {
+            let record = SLOT_FIXED_LEN + MEMBER_ENTRY_LEN * count;
+            bytes.len().checked_sub(record).is_some_and(|block| {
+                block > 0
+                    && (block as u64).is_multiple_of(BLOCK)
+                    && bytes.get(block..block + 32).is_some_and(|head| !zero(head))
+                    && creation_slot_ok(bytes.get(block..).unwrap_or_default(), count)
+            })
+        });
     }
     if first.len() < IDENTITY_FIXED_LEN {
         let mut start = MAGIC.to_vec();
@@ -483,18 +494,6 @@ pub fn is_torn_creation(bytes: &[u8]) -> bool {
     if bytes.len() as u64 > block + record_len {
         return false;
     }
-    // Slot A's record as a creation writes it; None: any value (the
-    // checksum and the group id).
-    let count_bytes = u32::try_from(count).unwrap_or(0).to_le_bytes();
-    let slot_byte = |k: usize| -> Option<u8> {
-        match k {
-            0..=3 | 8..=15 => None,
-            4 => Some(FORMAT_VERSION as u8),
-            16 => Some(1),
-            24..=27 => count_bytes.get(k - 24).copied(),
-            _ => Some(0),
-        }
-    };
     bytes.chunks(SECTOR).enumerate().skip(1).all(|(i, sector)| {
         zero(sector)
             || sector.iter().enumerate().all(|(j, &b)| {
@@ -504,8 +503,35 @@ pub fn is_torn_creation(bytes: &[u8]) -> bool {
                 } else if at < block {
                     b == 0
                 } else {
-                    slot_byte((at - block) as usize).is_none_or(|want| b == want)
+                    creation_slot_byte(count, (at - block) as usize).is_none_or(|want| b == want)
                 }
+            })
+    })
+}
+
+/// What byte `k` of slot A's record is as a group's creation writes it for
+/// `count` members; `None`: any value (the checksum and the group id).
+fn creation_slot_byte(count: usize, k: usize) -> Option<u8> {
+    match k {
+        0..=3 | 8..=15 => None,
+        4 => Some(FORMAT_VERSION as u8),
+        16 => Some(1),
+        24..=27 => u32::try_from(count)
+            .unwrap_or(0)
+            .to_le_bytes()
+            .get(k - 24)
+            .copied(),
+        _ => Some(0),
+    }
+}
+
+/// Whether `slot` (the bytes from slot A on) is, sector by sector, zeros
+/// or the record a group's creation writes for `count` members.
+fn creation_slot_ok(slot: &[u8], count: usize) -> bool {
+    slot.chunks(SECTOR).enumerate().all(|(i, sector)| {
+        sector.iter().all(|&b| b == 0)
+            || sector.iter().enumerate().all(|(j, &b)| {
+                creation_slot_byte(count, i * SECTOR + j).is_none_or(|want| b == want)
             })
     })
 }
@@ -642,6 +668,7 @@ mod tests {
         let first = GroupRecord {
             sequence: 1,
             data_synced: false,
+            closed: false,
             members: vec![MemberCommit::default(); 2],
             cursor: Vec::new(),
         };
@@ -655,6 +682,10 @@ mod tests {
             torn[lost * SECTOR..end].fill(0);
             assert!(is_torn_creation(&torn), "sector {lost} zero");
         }
+        // The first sector lost, the slot landed.
+        let mut first_lost = full.clone();
+        first_lost[..SECTOR].fill(0);
+        assert!(is_torn_creation(&first_lost));
         assert!(is_torn_creation(&vec![0; 9000]));
         // Not a creation: random bytes, a later commit's record, a newer
         // version, a longer file.

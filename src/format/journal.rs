@@ -454,12 +454,44 @@ impl Record {
 /// Bytes a torn write is judged by: writes land or fail in whole sectors.
 pub const SECTOR: usize = 512;
 
+/// Whether `b` may be byte `k` of slot A's fixed part as a journal's
+/// creation writes it: version, no flags but the file-id flag, sequence 1,
+/// no data checksum, no cursor (the checksum, the journal id, the row
+/// counts and the file's identity may be anything).
+fn creation_slot_byte_ok(k: usize, b: u8) -> bool {
+    match k {
+        SLOT_VERSION => b == FORMAT_VERSION as u8,
+        SLOT_FLAGS => b & !SLOT_FLAG_FILE_ID == 0,
+        6 | 7 => b == 0,
+        SLOT_SEQUENCE => b == 1,
+        x if (SLOT_SEQUENCE + 1..SLOT_ROWS).contains(&x) => b == 0,
+        x if (SLOT_DATA_CRC..SLOT_FILE_DEV).contains(&x) => b == 0,
+        _ => true,
+    }
+}
+
+/// Whether the creation record at `block` has rows equal to its previous
+/// rows (both lie in slot A's first sector: zeros there if it did not land).
+fn creation_rows_agree(bytes: &[u8], block: u64) -> bool {
+    let rows_at = usize::try_from(block)
+        .unwrap_or(usize::MAX)
+        .saturating_add(SLOT_ROWS);
+    match (u64_at(bytes, rows_at), u64_at(bytes, rows_at + 8)) {
+        (Some(rows), Some(prev)) => rows == prev,
+        _ => true,
+    }
+}
+
 /// Whether `bytes` (a journal file whose identity does not decode) are the
 /// creation of a journal cut short: what [`Identity::encode`] and the first
 /// [`Record::encode`] (slot A, sequence 1) write in one write, with any of
 /// its sectors not landed (zeros, or the file ending early). Precisely:
 ///
 /// - empty, or every sector zero, within the longest creation write; or
+/// - a first sector of zeros (it did not land) in a file exactly as long as
+///   a creation write (identity block, a multiple of [`BLOCK`], and slot
+///   A's fixed part), whose identity block holds only header text or zeros
+///   and whose slot A is a creation's, as below; or
 /// - no longer than the creation write its first sector describes, that
 ///   first sector holding the magic, format version [`FORMAT_VERSION`],
 ///   known flags, a snapshot length equal to the header length and a
@@ -485,8 +517,28 @@ pub fn is_torn_creation(bytes: &[u8]) -> bool {
         return true;
     }
     if zero(first) {
-        // The layout of the rest is unknown without the first sector.
-        return false;
+        // The first sector did not land. A torn write leaves the file as
+        // long as the whole write, so slot A's record ends the file: its
+        // fixed part must be a creation's, and the rest of the identity
+        // block header text (the snapshot) or zeros.
+        let Some(block) = (bytes.len() as u64).checked_sub(SLOT_FIXED_LEN as u64) else {
+            return false;
+        };
+        if block == 0 || !block.is_multiple_of(BLOCK) {
+            return false;
+        }
+        let text = |b: u8| b == 0 || b == b'\n' || (0x20..0x7f).contains(&b);
+        return bytes.chunks(SECTOR).enumerate().skip(1).all(|(i, sector)| {
+            zero(sector)
+                || sector.iter().enumerate().all(|(j, &b)| {
+                    let at = (i * SECTOR + j) as u64;
+                    if at < block {
+                        text(b)
+                    } else {
+                        creation_slot_byte_ok((at - block) as usize, b)
+                    }
+                })
+        }) && creation_rows_agree(bytes, block);
     }
     if first.len() < IDENTITY_FIXED_LEN {
         // A creation cut inside its fixed part: the magic and version as
@@ -525,20 +577,6 @@ pub fn is_torn_creation(bytes: &[u8]) -> bool {
     if bytes.len() as u64 > slot_end {
         return false;
     }
-    // Slot A's fixed part as the creation writes it: what each byte must be
-    // (None: any value, the checksum, the journal id, the row counts and the
-    // file's identity).
-    let slot_byte = |at: usize| -> Option<u8> {
-        match at {
-            SLOT_VERSION => Some(FORMAT_VERSION as u8),
-            SLOT_FLAGS => None,
-            6 | 7 => Some(0),
-            SLOT_SEQUENCE => Some(1),
-            x if (SLOT_SEQUENCE + 1..SLOT_ROWS).contains(&x) => Some(0),
-            x if (SLOT_DATA_CRC..SLOT_FILE_DEV).contains(&x) => Some(0),
-            _ => None,
-        }
-    };
     for (i, sector) in bytes.chunks(SECTOR).enumerate().skip(1) {
         if zero(sector) {
             continue;
@@ -551,25 +589,14 @@ pub fn is_torn_creation(bytes: &[u8]) -> bool {
             } else if at < block {
                 b == 0
             } else {
-                let k = (at - block) as usize;
-                match slot_byte(k) {
-                    Some(want) => b == want,
-                    None if k == SLOT_FLAGS => b & !SLOT_FLAG_FILE_ID == 0,
-                    None => true,
-                }
+                creation_slot_byte_ok((at - block) as usize, b)
             };
             if !ok {
                 return false;
             }
         }
     }
-    // The creation record's rows equal its previous rows (both lie in
-    // slot A's first sector: zeros there if it did not land).
-    let rows_at = block as usize + SLOT_ROWS;
-    match (u64_at(bytes, rows_at), u64_at(bytes, rows_at + 8)) {
-        (Some(rows), Some(prev)) => rows == prev,
-        _ => true,
-    }
+    creation_rows_agree(bytes, block)
 }
 
 #[cfg(test)]
@@ -803,13 +830,16 @@ mod tests {
             for cut in 0..full.len() {
                 assert!(is_torn_creation(&full[..cut]), "prefix of {cut} bytes");
             }
-            // Any sectors not landed (zeros), the first one landed.
+            // Any sectors not landed (zeros), the first one included.
             let sectors = full.len().div_ceil(SECTOR);
-            for lost in 1..sectors {
+            for lost in 0..sectors {
                 let mut torn = full.clone();
                 let end = ((lost + 1) * SECTOR).min(torn.len());
                 torn[lost * SECTOR..end].fill(0);
                 assert!(is_torn_creation(&torn), "sector {lost} zero");
+                // With the first sector lost as well.
+                torn[..SECTOR].fill(0);
+                assert!(is_torn_creation(&torn), "sectors 0 and {lost} zero");
             }
             // Zeros of any length up to the creation's.
             assert!(is_torn_creation(&vec![0; full.len()]));
@@ -852,9 +882,18 @@ mod tests {
         longer[20] ^= 1;
         longer.push(0);
         assert!(!is_torn_creation(&longer));
-        // Non-zero bytes after zeros in the first sector's place.
+        // After a first sector of zeros: bytes no header holds, a slot that
+        // is not a creation's, or a length no creation has.
         let mut lost_first = vec![0u8; full.len()];
-        lost_first[600] = b'x';
+        lost_first[600] = 0xff;
         assert!(!is_torn_creation(&lost_first));
+        let mut later_slot = full.clone();
+        later_slot[..SECTOR].fill(0);
+        later_slot[4096 + SLOT_SEQUENCE] = 2;
+        assert!(!is_torn_creation(&later_slot));
+        let mut odd_length = full.clone();
+        odd_length[..SECTOR].fill(0);
+        odd_length.push(0);
+        assert!(!is_torn_creation(&odd_length));
     }
 }

@@ -572,7 +572,11 @@ fn creation_cut_short<F: Storage>(
     }
     // The record names the file when the journal was created for an
     // existing one (the same file as now, else it is refused elsewhere).
-    let encode = |file_id| creation_record(rows, file_id).encode(identity.journal_id).ok();
+    let encode = |file_id| {
+        creation_record(rows, file_id)
+            .encode(identity.journal_id)
+            .ok()
+    };
     let expected: Vec<Vec<u8>> = [encode(None), file_id.and_then(|id| encode(Some(id)))]
         .into_iter()
         .flatten()

@@ -97,6 +97,17 @@ pub struct RecoverArgs {
     /// short): refuse, or salvage the rows it holds.
     #[arg(long, value_enum, default_value_t = ShortFile::Refuse)]
     pub short_file: ShortFile,
+    /// Recover to the journal's last commit even when the file is in a state
+    /// its journal cannot explain (another program rewrote or replaced it;
+    /// refused by default, nothing changed), cutting what the journal does
+    /// not commit.
+    #[arg(long)]
+    pub accept_loss: bool,
+    /// Rename a <file>.journal that npy-append did not write to
+    /// <file>.journal.foreign and go on (refused by default, nothing
+    /// changed; it is never removed).
+    #[arg(long)]
+    pub move_aside_journal: bool,
     /// Print what was done (or, with --dry-run, would be done) as one JSON
     /// object instead of text.
     #[arg(long)]

@@ -154,6 +154,20 @@ pub fn changes_text(report: &RecoveryReport, journal: bool, done: bool) -> Strin
             report.zero_filled_bytes
         ));
     }
+    if report.rows_discarded > 0 {
+        parts.push(format!(
+            "{} {} rows the header claimed that the journal does not commit (accepting the loss)",
+            verb("discard", "discarded"),
+            report.rows_discarded
+        ));
+    }
+    if let Some(aside) = &report.journal_moved_aside {
+        parts.push(format!(
+            "{} a journal npy-append did not write to {}",
+            verb("move", "moved"),
+            aside.display()
+        ));
+    }
     if report.rewrite_leftover_removed {
         parts.push(verb(
             "remove the leftover of an interrupted header rewrite",
@@ -165,7 +179,7 @@ pub fn changes_text(report: &RecoveryReport, journal: bool, done: bool) -> Strin
             "remove an incomplete journal",
             "removed an incomplete journal",
         ));
-    } else if journal {
+    } else if journal && report.journal_moved_aside.is_none() {
         parts.push(verb("remove the journal", "removed the journal"));
     }
     parts.join(", ")
@@ -194,6 +208,13 @@ pub fn report_json(r: &RecoveryReport, journal_removed: bool) -> Vec<(&'static s
             Value::Bool(r.rewrite_leftover_removed),
         ),
         ("journal_discarded", Value::Bool(r.journal_discarded)),
+        ("rows_discarded", Value::UInt(r.rows_discarded)),
+        (
+            "journal_moved_aside",
+            r.journal_moved_aside
+                .as_ref()
+                .map_or(Value::Null, |p| Value::Str(p.display().to_string())),
+        ),
         ("journal_removed", Value::Bool(journal_removed)),
     ]
 }

@@ -32,7 +32,9 @@ pub fn recover(args: &RecoverArgs) -> Result<ExitCode, Failure> {
             ShortFile::Refuse => ShortFilePolicy::Refuse,
             ShortFile::Keep => ShortFilePolicy::KeepWholeRows,
             ShortFile::ZeroFill => ShortFilePolicy::ZeroFillLastRow,
-        });
+        })
+        .accept_loss(args.accept_loss)
+        .move_aside_foreign_journal(args.move_aside_journal);
     // Whether a cursor file is there before: recovery removes or rewrites it.
     let cursor_file = npy_append::cursor_path(path).exists();
     let result = if args.dry_run {
