@@ -36,7 +36,9 @@ pub enum Error {
     /// A checksum did not match: the bytes on disk changed after they were written.
     #[error(
         "{path}: checksum mismatch in {what} at byte {offset}: expected {expected:#010x}, found {found:#010x}; \
-         the disk returned other bytes than were written and synced, nothing was changed"
+         the disk returned other bytes than were written and synced, nothing was changed \
+         (restore the file from a copy, or reopen with accept_loss to recover to the commit \
+         before)"
     )]
     ChecksumMismatch {
         /// The file holding the checksum.
@@ -55,7 +57,7 @@ pub enum Error {
     #[error(
         "{path}: committed data is missing: {committed_rows} committed rows need {needed_len} bytes, \
          the file has {actual_len}; nothing was changed (restore the file from a copy, or \
-         delete the journal to fall back to the header, accepting the loss)"
+         reopen with accept_loss to recover to the last commit the file still holds)"
     )]
     CommittedDataMissing {
         /// The `.npy` file.

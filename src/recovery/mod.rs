@@ -747,6 +747,8 @@ fn plan_with_journal<F: Storage>(
             // rewrote the file. Never guess.
             // A file whose length is exactly what its header says (as
             // another program's complete write leaves it) is named as such.
+            // (With the journal's own row count in the header, the rows
+            // changed on the disk: a checksum mismatch, below.)
             let exact = evidence
                 .claimed
                 .filter(|&h| h != newest.1.rows && layout.end_of(h) == Some(len));
@@ -754,8 +756,9 @@ fn plan_with_journal<F: Storage>(
                 return Err(disagrees(
                     files,
                     &format!(
-                        "the file holds exactly the {h} rows its header says, but not the rows \
-                         {} committed last (rows {}..{}: {})",
+                        "the file holds exactly the {h} rows its header says, as another \
+                         program's write leaves a file, but not the rows {} committed last \
+                         (rows {}..{}: {})",
                         files.journal_path.display(),
                         newest.1.prev_rows,
                         newest.1.rows,
