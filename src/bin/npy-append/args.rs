@@ -84,6 +84,10 @@ pub enum ShortFile {
 
 /// Arguments of `recover`.
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each is one independent command-line flag"
+)]
 pub struct RecoverArgs {
     /// The .npy file.
     pub file: PathBuf,
