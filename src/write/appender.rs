@@ -153,25 +153,17 @@ impl<B: Backend> Appender<B> {
         let npy = files::open_locked(&self.backend, &path, options.lock_wait, "opening")?;
         // The writer holds the journal's lock too, so that a writer still
         // creating a new file (no `.npy` to lock yet) is never mistaken for a
-        // crashed one.
-        // With the `.npy` locked, a held journal lock is a reader's probe
-        // (see files::lock_probed). Without a `.npy` (a crashed creation, or
-        // another writer creating the file right now) no reader probes it.
-        let journal = if npy.is_some() {
-            files::open_locked_probed(
-                &self.backend,
-                &journal_path,
-                options.lock_wait,
-                "opening the journal",
-            )?
-        } else {
-            files::open_locked(
-                &self.backend,
-                &journal_path,
-                options.lock_wait,
-                "opening the journal",
-            )?
-        };
+        // crashed one. With the `.npy` locked, a held journal lock is a
+        // reader's probe (see files::lock_probed). Without a `.npy` it can
+        // be one too: a reader of a file removed since may still probe the
+        // journal its path had. Waiting for a probe, a writer finds another
+        // writer creating the file after that short wait.
+        let journal = files::open_locked_probed(
+            &self.backend,
+            &journal_path,
+            options.lock_wait,
+            "opening the journal",
+        )?;
         let (npy, room) = self.give_header_room(npy, journal.is_none(), options)?;
         let inspection = recovery::inspect(&Files {
             path: &path,
