@@ -218,6 +218,20 @@ pub enum Error {
         len: u64,
     },
 
+    /// The path of a file a writer holds open no longer names it: another
+    /// program removed the file (or its journal), or moved or saved another
+    /// file over it, while the writer had it open. The writer stops: what it
+    /// writes from now on would reach a file no path names.
+    #[error("{path}: {what} by another program while this writer had it open; {kept}")]
+    Replaced {
+        /// The path (of the `.npy`, a group member or a journal).
+        path: PathBuf,
+        /// What happened to it.
+        what: String,
+        /// What is kept, and what to do.
+        kept: String,
+    },
+
     /// A cursor is longer than a journal record can hold.
     #[error("a cursor of {len} bytes is longer than the {max}-byte limit; nothing was committed")]
     CursorTooLong {
@@ -288,7 +302,7 @@ pub enum Error {
     },
 
     /// The operating system reported an I/O error.
-    #[error("{path}: {op} failed: {source}")]
+    #[error("{path}: {op} failed: {source}{}", io_advice(source.kind()))]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -298,6 +312,28 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// What an I/O error of `kind` leaves and what to do, for the kinds a user
+/// can act on.
+fn io_advice(kind: io::ErrorKind) -> &'static str {
+    match kind {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge => {
+            ". Nothing committed is lost (the file keeps its last commit): free space on \
+             the file system (or raise the quota), then open the file again"
+        }
+        io::ErrorKind::ReadOnlyFilesystem => {
+            ". Nothing committed is lost (the file keeps its last commit): remount the file \
+             system read-write (one remounted read-only after an error needs a check first), \
+             then open the file again"
+        }
+        io::ErrorKind::PermissionDenied => {
+            ". Nothing committed is lost (the file keeps its last commit): let this user \
+             write the file and its directory (a writer creates and removes its journal \
+             there), then open the file again"
+        }
+        _ => "",
+    }
 }
 
 /// "1 shard is", "3 shards are".

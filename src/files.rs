@@ -55,6 +55,72 @@ pub fn member_marker_path(member: &Path) -> PathBuf {
     with_suffix(member, ".group-member")
 }
 
+/// Symbolic links followed in a row before giving up (the kernel's own
+/// limit on Linux).
+const MAX_LINKS: usize = 40;
+
+/// The path of the file `path` names, with a symbolic link in its last
+/// component followed (again while the target is a link): the path writers,
+/// recovery and readers use, so that the journal and every other sidecar sit
+/// beside the file itself, whichever path reached it. A dangling link
+/// resolves to its target, where a new file is created. Links in the
+/// directories above are left to the kernel: they lead to the same
+/// directory, and so to the same sidecars.
+pub(crate) fn resolve<B: Backend>(backend: &B, path: &Path) -> Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match backend
+            .read_link(&current)
+            .map_err(|e| Error::io(&current, "reading the symbolic link", e))?
+        {
+            None => return Ok(current),
+            Some(target) if target.is_absolute() => current = target,
+            Some(target) => current = parent_dir(&current).join(target),
+        }
+    }
+    Err(Error::InvalidArgument {
+        path: Some(path.to_path_buf()),
+        what: format!(
+            "more than {MAX_LINKS} symbolic links in a row (a loop of links?); \
+             give the path of the file itself"
+        ),
+    })
+}
+
+/// Whether an error opening or inspecting a sidecar file means there is
+/// none: it does not exist, or its name is longer than the file system
+/// allows (such a file cannot exist).
+pub(crate) fn sidecar_absent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::InvalidFilename
+    )
+}
+
+/// `Unsupported` when the file system cannot hold the name of the journal
+/// beside `path` (`<name>.journal`): a file with such a name can be read
+/// but not appended to.
+pub(crate) fn check_sidecar_names<B: Backend>(backend: &B, path: &Path) -> Result<()> {
+    let journal = journal_path(path);
+    match backend.exists(&journal) {
+        Err(e) if e.kind() == io::ErrorKind::InvalidFilename => {
+            let name = path.file_name().map_or(0, |n| n.len());
+            Err(Error::Unsupported {
+                path: Some(path.to_path_buf()),
+                what: format!(
+                    "the file's name ({name} bytes) is too long for its sidecar files: its \
+                     journal ({name} + 8 bytes, \"<name>.journal\") is longer than the file \
+                     system allows in a name (255 bytes on most); the file can be read but \
+                     not appended to. Rename it (to at most 242 bytes, which leaves room \
+                     for every sidecar)"
+                ),
+            })
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::io(&journal, "checking whether it exists", e)),
+    }
+}
+
 /// The directory holding `path` (for directory syncs).
 pub(crate) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -69,6 +135,24 @@ pub(crate) fn sync_parent<B: Backend>(backend: &B, path: &Path) -> Result<()> {
     backend
         .sync_dir(dir)
         .map_err(|e| Error::io(dir, "syncing the directory", e))
+}
+
+/// `Io` (with nothing changed) when no file can be created and removed in
+/// the directory of `path`: tried with `<file>.rewrite`, which only the
+/// holder of the writer lock on `path` writes, before recovery changes a
+/// file whose journal must be removed from that directory afterwards.
+pub(crate) fn check_dir_writable<B: Backend>(backend: &B, path: &Path) -> Result<()> {
+    let op = "checking that the directory is writable (recovery changes the file only \
+              where its journal can be removed afterwards; nothing was changed)";
+    let probe = rewrite_path(path);
+    drop(
+        backend
+            .open(&probe, OpenMode::CreateNew)
+            .map_err(|e| Error::io(parent_dir(path), op, e))?,
+    );
+    backend
+        .remove(&probe)
+        .map_err(|e| Error::io(&probe, "removing the directory's write check", e))
 }
 
 /// Removes the file at `path` and syncs its directory; `Ok(false)` (and no
@@ -176,6 +260,38 @@ pub(crate) fn check_named<B: Backend>(backend: &B, file: &B::File, path: &Path) 
     }
 }
 
+/// For a writer, after a commit and before a close: `Replaced` when `path`
+/// no longer names `file`, which the writer holds open under it (`role`
+/// names it in the message: "the file", "the journal"); `kept` says what is
+/// kept and what to do. A writer stops at the first commit after its file
+/// was removed or replaced, instead of acknowledging rows no path leads to,
+/// and never removes a file another program put in its journal's place.
+pub(crate) fn check_held<B: Backend>(
+    backend: &B,
+    file: &B::File,
+    path: &Path,
+    role: &str,
+    kept: impl FnOnce() -> String,
+) -> Result<()> {
+    let op = "checking that the path still names the open file";
+    if backend
+        .is_same_file(file, path)
+        .map_err(|e| Error::io(path, op, e))?
+    {
+        return Ok(());
+    }
+    let what = if backend.exists(path).map_err(|e| Error::io(path, op, e))? {
+        format!("another file was moved or saved over {role}")
+    } else {
+        format!("{role} was removed")
+    };
+    Err(Error::Replaced {
+        path: path.to_path_buf(),
+        what,
+        kept: kept(),
+    })
+}
+
 /// Opens the existing file at `path` for writing and takes its writer lock
 /// (waiting as `wait` allows), checking that the path still names it;
 /// `None` when there is no such file. `op` names the opening in errors.
@@ -252,7 +368,7 @@ pub(crate) fn read_small<B: Backend>(
 ) -> Result<Option<Vec<u8>>> {
     let file = match backend.open(path, OpenMode::Read) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if sidecar_absent(&e) => return Ok(None),
         Err(e) => return Err(Error::io(path, "opening", e)),
     };
     let len = file

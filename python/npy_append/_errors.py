@@ -58,6 +58,7 @@ __all__ = [
     "WriterDiedError",
     "JournalDisagreesError",
     "ForeignJournalError",
+    "FileReplacedError",
     "NpyAppendIOError",
     "NpyAppendFileNotFoundError",
     "NpyAppendPermissionError",
@@ -146,6 +147,13 @@ class ForeignJournalError(NpyAppendError):
     one it was creating when it died). It was left where it is and nothing
     was changed; reopen with ``move_aside_foreign_journal=True`` to rename it
     to ``<journal>.foreign`` and go on."""
+
+
+class FileReplacedError(NpyAppendError):
+    """Another program removed the file (or its journal), or moved or saved
+    another file over it, while this writer had it open. The writer stopped
+    (its commit was not acknowledged) and changed nothing at the path; the
+    message says what is kept and what to do."""
 
 
 class GroupMemberError(NpyAppendError):

@@ -42,6 +42,7 @@ pub(crate) mod classes {
     pyo3::import_exception!(npy_append._errors, WriterDiedError);
     pyo3::import_exception!(npy_append._errors, JournalDisagreesError);
     pyo3::import_exception!(npy_append._errors, ForeignJournalError);
+    pyo3::import_exception!(npy_append._errors, FileReplacedError);
 }
 
 use classes::{
@@ -52,7 +53,7 @@ use classes::{
     NpyAppendNotADirectoryError, NpyAppendPermissionError, NpyAppendTimeoutError, PoisonedError,
     ShapeMismatchError, TrailingBytesError, UnsupportedError, WriterDiedError,
 };
-use classes::{ForeignJournalError, JournalDisagreesError};
+use classes::{FileReplacedError, ForeignJournalError, JournalDisagreesError};
 
 /// The library's names for its options, as a Python caller writes them.
 const PYTHON_NAMES: &[(&str, &str)] = &[
@@ -75,6 +76,11 @@ const PYTHON_NAMES: &[(&str, &str)] = &[
     ),
     ("AppendOptions::dtype", "open_or_recover(dtype=...)"),
     ("append a typed row first", "append an array first"),
+    ("with accept_loss", "with accept_loss=True"),
+    (
+        "with move_aside_foreign_journal",
+        "with move_aside_foreign_journal=True",
+    ),
 ];
 
 /// The library's message for `e`, with its option names as Python spells
@@ -137,6 +143,7 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
         Error::WriterDied { .. } => WriterDiedError::new_err(message),
         Error::JournalDisagrees { .. } => JournalDisagreesError::new_err(message),
         Error::ForeignJournal { .. } => ForeignJournalError::new_err(message),
+        Error::Replaced { .. } => FileReplacedError::new_err(message),
         Error::Incomplete { shards, .. } => {
             let err = IncompleteError::new_err(message);
             let _ = err.value(py).setattr("shards", shards.clone());

@@ -85,7 +85,7 @@ pub(crate) fn file_state<B: Backend>(backend: &B, journal_path: &Path) -> Result
     for _ in 0..LOOKS {
         let journal = match backend.open(journal_path, OpenMode::Read) {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(WriterState::Finished),
+            Err(e) if files::sidecar_absent(&e) => return Ok(WriterState::Finished),
             Err(e) => return Err(Error::io(journal_path, "opening the journal", e)),
         };
         // The identity first, then the lock: a writer writes the identity

@@ -179,7 +179,7 @@ where
 {
     /// Opens the `.npy` at `path` in `backend` for reading (see [`Reader::open`]).
     pub fn open_with(backend: B, path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
+        let path = files::resolve(&backend, path.as_ref())?;
         let journal_path = files::journal_path(&path);
         let npy = backend
             .open(&path, OpenMode::Read)
@@ -213,7 +213,7 @@ where
     pub fn refresh(&mut self) -> Result<bool> {
         let journal = match self.backend.open(&self.journal_path, OpenMode::Read) {
             Ok(file) => Some(file),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) if files::sidecar_absent(&e) => None,
             Err(e) => return Err(Error::io(&self.journal_path, "opening the journal", e)),
         };
         if let (
@@ -642,7 +642,7 @@ fn read_journal<B: Backend>(
         Ok(file) => recovery::read_journal(&file)
             .map(Some)
             .map_err(|e| Error::io(journal_path, "reading the journal", e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if files::sidecar_absent(&e) => Ok(None),
         Err(e) => Err(Error::io(journal_path, "opening the journal", e)),
     }
 }

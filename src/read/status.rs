@@ -318,6 +318,7 @@ impl Preview {
     /// what opening them with `options` would do. Errors only when neither
     /// exists or on an I/O error reading them.
     fn read<B: Backend>(backend: &B, path: &Path, options: &AppendOptions) -> Result<Self> {
+        let path = &files::resolve(backend, path)?;
         let journal_path = files::journal_path(path);
         let npy = open_read(backend, path)?;
         let journal = open_read(backend, &journal_path)?;
@@ -362,6 +363,7 @@ fn predict<B: Backend>(
     options: &AppendOptions,
 ) -> Result<Predicted> {
     let path = found.path.as_path();
+    files::check_sidecar_names(backend, path)?;
     refuse_member(backend, path)?;
     let leftover = npy.is_some() && rewrite_leftover(backend, path)?;
     // Without a journal, a header without room to grow is first given room
@@ -552,7 +554,7 @@ impl<F: Storage> Storage for Viewed<F> {
 fn open_read<B: Backend>(backend: &B, path: &Path) -> Result<Option<B::File>> {
     match backend.open(path, OpenMode::Read) {
         Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if files::sidecar_absent(&e) => Ok(None),
         Err(e) => Err(Error::io(path, "opening read-only", e)),
     }
 }

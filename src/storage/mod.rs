@@ -16,7 +16,7 @@ pub use fs::{FsBackend, FsFile};
 pub use mem::{MemBackend, MemFile, MemOp};
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How [`Backend::open`] opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +104,16 @@ pub trait Backend {
     /// after taking a lock, since a lock on a file that no longer has the
     /// path protects nothing.
     fn is_same_file(&self, file: &Self::File, path: &Path) -> io::Result<bool>;
+    /// The target of the symbolic link at `path`, as the link stores it
+    /// (relative targets are relative to the link's directory); `None` when
+    /// `path` is not a symbolic link or does not exist. Writers, recovery
+    /// and readers follow a link in a path's last component, so that the
+    /// sidecar files sit beside the file itself. A backend without symbolic
+    /// links returns `None` (the default).
+    fn read_link(&self, path: &Path) -> io::Result<Option<PathBuf>> {
+        let _ = path;
+        Ok(None)
+    }
 }
 
 /// A file system whose directories a sharded dataset can create and list.

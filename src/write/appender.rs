@@ -118,6 +118,8 @@ impl AppendOptions {
 
 impl<B: Backend> Appender<B> {
     fn open_with(backend: B, path: &Path, options: &AppendOptions) -> Result<Self> {
+        let path = &files::resolve(&backend, path)?;
+        files::check_sidecar_names(&backend, path)?;
         let journal_path = files::journal_path(path);
         let mut appender = Self {
             path: path.to_path_buf(),
@@ -188,6 +190,11 @@ impl<B: Backend> Appender<B> {
             Inspection::Existing(plan) => plan,
         };
         check_options(&path, &plan, options)?;
+        if journal.is_some() && plan.report.changed_file() {
+            // A writer removes the journal when it closes: recovery changes
+            // the file only in a directory where that will be possible.
+            files::check_dir_writable(&self.backend, &path)?;
+        }
         let applied = recovery::apply(
             &self.backend,
             &path,
@@ -741,16 +748,30 @@ impl<B: Backend> Appender<B> {
     /// the death of the process. Readers see them from now on. On error the
     /// appender is poisoned and the commit is not acknowledged (recovery may
     /// or may not keep it). Committing with no pending rows does nothing.
+    ///
+    /// A commit that wrote something then checks that the file's path and
+    /// the journal's still name the files this writer holds, and fails
+    /// with [`Error::Replaced`] when another program removed or replaced
+    /// either.
     pub fn commit(&mut self) -> Result<u64> {
         self.guarded(|a| {
             let Self {
+                backend,
                 journal_path,
                 durability,
                 state,
                 ..
             } = a;
             match state {
-                State::Live(live) => live.commit(journal_path, *durability),
+                State::Live(live) => {
+                    let wrote = live.data.pending() > 0 || live.cursor_dirty;
+                    let rows = live.commit(journal_path, *durability)?;
+                    if wrote {
+                        live.data.check_held(backend)?;
+                        live.check_journal_held(backend, journal_path, false)?;
+                    }
+                    Ok(rows)
+                }
                 State::Unborn { .. } => Ok(0),
             }
         })
@@ -776,13 +797,16 @@ impl<B: Backend> Appender<B> {
             ) else {
                 return Ok(());
             };
+            live.data.check_held(&a.backend)?;
+            live.data.sync_all()?;
+            // Never remove a file another program put in the journal's place.
+            live.check_journal_held(&a.backend, &a.journal_path, true)?;
             let Live {
                 data,
                 journal,
                 cursor,
                 ..
             } = *live;
-            data.sync_all()?;
             if !cursor.is_empty() {
                 write_cursor_file(&a.backend, &a.path, data.committed(), cursor)?;
             }
@@ -799,6 +823,32 @@ impl<B: Backend> Appender<B> {
 }
 
 impl<F: Storage> Live<F> {
+    /// `Replaced` when `journal_path` no longer names this writer's journal;
+    /// `closing` once the file is synced with its final header.
+    fn check_journal_held<B: Backend<File = F>>(
+        &self,
+        backend: &B,
+        journal_path: &Path,
+        closing: bool,
+    ) -> Result<()> {
+        let (path, rows) = (self.data.path(), self.data.committed());
+        files::check_held(backend, &self.journal, journal_path, "its journal", || {
+            if closing {
+                format!(
+                    "{} is closed all the same: its {rows} committed rows are synced and its \
+                     header is final, nothing else is needed",
+                    path.display()
+                )
+            } else {
+                format!(
+                    "{} is a plain .npy of its {rows} committed rows, but a crash from now on \
+                     could not be recovered, so the writer stopped; reopen the file to go on",
+                    path.display()
+                )
+            }
+        })
+    }
+
     fn commit(&mut self, journal_path: &Path, durability: Durability) -> Result<u64> {
         if self.data.pending() == 0 && !self.cursor_dirty {
             return Ok(self.data.committed());

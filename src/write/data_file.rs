@@ -19,7 +19,7 @@ use crate::files;
 use crate::format::dtype::{Dtype, Kind};
 use crate::format::header;
 use crate::format::layout::Layout;
-use crate::storage::Storage;
+use crate::storage::{Backend, Storage};
 
 /// Bytes written (and then checksummed) at a time. The CRC of a chunk runs
 /// right after the write that copied it into the page cache, so it reads
@@ -96,6 +96,18 @@ impl<F: Storage> DataFile<F> {
     /// The file's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// `Replaced` when the path no longer names the open file (see
+    /// [`files::check_held`]).
+    pub(crate) fn check_held<B: Backend<File = F>>(&self, backend: &B) -> Result<()> {
+        files::check_held(backend, &self.file, &self.path, "the file", || {
+            "the rows it wrote are in the file it opened, which no path names now (it is \
+             gone once the writer is dropped), and whatever is at the path was not written \
+             by it; the writer stopped, this commit is not acknowledged. Restore the file \
+             from a copy if it was removed by mistake, or reopen the path to start again"
+                .to_owned()
+        })
     }
 
     /// The file's device and inode numbers, when the file system has them.

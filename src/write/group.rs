@@ -185,8 +185,7 @@ impl GroupOptions {
 /// Dropping a group without [`close`](Self::close) has the effect of a
 /// crash: pending rows are cut by the next open; committed rows stay.
 pub struct AppendGroup<B: Backend = FsBackend> {
-    /// Kept for the lifetime of the files opened through it.
-    _backend: B,
+    backend: B,
     path: PathBuf,
     journal: B::File,
     identity: GroupIdentity,
@@ -217,6 +216,7 @@ fn io(path: &Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Error {
 
 impl<B: Backend> AppendGroup<B> {
     fn open_with(backend: B, path: &Path, options: &GroupOptions) -> Result<Self> {
+        let path = &files::resolve(&backend, path)?;
         let buffer_bytes = options.buffer_bytes.unwrap_or(DEFAULT_BUFFER_BYTES).max(1);
         // A held journal lock is another writer's, except while the group's
         // creation is unfinished, when readers probe it (creation_incomplete).
@@ -456,7 +456,7 @@ impl<B: Backend> AppendGroup<B> {
             .sync_data()
             .map_err(io(path, "syncing the group journal"))?;
         Ok(Self {
-            _backend: backend,
+            backend,
             path: path.to_path_buf(),
             journal,
             next_slot: newest.0.other(),
@@ -742,6 +742,7 @@ impl<B: Backend> AppendGroup<B> {
         for m in &mut self.members {
             m.publish()?;
         }
+        self.check_held()?;
         self.committed_cursor.clone_from(&self.next_cursor);
         self.cursor_dirty = false;
         self.closed_on_disk = false;
@@ -761,6 +762,7 @@ impl<B: Backend> AppendGroup<B> {
     pub fn close(mut self) -> Result<Vec<u64>> {
         let rows = self.commit()?;
         self.guarded(|g| {
+            g.check_held()?;
             g.members.iter().try_for_each(DataFile::sync_all)?;
             if g.closed_on_disk {
                 Ok(())
@@ -769,6 +771,26 @@ impl<B: Backend> AppendGroup<B> {
             }
         })?;
         Ok(rows)
+    }
+
+    /// `Replaced` when the path of a member or of the group journal no
+    /// longer names the file this writer holds open.
+    fn check_held(&self) -> Result<()> {
+        for m in &self.members {
+            m.check_held(&self.backend)?;
+        }
+        files::check_held(
+            &self.backend,
+            &self.journal,
+            &self.path,
+            "the group journal",
+            || {
+                "the members hold their committed rows, but a crash from now on could not \
+                 be recovered, so the writer stopped. Restore the group journal from a copy \
+                 if it was removed by mistake (the members are plain .npy files)"
+                    .to_owned()
+            },
+        )
     }
 
     /// Reads rows `range` of member `i` (committed or pending) into a
