@@ -1226,3 +1226,203 @@ fn append_shows_progress_only_on_a_terminal() {
     assert!(text.contains("done: 10 rows committed"), "{text}");
     assert_eq!(reader_values(&tty), f4_values(0..10));
 }
+
+/// `<u8` rows, 8 wide, row i = `i * 8 + [0..7]`, as raw bytes for `append`.
+fn u8_rows(range: std::ops::Range<u64>) -> Vec<u8> {
+    range
+        .flat_map(|i| (0..8).map(move |j| i * 8 + j))
+        .flat_map(u64::to_le_bytes)
+        .collect()
+}
+
+/// `npy-append append <path> --dtype <u8 --row-shape 8` fed `rows`.
+fn append_u8(path: &Path, rows: std::ops::Range<u64>, extra: &[&str]) -> Out {
+    let mut args: Vec<&OsStr> = vec![OsStr::new("append"), path.as_os_str()];
+    args.extend(["--dtype", "<u8", "--row-shape", "8"].map(OsStr::new));
+    args.extend(extra.iter().map(OsStr::new));
+    run(&args, &u8_rows(rows))
+}
+
+/// The bytes `np.save` writes for `n` rows of 8 `<u8` values of 42.
+fn saved_42s(n: u64) -> Vec<u8> {
+    let mut bytes = header::build(&Dtype::parse("<u8").unwrap(), false, &[n, 8]).unwrap();
+    bytes.extend((0..n * 8).flat_map(|_| 42_u64.to_le_bytes()));
+    bytes
+}
+
+#[test]
+fn recover_leaves_a_file_another_program_saved_over_a_crashed_writers() {
+    for durability in [Durability::Process, Durability::Fsync] {
+        for saved in [500, 5000] {
+            let dir = temp();
+            let path = dir.path().join("f.npy");
+            let mut w = AppendOptions::new()
+                .dtype("<u8")
+                .unwrap()
+                .row_shape(&[8])
+                .durability(durability)
+                .open(&path)
+                .unwrap();
+            for c in 0..3 {
+                let values: Vec<u64> = (c * 8000..(c + 1) * 8000).collect();
+                w.append(&values).unwrap();
+                w.commit().unwrap();
+            }
+            drop(w); // killed
+            std::fs::write(&path, saved_42s(saved)).unwrap();
+            let before = snapshot(&path);
+            for args in [
+                vec!["recover", "--dry-run"],
+                vec!["recover"],
+                vec!["verify"],
+            ] {
+                let out = cmd(&args, &path);
+                assert_ne!(out.code, 0, "{args:?} passed a rewritten file");
+                if args[0] == "recover" {
+                    assert!(
+                        out.stderr.contains("another program")
+                            && out.stderr.contains("--accept-loss"),
+                        "{args:?}: {}",
+                        out.stderr
+                    );
+                }
+                assert_eq!(snapshot(&path), before, "{args:?} changed the files");
+            }
+            let out = cmd(&["recover", "--accept-loss"], &path);
+            assert_code(&out, 0, "recover --accept-loss");
+            assert!(!journal_path(&path).exists());
+        }
+    }
+}
+
+#[test]
+fn a_path_through_a_symlink_shares_the_files_journal() {
+    let dir = temp();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::create_dir(dir.path().join("links")).unwrap();
+    let target = dir.path().join("data/t.npy");
+    let link = dir.path().join("links/l.npy");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert_code(
+        &append_u8(&link, 0..10, &[]),
+        0,
+        "append through a dangling link",
+    );
+    assert!(!journal_path(&link).exists());
+    assert_code(&append_u8(&target, 10..1010, &[]), 0, "append to the file");
+    let out = cmd(&["recover"], &link);
+    assert_code(&out, 0, "recover through the link");
+    assert!(
+        out.stdout.contains("kept 1010 rows, cut 0 bytes"),
+        "{}",
+        out.stdout
+    );
+    let values = Reader::open(&target)
+        .unwrap()
+        .as_slice::<u64>()
+        .unwrap()
+        .to_vec();
+    assert_eq!(values, (0..1010 * 8).collect::<Vec<u64>>());
+    assert_code(&cmd(&["verify"], &link), 0, "verify through the link");
+}
+
+#[test]
+fn verify_and_info_name_a_file_whose_name_is_too_long_for_its_journal() {
+    let dir = temp();
+    let path = dir.path().join(format!("{}.npy", "n".repeat(246)));
+    std::fs::write(&path, saved_42s(3)).unwrap();
+    let before = snapshot(&path);
+    let out = cmd(&["verify"], &path);
+    assert_ne!(out.code, 0, "verify called it appendable: {}", out.stdout);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("too long for its sidecar files"), "{text}");
+    let out = cmd(&["info"], &path);
+    assert!(
+        out.stdout.contains("unsupported") && out.stdout.contains("too long"),
+        "{}",
+        out.stdout
+    );
+    let out = append_u8(&path, 3..4, &[]);
+    assert_code(&out, 2, "append");
+    assert!(
+        out.stderr.contains("too long for its sidecar files"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(snapshot(&path), before);
+}
+
+/// Runs the tool as the unprivileged user `nobody` (a root process writes
+/// any directory); `None` after a SKIP line when it cannot.
+fn run_as_nobody(args: &[&OsStr]) -> Option<Out> {
+    let test = "recover_in_a_read_only_directory_changes_nothing";
+    let reason = if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    {
+        Some("not root (needs to run the tool as another user)")
+    } else if !Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        Some("no setpriv (util-linux)")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: cannot run under CI=true: {reason}"
+        );
+        eprintln!("SKIP {test}: {reason}");
+        return None;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(args)
+        .output()
+        .unwrap();
+    Some(Out {
+        code: out.status.code().expect("the tool died"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+#[test]
+fn recover_in_a_read_only_directory_changes_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp();
+    let sub = dir.path().join("ro");
+    std::fs::create_dir(&sub).unwrap();
+    let path = sub.join("crash.npy");
+    crashed(&path); // a tail to cut
+    // The files belong to nobody; the directories (root's) do not.
+    for p in [path.clone(), journal_path(&path)] {
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+    }
+    for d in [dir.path(), &sub] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let before = snapshot(&path);
+    let Some(out) = run_as_nobody(&[OsStr::new("recover"), path.as_os_str()]) else {
+        return;
+    };
+    assert_code(&out, 2, "recover in a read-only directory");
+    assert!(
+        out.stderr.contains("directory is writable") && out.stderr.contains("nothing was changed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        snapshot(&path),
+        before,
+        "the refused recovery changed the files"
+    );
+    // As its owner can: recovers.
+    let out = cmd(&["recover"], &path);
+    assert_code(&out, 0, "recover as root");
+    assert_eq!(reader_values(&path), f4_values(0..4));
+}

@@ -1315,3 +1315,148 @@ fn fs_power_cut_ext4_process_recovers() {
 fn fs_power_cut_xfs_process_recovers() {
     process_durability_cuts(FsKind::Xfs);
 }
+
+// ---------------------------------------------------------------------------
+// A full disk: nothing changes but what can be finished.
+
+/// Fills the file system holding `dir` until a write fails for lack of
+/// space; the filler file is `dir/filler`.
+fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let mut f = File::create(&filler).unwrap();
+    for chunk in [1 << 20, 4096, 512, 1] {
+        let bytes = vec![0xAB_u8; chunk];
+        while f.write_all(&bytes).and_then(|()| f.sync_all()).is_ok() {}
+    }
+    filler
+}
+
+/// The writer of `path` killed after `commits` commits of 1000 rows and
+/// 10 more rows written but not committed.
+fn killed_with_a_tail(path: &Path, commits: u64) {
+    let mut w = AppendOptions::new()
+        .dtype("<u8")
+        .unwrap()
+        .row_shape(&[ROW])
+        .durability(Durability::Process)
+        .buffer_bytes(64)
+        .open(path)
+        .unwrap();
+    for c in 0..commits {
+        w.append(&rows(c * 1000, 1000)).unwrap();
+        w.commit().unwrap();
+    }
+    w.append(&rows(commits * 1000, 10)).unwrap();
+    drop(w);
+}
+
+fn bytes_of(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
+}
+
+#[test]
+fn full_ext4_disk_during_open_and_recovery() {
+    let test = "full_ext4_disk_during_open_and_recovery";
+    let Some((_lock, fs)) = setup(FsKind::Ext4, test) else {
+        return;
+    };
+    let dir = fs.mnt.clone();
+    let (clean, crashed, new) = (
+        dir.join("clean.npy"),
+        dir.join("crashed.npy"),
+        dir.join("new.npy"),
+    );
+    let mut w = AppendOptions::new()
+        .dtype("<u8")
+        .unwrap()
+        .row_shape(&[ROW])
+        .open(&clean)
+        .unwrap();
+    w.append(&rows(0, 100)).unwrap();
+    w.close().unwrap();
+    killed_with_a_tail(&crashed, 3);
+    let filler = fill(&dir);
+
+    // Opening a clean file needs a journal: refused, nothing left behind.
+    let before = bytes_of(&clean);
+    let err = Appender::open_or_recover(&clean)
+        .err()
+        .expect("the disk is full");
+    assert_eq!(
+        err.io_kind(),
+        Some(std::io::ErrorKind::StorageFull),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("free space") && message.contains("last commit"),
+        "{message}"
+    );
+    assert_eq!(bytes_of(&clean), before);
+    assert!(
+        !npy_append::journal_path(&clean).exists(),
+        "a journal was left"
+    );
+    assert_eq!(
+        npy_append::FileStatus::read(&clean).unwrap().state,
+        npy_append::FileState::Clean
+    );
+
+    // Creating a new file: nothing is left either.
+    let err = AppendOptions::new()
+        .dtype("<u8")
+        .unwrap()
+        .row_shape(&[ROW])
+        .open(&new)
+        .err()
+        .expect("the disk is full");
+    assert_eq!(
+        err.io_kind(),
+        Some(std::io::ErrorKind::StorageFull),
+        "{err}"
+    );
+    assert!(!new.exists() && !npy_append::journal_path(&new).exists());
+
+    // Recovering the crashed writer's file needs no new space (it cuts,
+    // rewrites in place): it succeeds, or fails and changes nothing.
+    let before = (
+        bytes_of(&crashed),
+        bytes_of(&npy_append::journal_path(&crashed)),
+    );
+    match AppendOptions::new().recover(&crashed) {
+        Ok(outcome) => assert_eq!(outcome.report.committed_rows, 3000),
+        Err(e) => {
+            assert_eq!(e.io_kind(), Some(std::io::ErrorKind::StorageFull), "{e}");
+            assert_eq!(
+                (
+                    bytes_of(&crashed),
+                    bytes_of(&npy_append::journal_path(&crashed))
+                ),
+                before
+            );
+        }
+    }
+
+    // Appending on the full disk: the commit fails, the last one is kept.
+    std::fs::remove_file(&filler).unwrap();
+    let mut w = Appender::open_or_recover(&clean).unwrap();
+    let filler = fill(&dir);
+    let failed = w
+        .append(&rows(100, 20_000))
+        .and_then(|()| w.commit().map(|_| ()));
+    let err = failed.expect_err("the disk is full");
+    assert!(err.to_string().contains("free space"), "{err}");
+    drop(w);
+
+    // With space again, everything is where its last commit left it.
+    std::fs::remove_file(&filler).unwrap();
+    let w = Appender::open_or_recover(&clean).unwrap();
+    assert_eq!(w.len(), 100);
+    w.close().unwrap();
+    assert_eq!(wrong_rows(&clean, 100), Ok(0));
+    let w = Appender::open_or_recover(&crashed).unwrap();
+    assert_eq!(w.len(), 3000);
+    w.close().unwrap();
+    assert_eq!(wrong_rows(&crashed, 3000), Ok(0));
+    drop(fs);
+}
