@@ -614,8 +614,10 @@ def run_partitions(
 
     ``work``, the partitions and ``columns`` must be picklable for a process
     pool. When partitions fail, the others still finish and
-    :class:`PartitionsFailed` is raised after all are done; running again
-    resumes exactly the unfinished ones. Nothing is finalized: call
+    :class:`PartitionsFailed` is raised after all are done (a partition the
+    executor refuses to take, as a process pool broken by a killed worker
+    does, counts as failed); running again resumes exactly the unfinished
+    ones. Nothing is finalized: call
     :func:`finalize` when every partition is done.
     """
     path = os.fspath(root)
@@ -634,19 +636,25 @@ def run_partitions(
         create(path, columns)
     skipped: List[Any] = []
     submitted: List[Tuple[Any, _Future]] = []
+    failures: List[Tuple[Any, BaseException]] = []
     for p, name in zip(todo, names):
         status = shard_status(path, name)
         if status is not None and status.complete:
             skipped.append(p)
             continue
-        future = executor.submit(
-            _run_partition, path, name, p, work, columns, durability, lock_timeout
-        )
+        try:
+            future = executor.submit(
+                _run_partition, path, name, p, work, columns, durability, lock_timeout
+            )
+        except Exception as e:  # noqa: BLE001 - reported with the partition
+            # The executor refused it: a process pool broken by a worker
+            # that died meanwhile refuses every later submission.
+            failures.append((p, e))
+            continue
         submitted.append((p, future))
     ran: List[Any] = []
     resumed: List[Any] = []
     rows: Dict[str, int] = {}
-    failures: List[Tuple[Any, BaseException]] = []
     for p, future in submitted:
         try:
             shard, was_resumed, n, did_run = future.result()
