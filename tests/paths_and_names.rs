@@ -150,6 +150,10 @@ fn a_writer_notices_its_file_removed() {
     );
     assert!(matches!(w.close(), Err(Error::Poisoned { .. })));
     assert!(!path.exists(), "nothing was created at the path");
+    // Its journal described the removed file: it is gone with it, and the
+    // path starts afresh.
+    assert!(!journal_path(&path).exists());
+    assert_eq!(write(&path, 0..5), 5);
 }
 
 #[test]
@@ -176,6 +180,12 @@ fn a_writer_notices_a_file_renamed_over_its_own() {
                     .contains("another file was moved or saved over the file"),
             "{err}"
         );
+        assert_eq!(std::fs::read(&path).unwrap(), saved(500, 42));
+        // The file now at the path is taken as it is.
+        assert!(!journal_path(&path).exists());
+        let w = Appender::open_or_recover(&path).unwrap();
+        assert_eq!(w.len(), 500);
+        drop(w);
         assert_eq!(std::fs::read(&path).unwrap(), saved(500, 42));
     }
 }

@@ -62,10 +62,13 @@ class Appender:
         rows the file holds."""
     def commit(self, cursor: Optional[ReadableBuffer] = None) -> int:
         """Commits the pending rows, with ``cursor`` (a bytes-like value of
-        at most 8128 bytes) when given; returns the committed rows."""
+        at most 8128 bytes) when given; returns the committed rows.
+        FileReplacedError (the writer stops) when another program removed
+        or replaced the file or its journal meanwhile."""
     def close(self) -> Optional[int]:
         """Commits, makes the header final and removes the journal; returns
-        the committed rows, or None when already closed."""
+        the committed rows, or None when already closed. FileReplacedError
+        as for ``commit``."""
     def abandon(self) -> None:
         """Releases the file without committing, as a crash would."""
     def __len__(self) -> int:
@@ -87,7 +90,8 @@ class Appender:
         """Whether the file is in Fortran order (rows along the last axis)."""
     @property
     def path(self) -> pathlib.Path:
-        """The ``.npy`` file's path."""
+        """The ``.npy`` file's path (a symbolic link in its last component
+        resolved: the journal sits beside the file itself)."""
     @property
     def closed(self) -> bool:
         """Whether close() or abandon() was called."""

@@ -188,6 +188,8 @@ impl PyAppender {
         // With a dtype, a new file exists already (1-D unless row_shape is
         // given); without one, the first array gives what is missing.
         let infer = appender.report().found == Found::NoFile && appender.dtype().is_none();
+        // The file's own path (a symbolic link resolved).
+        let path = appender.path().to_path_buf();
         Ok(Self {
             handle: Handle::new(appender, path),
             options,
@@ -254,7 +256,8 @@ impl PyAppender {
 
     /// Commits the pending rows (with `cursor`, a bytes-like value of at
     /// most 8128 bytes found again after a crash, when given); returns the
-    /// committed row count.
+    /// committed row count. FileReplacedError (the writer stops) when
+    /// another program removed or replaced the file or its journal.
     #[pyo3(signature = (cursor=None))]
     fn commit(&mut self, py: Python<'_>, cursor: Option<Bound<'_, PyAny>>) -> PyResult<u64> {
         let cursor = cursor_bytes(cursor.as_ref())?;
@@ -323,7 +326,8 @@ impl PyAppender {
         })
     }
 
-    /// The `.npy` file's path.
+    /// The `.npy` file's path (a symbolic link in its last component
+    /// resolved: the journal sits beside the file itself).
     #[getter]
     fn path(&self) -> PathBuf {
         self.handle.path().to_path_buf()

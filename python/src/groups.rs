@@ -157,6 +157,8 @@ impl PyAppendGroup {
                 })
             })
             .collect::<PyResult<Vec<_>>>()?;
+        // The group journal's own path (a symbolic link resolved).
+        let path = group.path().to_path_buf();
         Ok(Self {
             handle: Handle::new(group, path),
             members,

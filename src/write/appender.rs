@@ -15,6 +15,7 @@
 //! durable data, so a crash at any instant leaves a file numpy reads with
 //! only committed rows, and a journal that recovery trusts.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -432,7 +433,9 @@ impl<B: Backend> Appender<B> {
         &self.report
     }
 
-    /// The path of the `.npy` file.
+    /// The path of the `.npy` file: the path it was opened with, with a
+    /// symbolic link in its last component resolved (the journal and the
+    /// other sidecars sit beside the file itself).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -767,8 +770,7 @@ impl<B: Backend> Appender<B> {
                     let wrote = live.data.pending() > 0 || live.cursor_dirty;
                     let rows = live.commit(journal_path, *durability)?;
                     if wrote {
-                        live.data.check_held(backend)?;
-                        live.check_journal_held(backend, journal_path, false)?;
+                        live.check_held(backend, journal_path)?;
                     }
                     Ok(rows)
                 }
@@ -797,7 +799,7 @@ impl<B: Backend> Appender<B> {
             ) else {
                 return Ok(());
             };
-            live.data.check_held(&a.backend)?;
+            live.check_file_held(&a.backend, &a.journal_path)?;
             live.data.sync_all()?;
             // Never remove a file another program put in the journal's place.
             live.check_journal_held(&a.backend, &a.journal_path, true)?;
@@ -823,6 +825,50 @@ impl<B: Backend> Appender<B> {
 }
 
 impl<F: Storage> Live<F> {
+    /// `Replaced` when the path of the file or of the journal no longer
+    /// names the one this writer holds (see [`Live::check_file_held`]).
+    fn check_held<B: Backend<File = F>>(&self, backend: &B, journal_path: &Path) -> Result<()> {
+        self.check_file_held(backend, journal_path)?;
+        self.check_journal_held(backend, journal_path, false)
+    }
+
+    /// `Replaced` when the file's path no longer names the file this writer
+    /// holds. The writer then removes its own journal, which describes a
+    /// file no longer at the path, so that the path is left to whatever is
+    /// there now.
+    fn check_file_held<B: Backend<File = F>>(
+        &self,
+        backend: &B,
+        journal_path: &Path,
+    ) -> Result<()> {
+        let Err(mut err) = self.data.check_held(backend) else {
+            return Ok(());
+        };
+        let removed = self
+            .check_journal_held(backend, journal_path, false)
+            .and_then(|()| {
+                files::remove_durably(backend, journal_path, "removing the journal").map(|_| ())
+            });
+        if let Error::Replaced { kept, .. } = &mut err {
+            match removed {
+                Ok(()) => kept.push_str(
+                    " It removed its journal, which described that file: opening the path \
+                     again takes it as it is now (a new file when there is none). Restore \
+                     the file from a copy first if it was removed by mistake",
+                ),
+                Err(e) => {
+                    let _ = write!(
+                        kept,
+                        " Its journal could not be removed ({e}): once the path holds the \
+                         right file, remove {} and open it again",
+                        journal_path.display()
+                    );
+                }
+            }
+        }
+        Err(err)
+    }
+
     /// `Replaced` when `journal_path` no longer names this writer's journal;
     /// `closing` once the file is synced with its final header.
     fn check_journal_held<B: Backend<File = F>>(

@@ -104,8 +104,7 @@ impl<F: Storage> DataFile<F> {
         files::check_held(backend, &self.file, &self.path, "the file", || {
             "the rows it wrote are in the file it opened, which no path names now (it is \
              gone once the writer is dropped), and whatever is at the path was not written \
-             by it; the writer stopped, this commit is not acknowledged. Restore the file \
-             from a copy if it was removed by mistake, or reopen the path to start again"
+             by it; the writer stopped, this commit is not acknowledged."
                 .to_owned()
         })
     }

@@ -472,7 +472,8 @@ impl<B: Backend> AppendGroup<B> {
         })
     }
 
-    /// The group journal's path.
+    /// The group journal's path (a symbolic link in the last component of
+    /// the path it was opened with resolved; the members sit beside it).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -777,7 +778,15 @@ impl<B: Backend> AppendGroup<B> {
     /// longer names the file this writer holds open.
     fn check_held(&self) -> Result<()> {
         for m in &self.members {
-            m.check_held(&self.backend)?;
+            m.check_held(&self.backend).map_err(|mut e| {
+                if let Error::Replaced { kept, .. } = &mut e {
+                    kept.push_str(
+                        " The group journal still commits the member's rows: restore the \
+                         member from a copy to go on with the group",
+                    );
+                }
+                e
+            })?;
         }
         files::check_held(
             &self.backend,
