@@ -22,6 +22,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use npy_append::storage::{Backend, FsBackend, OpenMode};
 use npy_append::{AppendOptions, Appender, Durability, Reader};
 
 mod common;
@@ -134,6 +135,32 @@ fn commit_latency(c: &mut Criterion) {
         b.iter(|| {
             w.append(&row).unwrap();
             black_box(w.commit().unwrap());
+        });
+    });
+    // A commit checks that the paths of the file and of its journal still
+    // name the files the writer holds: its share of a commit that needs
+    // no sync.
+    group.bench_function("process_commit_1_row", |b| {
+        let row = vec![1.0f32; ROW_VALUES];
+        let mut w = AppendOptions::new()
+            .row_shape(&[ROW_VALUES as u64])
+            .durability(Durability::Process)
+            .open(dir.path().join("lat-process.npy"))
+            .unwrap();
+        b.iter(|| {
+            w.append(&row).unwrap();
+            black_box(w.commit().unwrap());
+        });
+    });
+    let path = dir.path().join("check.npy");
+    let journal = npy_append::journal_path(&path);
+    let backend = FsBackend;
+    let file = backend.open(&path, OpenMode::CreateNew).unwrap();
+    let jfile = backend.open(&journal, OpenMode::CreateNew).unwrap();
+    group.bench_function("path_checks_of_a_commit", |b| {
+        b.iter(|| {
+            black_box(backend.is_same_file(&file, &path).unwrap());
+            black_box(backend.is_same_file(&jfile, &journal).unwrap());
         });
     });
     group.finish();
