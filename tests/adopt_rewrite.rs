@@ -481,7 +481,7 @@ fn trailing_bytes_are_refused_before_any_rewrite() {
 
 #[cfg(unix)]
 #[test]
-fn the_rewritten_file_keeps_its_permissions_and_a_symlink_is_refused() {
+fn the_rewritten_file_keeps_its_permissions_and_a_symlink_stays_a_symlink() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("p.npy");
@@ -498,9 +498,15 @@ fn the_rewritten_file_keeps_its_permissions_and_a_symlink_is_refused() {
     let old = old_u4(2);
     std::fs::write(&target, &old).unwrap();
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let err = AppendOptions::new().open(&link).err().expect("refused");
-    assert!(err.to_string().contains("symbolic link"), "{err}");
-    assert_eq!(std::fs::read(&target).unwrap(), old);
+    // Opened through the link, the file it names is rewritten (the link is
+    // followed, never replaced).
+    let w = AppendOptions::new().open(&link).unwrap();
+    assert!(w.report().file_rewritten);
+    assert_eq!(w.path(), target);
+    w.close().unwrap();
+    let reader = Reader::open(&link).unwrap();
+    assert_eq!(reader.len(), 2);
+    assert_ne!(std::fs::read(&target).unwrap(), old);
     assert!(
         std::fs::symlink_metadata(&link)
             .unwrap()

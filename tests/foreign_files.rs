@@ -245,3 +245,50 @@ fn a_failed_open_leaves_no_journal() {
         assert!(mem.contents(path).is_none(), "{op:?} {nth}: file left");
     }
 }
+
+#[test]
+fn a_cursor_file_npy_append_did_not_write_is_left_alone() {
+    let dir = tmp();
+    let path = dir.path().join("f.npy");
+    let mut w = options(Durability::Fsync).open(&path).unwrap();
+    w.append(&rows(0..10)).unwrap();
+    w.commit_with_cursor(b"line 10").unwrap();
+    w.close().unwrap();
+    let sidecar = npy_append::cursor_path(&path);
+    let ours = std::fs::read(&sidecar).unwrap();
+
+    // Another program's notes where the cursor file goes: refused, kept.
+    std::fs::write(&sidecar, b"position=17\n").unwrap();
+    let before = (std::fs::read(&path).unwrap(), std::fs::read(&sidecar).unwrap());
+    let err = AppendOptions::new().open(&path).err().expect("refused");
+    assert!(
+        matches!(err, Error::Unsupported { .. }) && err.to_string().contains("Move it away"),
+        "{err}"
+    );
+    assert!(matches!(
+        npy_append::FileStatus::read(&path).unwrap().state,
+        npy_append::FileState::Unsupported
+    ));
+    assert_eq!(
+        (std::fs::read(&path).unwrap(), std::fs::read(&sidecar).unwrap()),
+        before
+    );
+    assert!(!journal_path(&path).exists());
+
+    // A newer format's: refused too.
+    let mut newer = ours.clone();
+    newer[8] = 2;
+    std::fs::write(&sidecar, &newer).unwrap();
+    assert!(matches!(
+        AppendOptions::new().open(&path),
+        Err(Error::Unsupported { .. })
+    ));
+    assert_eq!(std::fs::read(&sidecar).unwrap(), newer);
+
+    // Its own, cut short by a crash: removed, the file opens.
+    std::fs::write(&sidecar, &ours[..20]).unwrap();
+    let w = AppendOptions::new().open(&path).unwrap();
+    assert!(w.cursor().is_empty());
+    assert!(!sidecar.exists());
+    w.close().unwrap();
+}

@@ -25,7 +25,9 @@ use crate::options::AppendOptions;
 use crate::recovery::{self, Files, Inspection, JournalPlan, Plan};
 use crate::report::{Found as FoundState, RecoveryOutcome, RecoveryReport};
 use crate::storage::{Backend, FsBackend, OpenMode, Storage};
-use crate::write::appender::{check_options, cursor_to_adopt, refuse_member, rewrite_leftover};
+use crate::write::appender::{
+    check_cursor_sidecar, check_options, cursor_to_adopt, refuse_member, rewrite_leftover,
+};
 use crate::write::recover::nothing_to_recover;
 
 /// numpy's default `max_header_size` for `np.load`: a header whose text is
@@ -365,6 +367,7 @@ fn predict<B: Backend>(
     let path = found.path.as_path();
     files::check_sidecar_names(backend, path)?;
     refuse_member(backend, path)?;
+    check_cursor_sidecar(backend, path)?;
     let leftover = npy.is_some() && rewrite_leftover(backend, path)?;
     // Without a journal, a header without room to grow is first given room
     // by a rewrite of the whole file: the plan is made on that copy.

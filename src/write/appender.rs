@@ -153,6 +153,7 @@ impl<B: Backend> Appender<B> {
     fn open_existing(&mut self, options: &AppendOptions) -> Result<()> {
         let (path, journal_path) = (self.path.clone(), self.journal_path.clone());
         refuse_member(&self.backend, &path)?;
+        check_cursor_sidecar(&self.backend, &path)?;
         let npy = files::open_locked(&self.backend, &path, options.lock_wait, "opening")?;
         // The writer holds the journal's lock too, so that a writer still
         // creating a new file (no `.npy` to lock yet) is never mistaken for a
@@ -752,10 +753,11 @@ impl<B: Backend> Appender<B> {
     /// appender is poisoned and the commit is not acknowledged (recovery may
     /// or may not keep it). Committing with no pending rows does nothing.
     ///
-    /// A commit that wrote something then checks that the file's path and
-    /// the journal's still name the files this writer holds, and fails
-    /// with [`Error::Replaced`] when another program removed or replaced
-    /// either.
+    /// A commit that wrote something then checks that the file's path
+    /// still names the file this writer holds (under
+    /// [`Durability::Fsync`] the journal's path too; [`close`](Self::close)
+    /// checks both), and fails with [`Error::Replaced`] when another
+    /// program removed or replaced it.
     pub fn commit(&mut self) -> Result<u64> {
         self.guarded(|a| {
             let Self {
@@ -770,7 +772,12 @@ impl<B: Backend> Appender<B> {
                     let wrote = live.data.pending() > 0 || live.cursor_dirty;
                     let rows = live.commit(journal_path, *durability)?;
                     if wrote {
-                        live.check_held(backend, journal_path)?;
+                        live.check_file_held(backend, journal_path)?;
+                        // The journal's path too where a commit syncs (its
+                        // cost is lost in the sync's); otherwise at close.
+                        if *durability == Durability::Fsync {
+                            live.check_journal_held(backend, journal_path, false)?;
+                        }
                     }
                     Ok(rows)
                 }
@@ -825,13 +832,6 @@ impl<B: Backend> Appender<B> {
 }
 
 impl<F: Storage> Live<F> {
-    /// `Replaced` when the path of the file or of the journal no longer
-    /// names the one this writer holds (see [`Live::check_file_held`]).
-    fn check_held<B: Backend<File = F>>(&self, backend: &B, journal_path: &Path) -> Result<()> {
-        self.check_file_held(backend, journal_path)?;
-        self.check_journal_held(backend, journal_path, false)
-    }
-
     /// `Replaced` when the file's path no longer names the file this writer
     /// holds. The writer then removes its own journal, which describes a
     /// file no longer at the path, so that the path is left to whatever is
@@ -1001,6 +1001,29 @@ pub(crate) fn cursor_to_adopt(
     let found = CursorFile::decode(bytes).ok()?;
     (found.rows == rows && !found.cursor.is_empty() && sequence == 1 && cursor.is_empty())
         .then_some(found.cursor)
+}
+
+/// Refuses, changing nothing, a file at the cursor sidecar's path of `path`
+/// that a writer could not take over: one of a newer format
+/// (`Unsupported`), or one this library did not write (which a writer's
+/// close would otherwise replace).
+pub(crate) fn check_cursor_sidecar<B: Backend>(backend: &B, path: &Path) -> Result<()> {
+    let sidecar = files::cursor_path(path);
+    let Some(bytes) = files::read_small(backend, &sidecar, cursor_file::MAX_LEN + 1)? else {
+        return Ok(());
+    };
+    match cursor_file::Found::of(&bytes) {
+        cursor_file::Found::Intact(_) | cursor_file::Found::Torn => Ok(()),
+        cursor_file::Found::Newer(e) => Err(Error::from_format(&sidecar, e)),
+        cursor_file::Found::Foreign => Err(Error::Unsupported {
+            path: Some(sidecar),
+            what: format!(
+                "this file is not a cursor file npy-append wrote, and it is where {}'s \
+                 cursor file goes; nothing was changed. Move it away, then open the file again",
+                path.display()
+            ),
+        }),
+    }
 }
 
 /// `GroupMember` when a marker says `path` belongs to a group.
