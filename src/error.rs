@@ -36,7 +36,8 @@ pub enum Error {
     /// A checksum did not match: the bytes on disk changed after they were written.
     #[error(
         "{path}: checksum mismatch in {what} at byte {offset}: expected {expected:#010x}, found {found:#010x}; \
-         the disk returned other bytes than were written and synced, nothing was changed \
+         the disk returned other bytes than were written and synced, or another program \
+         rewrote them; nothing was changed \
          (restore the file from a copy, or reopen with accept_loss to recover to the commit \
          before)"
     )]

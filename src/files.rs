@@ -104,7 +104,7 @@ pub(crate) fn check_sidecar_names<B: Backend>(backend: &B, path: &Path) -> Resul
     let journal = journal_path(path);
     match backend.exists(&journal) {
         Err(e) if e.kind() == io::ErrorKind::InvalidFilename => {
-            let name = path.file_name().map_or(0, |n| n.len());
+            let name = path.file_name().map_or(0, std::ffi::OsStr::len);
             Err(Error::Unsupported {
                 path: Some(path.to_path_buf()),
                 what: format!(
@@ -137,22 +137,29 @@ pub(crate) fn sync_parent<B: Backend>(backend: &B, path: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, "syncing the directory", e))
 }
 
-/// `Io` (with nothing changed) when no file can be created and removed in
-/// the directory of `path`: tried with `<file>.rewrite`, which only the
-/// holder of the writer lock on `path` writes, before recovery changes a
-/// file whose journal must be removed from that directory afterwards.
+/// `Io` of kind `PermissionDenied` (with nothing changed) when this process
+/// may not create and remove entries in the directory of `path`: asked
+/// before recovery changes a file whose journal it must remove from that
+/// directory afterwards.
 pub(crate) fn check_dir_writable<B: Backend>(backend: &B, path: &Path) -> Result<()> {
+    let dir = parent_dir(path);
     let op = "checking that the directory is writable (recovery changes the file only \
               where its journal can be removed afterwards; nothing was changed)";
-    let probe = rewrite_path(path);
-    drop(
-        backend
-            .open(&probe, OpenMode::CreateNew)
-            .map_err(|e| Error::io(parent_dir(path), op, e))?,
-    );
-    backend
-        .remove(&probe)
-        .map_err(|e| Error::io(&probe, "removing the directory's write check", e))
+    if backend
+        .can_change_dir(dir)
+        .map_err(|e| Error::io(dir, op, e))?
+    {
+        Ok(())
+    } else {
+        Err(Error::io(
+            dir,
+            op,
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "this user may not create or remove files in it",
+            ),
+        ))
+    }
 }
 
 /// Removes the file at `path` and syncs its directory; `Ok(false)` (and no
@@ -211,7 +218,9 @@ pub(crate) fn lock_probed<F: Storage>(file: &F, path: &Path, wait: LockWait) -> 
 /// Takes the writer lock on `file`; after each failed attempt, `probed()`
 /// says whether the holder may be a reader probing the lock (then the wait
 /// lasts at least [`PROBE_WAIT`], polled every few microseconds at first)
-/// or must be another writer (then `wait` decides).
+/// or must be another writer (then `wait` decides). A holder that the
+/// storage shows to hold the lock exclusively ([`Storage::lock_is_held`]:
+/// a reader's probe holds it shared) is another writer in any case.
 pub(crate) fn lock_as<F: Storage>(
     file: &F,
     path: &Path,
@@ -228,7 +237,11 @@ pub(crate) fn lock_as<F: Storage>(
         if file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
             return Ok(());
         }
-        let (limit, longest) = if probed() {
+        // `lock_is_held` takes the lock shared for a moment: it fails only
+        // while a writer holds it exclusively. (A backend that cannot tell
+        // leaves the decision to `probed`.)
+        let writer = matches!(file.lock_is_held(), Ok(true));
+        let (limit, longest) = if !writer && probed() {
             (waited.max(PROBE_WAIT), Duration::from_millis(1))
         } else {
             (waited, Duration::from_millis(50))

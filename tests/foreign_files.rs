@@ -259,7 +259,10 @@ fn a_cursor_file_npy_append_did_not_write_is_left_alone() {
 
     // Another program's notes where the cursor file goes: refused, kept.
     std::fs::write(&sidecar, b"position=17\n").unwrap();
-    let before = (std::fs::read(&path).unwrap(), std::fs::read(&sidecar).unwrap());
+    let before = (
+        std::fs::read(&path).unwrap(),
+        std::fs::read(&sidecar).unwrap(),
+    );
     let err = AppendOptions::new().open(&path).err().expect("refused");
     assert!(
         matches!(err, Error::Unsupported { .. }) && err.to_string().contains("Move it away"),
@@ -270,7 +273,10 @@ fn a_cursor_file_npy_append_did_not_write_is_left_alone() {
         npy_append::FileState::Unsupported
     ));
     assert_eq!(
-        (std::fs::read(&path).unwrap(), std::fs::read(&sidecar).unwrap()),
+        (
+            std::fs::read(&path).unwrap(),
+            std::fs::read(&sidecar).unwrap()
+        ),
         before
     );
     assert!(!journal_path(&path).exists());

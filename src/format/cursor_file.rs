@@ -170,7 +170,12 @@ mod tests {
         .encode()
         .unwrap();
         assert!(matches!(Found::of(&bytes), Found::Intact(f) if f.rows == 7));
-        for torn in [&[][..], &[0; 40][..], &bytes[..20], &bytes[..bytes.len() - 1]] {
+        for torn in [
+            &[][..],
+            &[0; 40][..],
+            &bytes[..20],
+            &bytes[..bytes.len() - 1],
+        ] {
             assert_eq!(Found::of(torn), Found::Torn, "{torn:?}");
         }
         let mut newer = bytes.clone();

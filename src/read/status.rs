@@ -320,7 +320,8 @@ impl Preview {
     /// what opening them with `options` would do. Errors only when neither
     /// exists or on an I/O error reading them.
     fn read<B: Backend>(backend: &B, path: &Path, options: &AppendOptions) -> Result<Self> {
-        let path = &files::resolve(backend, path)?;
+        let resolved = files::resolve(backend, path)?;
+        let path = resolved.as_path();
         let journal_path = files::journal_path(path);
         let npy = open_read(backend, path)?;
         let journal = open_read(backend, &journal_path)?;

@@ -96,6 +96,40 @@ impl Backend for FsBackend {
         }
     }
 
+    /// `faccessat(dir, W_OK | X_OK, AT_EACCESS)`: the kernel's check for
+    /// the effective user, with ACLs and read-only mounts.
+    fn can_change_dir(&self, dir: &Path) -> io::Result<bool> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            // SAFETY: `c` is a NUL-terminated path that outlives the call;
+            // faccessat only reads it.
+            let rc = unsafe {
+                libc::faccessat(
+                    libc::AT_FDCWD,
+                    c.as_ptr(),
+                    libc::W_OK | libc::X_OK,
+                    libc::AT_EACCESS,
+                )
+            };
+            if rc == 0 {
+                return Ok(true);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EACCES | libc::EROFS | libc::EPERM) => Ok(false),
+                _ => Err(e),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = dir;
+            Ok(true)
+        }
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         #[cfg(unix)]
         {

@@ -114,6 +114,14 @@ pub trait Backend {
         let _ = path;
         Ok(None)
     }
+    /// Whether this process may create and remove entries in the directory
+    /// `dir`, asked without changing anything. Recovery asks before it
+    /// changes a file whose journal it must remove later. `true` by default
+    /// (a backend without permissions).
+    fn can_change_dir(&self, dir: &Path) -> io::Result<bool> {
+        let _ = dir;
+        Ok(true)
+    }
 }
 
 /// A file system whose directories a sharded dataset can create and list.

@@ -119,7 +119,8 @@ impl AppendOptions {
 
 impl<B: Backend> Appender<B> {
     fn open_with(backend: B, path: &Path, options: &AppendOptions) -> Result<Self> {
-        let path = &files::resolve(&backend, path)?;
+        let resolved = files::resolve(&backend, path)?;
+        let path = resolved.as_path();
         files::check_sidecar_names(&backend, path)?;
         let journal_path = files::journal_path(path);
         let mut appender = Self {

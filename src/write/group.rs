@@ -216,7 +216,8 @@ fn io(path: &Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Error {
 
 impl<B: Backend> AppendGroup<B> {
     fn open_with(backend: B, path: &Path, options: &GroupOptions) -> Result<Self> {
-        let path = &files::resolve(&backend, path)?;
+        let resolved = files::resolve(&backend, path)?;
+        let path = resolved.as_path();
         let buffer_bytes = options.buffer_bytes.unwrap_or(DEFAULT_BUFFER_BYTES).max(1);
         // A held journal lock is another writer's, except while the group's
         // creation is unfinished, when readers probe it (creation_incomplete).

@@ -31,7 +31,8 @@ impl AppendOptions {
         backend: B,
         path: impl AsRef<Path>,
     ) -> Result<RecoveryOutcome> {
-        let path = &files::resolve(&backend, path.as_ref())?;
+        let resolved = files::resolve(&backend, path.as_ref())?;
+        let path = resolved.as_path();
         files::check_sidecar_names(&backend, path)?;
         let journal_path = files::journal_path(path);
         let exists = |p: &Path| {
