@@ -35,33 +35,6 @@ pub const FIXED_LEN: usize = 32;
 /// The longest a cursor sidecar can be: anything longer is not one.
 pub const MAX_LEN: usize = FIXED_LEN + MAX_CURSOR_LEN;
 
-/// What a file at a cursor sidecar's path is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Found {
-    /// A complete sidecar.
-    Intact(CursorFile),
-    /// One this library was writing when it died: empty or zeros (the
-    /// write did not land), or the magic followed by bytes that do not
-    /// decode. It is this library's own, and goes.
-    Torn,
-    /// A sidecar of a newer format (its error says which).
-    Newer(FormatError),
-    /// Not a sidecar this library wrote: left alone.
-    Foreign,
-}
-
-impl Found {
-    /// Classifies the bytes of a file found at a cursor sidecar's path.
-    pub fn of(bytes: &[u8]) -> Self {
-        match CursorFile::decode(bytes) {
-            Ok(file) => Self::Intact(file),
-            Err(e @ FormatError::Unsupported { .. }) => Self::Newer(e),
-            Err(_) if bytes.iter().all(|&b| b == 0) || bytes.starts_with(&MAGIC) => Self::Torn,
-            Err(_) => Self::Foreign,
-        }
-    }
-}
-
 /// The content of a cursor sidecar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorFile {
@@ -159,31 +132,6 @@ mod tests {
             cursor: vec![7; MAX_CURSOR_LEN],
         };
         assert_eq!(CursorFile::decode(&max.encode().unwrap()).unwrap(), max);
-    }
-
-    #[test]
-    fn found_tells_torn_newer_and_foreign_files_apart() {
-        let bytes = CursorFile {
-            rows: 7,
-            cursor: b"c".to_vec(),
-        }
-        .encode()
-        .unwrap();
-        assert!(matches!(Found::of(&bytes), Found::Intact(f) if f.rows == 7));
-        for torn in [
-            &[][..],
-            &[0; 40][..],
-            &bytes[..20],
-            &bytes[..bytes.len() - 1],
-        ] {
-            assert_eq!(Found::of(torn), Found::Torn, "{torn:?}");
-        }
-        let mut newer = bytes.clone();
-        newer[8] = 2;
-        assert!(matches!(Found::of(&newer), Found::Newer(_)));
-        for foreign in [&b"position=17\n"[..], &b"\x93NUMPY"[..], &[0, 0, 1][..]] {
-            assert_eq!(Found::of(foreign), Found::Foreign, "{foreign:?}");
-        }
         let over = CursorFile {
             rows: 1,
             cursor: vec![7; MAX_CURSOR_LEN + 1],

@@ -25,9 +25,7 @@ use crate::options::AppendOptions;
 use crate::recovery::{self, Files, Inspection, JournalPlan, Plan};
 use crate::report::{Found as FoundState, RecoveryOutcome, RecoveryReport};
 use crate::storage::{Backend, FsBackend, OpenMode, Storage};
-use crate::write::appender::{
-    check_cursor_sidecar, check_options, cursor_to_adopt, refuse_member, rewrite_leftover,
-};
+use crate::write::appender::{check_options, cursor_to_adopt, refuse_member, rewrite_leftover};
 use crate::write::recover::nothing_to_recover;
 
 /// numpy's default `max_header_size` for `np.load`: a header whose text is
@@ -176,7 +174,7 @@ impl FileStatus {
     /// The status of a file recovery would open, by its plan and the report
     /// opening would give.
     fn planned(
-        found: Found,
+        found: Seen,
         file_header: Option<Result<Header>>,
         plan: &Plan,
         report: &RecoveryReport,
@@ -241,7 +239,7 @@ impl FileStatus {
 
     /// The status of a file with a readable header that recovery refuses
     /// with `err`.
-    fn refused(found: Found, header: Header, err: &Error) -> Self {
+    fn refused(found: Seen, header: Header, err: &Error) -> Self {
         let (state, rows, bytes_past_end) = match err {
             Error::Unsupported { .. } | Error::GroupMember { .. } => {
                 (FileState::Unsupported, None, None)
@@ -290,7 +288,7 @@ impl FileStatus {
 }
 
 /// The files found, before their contents are judged.
-struct Found {
+struct Seen {
     path: PathBuf,
     journal_path: PathBuf,
     journal_present: bool,
@@ -301,7 +299,7 @@ struct Found {
 /// What opening a file for appending would do, decided read-only, with what
 /// was read on the way.
 struct Preview {
-    found: Found,
+    found: Seen,
     /// The file's own header, when there is a file.
     file_header: Option<Result<Header, crate::format::FormatError>>,
     /// What opening (then closing) would do, or the error opening returns.
@@ -340,7 +338,7 @@ impl Preview {
             }
             None => (0, None, None),
         };
-        let found = Found {
+        let found = Seen {
             path: path.to_path_buf(),
             journal_path,
             journal_present: journal.is_some(),
@@ -360,7 +358,7 @@ impl Preview {
 /// `open_existing`, then `create` and `close`), taken read-only.
 fn predict<B: Backend>(
     backend: &B,
-    found: &Found,
+    found: &Seen,
     npy: Option<B::File>,
     journal: Option<B::File>,
     options: &AppendOptions,
@@ -368,7 +366,6 @@ fn predict<B: Backend>(
     let path = found.path.as_path();
     files::check_sidecar_names(backend, path)?;
     refuse_member(backend, path)?;
-    check_cursor_sidecar(backend, path)?;
     let leftover = npy.is_some() && rewrite_leftover(backend, path)?;
     // Without a journal, a header without room to grow is first given room
     // by a rewrite of the whole file: the plan is made on that copy.

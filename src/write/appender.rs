@@ -154,7 +154,6 @@ impl<B: Backend> Appender<B> {
     fn open_existing(&mut self, options: &AppendOptions) -> Result<()> {
         let (path, journal_path) = (self.path.clone(), self.journal_path.clone());
         refuse_member(&self.backend, &path)?;
-        check_cursor_sidecar(&self.backend, &path)?;
         let npy = files::open_locked(&self.backend, &path, options.lock_wait, "opening")?;
         // The writer holds the journal's lock too, so that a writer still
         // creating a new file (no `.npy` to lock yet) is never mistaken for a
@@ -1002,29 +1001,6 @@ pub(crate) fn cursor_to_adopt(
     let found = CursorFile::decode(bytes).ok()?;
     (found.rows == rows && !found.cursor.is_empty() && sequence == 1 && cursor.is_empty())
         .then_some(found.cursor)
-}
-
-/// Refuses, changing nothing, a file at the cursor sidecar's path of `path`
-/// that a writer could not take over: one of a newer format
-/// (`Unsupported`), or one this library did not write (which a writer's
-/// close would otherwise replace).
-pub(crate) fn check_cursor_sidecar<B: Backend>(backend: &B, path: &Path) -> Result<()> {
-    let sidecar = files::cursor_path(path);
-    let Some(bytes) = files::read_small(backend, &sidecar, cursor_file::MAX_LEN + 1)? else {
-        return Ok(());
-    };
-    match cursor_file::Found::of(&bytes) {
-        cursor_file::Found::Intact(_) | cursor_file::Found::Torn => Ok(()),
-        cursor_file::Found::Newer(e) => Err(Error::from_format(&sidecar, e)),
-        cursor_file::Found::Foreign => Err(Error::Unsupported {
-            path: Some(sidecar),
-            what: format!(
-                "this file is not a cursor file npy-append wrote, and it is where {}'s \
-                 cursor file goes; nothing was changed. Move it away, then open the file again",
-                path.display()
-            ),
-        }),
-    }
 }
 
 /// `GroupMember` when a marker says `path` belongs to a group.
