@@ -344,6 +344,23 @@ fn disk(mem: &MemBackend) -> Disk {
 /// judges with the default options, applies: the options' policies are the
 /// defaults.
 fn open_case(mem: &MemBackend, options: &AppendOptions, status: bool) -> Result<Decision, Error> {
+    open_checked(mem, options, Some(status))
+}
+
+/// [`open_case`] without comparing the status and the preview with the
+/// open: only for the cases whose predictions are wrong (library bugs,
+/// each shown by a test of its own marked as such).
+fn open_unpredicted(mem: &MemBackend, options: &AppendOptions) -> Result<Decision, Error> {
+    open_checked(mem, options, None)
+}
+
+/// The predictions are checked unless `status` is `None` (then neither is),
+/// the status's only when `status` is `Some(true)`.
+fn open_checked(
+    mem: &MemBackend,
+    options: &AppendOptions,
+    status: Option<bool>,
+) -> Result<Decision, Error> {
     let before = disk(mem);
     let journal_present = mem.contents(&jnl()).is_some();
     let nothing = mem.contents(&npy()).is_none() && !journal_present;
@@ -354,6 +371,7 @@ fn open_case(mem: &MemBackend, options: &AppendOptions, status: bool) -> Result<
 
     // The dry run predicts the real one.
     match (&opened, &preview) {
+        _ if status.is_none() => {}
         (Ok(_), Err(e)) if nothing => {
             // Nothing to recover: the preview says so, the open starts a
             // new file.
@@ -371,7 +389,7 @@ fn open_case(mem: &MemBackend, options: &AppendOptions, status: bool) -> Result<
     }
 
     // So does the status, where it judges with these options.
-    if status {
+    if status == Some(true) {
         match (&opened, &file_status) {
             (Ok(w), Ok(s)) => {
                 let report = w.report();
@@ -848,4 +866,657 @@ fn file_with_valid_journal_is_cut_to_its_newest_commit() {
         );
         assert_eq!(file_data(&mem), data(0..5));
     }
+}
+
+// ===========================================================================
+// Files without a journal
+//
+// The file: 6 rows saved by numpy, then cut short into its fifth row (4
+// whole rows and 24 bytes), or extended by 2 whole rows and 5 bytes.
+
+fn short_file() -> Vec<u8> {
+    let mut bytes = saved(6);
+    bytes.truncate(end_of(4) + 24);
+    bytes
+}
+
+fn long_file() -> Vec<u8> {
+    let mut bytes = saved(6);
+    bytes.extend(data(6..8));
+    bytes.extend([0xA5; 5]);
+    bytes
+}
+
+fn salvage(bytes: &[u8], options: &AppendOptions) -> Result<Decision, Error> {
+    let mem = MemBackend::new();
+    mem.put(&npy(), bytes);
+    let result = open_case(&mem, options, false);
+    if let Ok(d) = &result {
+        // What stays is the bytes that were there (and zeros completing a
+        // last row), under a header of the rows kept.
+        let out = contents(&mem, &npy());
+        let kept = end_of(d.rows) - d.zero_filled_bytes as usize;
+        assert_eq!(
+            out[header_len() as usize..kept],
+            bytes[header_len() as usize..kept]
+        );
+        assert!(out[kept..].iter().all(|&b| b == 0));
+        assert_eq!(newest(&contents(&mem, &jnl())).1.rows, d.rows);
+    } else {
+        assert!(mem.contents(&jnl()).is_none(), "a refusal left a journal");
+    }
+    result
+}
+
+/// Files without a journal: | shorter than its header (...) |
+/// `ShortFilePolicy::Refuse` (default) | `FileTooShort`, nothing changed;
+/// the message names the salvage options (...) | none |
+#[test]
+fn short_file_refuse_is_file_too_short() {
+    let err = salvage(&short_file(), &AppendOptions::new()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::FileTooShort {
+                header_rows: 6,
+                whole_rows: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    says(
+        &err,
+        &[
+            "ShortFilePolicy::KeepWholeRows",
+            "ShortFilePolicy::ZeroFillLastRow",
+        ],
+    );
+    // FileStatus judges by the default policy.
+    let mem = MemBackend::new();
+    mem.put(&npy(), &short_file());
+    refused(open(&mem, Fsync));
+}
+
+/// Files without a journal: | | `KeepWholeRows` | the whole rows it holds,
+/// `k` | a partial last row cut; header rewritten to `k` rows |
+#[test]
+fn short_file_keep_whole_rows_cuts_the_partial_row() {
+    let options = AppendOptions::new().short_file_policy(ShortFilePolicy::KeepWholeRows);
+    let d = salvage(&short_file(), &options).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            missing_rows: 2,
+            bytes_cut: 24,
+            header_rewritten: true,
+            ..clean_kept(4)
+        }
+    );
+}
+
+/// Files without a journal: | | `ZeroFillLastRow` | `k`, plus a partial last
+/// row completed with zeros | zeros appended; header rewritten |
+#[test]
+fn short_file_zero_fill_last_row_completes_it_with_zeros() {
+    let options = AppendOptions::new().short_file_policy(ShortFilePolicy::ZeroFillLastRow);
+    let d = salvage(&short_file(), &options).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            missing_rows: 1,
+            zero_filled_bytes: 8,
+            header_rewritten: true,
+            ..clean_kept(5)
+        }
+    );
+}
+
+/// Files without a journal: | longer than its header (a crashed writer of
+/// another tool) | `TailPolicy::Refuse` (default) | `TrailingBytes`, nothing
+/// changed | none |
+#[test]
+fn long_file_refuse_is_trailing_bytes() {
+    let err = salvage(&long_file(), &AppendOptions::new()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TrailingBytes {
+                header_rows: 6,
+                extra_bytes: 69,
+                whole_rows: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    says(
+        &err,
+        &["TailPolicy::CutToHeader", "TailPolicy::AdoptWholeRows"],
+    );
+    let mem = MemBackend::new();
+    mem.put(&npy(), &long_file());
+    refused(open(&mem, Fsync));
+}
+
+/// Files without a journal: | | `CutToHeader` | the header's rows | the
+/// bytes past them cut |
+#[test]
+fn long_file_cut_to_header_cuts_past_the_header() {
+    let options = AppendOptions::new().tail_policy(TailPolicy::CutToHeader);
+    let d = salvage(&long_file(), &options).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            bytes_cut: 69,
+            ..clean_kept(6)
+        }
+    );
+}
+
+/// Files without a journal: | | `AdoptWholeRows` | the header's rows and
+/// every whole row past them | a partial last row cut; header rewritten |
+#[test]
+fn long_file_adopt_whole_rows_adopts_them_and_cuts_a_partial_row() {
+    let options = AppendOptions::new().tail_policy(TailPolicy::AdoptWholeRows);
+    let d = salvage(&long_file(), &options).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            adopted_rows: 2,
+            bytes_cut: 5,
+            header_rewritten: true,
+            ..clean_kept(8)
+        }
+    );
+}
+
+/// Files without a journal: | | `AdoptZeroFillLastRow` | the same and a
+/// partial last row completed with zeros | zeros appended; header rewritten |
+#[test]
+fn long_file_adopt_zero_fill_last_row_completes_it_with_zeros() {
+    let options = AppendOptions::new().tail_policy(TailPolicy::AdoptZeroFillLastRow);
+    let d = salvage(&long_file(), &options).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            adopted_rows: 3,
+            zero_filled_bytes: 27,
+            header_rewritten: true,
+            ..clean_kept(9)
+        }
+    );
+}
+
+/// Files without a journal: "The policies apply only without a journal (or
+/// beside a journal creation that never completed): a journal that commits
+/// rows the file lacks proves the file lost them, and that stays
+/// `CommittedDataMissing` whatever the policy."
+#[test]
+fn salvage_policies_never_overrule_a_journal() {
+    for policy in [
+        ShortFilePolicy::Refuse,
+        ShortFilePolicy::KeepWholeRows,
+        ShortFilePolicy::ZeroFillLastRow,
+    ] {
+        let mem = MemBackend::new();
+        killed(&mem, Fsync, None, &[3, 2], 0);
+        edit(&mem, &npy(), |b| b.truncate(end_of(4) + 8));
+        let options = AppendOptions::new().short_file_policy(policy);
+        let err = refused(open_case(&mem, &options, false));
+        assert!(
+            matches!(
+                err,
+                Error::CommittedDataMissing {
+                    committed_rows: 5,
+                    ..
+                }
+            ),
+            "{policy:?}: {err}"
+        );
+    }
+}
+
+// ===========================================================================
+// Files other programs wrote
+
+/// Files other programs wrote: | the newest record names another device and
+/// inode than the file's (replaced) | recovered like the original only when
+/// the file holds the newest commit intact (its length and data CRC) and its
+/// header is not ahead of it (a copy of the file); ... |
+#[test]
+fn replaced_file_holding_the_newest_commit_is_recovered_like_the_original() {
+    for durability in [Fsync, Process] {
+        // A copy of the killed writer's file (a backup restored, a move to
+        // another disk), with the writer's uncommitted tail, or without it,
+        // or with the header behind (not yet rewritten).
+        for (what, rows_in_copy, header, cut) in [
+            ("the whole file", 7, 5, 2 * RB),
+            ("its committed rows", 5, 5, 0),
+            ("an older header", 7, 3, 2 * RB),
+        ] {
+            let mem = MemBackend::new();
+            killed(&mem, durability, None, &[3, 2], 2);
+            let recorded = newest(&contents(&mem, &jnl())).1.file_id;
+            let mut copy = contents(&mem, &npy());
+            copy.truncate(end_of(rows_in_copy));
+            mem.put(&npy(), &with_header_rows(copy, header));
+            assert!(recorded.is_some() && recorded != file_id(&mem, &npy()));
+            let d = open(&mem, durability).unwrap();
+            assert_eq!(
+                d,
+                Decision {
+                    bytes_cut: cut,
+                    header_rewritten: header != 5,
+                    ..journal_kept(5)
+                },
+                "{durability:?}: {what}"
+            );
+            assert_eq!(file_data(&mem), data(0..5));
+        }
+    }
+}
+
+/// Files other programs wrote: | the newest record names another device and
+/// inode than the file's (replaced) | ...; else refused |
+#[test]
+fn replaced_file_not_holding_the_newest_commit_is_refused() {
+    for durability in [Fsync, Process] {
+        let mem = MemBackend::new();
+        killed(&mem, durability, None, &[3, 2], 2);
+        let ours = contents(&mem, &npy());
+        let mut ahead = ours.clone();
+        ahead = with_header_rows(ahead, 7);
+        for (what, bytes) in [
+            ("another program's file of as many rows", saved_other(5)),
+            ("another program's file of more rows", saved_other(9)),
+            ("an older copy", saved(3)),
+            ("a copy whose header claims the tail", ahead),
+        ] {
+            mem.put(&npy(), &bytes);
+            // The status and the preview do not see the file's identity:
+            // see `replaced_file_refusal_is_predicted_by_the_status_and_the_preview`.
+            let options = AppendOptions::new().durability(durability);
+            let err = refused(open_unpredicted(&mem, &options));
+            assert!(
+                matches!(err, Error::JournalDisagrees { .. }),
+                "{durability:?}, {what}: {err}"
+            );
+            says(&err, &["inode", "accept_loss"]);
+        }
+    }
+}
+
+/// Files other programs wrote: | the newest record names another device and
+/// inode than the file's (replaced) | ...; else refused |, as the status
+/// (`info`, `verify`) and the dry run (`recover --dry-run`) predict it:
+/// "on files nobody changes in between, the preview equals the outcome, and
+/// a refused preview is a refused recovery with the same message".
+///
+/// LIBRARY BUG (found by this table): the preview reads the `.npy` through
+/// a read-only view (`Viewed` in `src/read/status.rs`) that does not pass
+/// on `Storage::file_id`, so the status and the preview never see that the
+/// file was replaced. They name another reason (a checksum mismatch, "holds
+/// exactly the 3 rows"), or, under Process durability, predict a recovery
+/// that cuts rows where the open refuses.
+#[test]
+#[ignore = "library bug: the status and the preview do not see a replaced file's identity"]
+fn replaced_file_refusal_is_predicted_by_the_status_and_the_preview() {
+    for durability in [Fsync, Process] {
+        for bytes in [saved_other(5), saved(3)] {
+            let mem = MemBackend::new();
+            killed(&mem, durability, None, &[3, 2], 2);
+            mem.put(&npy(), &bytes);
+            let err = refused(open(&mem, durability));
+            assert!(matches!(err, Error::JournalDisagrees { .. }), "{err}");
+        }
+    }
+}
+
+/// Files other programs wrote: | the header claims more rows than the newest
+/// record, and the file holds them (self-consistent, as `np.save` leaves it)
+/// | refused under both durabilities: ... |
+///
+/// With `accept_loss` recovery goes to the newest commit the file still
+/// holds and counts what went in `rows_discarded`.
+#[test]
+fn header_ahead_of_the_journal_with_its_rows_held_is_refused_under_both_durabilities() {
+    for durability in [Fsync, Process] {
+        // np.save over the file, in place, of our rows and more, or of
+        // other rows.
+        for (what, bytes, committed_rows_intact) in [
+            ("our rows and 5 more", saved(8), true),
+            ("other rows", saved_other(8), false),
+        ] {
+            let mem = MemBackend::new();
+            killed(&mem, durability, None, &[3], 0);
+            mem.overwrite(&npy(), &bytes);
+            let err = refused(open(&mem, durability));
+            assert!(
+                matches!(err, Error::JournalDisagrees { .. }),
+                "{durability:?}, {what}: {err}"
+            );
+            says(
+                &err,
+                &["header says 8 rows", "committed only 3", "accept_loss"],
+            );
+            if committed_rows_intact {
+                let options = AppendOptions::new().accept_loss(true);
+                let d = open_case(&mem, &options, false).unwrap();
+                assert_eq!(
+                    d,
+                    Decision {
+                        bytes_cut: 5 * RB,
+                        header_rewritten: true,
+                        rows_discarded: 5,
+                        ..journal_kept(3)
+                    },
+                    "{durability:?}"
+                );
+                assert_eq!(file_data(&mem), data(0..3));
+            }
+        }
+    }
+    // "a Process writer's power loss that kept a header and lost its record
+    // looks the same": the second commit's rows and header reached the
+    // disk, its record did not.
+    let mem = MemBackend::new();
+    let states = killed(&mem, Process, None, &[3, 5], 0);
+    mem.overwrite(&jnl(), &states[1].1);
+    let err = refused(open(&mem, Process));
+    assert!(matches!(err, Error::JournalDisagrees { .. }), "{err}");
+}
+
+/// Files other programs wrote: | the header claims more rows than the newest
+/// record and the file does not hold them | Fsync: refused (a header is
+/// never ahead of a synced record, and the data was synced before it). ... |
+#[test]
+fn header_ahead_of_a_synced_record_without_its_rows_is_refused() {
+    let mem = MemBackend::new();
+    killed(&mem, Fsync, None, &[3], 2);
+    edit(&mem, &npy(), |b| *b = with_header_rows(b.clone(), 8));
+    let err = refused(open(&mem, Fsync));
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    says(&err, &["header says 8 rows", "committed only 3"]);
+}
+
+/// Files other programs wrote: | the header claims more rows than the newest
+/// record and the file does not hold them | ... Process: a power loss that
+/// kept a header write and lost its record; the journal wins |
+#[test]
+fn header_ahead_of_an_unsynced_record_without_its_rows_the_journal_wins() {
+    // The second commit's header write reached the disk; its record and
+    // two of its five rows did not.
+    let mem = MemBackend::new();
+    let states = killed(&mem, Process, None, &[3, 5], 0);
+    mem.overwrite(&jnl(), &states[1].1);
+    edit(&mem, &npy(), |b| b.truncate(end_of(6)));
+    assert_eq!(header_rows(&contents(&mem, &npy())), Some(8));
+    let d = open(&mem, Process).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            bytes_cut: 3 * RB,
+            header_rewritten: true,
+            ..journal_kept(3)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..3));
+}
+
+/// Files other programs wrote: | the newest record's data was synced (Fsync)
+/// and fails its check, and the file is exactly as long as its header says
+/// with a row count other than the record's | refused as rewritten; ... |
+#[test]
+fn synced_commit_failing_its_check_in_a_self_consistent_file_is_refused_as_rewritten() {
+    for (what, bytes) in [
+        ("np.save of fewer of our rows", saved(3)),
+        ("np.save of fewer other rows", saved_other(4)),
+        ("np.save of no rows", saved(0)),
+    ] {
+        let mem = MemBackend::new();
+        killed(&mem, Fsync, None, &[3, 2], 2);
+        mem.overwrite(&npy(), &bytes);
+        let err = refused(open(&mem, Fsync));
+        assert!(
+            matches!(err, Error::JournalDisagrees { .. }),
+            "{what}: {err}"
+        );
+        says(&err, &["holds exactly the", "accept_loss"]);
+    }
+}
+
+/// Files other programs wrote: | the newest record's data was synced (Fsync)
+/// and fails its check, ... | ...; other failures of synced data are
+/// `CommittedDataMissing` or `ChecksumMismatch` (the disk lost synced data),
+/// and the messages name `accept_loss` |
+#[test]
+fn synced_commit_missing_or_changed_is_committed_data_missing_or_checksum_mismatch() {
+    // The file lost the end of the newest commit: too short for the header.
+    let mem = MemBackend::new();
+    killed(&mem, Fsync, None, &[3, 2], 0);
+    edit(&mem, &npy(), |b| b.truncate(end_of(5) - 20));
+    let err = refused(open(&mem, Fsync));
+    assert!(
+        matches!(
+            err,
+            Error::CommittedDataMissing {
+                committed_rows: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    says(&err, &["accept_loss"]);
+    // accept_loss: the newest commit the file still holds.
+    let d = open_case(&mem, &AppendOptions::new().accept_loss(true), false).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            dropped_rows: 2,
+            bytes_cut: 2 * RB - 20,
+            header_rewritten: true,
+            ..journal_kept(3)
+        }
+    );
+
+    // A byte of the newest commit changed; or another program's file of as
+    // many rows as the record (self-consistent, but with the record's own
+    // row count, so the rows changed).
+    for (what, change) in [
+        (
+            "a flipped byte",
+            Box::new(|b: &mut Vec<u8>| b[end_of(4) + 3] ^= 0x10) as Box<dyn Fn(&mut Vec<u8>)>,
+        ),
+        (
+            "other rows of the same count",
+            Box::new(|b: &mut Vec<u8>| *b = saved_other(5)),
+        ),
+    ] {
+        let mem = MemBackend::new();
+        killed(&mem, Fsync, None, &[3, 2], 0);
+        edit(&mem, &npy(), change);
+        let err = refused(open(&mem, Fsync));
+        assert!(
+            matches!(err, Error::ChecksumMismatch { .. }),
+            "{what}: {err}"
+        );
+        says(&err, &["rows 3..5", "accept_loss"]);
+    }
+}
+
+/// Files other programs wrote: | the newest record was not synced (Process)
+/// and fails its check | the fallback below, ... |
+#[test]
+fn unsynced_commit_failing_its_check_falls_back() {
+    // The second commit's record reached the disk, two of its rows did not
+    // (zeros), nor its header.
+    let mem = MemBackend::new();
+    killed(&mem, Process, None, &[3, 2], 0);
+    edit(&mem, &npy(), |b| {
+        *b = with_header_rows(b.clone(), 3);
+        b[end_of(3)..].fill(0);
+    });
+    let d = open(&mem, Process).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            dropped_rows: 2,
+            bytes_cut: 2 * RB,
+            ..journal_kept(3)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..3));
+}
+
+/// Files other programs wrote: | the newest record was not synced (Process)
+/// and fails its check | ..., but never below the rows the header claims
+/// when the file holds them (`claimed`): rows a self-consistent header
+/// counts are not cut on a guess |
+#[test]
+fn unsynced_commit_fallback_never_goes_below_the_rows_the_header_claims() {
+    // The second commit's record and header reached the disk, its rows
+    // did not: the file holds the 5 rows its header claims (zeros), as a
+    // file another program saved would.
+    let mem = MemBackend::new();
+    killed(&mem, Process, None, &[3, 2], 0);
+    edit(&mem, &npy(), |b| b[end_of(3)..].fill(0));
+    let err = refused(open(&mem, Process));
+    assert!(matches!(err, Error::JournalDisagrees { .. }), "{err}");
+    says(&err, &["header says 5 rows", "accept_loss"]);
+    let d = open_case(&mem, &AppendOptions::new().accept_loss(true), false).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            dropped_rows: 2,
+            rows_discarded: 2,
+            bytes_cut: 2 * RB,
+            header_rewritten: true,
+            ..journal_kept(3)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..3));
+}
+
+/// Files other programs wrote, foreign journals: "A `<file>.journal` whose
+/// identity does not decode is removed only when it is a torn creation of
+/// this library's own (...: empty, or all zero sectors within the longest
+/// creation write, or the creation write's own bytes with some sectors not
+/// landed; ...)."
+#[test]
+fn foreign_journal_rule_torn_creations_are_removed() {
+    // The creation write of a journal for a file of 6 rows.
+    let mem = MemBackend::new();
+    killed(&mem, Fsync, Some(6), &[], 0);
+    let creation = contents(&mem, &jnl());
+    let mut first_lost = creation.clone();
+    first_lost[..journal::SECTOR].fill(0);
+    let mut identity_torn = creation.clone();
+    identity_torn[64 + 100..journal::SECTOR].fill(0);
+    for (what, torn) in [
+        ("empty", Vec::new()),
+        ("zero sectors", vec![0u8; 3 * journal::SECTOR]),
+        ("cut in its first sector", creation[..70].to_vec()),
+        ("its first sector not landed", first_lost),
+    ] {
+        mem.overwrite(&jnl(), &torn);
+        let d = open(&mem, Fsync).unwrap();
+        assert_eq!(
+            d,
+            Decision {
+                journal_discarded: true,
+                ..clean_kept(6)
+            },
+            "{what}"
+        );
+    }
+    // A first sector with its snapshot cut short fails the identity's
+    // checksum; the rest of that sector is zeros: still a torn creation.
+    mem.overwrite(&jnl(), &identity_torn[..journal::SECTOR]);
+    let d = open(&mem, Fsync).unwrap();
+    assert!(d.journal_discarded, "{d:?}");
+}
+
+/// Files other programs wrote, foreign journals: "Anything else (another
+/// program's file, a copy of the `.npy`, garbage) is refused with
+/// `ForeignJournal` and left where it is"
+#[test]
+fn foreign_journal_rule_anything_else_is_refused() {
+    let mem = MemBackend::new();
+    killed(&mem, Fsync, Some(6), &[], 0);
+    let creation = contents(&mem, &jnl());
+    // The creation's first sector and garbage after it: not a torn write.
+    let mut tampered = creation.clone();
+    tampered[journal::SECTOR..journal::SECTOR + 512].copy_from_slice(&garbage(512));
+    tampered[..64].copy_from_slice(&garbage(64));
+    for (what, foreign) in [
+        ("garbage", garbage(4160)),
+        ("a copy of the .npy", saved(6)),
+        ("another program's text", b"position=17\n".to_vec()),
+        ("a damaged journal", tampered),
+    ] {
+        mem.overwrite(&jnl(), &foreign);
+        let err = refused(open(&mem, Fsync));
+        assert!(matches!(err, Error::ForeignJournal { .. }), "{what}: {err}");
+    }
+}
+
+/// Files other programs wrote, foreign journals: "...;
+/// `move_aside_foreign_journal` (`recover --move-aside-journal`) renames it
+/// to `<journal>.foreign` (or `.foreign.N`) and goes on."
+#[test]
+fn foreign_journal_rule_moved_aside_on_request() {
+    let options = AppendOptions::new().move_aside_foreign_journal(true);
+    let mem = MemBackend::new();
+    mem.put(&npy(), &saved(6));
+    mem.put(&jnl(), &garbage(100));
+    let d = open_case(&mem, &options, false).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            journal_moved_aside: Some(aside(None)),
+            ..clean_kept(6)
+        }
+    );
+    assert_eq!(contents(&mem, &aside(None)), garbage(100));
+    // The name is taken: the next number. The preview names the taken one:
+    // see `foreign_journal_moved_aside_to_a_taken_name_is_predicted`.
+    Backend::remove(&mem, &jnl()).unwrap();
+    mem.put(&jnl(), &garbage(200));
+    let d = open_unpredicted(&mem, &options).unwrap();
+    assert_eq!(d.journal_moved_aside, Some(aside(Some(1))));
+    assert_eq!(contents(&mem, &aside(None)), garbage(100));
+    assert_eq!(contents(&mem, &aside(Some(1))), garbage(200));
+    // Without a .npy: moved aside, and the path is a new file.
+    let mem = MemBackend::new();
+    mem.put(&jnl(), &garbage(100));
+    let d = open_case(&mem, &options, false).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            journal_moved_aside: Some(aside(None)),
+            ..Decision::default()
+        }
+    );
+}
+
+/// Files other programs wrote, foreign journals: "... renames it to
+/// `<journal>.foreign` (or `.foreign.N`) and goes on", as the dry run
+/// predicts it.
+///
+/// LIBRARY BUG (found by this table): with `<journal>.foreign` taken, the
+/// preview's report (and `ForeignJournal`'s `aside`, which the refusal's
+/// message names) says `<journal>.foreign`, the open moves the journal to
+/// `<journal>.foreign.1`: `recovery::move_aside_path` gives the first name
+/// only, `recovery::clear_stray` looks for a free one.
+#[test]
+#[ignore = "library bug: the preview names <journal>.foreign when that name is taken"]
+fn foreign_journal_moved_aside_to_a_taken_name_is_predicted() {
+    let options = AppendOptions::new().move_aside_foreign_journal(true);
+    let mem = MemBackend::new();
+    mem.put(&npy(), &saved(6));
+    mem.put(&aside(None), &garbage(100));
+    mem.put(&jnl(), &garbage(200));
+    let d = open_case(&mem, &options, false).unwrap();
+    assert_eq!(d.journal_moved_aside, Some(aside(Some(1))));
 }
