@@ -1520,3 +1520,541 @@ fn foreign_journal_moved_aside_to_a_taken_name_is_predicted() {
     let d = open_case(&mem, &options, false).unwrap();
     assert_eq!(d.journal_moved_aside, Some(aside(Some(1))));
 }
+
+// ===========================================================================
+// Failure analysis: Commit, Fsync durability
+//
+// A writer of a new file committed rows 0..3, appended rows 3..5 (in its
+// buffer) and died in the commit of those: the failure analysis's "crash
+// after" step is the operation made to fail.
+
+/// The writer of the failure analysis, killed by the failure of the `nth`
+/// operation of kind `op` of its second commit. Returns the file and the
+/// journal as the first commit left them.
+fn died_in_second_commit(
+    mem: &MemBackend,
+    durability: Durability,
+    op: MemOp,
+    nth: u64,
+) -> (Vec<u8>, Vec<u8>) {
+    let mut w = writer_options(durability)
+        .open_with(mem.clone(), npy())
+        .unwrap();
+    w.append(&values(0..3)).unwrap();
+    w.commit().unwrap();
+    let first = (contents(mem, &npy()), contents(mem, &jnl()));
+    w.append(&values(3..5)).unwrap();
+    assert_eq!(
+        contents(mem, &npy()).len(),
+        end_of(3),
+        "rows still buffered"
+    );
+    mem.fail_at(op, nth);
+    let failed = w.commit();
+    mem.clear_failure();
+    assert!(
+        failed.is_err(),
+        "the {op:?} #{nth} of the commit did not fail"
+    );
+    drop(w);
+    first
+}
+
+/// The writer of the failure analysis, its second commit done, killed.
+/// Returns the file and the journal as the first commit left them.
+fn second_commit_done(mem: &MemBackend, durability: Durability) -> (Vec<u8>, Vec<u8>) {
+    let states = killed(mem, durability, None, &[3, 2], 0);
+    states[1].clone()
+}
+
+/// Commit, Fsync durability: | during 1 (rows written) | some of the new
+/// rows, or none; journal has the previous record | newest record =
+/// previous commit, its data intact | cut the partial rows; previous commit |
+#[test]
+fn fsync_commit_crash_during_the_row_write_keeps_the_previous_commit() {
+    // None of the rows: their write failed.
+    let mem = MemBackend::new();
+    let (file, journal) = died_in_second_commit(&mem, Fsync, MemOp::Write, 1);
+    assert!(contents(&mem, &npy()) == file && contents(&mem, &jnl()) == journal);
+    assert_eq!(open(&mem, Fsync).unwrap(), journal_kept(3));
+    assert_eq!(file_data(&mem), data(0..3));
+    // Some of them: any prefix, or garbage where the write did not land.
+    for (what, tail) in [
+        ("a torn row", data(3..5)[..13].to_vec()),
+        (
+            "a row and a torn one",
+            data(3..5)[..RB as usize + 13].to_vec(),
+        ),
+        ("garbage", garbage(2 * RB as usize)),
+        ("zeros", vec![0; 2 * RB as usize]),
+    ] {
+        let mem = MemBackend::new();
+        let (mut file, journal) = died_in_second_commit(&mem, Fsync, MemOp::Write, 1);
+        file.extend(&tail);
+        mem.overwrite(&npy(), &file);
+        assert!(contents(&mem, &jnl()) == journal);
+        assert_eq!(
+            open(&mem, Fsync).unwrap(),
+            Decision {
+                bytes_cut: tail.len() as u64,
+                ..journal_kept(3)
+            },
+            "{what}"
+        );
+        assert_eq!(file_data(&mem), data(0..3));
+    }
+}
+
+/// Commit, Fsync durability: | 2 (data synced) | all new rows; journal has
+/// the previous record | same | cut the new rows (never acknowledged) |
+#[test]
+fn fsync_commit_crash_after_the_data_sync_cuts_the_new_rows() {
+    let mem = MemBackend::new();
+    let syncs = mem.count(MemOp::Sync);
+    // The record's write fails: the rows were written and synced.
+    let (_, journal) = died_in_second_commit(&mem, Fsync, MemOp::Write, 2);
+    assert!(mem.count(MemOp::Sync) > syncs);
+    let file = contents(&mem, &npy());
+    assert_eq!(file.len(), end_of(5));
+    assert_eq!(header_rows(&file), Some(3));
+    assert!(contents(&mem, &jnl()) == journal, "the journal as before");
+    assert_eq!(
+        open(&mem, Fsync).unwrap(),
+        Decision {
+            bytes_cut: 2 * RB,
+            ..journal_kept(3)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..3));
+}
+
+/// Commit, Fsync durability: | during 3 (record written) | the older slot
+/// torn or intact | torn: CRC fails, the other slot (previous commit) is
+/// newest. ... | previous commit, ... |
+#[test]
+fn fsync_commit_torn_record_keeps_the_previous_commit() {
+    for (what, how) in [
+        ("garbage", Some(0xA5)),
+        ("zeros", Some(0)),
+        ("not landed", None),
+    ] {
+        let mem = MemBackend::new();
+        let (_, journal) = second_commit_done(&mem, Fsync);
+        let (slot, record) = newest(&contents(&mem, &jnl()));
+        assert_eq!(record.rows, 5);
+        edit(&mem, &jnl(), |j| match how {
+            Some(fill) => tear_slot(j, slot, fill),
+            None => {
+                let range = slot_range(j, slot);
+                j[range.clone()].copy_from_slice(&journal[range]);
+            }
+        });
+        // The header is written after the record: not yet.
+        edit(&mem, &npy(), |b| *b = with_header_rows(b.clone(), 3));
+        assert_eq!(
+            open(&mem, Fsync).unwrap(),
+            Decision {
+                bytes_cut: 2 * RB,
+                ..journal_kept(3)
+            },
+            "{what}"
+        );
+        assert_eq!(file_data(&mem), data(0..3));
+    }
+}
+
+/// Commit, Fsync durability: | during 3 (record written) | the older slot
+/// torn or intact | ... intact: new record, data synced, CRC matches | ...,
+/// or the new commit (not acknowledged yet: allowed) |
+#[test]
+fn fsync_commit_record_written_not_synced_keeps_the_new_commit() {
+    // The journal's sync fails (the data's was the first): the record is
+    // written, the commit not acknowledged.
+    let mem = MemBackend::new();
+    died_in_second_commit(&mem, Fsync, MemOp::Sync, 2);
+    assert_eq!(newest(&contents(&mem, &jnl())).1.rows, 5);
+    assert_eq!(header_rows(&contents(&mem, &npy())), Some(3));
+    assert_eq!(
+        open(&mem, Fsync).unwrap(),
+        Decision {
+            header_rewritten: true,
+            ..journal_kept(5)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..5));
+}
+
+/// Commit, Fsync durability: | 4 (record synced) | new record durable | new
+/// record | the new commit |
+#[test]
+fn fsync_commit_crash_after_the_record_sync_keeps_the_new_commit() {
+    // The header's write fails: the record was written and synced.
+    let mem = MemBackend::new();
+    let syncs = mem.count(MemOp::Sync);
+    died_in_second_commit(&mem, Fsync, MemOp::Write, 3);
+    assert!(mem.count(MemOp::Sync) >= syncs + 2);
+    let (_, record) = newest(&contents(&mem, &jnl()));
+    assert!(record.rows == 5 && record.data_synced);
+    assert_eq!(header_rows(&contents(&mem, &npy())), Some(3));
+    assert_eq!(
+        open(&mem, Fsync).unwrap(),
+        Decision {
+            header_rewritten: true,
+            ..journal_kept(5)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..5));
+}
+
+/// Commit, Fsync durability: | during 5 (header written) | header torn or
+/// old | journal is the authority; header rebuilt from the snapshot when it
+/// does not parse | the new commit, header rewritten |
+#[test]
+fn fsync_commit_torn_header_is_rebuilt_from_the_snapshot() {
+    // The header write covers the bytes after the length field.
+    for (what, fill) in [("garbage", None), ("zeros", Some(0u8))] {
+        let mem = MemBackend::new();
+        second_commit_done(&mem, Fsync);
+        edit(&mem, &npy(), |b| {
+            let text = 10..header_len() as usize;
+            match fill {
+                Some(x) => b[text].fill(x),
+                None => b[text.clone()].copy_from_slice(&garbage(text.len())),
+            }
+        });
+        assert_eq!(header_rows(&contents(&mem, &npy())), None, "{what}");
+        assert_eq!(
+            open(&mem, Fsync).unwrap(),
+            Decision {
+                header_rewritten: true,
+                ..journal_kept(5)
+            },
+            "{what}"
+        );
+        assert_eq!(contents(&mem, &npy()), saved(5));
+    }
+    // Old: the header write did not land.
+    let mem = MemBackend::new();
+    second_commit_done(&mem, Fsync);
+    edit(&mem, &npy(), |b| *b = with_header_rows(b.clone(), 3));
+    assert_eq!(
+        open(&mem, Fsync).unwrap(),
+        Decision {
+            header_rewritten: true,
+            ..journal_kept(5)
+        }
+    );
+    assert_eq!(contents(&mem, &npy()), saved(5));
+}
+
+/// Commit, Fsync durability: | 5 | done | nothing to do (header written back
+/// if its page was lost) | the new commit |
+#[test]
+fn fsync_commit_done_needs_nothing() {
+    let mem = MemBackend::new();
+    second_commit_done(&mem, Fsync);
+    assert_eq!(open(&mem, Fsync).unwrap(), journal_kept(5));
+    assert_eq!(contents(&mem, &npy()), saved(5));
+    // The header's page lost: written back.
+    let mem = MemBackend::new();
+    second_commit_done(&mem, Fsync);
+    edit(&mem, &npy(), |b| *b = with_header_rows(b.clone(), 3));
+    assert_eq!(
+        open(&mem, Fsync).unwrap(),
+        Decision {
+            header_rewritten: true,
+            ..journal_kept(5)
+        }
+    );
+    assert_eq!(contents(&mem, &npy()), saved(5));
+}
+
+// ===========================================================================
+// Failure analysis: Commit, Process durability
+
+/// Commit, Process durability: "A killed process loses nothing the kernel
+/// accepted: the page cache holds every completed `write`, in order, so the
+/// analysis for `kill -9` is the table above with "synced" read as
+/// "written"." A process dies between two writes (a write that returned is
+/// whole): before the rows, after them, after the record, after the header.
+#[test]
+fn process_commit_killed_follows_the_fsync_table_with_synced_read_as_written() {
+    for (step, nth, expected) in [
+        ("before the rows", Some(1), journal_kept(3)),
+        (
+            "after the rows",
+            Some(2),
+            Decision {
+                bytes_cut: 2 * RB,
+                ..journal_kept(3)
+            },
+        ),
+        (
+            "after the record",
+            Some(3),
+            Decision {
+                header_rewritten: true,
+                ..journal_kept(5)
+            },
+        ),
+        ("after the header", None, journal_kept(5)),
+    ] {
+        let mem = MemBackend::new();
+        match nth {
+            Some(nth) => {
+                died_in_second_commit(&mem, Process, MemOp::Write, nth);
+            }
+            None => {
+                second_commit_done(&mem, Process);
+            }
+        }
+        assert_eq!(open(&mem, Process).unwrap(), expected, "{step}");
+        assert_eq!(file_data(&mem), data(0..expected.rows), "{step}");
+    }
+}
+
+/// Commit, Process durability: "Recovery checks the newest record's rows
+/// against its data CRC and falls back as described above, reporting
+/// `dropped_rows`"; "Checking the newest record": "recovery falls back to
+/// the older record when it is the previous commit (checked the same way)"
+/// and "then writes a record of the chosen state into the slot of the older
+/// record".
+///
+/// A writer opened a clean file of 3 rows (its journal's record: 3 rows,
+/// synced at open) and committed 2 rows; a power loss kept that commit's
+/// record, lost its rows and its header.
+#[test]
+fn process_power_loss_falls_back_to_the_older_record_when_it_is_the_previous_commit() {
+    let mem = MemBackend::new();
+    killed(&mem, Process, Some(3), &[2], 0);
+    let (slot, record) = newest(&contents(&mem, &jnl()));
+    assert_eq!(
+        (record.prev_rows, record.rows, record.data_synced),
+        (3, 5, false)
+    );
+    edit(&mem, &npy(), |b| {
+        *b = with_header_rows(b.clone(), 3);
+        b[end_of(3)..].fill(0);
+    });
+    assert_eq!(
+        open(&mem, Process).unwrap(),
+        Decision {
+            dropped_rows: 2,
+            bytes_cut: 2 * RB,
+            ..journal_kept(3)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..3));
+    // The chosen state, re-anchored in the older record's slot.
+    let journal = contents(&mem, &jnl());
+    let (anchor_slot, anchor) = newest(&journal);
+    assert_eq!(anchor_slot, slot.other());
+    assert_eq!((anchor.sequence, anchor.rows), (record.sequence + 1, 3));
+}
+
+/// Commit, Process durability; "Checking the newest record": "when the older
+/// record is the durable one a Process writer opened with, to the previous
+/// commit if the file holds its rows, ..."
+///
+/// Three commits (3, 2, 2 rows) of a new file; a power loss zeroed the
+/// last commit's rows and lost its header.
+#[test]
+fn process_power_loss_falls_back_to_the_previous_commit_the_file_holds() {
+    let mem = MemBackend::new();
+    killed(&mem, Process, None, &[3, 2, 2], 0);
+    let journal = contents(&mem, &jnl());
+    let older = [Slot::A, Slot::B]
+        .into_iter()
+        .filter_map(|s| record(&journal, s))
+        .min_by_key(|r| r.sequence)
+        .unwrap();
+    assert_eq!(
+        (older.sequence, older.rows),
+        (1, 0),
+        "the record it opened with"
+    );
+    edit(&mem, &npy(), |b| {
+        *b = with_header_rows(b.clone(), 5);
+        b[end_of(5)..].fill(0);
+    });
+    assert_eq!(
+        open(&mem, Process).unwrap(),
+        Decision {
+            dropped_rows: 2,
+            bytes_cut: 2 * RB,
+            ..journal_kept(5)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..5));
+}
+
+/// Commit, Process durability; "Checking the newest record": "..., else to
+/// that record"
+///
+/// A clean file of 3 rows, two commits of 2 rows; a power loss kept 4 rows
+/// of the 7 (unsynced writes land in any order), with the header of 3 or of
+/// 5 rows.
+#[test]
+fn process_power_loss_below_the_previous_commit_falls_back_to_the_record_it_opened_with() {
+    for header in [3, 5] {
+        let mem = MemBackend::new();
+        killed(&mem, Process, Some(3), &[2, 2], 0);
+        edit(&mem, &npy(), |b| {
+            b.truncate(end_of(4));
+            *b = with_header_rows(b.clone(), header);
+        });
+        assert_eq!(
+            open(&mem, Process).unwrap(),
+            Decision {
+                dropped_rows: 4,
+                bytes_cut: RB,
+                header_rewritten: header != 3,
+                ..journal_kept(3)
+            },
+            "header of {header} rows"
+        );
+        assert_eq!(file_data(&mem), data(0..3));
+    }
+}
+
+/// Commit, Process durability; "Checking the newest record": "...; then to
+/// the header's rows and to the rows of the journal's header snapshot
+/// (synced before the journal was created)", and, when the file holds none
+/// of them, `CommittedDataMissing`.
+///
+/// Reached only when the older record is gone too, which the fault model
+/// does not produce (it was synced): here its slot is zeroed. A clean file
+/// of 2 rows (the snapshot's), commits of 1, 2 and 2 rows (3, 5, 7), a
+/// power loss keeping 4 rows and the header of the first commit (3 rows).
+#[test]
+fn process_power_loss_without_an_older_record_falls_back_to_the_header_then_the_snapshot() {
+    let state = |header: Option<u64>, keep: u64| {
+        let mem = MemBackend::new();
+        killed(&mem, Process, Some(2), &[1, 2, 2], 0);
+        let (slot, newest_record) = newest(&contents(&mem, &jnl()));
+        assert_eq!((newest_record.prev_rows, newest_record.rows), (5, 7));
+        edit(&mem, &jnl(), |j| tear_slot(j, slot.other(), 0));
+        edit(&mem, &npy(), |b| {
+            b.truncate(end_of(keep));
+            match header {
+                Some(rows) => *b = with_header_rows(b.clone(), rows),
+                None => {
+                    let text = 10..header_len() as usize;
+                    b[text.clone()].copy_from_slice(&garbage(text.len()));
+                }
+            }
+        });
+        mem
+    };
+    // The header's rows.
+    let mem = state(Some(3), 4);
+    assert_eq!(
+        open(&mem, Process).unwrap(),
+        Decision {
+            dropped_rows: 4,
+            bytes_cut: RB,
+            ..journal_kept(3)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..3));
+    // The header unreadable: the snapshot's rows.
+    let mem = state(None, 4);
+    assert_eq!(
+        open(&mem, Process).unwrap(),
+        Decision {
+            dropped_rows: 5,
+            bytes_cut: 2 * RB,
+            header_rewritten: true,
+            ..journal_kept(2)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..2));
+    // Neither held.
+    let mem = state(None, 1);
+    let err = refused(open(&mem, Process));
+    assert!(
+        matches!(
+            err,
+            Error::CommittedDataMissing {
+                committed_rows: 7,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+/// Commit, Process durability: "Commits under this durability all write
+/// their records into one slot: the other keeps the durable record of the
+/// state the writer opened with"; with "Files other programs wrote": after
+/// a power loss "these rules may refuse where a blind fallback would have
+/// cut".
+///
+/// A new file, two commits (3 and 2 rows); a power loss tore the second
+/// commit's record, which overwrote the first's, and kept the first's
+/// header and rows: the newest record left is the one the writer opened
+/// with (0 rows), and the file holds the 3 rows its header claims.
+#[test]
+fn process_power_loss_tearing_the_record_is_refused_when_the_header_claims_rows() {
+    let mem = MemBackend::new();
+    killed(&mem, Process, None, &[3, 2], 0);
+    let (slot, _) = newest(&contents(&mem, &jnl()));
+    edit(&mem, &jnl(), |j| tear_slot(j, slot, 0xA5));
+    edit(&mem, &npy(), |b| {
+        b.truncate(end_of(3));
+        *b = with_header_rows(b.clone(), 3);
+    });
+    let err = refused(open(&mem, Process));
+    assert!(matches!(err, Error::JournalDisagrees { .. }), "{err}");
+    says(&err, &["header says 3 rows", "accept_loss"]);
+    let d = open_case(&mem, &AppendOptions::new().accept_loss(true), false).unwrap();
+    assert_eq!(
+        d,
+        Decision {
+            rows_discarded: 3,
+            bytes_cut: 3 * RB,
+            header_rewritten: true,
+            ..journal_kept(0)
+        }
+    );
+}
+
+/// Open (`open_or_recover`), step 5: "Process durability: if the newest
+/// record is an Fsync commit's, copy it without the data-synced flag into
+/// the other slot (synced), so that a header ahead of it after a power loss
+/// is not refused as a rewritten file".
+#[test]
+fn process_open_of_an_fsync_journal_copies_its_newest_record_unsynced() {
+    let mem = MemBackend::new();
+    killed(&mem, Fsync, None, &[3], 0);
+    let (slot, fsync_record) = newest(&contents(&mem, &jnl()));
+    assert!(fsync_record.data_synced);
+    let mut w = AppendOptions::new()
+        .durability(Process)
+        .open_with(mem.clone(), npy())
+        .unwrap();
+    let opened = contents(&mem, &jnl());
+    let (copy_slot, copy) = newest(&opened);
+    assert_eq!(copy_slot, slot.other());
+    assert_eq!(
+        (copy.sequence, copy.rows, copy.data_synced),
+        (fsync_record.sequence + 1, 3, false)
+    );
+    // A Process commit of 2 rows; a power loss kept its header, lost its
+    // record and one of its rows: the journal wins.
+    w.append(&values(3..5)).unwrap();
+    w.commit().unwrap();
+    drop(w);
+    mem.overwrite(&jnl(), &opened);
+    edit(&mem, &npy(), |b| b.truncate(end_of(4)));
+    assert_eq!(header_rows(&contents(&mem, &npy())), Some(5));
+    assert_eq!(
+        open(&mem, Process).unwrap(),
+        Decision {
+            bytes_cut: RB,
+            header_rewritten: true,
+            ..journal_kept(3)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..3));
+}
