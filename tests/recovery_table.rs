@@ -2058,3 +2058,261 @@ fn process_open_of_an_fsync_journal_copies_its_newest_record_unsynced() {
     );
     assert_eq!(file_data(&mem), data(0..3));
 }
+
+// ===========================================================================
+// Failure analysis: Journal creation
+
+/// Journal creation: | journal created, empty or torn | identity fails its
+/// magic/CRC | the `.npy` is complete without it: the journal is removed
+/// (`journal_discarded`) |
+#[test]
+fn journal_creation_torn_identity_is_removed() {
+    // A writer taking over a clean file of 6 rows died writing its journal.
+    let mem = MemBackend::new();
+    killed(&mem, Fsync, Some(6), &[], 0);
+    let creation = contents(&mem, &jnl());
+    let mut first_sector_lost = creation.clone();
+    first_sector_lost[..journal::SECTOR].fill(0);
+    let mut crc_fails = creation.clone();
+    crc_fails[64 + 40] ^= 0x01;
+    assert!(Identity::decode(&crc_fails).is_err());
+    for (what, torn) in [
+        ("empty", Vec::new()),
+        ("cut in its first sector", creation[..100].to_vec()),
+        ("zeros", vec![0; creation.len()]),
+        ("its first sector lost", first_sector_lost),
+        ("its identity failing its CRC", crc_fails),
+    ] {
+        mem.overwrite(&jnl(), &torn);
+        assert_eq!(
+            open(&mem, Fsync).unwrap(),
+            Decision {
+                journal_discarded: true,
+                ..clean_kept(6)
+            },
+            "{what}"
+        );
+        assert_eq!(contents(&mem, &npy()), saved(6), "{what}");
+    }
+}
+
+/// Journal creation: | identity intact, slot A torn | no valid slot | rows =
+/// the larger of the header's rows and, when slot A holds only sectors of
+/// the creation record or zeros and slot B was never written (the creation
+/// cut short), the snapshot's rows, among those the file holds; else 0 for
+/// a file this writer created |
+#[test]
+fn journal_creation_torn_slot_a_keeps_the_larger_of_the_header_and_snapshot_rows() {
+    // A clean file of 6 rows: header and snapshot say 6.
+    for fill in [0, 0xA5] {
+        let mem = MemBackend::new();
+        killed(&mem, Fsync, Some(6), &[], 0);
+        edit(&mem, &jnl(), |j| tear_slot(j, Slot::A, fill));
+        assert_eq!(open(&mem, Fsync).unwrap(), journal_kept(6), "fill {fill}");
+        // Re-anchored: slot A holds the rows kept.
+        let (slot, record) = newest(&contents(&mem, &jnl()));
+        assert_eq!((slot, record.sequence, record.rows), (Slot::A, 1, 6));
+    }
+
+    // Trailing rows being adopted: the journal (snapshot: 6 rows) was
+    // created before the header (4 rows) was rewritten. Its creation cut
+    // short, the snapshot's rows; slot A holding garbage instead, not a
+    // creation cut short by the row's definition, the header's rows.
+    for (fill, expected) in [
+        (
+            0,
+            Decision {
+                header_rewritten: true,
+                ..journal_kept(6)
+            },
+        ),
+        (
+            0xA5,
+            Decision {
+                bytes_cut: 2 * RB,
+                ..journal_kept(4)
+            },
+        ),
+    ] {
+        let mem = MemBackend::new();
+        let mut file = saved(4);
+        file.extend(data(4..6));
+        mem.put(&npy(), &file);
+        let adopt = AppendOptions::new().tail_policy(TailPolicy::AdoptWholeRows);
+        drop(adopt.open_with(mem.clone(), npy()).unwrap());
+        assert_eq!(identity(&contents(&mem, &jnl())).snapshot, npy_header(6));
+        mem.overwrite(&npy(), &file);
+        edit(&mem, &jnl(), |j| tear_slot(j, Slot::A, fill));
+        assert_eq!(open(&mem, Fsync).unwrap(), expected, "fill {fill}");
+    }
+
+    // A file cut short being salvaged (KeepWholeRows: snapshot of 4 rows),
+    // its header (6 rows) not held: the snapshot's rows.
+    let mem = MemBackend::new();
+    let mut short = saved(6);
+    short.truncate(end_of(4) + 24);
+    mem.put(&npy(), &short);
+    let keep = AppendOptions::new().short_file_policy(ShortFilePolicy::KeepWholeRows);
+    drop(keep.open_with(mem.clone(), npy()).unwrap());
+    mem.overwrite(&npy(), &short);
+    edit(&mem, &jnl(), |j| tear_slot(j, Slot::A, 0));
+    assert_eq!(
+        open(&mem, Fsync).unwrap(),
+        Decision {
+            bytes_cut: 24,
+            header_rewritten: true,
+            ..journal_kept(4)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..4));
+
+    // A file this writer created, its header not landed: 0 rows.
+    for header_landed in [false, true] {
+        let mem = MemBackend::new();
+        killed(&mem, Fsync, None, &[], 0);
+        edit(&mem, &jnl(), |j| tear_slot(j, Slot::A, 0xA5));
+        if !header_landed {
+            mem.overwrite(&npy(), &[]);
+        }
+        assert_eq!(
+            open(&mem, Fsync).unwrap(),
+            Decision {
+                header_rewritten: !header_landed,
+                ..journal_kept(0)
+            },
+            "header landed: {header_landed}"
+        );
+        assert_eq!(contents(&mem, &npy()), npy_header(0));
+    }
+
+    // Else (the row does not say): a file it did not create, holding
+    // neither the header's nor the snapshot's rows, is refused.
+    let mem = MemBackend::new();
+    killed(&mem, Fsync, Some(6), &[], 0);
+    edit(&mem, &jnl(), |j| tear_slot(j, Slot::A, 0xA5));
+    edit(&mem, &npy(), |b| b.truncate(end_of(5)));
+    let err = refused(open(&mem, Fsync));
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    says(&err, &["both journal slots fail their checksum"]);
+}
+
+// ===========================================================================
+// Failure analysis: Recovery
+
+/// Recovery: | the cut | cuts the rest (the committed end is the same) |
+#[test]
+fn recovery_crash_during_the_cut_cuts_the_rest() {
+    // A writer committed 5 rows and left 3 uncommitted.
+    let state = || {
+        let mem = MemBackend::new();
+        killed(&mem, Fsync, None, &[3, 2], 3);
+        mem
+    };
+    // The cut failed: nothing cut.
+    let mem = state();
+    let before = disk(&mem);
+    mem.fail_at(MemOp::SetLen, 1);
+    assert!(AppendOptions::new().open_with(mem.clone(), npy()).is_err());
+    mem.clear_failure();
+    assert!(disk(&mem) == before, "the failed cut changed nothing");
+    assert_eq!(
+        open(&mem, Fsync).unwrap(),
+        Decision {
+            bytes_cut: 3 * RB,
+            ..journal_kept(5)
+        }
+    );
+    // Part of it done.
+    let mem = state();
+    edit(&mem, &npy(), |b| b.truncate(end_of(6) + 7));
+    assert_eq!(
+        open(&mem, Fsync).unwrap(),
+        Decision {
+            bytes_cut: RB + 7,
+            ..journal_kept(5)
+        }
+    );
+    assert_eq!(file_data(&mem), data(0..5));
+}
+
+/// Recovery: | the header rewrite | rewrites it again (journal is the
+/// authority) |
+#[test]
+fn recovery_crash_during_the_header_rewrite_rewrites_it_again() {
+    // The second commit's header was lost, 2 rows were left uncommitted.
+    let state = || {
+        let mem = MemBackend::new();
+        killed(&mem, Fsync, None, &[3, 2], 2);
+        edit(&mem, &npy(), |b| *b = with_header_rows(b.clone(), 3));
+        mem
+    };
+    // The rewrite failed after the cut.
+    let mem = state();
+    let journal = contents(&mem, &jnl());
+    mem.fail_at(MemOp::Write, 1);
+    assert!(AppendOptions::new().open_with(mem.clone(), npy()).is_err());
+    mem.clear_failure();
+    let file = contents(&mem, &npy());
+    assert_eq!((file.len(), header_rows(&file)), (end_of(5), Some(3)));
+    assert!(contents(&mem, &jnl()) == journal);
+    assert_eq!(
+        open(&mem, Fsync).unwrap(),
+        Decision {
+            header_rewritten: true,
+            ..journal_kept(5)
+        }
+    );
+    assert_eq!(contents(&mem, &npy()), saved(5));
+    // The rewrite torn.
+    let mem = state();
+    edit(&mem, &npy(), |b| {
+        b.truncate(end_of(5));
+        b[40..80].copy_from_slice(&garbage(40));
+    });
+    assert_eq!(
+        open(&mem, Fsync).unwrap(),
+        Decision {
+            header_rewritten: true,
+            ..journal_kept(5)
+        }
+    );
+    assert_eq!(contents(&mem, &npy()), saved(5));
+}
+
+/// Recovery: | the re-anchoring record | the old newest record fails its
+/// check again and is re-anchored again |
+#[test]
+fn recovery_crash_during_the_reanchoring_record_reanchors_again() {
+    // The Process power loss of
+    // `process_power_loss_falls_back_to_the_older_record_when_it_is_the_previous_commit`:
+    // recovery drops the newest commit and re-anchors 3 rows.
+    let state = || {
+        let mem = MemBackend::new();
+        killed(&mem, Process, Some(3), &[2], 0);
+        edit(&mem, &npy(), |b| {
+            *b = with_header_rows(b.clone(), 3);
+            b[end_of(3)..].fill(0);
+        });
+        mem
+    };
+    let expected = Decision {
+        dropped_rows: 2,
+        ..journal_kept(3)
+    };
+    // The record's write failed (the cut was done).
+    let mem = state();
+    let journal = contents(&mem, &jnl());
+    mem.fail_at(MemOp::Write, 1);
+    assert!(AppendOptions::new().open_with(mem.clone(), npy()).is_err());
+    mem.clear_failure();
+    assert!(contents(&mem, &jnl()) == journal, "no record written");
+    assert_eq!(contents(&mem, &npy()).len(), end_of(3), "cut");
+    assert_eq!(open(&mem, Process).unwrap(), expected);
+    // The record torn (it replaces the older one).
+    let mem = state();
+    let (slot, _) = newest(&contents(&mem, &jnl()));
+    edit(&mem, &npy(), |b| b.truncate(end_of(3)));
+    edit(&mem, &jnl(), |j| tear_slot(j, slot.other(), 0xA5));
+    assert_eq!(open(&mem, Process).unwrap(), expected);
+    assert_eq!(file_data(&mem), data(0..3));
+}
