@@ -198,6 +198,9 @@ fn garbage(n: usize) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // Writers
 
+/// The bytes of the file and of its journal at one moment.
+type Snapshot = (Vec<u8>, Vec<u8>);
+
 /// Options of the writer: `<u8` rows of 4 values.
 fn writer_options(durability: Durability) -> AppendOptions {
     AppendOptions::new()
@@ -219,7 +222,7 @@ fn writer(
     existing: Option<u64>,
     commits: &[u64],
     tail: u64,
-) -> (Appender<MemBackend>, Vec<(Vec<u8>, Vec<u8>)>) {
+) -> (Appender<MemBackend>, Vec<Snapshot>) {
     if let Some(rows) = existing {
         mem.put(&npy(), &saved(rows));
     }
@@ -251,7 +254,7 @@ fn killed(
     existing: Option<u64>,
     commits: &[u64],
     tail: u64,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
+) -> Vec<Snapshot> {
     let (w, states) = writer(mem, durability, existing, commits, tail);
     drop(w);
     assert!(mem.contents(&jnl()).is_some(), "a killed writer's journal");
@@ -318,9 +321,12 @@ fn clean_kept(rows: u64) -> Decision {
     }
 }
 
+/// A file's bytes and its device and inode numbers, when it exists.
+type Entry = Option<(Vec<u8>, Option<(u64, u64)>)>;
+
 /// The files a recovery may touch, with their inodes.
 #[derive(PartialEq, Eq)]
-struct Disk(Vec<Option<(Vec<u8>, Option<(u64, u64)>)>>);
+struct Disk(Vec<Entry>);
 
 fn disk(mem: &MemBackend) -> Disk {
     Disk(
@@ -1238,6 +1244,22 @@ fn header_ahead_of_a_synced_record_without_its_rows_is_refused() {
     let err = refused(open(&mem, Fsync));
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     says(&err, &["header says 8 rows", "committed only 3"]);
+
+    // The row's "Fsync" is the newest record's: an Fsync writer that has
+    // not committed yet has only the record its journal was created with,
+    // which claims no synced data (a Process writer's journal starts the
+    // same way), so the journal wins, as in the Process row.
+    let mem = MemBackend::new();
+    killed(&mem, Fsync, Some(3), &[], 2);
+    edit(&mem, &npy(), |b| *b = with_header_rows(b.clone(), 8));
+    assert_eq!(
+        open(&mem, Fsync).unwrap(),
+        Decision {
+            bytes_cut: 2 * RB,
+            header_rewritten: true,
+            ..journal_kept(3)
+        }
+    );
 }
 
 /// Files other programs wrote: | the header claims more rows than the newest
@@ -1536,7 +1558,7 @@ fn died_in_second_commit(
     durability: Durability,
     op: MemOp,
     nth: u64,
-) -> (Vec<u8>, Vec<u8>) {
+) -> Snapshot {
     let mut w = writer_options(durability)
         .open_with(mem.clone(), npy())
         .unwrap();
@@ -1562,7 +1584,7 @@ fn died_in_second_commit(
 
 /// The writer of the failure analysis, its second commit done, killed.
 /// Returns the file and the journal as the first commit left them.
-fn second_commit_done(mem: &MemBackend, durability: Durability) -> (Vec<u8>, Vec<u8>) {
+fn second_commit_done(mem: &MemBackend, durability: Durability) -> Snapshot {
     let states = killed(mem, durability, None, &[3, 2], 0);
     states[1].clone()
 }
