@@ -18,6 +18,13 @@
 //!
 //! `sync_data` / `sync_all` make one file's data and length durable;
 //! only `sync_dir` makes directory entries (renames included) durable.
+//!
+//! Two additions model what other programs and paths see, both off unless
+//! asked for: file identities ([`SimBackend::with_file_ids`],
+//! [`SimBackend::from_image_with_ids`]: `Storage::file_id` reports a device
+//! and an inode number that a crash image keeps, as a real file system
+//! does) and symbolic links ([`SimBackend::link`], reported by
+//! `Backend::read_link`; every other operation takes paths as they are).
 
 #![allow(dead_code)]
 
@@ -111,6 +118,8 @@ impl Op {
 struct Inode {
     bytes: Vec<u8>,
     locked_by: Option<u64>,
+    /// The inode number `Storage::file_id` reports (when enabled).
+    id: Ino,
 }
 
 #[derive(Debug, Default)]
@@ -120,7 +129,20 @@ struct Sim {
     /// The image the recording started from (all durable).
     initial: Image,
     trace: Vec<Op>,
+    /// Whether `Storage::file_id` reports `(SIM_DEVICE, id)`.
+    file_ids: bool,
+    /// The inode number of the next created file.
+    next_id: Ino,
+    /// Symbolic links: link path -> target as stored.
+    links: BTreeMap<PathBuf, PathBuf>,
+    /// Links the backend does not report (`read_link` says `None`) while
+    /// `open`, `exists` and `is_same_file` follow them, as the kernel does:
+    /// a library that does not look for links.
+    links_hidden: bool,
 }
+
+/// The device number [`SimBackend`] files report.
+pub const SIM_DEVICE: u64 = 0x5153;
 
 /// An in-memory file system that records every operation.
 #[derive(Debug, Clone, Default)]
@@ -139,6 +161,30 @@ pub struct SimFile {
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
+impl Sim {
+    /// `path` as the kernel resolves it: links followed when they are
+    /// hidden from `read_link` (else the library resolves them itself and
+    /// every operation takes its path as it is).
+    fn kernel_path(&self, path: &Path) -> PathBuf {
+        let mut current = path.to_path_buf();
+        if self.links_hidden {
+            for _ in 0..40 {
+                match self.links.get(&current) {
+                    Some(target) if target.is_absolute() => current = target.clone(),
+                    Some(target) => {
+                        current = current
+                            .parent()
+                            .unwrap_or_else(|| Path::new(""))
+                            .join(target);
+                    }
+                    None => break,
+                }
+            }
+        }
+        current
+    }
+}
+
 fn lock(m: &Mutex<Sim>) -> MutexGuard<'_, Sim> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -151,15 +197,66 @@ impl SimBackend {
             ..Sim::default()
         };
         for (path, bytes) in image {
-            sim.dir.insert(path.clone(), sim.inodes.len());
+            let ino = sim.inodes.len();
+            sim.dir.insert(path.clone(), ino);
             sim.inodes.push(Inode {
                 bytes: bytes.clone(),
                 locked_by: None,
+                id: ino,
             });
         }
+        sim.next_id = sim.inodes.len();
         Self {
             sim: Arc::new(Mutex::new(sim)),
         }
+    }
+
+    /// Makes `Storage::file_id` report `(SIM_DEVICE, inode)`. Inode numbers
+    /// are those of the trace ([`Ino`]: the files of the initial image in
+    /// path order, then each created file), so [`Model::build_with_inos`]
+    /// tells which file of a crash image is which.
+    pub fn with_file_ids(self) -> Self {
+        lock(&self.sim).file_ids = true;
+        self
+    }
+
+    /// A file system holding `image`, all of it durable, whose files report
+    /// the inode numbers `ids` (those of [`Model::build_with_inos`], or any
+    /// other, e.g. for a file another program created); a file without one
+    /// and every file created from now on gets a new number, above every
+    /// number in `ids` and above `1 << 20` (above the inodes of any trace
+    /// of these tests).
+    pub fn from_image_with_ids(image: &Image, ids: &BTreeMap<PathBuf, Ino>) -> Self {
+        let backend = Self::from_image(image).with_file_ids();
+        {
+            let mut sim = lock(&backend.sim);
+            let mut next = ids.values().max().map_or(0, |m| m + 1).max(1 << 20);
+            let dir: Vec<(PathBuf, Ino)> = sim.dir.iter().map(|(p, &i)| (p.clone(), i)).collect();
+            for (path, ino) in dir {
+                sim.inodes[ino].id = ids.get(&path).copied().unwrap_or_else(|| {
+                    next += 1;
+                    next - 1
+                });
+            }
+            sim.next_id = next;
+        }
+        backend
+    }
+
+    /// Adds a symbolic link at `link` to `target` (stored as given: a
+    /// relative target is relative to the link's directory, and this
+    /// backend does not resolve `..`).
+    pub fn link(&self, link: &Path, target: &Path) {
+        lock(&self.sim)
+            .links
+            .insert(link.to_path_buf(), target.to_path_buf());
+    }
+
+    /// Hides the links from `Backend::read_link` while `open`, `exists` and
+    /// `is_same_file` follow them, as the kernel does: the file system a
+    /// library sees when it does not look for links.
+    pub fn hide_links(&self) {
+        lock(&self.sim).links_hidden = true;
     }
 
     /// The operations recorded so far.
@@ -192,6 +289,7 @@ impl Backend for SimBackend {
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<SimFile> {
         let mut sim = lock(&self.sim);
+        let path = &sim.kernel_path(path);
         let ino = match mode {
             OpenMode::Read | OpenMode::ReadWrite => *sim
                 .dir
@@ -202,7 +300,12 @@ impl Backend for SimBackend {
                     return Err(io::ErrorKind::AlreadyExists.into());
                 }
                 let ino = sim.inodes.len();
-                sim.inodes.push(Inode::default());
+                let id = sim.next_id;
+                sim.next_id += 1;
+                sim.inodes.push(Inode {
+                    id,
+                    ..Inode::default()
+                });
                 sim.dir.insert(path.to_path_buf(), ino);
                 sim.trace.push(Op::Create {
                     path: path.to_path_buf(),
@@ -220,7 +323,8 @@ impl Backend for SimBackend {
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
-        Ok(lock(&self.sim).dir.contains_key(path))
+        let sim = lock(&self.sim);
+        Ok(sim.dir.contains_key(&sim.kernel_path(path)))
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -257,7 +361,16 @@ impl Backend for SimBackend {
     }
 
     fn is_same_file(&self, file: &SimFile, path: &Path) -> io::Result<bool> {
-        Ok(lock(&self.sim).dir.get(path) == Some(&file.ino))
+        let sim = lock(&self.sim);
+        Ok(sim.dir.get(&sim.kernel_path(path)) == Some(&file.ino))
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<Option<PathBuf>> {
+        let sim = lock(&self.sim);
+        if sim.links_hidden {
+            return Ok(None);
+        }
+        Ok(sim.links.get(path).cloned())
     }
 }
 
@@ -325,6 +438,13 @@ impl Storage for SimFile {
             all: true,
         });
         Ok(())
+    }
+
+    fn file_id(&self) -> io::Result<Option<(u64, u64)>> {
+        let sim = lock(&self.sim);
+        Ok(sim
+            .file_ids
+            .then(|| (SIM_DEVICE, sim.inodes[self.ino].id as u64)))
     }
 
     fn try_lock(&self) -> io::Result<bool> {
@@ -527,6 +647,16 @@ impl Model {
 
     /// Builds the image for `fates` (one per pending operation).
     pub fn build(&self, fates: &[Fate], garbage_seed: u64) -> Image {
+        self.build_with_inos(fates, garbage_seed).0
+    }
+
+    /// [`Model::build`], and the inode of the trace each path of the image
+    /// names (for [`SimBackend::from_image_with_ids`]).
+    pub fn build_with_inos(
+        &self,
+        fates: &[Fate],
+        garbage_seed: u64,
+    ) -> (Image, BTreeMap<PathBuf, Ino>) {
         let mut files = self.durable.clone();
         let mut dir = self.dir.clone();
         for (p, fate) in self.pending.iter().zip(fates) {
@@ -572,9 +702,11 @@ impl Model {
                 (_, Fate::Drop) => {}
             }
         }
-        dir.into_iter()
-            .map(|(path, ino)| (path, files[ino].clone()))
-            .collect()
+        let image = dir
+            .iter()
+            .map(|(path, &ino)| (path.clone(), files[ino].clone()))
+            .collect();
+        (image, dir)
     }
 
     /// Whether `fates` keeps a prefix of the pending operations in their
