@@ -13,10 +13,15 @@
 //! writer's own rows. Then `open_or_recover` with the default options must
 //! either refuse with every file of the image unchanged byte for byte, or
 //! keep every byte the other program wrote (the recovered rows are exactly
-//! its rows, and closing leaves exactly its file). With `accept_loss` it
-//! must recover a well-formed file. Every crash image itself (no other
-//! program) recovers as `tests/crash_states.rs` requires, now with file
-//! identities: refused only after a power loss under process durability.
+//! its rows, and closing leaves exactly its file). With `accept_loss` (and,
+//! for a journal torn into garbage, `move_aside_foreign_journal`) it must
+//! recover a well-formed file. The same holds when the other program renames
+//! its file over the path while the writer is live (the writer's next commit
+//! must fail with `Error::Replaced`), for the crash images whose path names
+//! that file. Every crash image itself (no other program) recovers, with
+//! file identities, at least the acknowledged rows, or is refused with
+//! nothing changed only after a power loss (a journal creation torn into
+//! garbage; under process durability, a header ahead of its record).
 //!
 //! **A second path.** The writer writes through a symbolic link (created
 //! dangling, through an absolute or relative target, or a link to a link)
