@@ -22,10 +22,6 @@
 //!
 //! Rows are `<u8`, 4 values wide (32 bytes); row `i` holds `4 i + [0, 1, 2,
 //! 3]`, so every kept byte is checked.
-//!
-//! Tests marked `#[ignore = "library bug: ..."]` state a row the library
-//! does not meet yet; `cargo test --test recovery_table -- --ignored` runs
-//! them, and they fail until the bug is fixed (then remove the mark).
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -822,7 +818,6 @@ fn set_slot_version(journal: &mut [u8], slot: Slot, version: u8) {
 /// rewritten (a writer killed between its record and its header) the
 /// newer writer's committed rows are cut without a word.
 #[test]
-#[ignore = "library bug: a commit record of a newer slot format version is read as torn, and its rows are cut"]
 fn journal_record_of_a_newer_format_is_unsupported() {
     for header_written in [false, true] {
         let mem = MemBackend::new();
@@ -1170,7 +1165,6 @@ fn replaced_file_not_holding_the_newest_commit_is_refused() {
 /// exactly the 3 rows"), or, under Process durability, predict a recovery
 /// that cuts rows where the open refuses.
 #[test]
-#[ignore = "library bug: the status and the preview do not see a replaced file's identity"]
 fn replaced_file_refusal_is_predicted_by_the_status_and_the_preview() {
     for durability in [Fsync, Process] {
         for bytes in [saved_other(5), saved(3)] {
@@ -1536,7 +1530,6 @@ fn foreign_journal_rule_moved_aside_on_request() {
 /// `<journal>.foreign.1`: `recovery::move_aside_path` gives the first name
 /// only, `recovery::clear_stray` looks for a free one.
 #[test]
-#[ignore = "library bug: the preview names <journal>.foreign when that name is taken"]
 fn foreign_journal_moved_aside_to_a_taken_name_is_predicted() {
     let options = AppendOptions::new().move_aside_foreign_journal(true);
     let mem = MemBackend::new();

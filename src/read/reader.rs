@@ -45,6 +45,7 @@ use super::rows::{self, Rows};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::files;
+use crate::format::FormatError;
 use crate::format::dtype::Dtype;
 use crate::format::header::Header;
 use crate::format::journal::Record;
@@ -226,7 +227,8 @@ where
         ) = (&journal, self.source)
         {
             let newest = newest_slot(journal, id, block_len)
-                .map_err(|e| Error::io(&self.journal_path, "reading the journal", e))?;
+                .map_err(|e| Error::io(&self.journal_path, "reading the journal", e))?
+                .map_err(|e| Error::from_format(&self.journal_path, e))?;
             if let Some(record) = newest {
                 let file_len = self
                     .npy
@@ -552,6 +554,7 @@ fn observe<B: Backend>(
     if let Some(recovery::JournalRead {
         identity: Ok(identity),
         slots,
+        ..
     }) = journal
     {
         let newest = slots.into_iter().map(|(_, r)| r).max_by_key(|r| r.sequence);
@@ -649,11 +652,17 @@ fn read_journal<B: Backend>(
 
 /// The newest valid record of the journal `id` in `file` (reading only the
 /// two slots); `None` when neither slot is valid for this journal.
-fn newest_slot<F: Storage>(file: &F, id: u64, block_len: u64) -> io::Result<Option<Record>> {
-    Ok(recovery::read_slots(file, id, block_len)?
-        .into_iter()
-        .map(|(_, record)| record)
-        .max_by_key(|record| record.sequence))
+fn newest_slot<F: Storage>(
+    file: &F,
+    id: u64,
+    block_len: u64,
+) -> io::Result<Result<Option<Record>, FormatError>> {
+    Ok(recovery::read_slots(file, id, block_len)?.map(|slots| {
+        slots
+            .into_iter()
+            .map(|(_, record)| record)
+            .max_by_key(|record| record.sequence)
+    }))
 }
 
 #[cfg(test)]

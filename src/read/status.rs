@@ -386,6 +386,7 @@ fn predict<B: Backend>(
         (npy, _) => npy.map(Viewed::Plain),
     };
     let journal = journal.map(Viewed::Plain);
+    let aside = recovery::aside_if(backend, &found.journal_path, journal.is_some())?;
     let inspection = recovery::inspect(&Files {
         path,
         journal_path: &found.journal_path,
@@ -395,6 +396,7 @@ fn predict<B: Backend>(
         short_file_policy: options.short_file_policy,
         accept_loss: options.accept_loss,
         move_aside: options.move_aside_foreign_journal,
+        aside: &aside,
     })?;
     let plan = match inspection {
         Inspection::Missing { journal: stray } => {
@@ -406,7 +408,7 @@ fn predict<B: Backend>(
                         found: FoundState::NoFile,
                         journal_discarded: stray == recovery::Stray::Remove,
                         journal_moved_aside: (stray == recovery::Stray::MoveAside)
-                            .then(|| recovery::move_aside_path(&found.journal_path)),
+                            .then(|| aside.clone()),
                         ..RecoveryReport::default()
                     },
                     file_exists: options.dtype.is_some(),
@@ -545,6 +547,16 @@ impl<F: Storage> Storage for Viewed<F> {
 
     fn sync_all(&self) -> io::Result<()> {
         Err(read_only())
+    }
+
+    /// The file's identity, so that a file replaced under its path is seen
+    /// as the real open sees it. A rewritten copy (made only without a
+    /// journal, which alone records an identity) has none yet.
+    fn file_id(&self) -> io::Result<Option<(u64, u64)>> {
+        match self {
+            Self::Plain(f) => f.file_id(),
+            Self::Rewritten { .. } => Ok(None),
+        }
     }
 
     fn try_lock(&self) -> io::Result<bool> {

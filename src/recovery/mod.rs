@@ -37,6 +37,8 @@ use crate::storage::{Backend, Storage};
 pub(crate) struct JournalRead {
     pub identity: Result<Identity, FormatError>,
     pub slots: Vec<(Slot, Record)>,
+    /// A slot that passes its checksum but has a newer format version.
+    pub newer_slot: Option<FormatError>,
 }
 
 impl JournalRead {
@@ -57,8 +59,8 @@ impl JournalRead {
     /// torn creation cannot leave one (magic and version share a sector), so
     /// a newer writer made it and its commits must not be discarded.
     pub(crate) fn check_version(&self, journal_path: &Path) -> Result<()> {
-        match &self.identity {
-            Err(e @ FormatError::Unsupported { .. }) => {
+        match (&self.identity, &self.newer_slot) {
+            (Err(e @ FormatError::Unsupported { .. }), _) | (_, Some(e)) => {
                 Err(Error::from_format(journal_path, e.clone()))
             }
             _ => Ok(()),
@@ -68,12 +70,15 @@ impl JournalRead {
 
 /// The valid records of the journal `journal_id` in `file`, whose identity
 /// block is `block_len` bytes: reads only the two slots. A slot that is
-/// short, torn or of another journal is left out.
+/// short, torn or of another journal is left out; one that passes its
+/// checksum with a newer format version (a newer writer's commit, which
+/// must not be mistaken for a torn one) makes the result an `Unsupported`
+/// error.
 pub(crate) fn read_slots<F: Storage>(
     file: &F,
     journal_id: u64,
     block_len: u64,
-) -> io::Result<Vec<(Slot, Record)>> {
+) -> io::Result<Result<Vec<(Slot, Record)>, FormatError>> {
     let mut slots = Vec::new();
     for slot in [Slot::A, Slot::B] {
         let at = journal::slot_offset(block_len, slot);
@@ -97,11 +102,13 @@ pub(crate) fn read_slots<F: Storage>(
             }
             Record::decode(&bytes, journal_id)
         };
-        if let Ok(record) = record {
-            slots.push((slot, record));
+        match record {
+            Ok(record) => slots.push((slot, record)),
+            Err(e @ FormatError::Unsupported { .. }) => return Ok(Err(e)),
+            Err(_) => {}
         }
     }
-    Ok(slots)
+    Ok(Ok(slots))
 }
 
 /// Reads the identity and both slots of a journal. Never fails on content:
@@ -124,11 +131,18 @@ pub(crate) fn read_journal<F: Storage>(file: &F) -> io::Result<JournalRead> {
             }
         }
     };
-    let slots = match &identity {
-        Ok(id) => read_slots(file, id.journal_id, id.block_len())?,
-        Err(_) => Vec::new(),
+    let (slots, newer_slot) = match &identity {
+        Ok(id) => match read_slots(file, id.journal_id, id.block_len())? {
+            Ok(slots) => (slots, None),
+            Err(e) => (Vec::new(), Some(e)),
+        },
+        Err(_) => (Vec::new(), None),
     };
-    Ok(JournalRead { identity, slots })
+    Ok(JournalRead {
+        identity,
+        slots,
+        newer_slot,
+    })
 }
 
 /// What to do with the journal.
@@ -210,6 +224,8 @@ pub(crate) struct Files<'a, F> {
     /// Move a journal file this library did not write aside instead of
     /// refusing it.
     pub move_aside: bool,
+    /// Where such a journal would go ([`move_aside_path`]).
+    pub aside: &'a Path,
 }
 
 /// Decides the committed state of a file and its journal, reading only.
@@ -297,17 +313,46 @@ fn stray_journal<F: Storage>(files: &Files<'_, F>) -> Result<Stray> {
     Err(Error::ForeignJournal {
         path: files.journal_path.to_path_buf(),
         file: files.path.to_path_buf(),
-        aside: move_aside_path(files.journal_path),
+        aside: files.aside.to_path_buf(),
         len,
     })
 }
 
 /// The new name a journal file this library did not write is moved to:
-/// `<journal>.foreign` (with a number when taken).
-pub(crate) fn move_aside_path(journal_path: &Path) -> std::path::PathBuf {
-    let mut os = journal_path.as_os_str().to_owned();
-    os.push(".foreign");
-    std::path::PathBuf::from(os)
+/// `<journal>.foreign`, or the first of `<journal>.foreign.1`, `.2`, ...
+/// that does not exist.
+pub(crate) fn move_aside_path<B: Backend>(
+    backend: &B,
+    journal_path: &Path,
+) -> Result<std::path::PathBuf> {
+    let mut base = journal_path.as_os_str().to_owned();
+    base.push(".foreign");
+    let mut aside = std::path::PathBuf::from(&base);
+    let mut n = 1;
+    while backend
+        .exists(&aside)
+        .map_err(|e| Error::io(&aside, "checking whether it exists", e))?
+    {
+        let mut os = base.clone();
+        os.push(format!(".{n}"));
+        aside = std::path::PathBuf::from(os);
+        n += 1;
+    }
+    Ok(aside)
+}
+
+/// [`move_aside_path`] when a journal is `present` (only a present journal
+/// can be moved aside); otherwise the journal path itself, never used.
+pub(crate) fn aside_if<B: Backend>(
+    backend: &B,
+    journal_path: &Path,
+    present: bool,
+) -> Result<std::path::PathBuf> {
+    if present {
+        move_aside_path(backend, journal_path)
+    } else {
+        Ok(journal_path.to_path_buf())
+    }
 }
 
 fn corrupt(path: &Path, err: FormatError) -> Error {
@@ -341,8 +386,7 @@ fn plan_without_journal<F: Storage>(
     let mut report = RecoveryReport {
         found: Found::Clean,
         journal_discarded: existing == Stray::Remove,
-        journal_moved_aside: (existing == Stray::MoveAside)
-            .then(|| move_aside_path(files.journal_path)),
+        journal_moved_aside: (existing == Stray::MoveAside).then(|| files.aside.to_path_buf()),
         file_rewritten,
         ..RecoveryReport::default()
     };
@@ -1015,18 +1059,7 @@ pub(crate) fn clear_stray<B: Backend>(
             Ok(None)
         }
         Stray::MoveAside => {
-            let base = move_aside_path(journal_path);
-            let mut aside = base.clone();
-            let mut n = 1;
-            while backend
-                .exists(&aside)
-                .map_err(|e| Error::io(&aside, "checking", e))?
-            {
-                let mut os = base.as_os_str().to_owned();
-                os.push(format!(".{n}"));
-                aside = std::path::PathBuf::from(os);
-                n += 1;
-            }
+            let aside = move_aside_path(backend, journal_path)?;
             backend
                 .rename(journal_path, &aside)
                 .map_err(|e| Error::io(journal_path, "moving a foreign journal aside", e))?;

@@ -169,6 +169,7 @@ impl<B: Backend> Appender<B> {
             "opening the journal",
         )?;
         let (npy, room) = self.give_header_room(npy, journal.is_none(), options)?;
+        let aside = recovery::aside_if(&self.backend, &journal_path, journal.is_some())?;
         let inspection = recovery::inspect(&Files {
             path: &path,
             journal_path: &journal_path,
@@ -178,6 +179,7 @@ impl<B: Backend> Appender<B> {
             short_file_policy: options.short_file_policy,
             accept_loss: options.accept_loss,
             move_aside: options.move_aside_foreign_journal,
+            aside: &aside,
         })?;
         let plan = match inspection {
             Inspection::Missing { journal: stray } => {

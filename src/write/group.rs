@@ -254,7 +254,7 @@ impl<B: Backend> AppendGroup<B> {
                     return Err(Error::ForeignJournal {
                         path: path.to_path_buf(),
                         file: group_dir(path).to_path_buf(),
-                        aside: move_aside_path(path),
+                        aside: move_aside_path(&backend, path)?,
                         len: journal.len().map_err(io(path, "reading the length"))?,
                     });
                 };
