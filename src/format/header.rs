@@ -757,9 +757,10 @@ pub fn update_writes<'a>(old: &'a [u8], new: &'a [u8]) -> UpdateWrites<'a> {
         return plan;
     }
     let differs = |i: &usize| old.get(*i) != new.get(*i);
+    let pairs = || old.iter().zip(new);
     let (Some(first), Some(last)) = (
-        (0..new.len()).find(differs),
-        (0..new.len()).rev().find(differs),
+        pairs().position(|(a, b)| a != b),
+        pairs().rposition(|(a, b)| a != b),
     ) else {
         return plan;
     };
