@@ -1581,6 +1581,9 @@ mod tests {
     // (`update_writes`). A plan is a list of pwrites, each a list of
     // (offset, byte) stores.
 
+    /// One pwrite: its (offset, byte) stores.
+    type Stores = [(usize, u8)];
+
     type Pwrites = Vec<Vec<(usize, u8)>>;
 
     fn stores(offset: usize, bytes: &[u8]) -> Vec<(usize, u8)> {
@@ -2038,7 +2041,7 @@ mod tests {
     fn each_write(
         headers: &[Vec<u8>],
         plan: fn(&[u8], &[u8]) -> Pwrites,
-        f: &mut dyn FnMut(&[(usize, u8)]) -> bool,
+        f: &mut dyn FnMut(&Stores) -> bool,
     ) -> bool {
         headers
             .windows(2)
