@@ -333,7 +333,25 @@ fn io_advice(kind: io::ErrorKind) -> &'static str {
              write the file and its directory (a writer creates and removes its journal \
              there), then open the file again"
         }
-        _ => "",
+        // Errors that say what to do themselves (a missing or existing
+        // path, a bad name or argument), or that are not the disk's.
+        io::ErrorKind::NotFound
+        | io::ErrorKind::AlreadyExists
+        | io::ErrorKind::InvalidInput
+        | io::ErrorKind::InvalidData
+        | io::ErrorKind::InvalidFilename
+        | io::ErrorKind::IsADirectory
+        | io::ErrorKind::NotADirectory
+        | io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::Interrupted
+        | io::ErrorKind::WouldBlock
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::Unsupported => "",
+        // The device failed (EIO and the like).
+        _ => {
+            ". Nothing committed is lost (the file keeps its last commit): once the cause \
+             is fixed (see the system log for a failing device), open the file again"
+        }
     }
 }
 
@@ -426,5 +444,35 @@ impl Poison {
             self.0 = Some(e.to_string());
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(kind: io::ErrorKind) -> String {
+        Error::io("/d/f.npy", "writing rows", io::Error::from(kind)).to_string()
+    }
+
+    #[test]
+    fn io_errors_a_user_can_act_on_say_what_is_kept_and_what_to_do() {
+        for (kind, todo) in [
+            (io::ErrorKind::StorageFull, "free space"),
+            (io::ErrorKind::QuotaExceeded, "raise the quota"),
+            (io::ErrorKind::ReadOnlyFilesystem, "remount"),
+            (io::ErrorKind::PermissionDenied, "let this user write"),
+            (io::ErrorKind::Other, "once the cause is fixed"),
+        ] {
+            let m = message(kind);
+            assert!(
+                m.starts_with("/d/f.npy: writing rows failed: ")
+                    && m.contains("the file keeps its last commit")
+                    && m.contains(todo),
+                "{kind:?}: {m}"
+            );
+        }
+        let m = message(io::ErrorKind::NotFound);
+        assert!(!m.contains("last commit"), "{m}");
     }
 }
