@@ -19,7 +19,7 @@ pub(crate) mod group;
 
 pub(crate) use file::{
     CommitCheck, FileCommit, FilePlan, apply_cut, check_binding, check_commit, plan_cut,
-    refuse_header_ahead, snapshot_layout, synced_rows_lost,
+    snapshot_layout, synced_rows_lost,
 };
 
 use crate::error::{Error, Result};
@@ -766,15 +766,17 @@ fn plan_with_journal<F: Storage>(
         && (newest.1.data_synced || evidence.claimed.is_some())
         && !files.accept_loss
     {
-        if newest.1.data_synced && evidence.claimed.is_none() {
-            refuse_header_ahead(files.path, files.journal_path, read, newest.1.rows)?;
-        }
+        let holds = if evidence.claimed.is_some() {
+            "and the file holds them"
+        } else {
+            "(more than the file holds)"
+        };
         return Err(disagrees(
             files,
             &format!(
-                "the header says {h} rows and the file holds them, but {} committed only {}: \
-                 another program rewrote the file after its writer died (npy-append never \
-                 writes a header ahead of its journal)",
+                "the header says {h} rows {holds}, but {} committed only {}: another program \
+                 rewrote the file after its writer died (npy-append never writes a header \
+                 ahead of its journal)",
                 files.journal_path.display(),
                 newest.1.rows
             ),
