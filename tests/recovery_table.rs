@@ -1240,8 +1240,11 @@ fn header_ahead_of_a_synced_record_without_its_rows_is_refused() {
     killed(&mem, Fsync, None, &[3], 2);
     edit(&mem, &npy(), |b| *b = with_header_rows(b.clone(), 8));
     let err = refused(open(&mem, Fsync));
-    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
-    says(&err, &["header says 8 rows", "committed only 3"]);
+    assert!(matches!(err, Error::JournalDisagrees { .. }), "{err}");
+    says(
+        &err,
+        &["header says 8 rows", "committed only 3", "accept_loss"],
+    );
 
     // The row's "Fsync" is the newest record's: an Fsync writer that has
     // not committed yet has only the record its journal was created with,
