@@ -580,7 +580,7 @@ fn check_image(
                     check_image(&img, &nested, stats, rng).map_err(|e| {
                         format!(
                             "crash during recovery after {k} of its operations ({}): {e}",
-                            describe(&model, &fates, &recovery_trace, image)
+                            model.describe_lost(&fates, &recovery_trace, image)
                         )
                     })?;
                 }
@@ -606,31 +606,6 @@ fn check_image(
         stats.samples.push((closed[&npy()].clone(), rows));
     }
     Ok(())
-}
-
-/// The non-kept pending operations of a crash image, for messages.
-fn describe(model: &Model, fates: &[Fate], trace: &[Op], initial: &Image) -> String {
-    let names = crashsim::names(initial, trace);
-    let lost: Vec<String> = model
-        .pending
-        .iter()
-        .zip(fates)
-        .filter(|(_, f)| **f != Fate::Keep)
-        .map(|(p, f)| {
-            let fate = match f {
-                Fate::Drop => "lost".to_owned(),
-                Fate::Torn(s) => format!("torn {s:?}"),
-                Fate::Stopped(n) => format!("stopped after {n} sectors"),
-                Fate::Keep => String::new(),
-            };
-            format!("#{} {} {fate}", p.index, p.op.describe(&names))
-        })
-        .collect();
-    if lost.is_empty() {
-        "every pending operation kept".to_owned()
-    } else {
-        lost.join("; ")
-    }
 }
 
 /// Random subsets sampled per crash point when there are too many pending
@@ -681,7 +656,7 @@ fn enumerate(rec: &Recording, seed: u64, stop_at_first: bool) -> Stats {
                 stats.violations.push(format!(
                     "{}: crash after {k} operations (last: {last}; {acked} rows acknowledged); image: {}\n    -> {e}",
                     rec.name,
-                    describe(&model, &fates, &rec.trace, &rec.initial)
+                    model.describe_lost(&fates, &rec.trace, &rec.initial)
                 ));
                 if stop_at_first && !stats.violations.is_empty() {
                     return stats;

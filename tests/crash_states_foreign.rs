@@ -339,7 +339,7 @@ fn enumerate(
                     "{}: crash after {k} operations (last: {last}; {acked} rows acknowledged); \
                      image: {}\n    -> {e}",
                     rec.name,
-                    describe(&model, &fates, &rec.trace, &rec.initial)
+                    model.describe_lost(&fates, &rec.trace, &rec.initial)
                 ));
                 if stop_at_first {
                     return seen.len() as u64;
@@ -348,31 +348,6 @@ fn enumerate(
         }
     }
     seen.len() as u64
-}
-
-/// The non-kept pending operations of a crash image, for messages.
-fn describe(model: &Model, fates: &[Fate], trace: &[Op], initial: &Image) -> String {
-    let names = crashsim::names(initial, trace);
-    let lost: Vec<String> = model
-        .pending
-        .iter()
-        .zip(fates)
-        .filter(|(_, f)| **f != Fate::Keep)
-        .map(|(p, f)| {
-            let fate = match f {
-                Fate::Drop => "lost".to_owned(),
-                Fate::Torn(s) => format!("torn {s:?}"),
-                Fate::Stopped(n) => format!("stopped after {n} sectors"),
-                Fate::Keep => String::new(),
-            };
-            format!("#{} {} {fate}", p.index, p.op.describe(&names))
-        })
-        .collect();
-    if lost.is_empty() {
-        "every pending operation kept".to_owned()
-    } else {
-        lost.join("; ")
-    }
 }
 
 /// The valid records of the journal in `image`, newest first.

@@ -568,6 +568,33 @@ fn sectors(offset: u64, len: usize) -> usize {
 }
 
 impl Model {
+    /// The pending operations of `trace` (run from `initial`) that `fates`
+    /// does not keep, for messages: "every pending operation kept" when
+    /// none.
+    pub fn describe_lost(&self, fates: &[Fate], trace: &[Op], initial: &Image) -> String {
+        let names = names(initial, trace);
+        let lost: Vec<String> = self
+            .pending
+            .iter()
+            .zip(fates)
+            .filter(|(_, f)| **f != Fate::Keep)
+            .map(|(p, f)| {
+                let fate = match f {
+                    Fate::Drop => "lost".to_owned(),
+                    Fate::Torn(s) => format!("torn {s:?}"),
+                    Fate::Stopped(n) => format!("stopped after {n} sectors"),
+                    Fate::Keep => String::new(),
+                };
+                format!("#{} {} {fate}", p.index, p.op.describe(&names))
+            })
+            .collect();
+        if lost.is_empty() {
+            "every pending operation kept".to_owned()
+        } else {
+            lost.join("; ")
+        }
+    }
+
     /// The disk after the first `k` operations of `trace`, recorded from `initial`.
     pub fn at(initial: &Image, trace: &[Op], k: usize) -> Self {
         let mut model = Self {
