@@ -1245,9 +1245,7 @@ fn append_u8(path: &Path, rows: std::ops::Range<u64>, extra: &[&str]) -> Out {
 
 /// The bytes `np.save` writes for `n` rows of 8 `<u8` values of 42.
 fn saved_42s(n: u64) -> Vec<u8> {
-    let mut bytes = header::build(&Dtype::parse("<u8").unwrap(), false, &[n, 8]).unwrap();
-    bytes.extend((0..n * 8).flat_map(|_| 42_u64.to_le_bytes()));
-    bytes
+    support::np_saved_u8(n, 8, 42)
 }
 
 #[test]

@@ -6,9 +6,10 @@
 //! plain write of a numpy-style file over the path (in place, as `np.save`
 //! does), or a rename over it.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
-use npy_append::format::header;
 use npy_append::{AppendOptions, Appender, Durability, Error, journal_path};
 
 const ROW: u64 = 8;
@@ -29,12 +30,7 @@ fn options(durability: Durability) -> AppendOptions {
 
 /// The bytes `np.save` writes for `n` rows of `value`.
 fn saved(n: u64, value: u64) -> Vec<u8> {
-    let dtype = npy_append::Dtype::parse("<u8").unwrap();
-    let mut bytes = header::build(&dtype, false, &[n, ROW]).unwrap();
-    for _ in 0..n * ROW {
-        bytes.extend(value.to_le_bytes());
-    }
-    bytes
+    support::np_saved_u8(n, ROW, value)
 }
 
 /// A writer that committed `commits` times 1000 rows and was then killed

@@ -6,6 +6,8 @@
 //!
 //! Rows are `<u8`, 8 wide, row i = `i * 8 + [0..7]`.
 
+mod support;
+
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
@@ -47,12 +49,7 @@ fn contents(path: &Path) -> (u64, Vec<u64>) {
 
 /// The bytes `np.save` writes for `n` rows of `value`.
 fn saved(n: u64, value: u64) -> Vec<u8> {
-    let dtype = npy_append::Dtype::parse("<u8").unwrap();
-    let mut bytes = header::build(&dtype, false, &[n, ROW]).unwrap();
-    for _ in 0..n * ROW {
-        bytes.extend(value.to_le_bytes());
-    }
-    bytes
+    support::np_saved_u8(n, ROW, value)
 }
 
 fn tmp() -> tempfile::TempDir {

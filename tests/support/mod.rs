@@ -6,7 +6,9 @@
 //! - [`require_numpy`]: the same, or a `SKIP` line (a panic under `CI=true`);
 //! - [`run_python`]: runs a snippet and returns its stdout, panicking on failure;
 //! - [`u64rows`]: the checkable rows of the kill and power-cut tests;
-//! - [`workload`]: the rows and steps of the crash-state and I/O-error tests.
+//! - [`workload`]: the rows and steps of the crash-state and I/O-error tests;
+//! - [`np_saved_u8`]: the bytes `np.save` writes for a file "another
+//!   program" saves over one of ours.
 //!
 //! `scripts/test.sh` creates a virtualenv with numpy and points
 //! `NPY_APPEND_PYTHON` at it; without it, a system `python3` that can
@@ -71,4 +73,16 @@ pub fn run_python(py: &Path, code: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// The bytes `np.save` writes for `rows` rows of `width` `<u8` values, all
+/// `value`: what "another program" saves over a path in the tests of
+/// files the library did not write.
+pub fn np_saved_u8(rows: u64, width: u64, value: u64) -> Vec<u8> {
+    let dtype = npy_append::Dtype::parse("<u8").unwrap();
+    let mut bytes = npy_append::format::header::build(&dtype, false, &[rows, width]).unwrap();
+    for _ in 0..rows * width {
+        bytes.extend(value.to_le_bytes());
+    }
+    bytes
 }
