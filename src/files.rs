@@ -237,11 +237,13 @@ pub(crate) fn lock_as<F: Storage>(
         if file.try_lock().map_err(|e| Error::io(path, "locking", e))? {
             return Ok(());
         }
-        // `lock_is_held` takes the lock shared for a moment: it fails only
-        // while a writer holds it exclusively. (A backend that cannot tell
-        // leaves the decision to `probed`.)
-        let writer = matches!(file.lock_is_held(), Ok(true));
-        let (limit, longest) = if !writer && probed() {
+        // Where a reader may be probing, `lock_is_held` (which takes the lock
+        // shared for a moment) tells: it fails only while a writer holds it
+        // exclusively. (A backend that cannot tell leaves the decision to
+        // `probed`.) Locks no reader probes are never taken shared here, so
+        // that racing writers meet only each other.
+        let probe = probed() && !matches!(file.lock_is_held(), Ok(true));
+        let (limit, longest) = if probe {
             (waited.max(PROBE_WAIT), Duration::from_millis(1))
         } else {
             (waited, Duration::from_millis(50))
