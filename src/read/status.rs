@@ -387,17 +387,14 @@ fn predict<B: Backend>(
     };
     let journal = journal.map(Viewed::Plain);
     let aside = recovery::aside_if(backend, &found.journal_path, journal.is_some())?;
-    let inspection = recovery::inspect(&Files {
+    let inspection = recovery::inspect(&Files::of(
         path,
-        journal_path: &found.journal_path,
-        npy: npy.as_ref(),
-        journal: journal.as_ref(),
-        tail_policy: options.tail_policy,
-        short_file_policy: options.short_file_policy,
-        accept_loss: options.accept_loss,
-        move_aside: options.move_aside_foreign_journal,
-        aside: &aside,
-    })?;
+        &found.journal_path,
+        npy.as_ref(),
+        journal.as_ref(),
+        &aside,
+        options,
+    ))?;
     let plan = match inspection {
         Inspection::Missing { journal: stray } => {
             // No file is opened: a new one is created only when the options

@@ -228,6 +228,31 @@ pub(crate) struct Files<'a, F> {
     pub aside: &'a Path,
 }
 
+impl<'a, F> Files<'a, F> {
+    /// The files of `path` with the choices of `options`, as opening (and
+    /// its dry run) inspects them.
+    pub(crate) fn of(
+        path: &'a Path,
+        journal_path: &'a Path,
+        npy: Option<&'a F>,
+        journal: Option<&'a F>,
+        aside: &'a Path,
+        options: &crate::options::AppendOptions,
+    ) -> Self {
+        Self {
+            path,
+            journal_path,
+            npy,
+            journal,
+            tail_policy: options.tail_policy,
+            short_file_policy: options.short_file_policy,
+            accept_loss: options.accept_loss,
+            move_aside: options.move_aside_foreign_journal,
+            aside,
+        }
+    }
+}
+
 /// Decides the committed state of a file and its journal, reading only.
 pub(crate) fn inspect<F: Storage>(files: &Files<'_, F>) -> Result<Inspection> {
     let io_err = |path: &Path, op| {

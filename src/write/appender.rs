@@ -170,17 +170,14 @@ impl<B: Backend> Appender<B> {
         )?;
         let (npy, room) = self.give_header_room(npy, journal.is_none(), options)?;
         let aside = recovery::aside_if(&self.backend, &journal_path, journal.is_some())?;
-        let inspection = recovery::inspect(&Files {
-            path: &path,
-            journal_path: &journal_path,
-            npy: npy.as_ref(),
-            journal: journal.as_ref(),
-            tail_policy: options.tail_policy,
-            short_file_policy: options.short_file_policy,
-            accept_loss: options.accept_loss,
-            move_aside: options.move_aside_foreign_journal,
-            aside: &aside,
-        })?;
+        let inspection = recovery::inspect(&Files::of(
+            &path,
+            &journal_path,
+            npy.as_ref(),
+            journal.as_ref(),
+            &aside,
+            options,
+        ))?;
         let plan = match inspection {
             Inspection::Missing { journal: stray } => {
                 // Removed or moved while its lock is held, so that no other

@@ -659,6 +659,12 @@ impl<B: Backend> AppendGroup<B> {
                 .collect(),
             cursor: self.committed_cursor.clone(),
         };
+        self.write_record(&record)
+    }
+
+    /// Writes `record` into the older slot and syncs it: the one step of
+    /// every group commit and mark. The next record goes to the other slot.
+    fn write_record(&mut self, record: &GroupRecord) -> Result<()> {
         let bytes = record
             .encode(self.identity.group_id)
             .map_err(|e| Error::from_format(&self.path, e))?;
@@ -670,7 +676,7 @@ impl<B: Backend> AppendGroup<B> {
             .map_err(io(&self.path, "syncing the group journal"))?;
         self.next_slot = self.next_slot.other();
         self.next_sequence += 1;
-        self.closed_on_disk = closed;
+        self.closed_on_disk = record.closed;
         Ok(())
     }
 
@@ -731,15 +737,7 @@ impl<B: Backend> AppendGroup<B> {
                 .collect(),
             cursor: self.next_cursor.clone(),
         };
-        let bytes = record
-            .encode(self.identity.group_id)
-            .map_err(|e| Error::from_format(&self.path, e))?;
-        self.journal
-            .write_at(&bytes, self.identity.slot_offset(self.next_slot))
-            .map_err(io(&self.path, "writing the group journal"))?;
-        self.journal
-            .sync_data()
-            .map_err(io(&self.path, "syncing the group journal"))?;
+        self.write_record(&record)?;
         // 4. headers, in place (never ahead of the record).
         for m in &mut self.members {
             m.publish()?;
@@ -747,9 +745,6 @@ impl<B: Backend> AppendGroup<B> {
         self.check_held()?;
         self.committed_cursor.clone_from(&self.next_cursor);
         self.cursor_dirty = false;
-        self.closed_on_disk = false;
-        self.next_slot = self.next_slot.other();
-        self.next_sequence += 1;
         Ok(self.member_rows())
     }
 
