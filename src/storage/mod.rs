@@ -51,6 +51,14 @@ pub trait Storage: Send {
     fn sync_data(&self) -> io::Result<()>;
     /// Makes data and all metadata durable (`fsync`).
     fn sync_all(&self) -> io::Result<()>;
+    /// Starts writing `len` bytes from `offset` to the device without
+    /// waiting (a hint: a later sync finds less to write). Nothing is
+    /// promised about what is durable until a sync returns; does nothing
+    /// by default.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
     /// The device and inode numbers of the file, when the file system has
     /// them (`None` by default): a journal records them, so that a file
     /// replaced under its path is recognised.

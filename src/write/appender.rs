@@ -236,7 +236,7 @@ impl<B: Backend> Appender<B> {
                 .map_err(|e| Error::io(&journal_path, "writing the journal", e))?;
             newest = (slot, record);
         }
-        let data = DataFile::new(path, applied.npy, plan.layout, self.buffer_bytes)?;
+        let data = self.data_file(path, applied.npy, plan.layout)?;
         self.state = State::Live(Box::new(Live {
             data,
             journal: applied.journal,
@@ -382,7 +382,7 @@ impl<B: Backend> Appender<B> {
                 return Err(e);
             }
         };
-        let data = DataFile::new(self.path.clone(), npy, layout, self.buffer_bytes)?;
+        let data = self.data_file(self.path.clone(), npy, layout)?;
         self.state = State::Live(Box::new(Live {
             data,
             journal,
@@ -521,6 +521,17 @@ impl<B: Backend> Appender<B> {
 
     fn check_poison(&self) -> Result<()> {
         self.poisoned.check(&self.path)
+    }
+
+    /// The write path of the open file; under [`Durability::Fsync`], whose
+    /// every commit syncs the rows, it hands them to the device as they are
+    /// written.
+    fn data_file(&self, path: PathBuf, npy: B::File, layout: Layout) -> Result<DataFile<B::File>> {
+        let data = DataFile::new(path, npy, layout, self.buffer_bytes)?;
+        Ok(match self.durability {
+            Durability::Fsync => data.start_early_writeback(),
+            Durability::Process => data,
+        })
     }
 
     /// Runs `f`; any error poisons the appender.

@@ -31,6 +31,10 @@ use crate::storage::{Backend, Storage};
 /// 2 MiB cache).
 const WRITE_CHUNK: usize = 1 << 20;
 
+/// Under early writeback, written bytes are handed to the device in steps
+/// of at least this many: one `sync_file_range` a step.
+const WRITEBACK_STEP: u64 = 1 << 20;
+
 /// Rows appended to a file since its last commit, as a journal records them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct PendingCommit {
@@ -54,6 +58,12 @@ pub(crate) struct DataFile<F> {
     pending: u64,
     /// File offset where the next buffered bytes go.
     written_end: u64,
+    /// Whether written rows are handed to the device as they are written
+    /// ([`start_early_writeback`](Self::start_early_writeback)).
+    early_writeback: bool,
+    /// Written bytes from here to `written_end` are not yet handed to the
+    /// device.
+    writeback_from: u64,
     buffer: Vec<u8>,
     buffer_cap: usize,
     /// CRC32 of the pending rows already written to the file.
@@ -80,6 +90,8 @@ impl<F: Storage> DataFile<F> {
             file_id,
             row_values: layout.header.row_shape().iter().product(),
             written_end: layout.end_of(committed).unwrap_or(u64::MAX),
+            early_writeback: false,
+            writeback_from: layout.end_of(committed).unwrap_or(u64::MAX),
             committed,
             pending: 0,
             buffer: Vec::new(),
@@ -91,6 +103,18 @@ impl<F: Storage> DataFile<F> {
             file,
             layout,
         })
+    }
+
+    /// Hands written rows to the device as they are written, in steps of
+    /// [`WRITEBACK_STEP`], without waiting ([`Storage::start_writeback`]),
+    /// for owners whose every commit syncs the rows: the device then writes
+    /// while the writer goes on copying, and the commit's sync finds only
+    /// the last step to write. It changes nothing that is promised: until a
+    /// sync returns, any of the written bytes may or may not be durable,
+    /// with or without it.
+    pub(crate) fn start_early_writeback(mut self) -> Self {
+        self.early_writeback = true;
+        self
     }
 
     /// The file's path.
@@ -221,6 +245,14 @@ impl<F: Storage> DataFile<F> {
                 .map_err(|e| Error::io(&self.path, "writing rows", e))?;
             self.crc.update(chunk);
             self.written_end += chunk.len() as u64;
+            if self.early_writeback && self.written_end - self.writeback_from >= WRITEBACK_STEP {
+                // A hint: a failure here would surface at the sync, which
+                // writes the same bytes and reports the device's errors.
+                let _ = self
+                    .file
+                    .start_writeback(self.writeback_from, self.written_end - self.writeback_from);
+                self.writeback_from = self.written_end;
+            }
         }
         Ok(())
     }
@@ -278,6 +310,7 @@ impl<F: Storage> DataFile<F> {
         }
         self.pending = 0;
         self.crc = crc32fast::Hasher::new();
+        self.writeback_from = self.written_end;
         Ok(())
     }
 

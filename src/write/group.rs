@@ -439,7 +439,11 @@ impl<B: Backend> AppendGroup<B> {
             apply_cut(&file, &member_path, &plan.raw_header, &plan.file)?;
             file.sync_all().map_err(io(&member_path, "syncing"))?;
             bytes_cut += plan.file.bytes_cut;
-            members.push(DataFile::new(member_path, file, plan.layout, buffer_bytes)?);
+            // Every group commit syncs its members' rows.
+            members.push(
+                DataFile::new(member_path, file, plan.layout, buffer_bytes)?
+                    .start_early_writeback(),
+            );
         }
         if created_any {
             files::sync_parent(&backend, path)?;
