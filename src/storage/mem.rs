@@ -23,6 +23,10 @@ pub enum MemOp {
     SetLen,
     /// [`Storage::sync_data`] and [`Storage::sync_all`].
     Sync,
+    /// [`Storage::start_writeback`] (a hint with nothing to do here: counted,
+    /// and made to fail, so that tests see who gives it and that its
+    /// failure is harmless).
+    Writeback,
     /// [`Backend::remove`].
     Remove,
     /// [`Backend::sync_dir`].
@@ -314,6 +318,10 @@ impl Storage for MemFile {
 
     fn sync_all(&self) -> io::Result<()> {
         lock(&self.state).count(MemOp::Sync)
+    }
+
+    fn start_writeback(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        lock(&self.state).count(MemOp::Writeback)
     }
 
     fn lock_is_held(&self) -> io::Result<bool> {
