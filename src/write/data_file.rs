@@ -86,12 +86,13 @@ impl<F: Storage> DataFile<F> {
         let file_id = file
             .file_id()
             .map_err(|e| Error::io(&path, "reading the file's identity", e))?;
+        let end = layout.end_of(committed).unwrap_or(u64::MAX);
         Ok(Self {
             file_id,
             row_values: layout.header.row_shape().iter().product(),
-            written_end: layout.end_of(committed).unwrap_or(u64::MAX),
+            written_end: end,
             early_writeback: false,
-            writeback_from: layout.end_of(committed).unwrap_or(u64::MAX),
+            writeback_from: end,
             committed,
             pending: 0,
             buffer: Vec::new(),
