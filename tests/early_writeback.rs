@@ -41,7 +41,10 @@ fn appender_hints(durability: Durability, appends: &[usize]) -> u64 {
 fn an_fsync_appender_hands_large_appends_to_the_device_in_steps() {
     // 5.5 MiB in one append: the whole steps are handed over as they are
     // written; the last part is left to the commit's sync.
-    assert_steps(appender_hints(Durability::Fsync, &[5 * MIB + MIB / 2]), 5 * MIB + MIB / 2);
+    assert_steps(
+        appender_hints(Durability::Fsync, &[5 * MIB + MIB / 2]),
+        5 * MIB + MIB / 2,
+    );
     // A commit starts the counting again: 0.75 MiB + 0.75 MiB never make a
     // step on their own.
     assert_eq!(
@@ -73,7 +76,10 @@ fn a_group_hands_every_members_rows_to_the_device() {
     g.append(1, &vec![2u8; 2 * MIB]).unwrap();
     g.commit().unwrap();
     let hints = mem.count(MemOp::Writeback);
-    assert!((3..=5).contains(&hints), "{hints} hints for 3 + 2 MiB in two members");
+    assert!(
+        (3..=5).contains(&hints),
+        "{hints} hints for 3 + 2 MiB in two members"
+    );
     g.close().unwrap();
 }
 
