@@ -2019,21 +2019,27 @@ mod tests {
     fn crash_images_of(headers: &[Vec<u8>]) -> std::collections::BTreeSet<Vec<u8>> {
         let mut images = std::collections::BTreeSet::from([headers[0].clone()]);
         each_write(headers, planned, &mut |w| {
-            let written: Vec<Vec<u8>> = images
-                .iter()
-                .flat_map(|image| {
-                    let (mut whole, mut torn) = (image.clone(), image.clone());
-                    for &(i, b) in w {
-                        whole[i] = b;
-                        torn[i] = 0;
-                    }
-                    [whole, torn]
-                })
-                .collect();
-            images.extend(written);
+            add_written(&mut images, w);
             true
         });
         images
+    }
+
+    /// Adds to `images` each of them with the write `w` on top, whole and
+    /// torn into zeros.
+    fn add_written(images: &mut std::collections::BTreeSet<Vec<u8>>, w: &Stores) {
+        let written: Vec<Vec<u8>> = images
+            .iter()
+            .flat_map(|image| {
+                let (mut whole, mut zeros) = (image.clone(), image.clone());
+                for &(i, b) in w {
+                    whole[i] = b;
+                    zeros[i] = 0;
+                }
+                [whole, zeros]
+            })
+            .collect();
+        images.extend(written);
     }
 
     /// Calls `f` with each write of the updates through `headers`, in
@@ -2073,18 +2079,7 @@ mod tests {
                     }
                 }
             }
-            let written: Vec<Vec<u8>> = images
-                .iter()
-                .flat_map(|image| {
-                    let (mut whole, mut zeros) = (image.clone(), image.clone());
-                    for &(i, b) in w {
-                        whole[i] = b;
-                        zeros[i] = 0;
-                    }
-                    [whole, zeros]
-                })
-                .collect();
-            images.extend(written);
+            add_written(&mut images, w);
             true
         })
     }
