@@ -175,19 +175,6 @@ fn f4x3_journal(file: &[u8], prev: u64, rows: u64, synced: bool) -> Vec<u8> {
     journal_with(&snapshot, 12, 0, Some(&older), Some(&newer))
 }
 
-/// Deterministic garbage (xorshift).
-fn garbage(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// Overwrites `bytes[at..]` with `with`.
 fn patched(mut bytes: Vec<u8>, at: usize, with: &[u8]) -> Vec<u8> {
     bytes[at..at + with.len()].copy_from_slice(with);
@@ -317,7 +304,7 @@ fn cases() -> Vec<Case> {
     refused!(
         "zip_file",
         "an .npz (zip) archive named .npy",
-        patched(garbage(200, 7), 0, b"PK\x03\x04"),
+        patched(support::garbage(200, 7), 0, b"PK\x03\x04"),
         "does not start with the magic string"
     );
     refused!(
@@ -823,7 +810,7 @@ fn cases() -> Vec<Case> {
         "a journal of random bytes (not a journal npy-append wrote: left alone, refused) and \
          2 rows past the header's",
         f4x3(5, 7),
-        Some(garbage(20480, 3)),
+        Some(support::garbage(20480, 3)),
         &[
             "open: ForeignJournal: not a journal npy-append wrote",
             "reader: Ok rows=5",
@@ -845,8 +832,8 @@ fn cases() -> Vec<Case> {
         let snapshot = saved_header("'<f4'", &[0, 3]);
         let mut j = journal_with(&snapshot, 12, 0, None, None);
         let block = journal::identity_len(snapshot.len() as u64).unwrap() as usize;
-        let a = garbage(64, 11);
-        let b = garbage(64, 12);
+        let a = support::garbage(64, 11);
+        let b = support::garbage(64, 12);
         j[block..block + 64].copy_from_slice(&a);
         j[block + 8192..block + 8192 + 64].copy_from_slice(&b);
         c.add(
@@ -998,7 +985,7 @@ fn cases() -> Vec<Case> {
         "a journal whose identity checksum is valid but whose header snapshot is garbage",
         base(),
         Some({
-            let mut snapshot = garbage(128, 5);
+            let mut snapshot = support::garbage(128, 5);
             snapshot[..6].copy_from_slice(b"\x93NUMPY");
             journal_with(&snapshot, 12, 0, Some(&record(1, 0, 5, 0, true)), None)
         }),
@@ -1037,7 +1024,7 @@ fn cases() -> Vec<Case> {
         "torn_header_foreign_journal",
         "an unreadable .npy header that does not start like the journal's snapshot",
         {
-            let mut npy = garbage(hlen, 9);
+            let mut npy = support::garbage(hlen, 9);
             npy.extend(data(60));
             npy
         },
@@ -1094,7 +1081,7 @@ fn cases() -> Vec<Case> {
         "a journal of random bytes next to a clean file: not a journal npy-append wrote, left \
          alone (refused)",
         base(),
-        Some(garbage(20480, 4)),
+        Some(support::garbage(20480, 4)),
         &[
             "open: ForeignJournal: not a journal npy-append wrote",
             "reader: Ok rows=5",
@@ -1114,7 +1101,7 @@ fn cases() -> Vec<Case> {
         "journal_of_100_random_bytes",
         "100 random bytes where the journal would be: left alone (refused)",
         base(),
-        Some(garbage(100, 5)),
+        Some(support::garbage(100, 5)),
         &[
             "open: ForeignJournal: not a journal npy-append wrote",
             "reader: Ok rows=5",
@@ -1154,7 +1141,7 @@ fn cases() -> Vec<Case> {
         base(),
         Some({
             let mut creation = creation_journal(&base(), 5);
-            creation[..512].copy_from_slice(&garbage(512, 6));
+            creation[..512].copy_from_slice(&support::garbage(512, 6));
             creation
         }),
         &[

@@ -23,6 +23,8 @@
 //! Rows are `<u8`, 4 values wide (32 bytes); row `i` holds `4 i + [0, 1, 2,
 //! 3]`, so every kept byte is checked.
 
+mod support;
+
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -184,15 +186,7 @@ fn tear_slot(journal: &mut [u8], slot: Slot, fill: u8) {
 
 /// Garbage: what a torn sector may hold.
 fn garbage(n: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    support::garbage(n, 0x2545_f491_4f6c_dd1d)
 }
 
 // ---------------------------------------------------------------------------

@@ -8,7 +8,9 @@
 //! - [`u64rows`]: the checkable rows of the kill and power-cut tests;
 //! - [`workload`]: the rows and steps of the crash-state and I/O-error tests;
 //! - [`np_saved_u8`]: the bytes `np.save` writes for a file "another
-//!   program" saves over one of ours.
+//!   program" saves over one of ours;
+//! - [`garbage`]: deterministic garbage bytes, what a torn sector or a
+//!   stranger's file may hold.
 //!
 //! `scripts/test.sh` creates a virtualenv with numpy and points
 //! `NPY_APPEND_PYTHON` at it; without it, a system `python3` that can
@@ -85,4 +87,17 @@ pub fn np_saved_u8(rows: u64, width: u64, value: u64) -> Vec<u8> {
         bytes.extend(value.to_le_bytes());
     }
     bytes
+}
+
+/// `n` bytes of deterministic garbage (xorshift from `seed`).
+pub fn garbage(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
