@@ -9,8 +9,9 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::format::dataset as fmt;
+use crate::format::group_journal::Slot;
 use crate::options::LockWait;
-use crate::recovery::group::{member_layout, plan_member};
+use crate::recovery::group::{GroupJournalRead, member_layout, plan_group};
 use crate::storage::{Backend, Directories, FsBackend, OpenMode, Storage};
 
 /// Publishes the dataset at `root` with every shard found there.
@@ -154,19 +155,33 @@ fn inspect<B: Backend>(
         identity.members.len(),
     )?;
     let dir = crate::files::parent_dir(journal);
-    let mut files = vec![(journal.to_path_buf(), file)];
-    for (m, commit) in identity.members.iter().zip(&record.members) {
+    let mut members = Vec::with_capacity(identity.members.len());
+    for m in &identity.members {
         let path = dir.join(&m.name);
         let member = match backend.open(&path, OpenMode::Read) {
             Ok(member) => Some(member),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io(&path, "opening a shard's column", e)),
         };
-        let plan = plan_member(&path, journal, m, member.as_ref(), commit, record.sequence)?;
+        members.push((path, member));
+    }
+    // Only the newest record: a plan that would fall back from it is a
+    // change, and the shard needs recovery either way.
+    let read = GroupJournalRead {
+        identity,
+        newest: None,
+        older: None,
+    };
+    let plan = plan_group(journal, &read, &(Slot::A, record), &members, false)?;
+    let unchanged = !plan.write_chosen
+        && plan
+            .members
+            .iter()
+            .all(|p| p.file.cut_to.is_none() && p.file.header_write.is_none());
+    let mut files = vec![(journal.to_path_buf(), file)];
+    for (path, member) in members {
         match member {
-            Some(member) if plan.file.cut_to.is_none() && plan.file.header_write.is_none() => {
-                files.push((path, member));
-            }
+            Some(member) if unchanged => files.push((path, member)),
             _ => return Ok(ShardState::NeedsRecovery),
         }
     }

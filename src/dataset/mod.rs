@@ -282,6 +282,7 @@ fn read_shard_journal<B: Backend>(
         Ok(GroupJournalRead {
             identity,
             newest: Some((_, record)),
+            ..
         }) => Ok(Some((file, identity, record))),
         Ok(_) => Ok(None),
         Err(e @ Error::Corrupt { .. }) => {

@@ -39,6 +39,7 @@ pub struct ShardOptions {
     buffer_bytes: Option<usize>,
     durability: Durability,
     move_aside_foreign_journal: bool,
+    accept_loss: bool,
 }
 
 impl Default for ShardOptions {
@@ -50,6 +51,7 @@ impl Default for ShardOptions {
             buffer_bytes: None,
             durability: Durability::Fsync,
             move_aside_foreign_journal: false,
+            accept_loss: false,
         }
     }
 }
@@ -101,12 +103,26 @@ impl ShardOptions {
         self
     }
 
-    /// The durability of commits. A shard's columns are one append group,
-    /// whose commits are always synced: only [`Durability::Fsync`] is
-    /// accepted (opening with another is [`Error::Unsupported`]).
+    /// The durability of commits (default [`Durability::Fsync`]: a commit
+    /// survives power loss). Under [`Durability::Process`] commits and the
+    /// complete mark are not synced: they survive the death of the process
+    /// (`kill -9`, a killed worker), and a power loss can take the shard
+    /// back to an earlier commit, never to a partial one
+    /// ([`GroupOptions::durability`](crate::GroupOptions::durability)).
+    /// [`finalize`](crate::dataset::finalize) syncs every shard it
+    /// publishes, so a manifest never outlives the rows it lists.
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Whether recovery may cut rows it cannot show are the shard's own
+    /// ([`GroupOptions::accept_loss`](crate::GroupOptions::accept_loss);
+    /// default no).
+    #[must_use]
+    pub fn accept_loss(mut self, accept: bool) -> Self {
+        self.accept_loss = accept;
         self
     }
 
@@ -218,14 +234,6 @@ impl<B: Directories + Clone> ShardWriter<B> {
     /// Opens, creating or resuming, shard `shard` of the dataset at `root`.
     pub fn open_with(backend: B, root: &Path, shard: &str, options: &ShardOptions) -> Result<Self> {
         check_shard_name(shard)?;
-        if options.durability != Durability::Fsync {
-            return Err(Error::Unsupported {
-                path: Some(root.join(shard)),
-                what: "a shard commits its columns as one append group, whose commits are \
-                       always synced; open it with fsync durability"
-                    .to_owned(),
-            });
-        }
         let schema = ensure_schema(&backend, root, options.columns.as_deref())?;
         let row_bytes = schema
             .columns
@@ -247,7 +255,9 @@ impl<B: Directories + Clone> ShardWriter<B> {
                 .map_err(|e| Error::io(root, "syncing the directory", e))?;
         }
         let mut group = group_options(&schema, options.lock_wait)
-            .move_aside_foreign_journal(options.move_aside_foreign_journal);
+            .move_aside_foreign_journal(options.move_aside_foreign_journal)
+            .durability(options.durability)
+            .accept_loss(options.accept_loss);
         if let Some(bytes) = options.buffer_bytes {
             group = group.buffer_bytes(bytes);
         }
@@ -546,7 +556,8 @@ impl<B: Directories + Clone> ShardWriter<B> {
     }
 
     /// Commits the pending rows of every column as one group commit;
-    /// returns the committed rows. Durable (fsync) when it returns.
+    /// returns the committed rows. Durable when it returns (under
+    /// [`Durability::Process`]: kept when the process dies).
     pub fn commit(&mut self) -> Result<u64> {
         Ok(self.group.commit()?.first().copied().unwrap_or(0))
     }

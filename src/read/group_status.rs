@@ -2,9 +2,9 @@
 //! recovery would do to each member.
 //!
 //! [`GroupStatus::read`] opens the group journal and every member
-//! read-only, takes no lock and never writes. It plans each member with the
+//! read-only, takes no lock and never writes. It plans the members with the
 //! same code the group's writer runs when it opens the group
-//! (`recovery::group::plan_member`), so what it says recovery would do is
+//! (`recovery::group::plan_group`), so what it says recovery would do is
 //! what [`crate::AppendGroup`]'s open does.
 
 use std::io;
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::format::dtype::Dtype;
 use crate::format::group_journal::{self, GroupRecord, MemberCommit, MemberIdentity};
-use crate::recovery::group::{member_layout, plan_member, read_group_journal};
+use crate::recovery::group::{MemberPlan, member_layout, plan_group, read_group_journal};
 use crate::storage::{Backend, FsBackend, OpenMode, Storage};
 
 /// What [`GroupStatus::read`] found about one member.
@@ -59,6 +59,10 @@ pub enum MemberRecovery {
         /// missing: the group's writer died creating it, before any
         /// commit).
         created: bool,
+        /// Rows of the newest record that would be dropped: a Process
+        /// commit whose rows a power loss did not keep, which recovery
+        /// falls back from for every member.
+        rows_dropped: u64,
     },
     /// Recovery refuses (and changes nothing), for this reason.
     Refuses(String),
@@ -91,49 +95,40 @@ pub struct GroupStatus {
     pub problem: Option<String>,
 }
 
-/// Member `m`'s status, planned for `commit` of record `sequence`.
-fn member_status<B: Backend>(
-    backend: &B,
+/// Member `m`'s status: `file` is the member (`None` when missing),
+/// `commit` its part of the newest record and `planned` what recovery's plan
+/// does to it (`Err` holding a refusal; `None` when recovery refuses
+/// another member, and so plans none).
+fn member_status<F: Storage>(
     journal_path: &Path,
     m: &MemberIdentity,
+    (member_path, file): (PathBuf, Option<F>),
     commit: &MemberCommit,
-    sequence: u64,
+    planned: std::result::Result<Option<(&MemberPlan, u64)>, String>,
 ) -> Result<MemberStatus> {
     let layout = member_layout(journal_path, m)?;
-    let member_path = files::parent_dir(journal_path).join(&m.name);
-    let file = match backend.open(&member_path, OpenMode::Read) {
-        Ok(file) => Some(file),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(&member_path, "opening a group member", e)),
-    };
     let file_len = file
         .as_ref()
         .map(Storage::len)
         .transpose()
         .map_err(|e| Error::io(&member_path, "reading the length", e))?;
-    let recovery = match plan_member(
-        &member_path,
-        journal_path,
-        m,
-        file.as_ref(),
-        commit,
-        sequence,
-    ) {
-        Ok(plan) => {
+    let recovery = match planned {
+        Ok(None) => MemberRecovery::Nothing,
+        Ok(Some((plan, rows_dropped))) => {
             let created = file.is_none();
             let header_rewritten = plan.file.header_write.is_some();
-            if created || header_rewritten || plan.file.bytes_cut > 0 {
+            if created || header_rewritten || plan.file.bytes_cut > 0 || rows_dropped > 0 {
                 MemberRecovery::Changes {
                     bytes_cut: plan.file.bytes_cut,
                     header_rewritten,
                     created,
+                    rows_dropped,
                 }
             } else {
                 MemberRecovery::Nothing
             }
         }
-        Err(e @ Error::Io { .. }) => return Err(e),
-        Err(e) => MemberRecovery::Refuses(e.to_string()),
+        Err(why) => MemberRecovery::Refuses(why),
     };
     Ok(MemberStatus {
         name: m.name.clone(),
@@ -166,20 +161,51 @@ impl GroupStatus {
         let count = read.identity.members.len();
         // As the writer's open: no valid slot is a torn creation, whose
         // members start from zero rows.
-        let record = read.newest.as_ref().map_or_else(
-            || GroupRecord {
-                members: vec![MemberCommit::default(); count],
-                ..GroupRecord::default()
-            },
-            |(_, r)| r.clone(),
-        );
-        let members = read
+        let newest = read.newest.clone().unwrap_or_else(|| {
+            (
+                group_journal::Slot::A,
+                GroupRecord {
+                    members: vec![MemberCommit::default(); count],
+                    ..GroupRecord::default()
+                },
+            )
+        });
+        let record = &newest.1;
+        let mut opened = Vec::with_capacity(count);
+        for m in &read.identity.members {
+            let member_path = files::parent_dir(path).join(&m.name);
+            let file = match backend.open(&member_path, OpenMode::Read) {
+                Ok(file) => Some(file),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io(&member_path, "opening a group member", e)),
+            };
+            opened.push((member_path, file));
+        }
+        let plan = match plan_group(path, &read, &newest, &opened, false) {
+            Ok(plan) => Ok(plan),
+            Err(refusal @ crate::recovery::group::Refusal { error: Error::Io { .. }, .. }) => {
+                return Err(refusal.error);
+            }
+            Err(refusal) => Err(refusal),
+        };
+        let mut members = Vec::with_capacity(count);
+        for (i, ((m, commit), found)) in read
             .identity
             .members
             .iter()
             .zip(&record.members)
-            .map(|(m, commit)| member_status(backend, path, m, commit, record.sequence))
-            .collect::<Result<Vec<_>>>()?;
+            .zip(opened)
+            .enumerate()
+        {
+            let planned = match &plan {
+                Ok(plan) => Ok(plan.members.get(i).zip(plan.dropped_rows.get(i).copied())),
+                Err(refusal) if refusal.member.is_none_or(|r| r == i) => {
+                    Err(refusal.error.to_string())
+                }
+                Err(_) => Ok(None),
+            };
+            members.push(member_status(path, m, found, commit, planned)?);
+        }
         let writer = match liveness::group_state(backend, path) {
             Ok(state) => Some(state),
             Err(e) if e.io_kind() == Some(io::ErrorKind::Unsupported) => None,
@@ -215,7 +241,7 @@ impl GroupStatus {
             path: path.to_path_buf(),
             sequence: read.newest.as_ref().map(|(_, r)| r.sequence),
             closed: record.closed,
-            cursor: record.cursor,
+            cursor: record.cursor.clone(),
             writer,
             members,
             state,

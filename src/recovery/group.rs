@@ -9,6 +9,7 @@ use super::file::{
     CommitCheck, FileCommit, FilePlan, check_binding, check_commit, plan_cut, refuse_header_ahead,
     snapshot_layout, synced_rows_lost,
 };
+use crate::format::header;
 use crate::error::{Error, Result};
 use crate::files::{self, HeaderRead};
 use crate::format::group_journal::{
@@ -17,13 +18,15 @@ use crate::format::group_journal::{
 use crate::format::layout::Layout;
 use crate::storage::{Backend, OpenMode, Storage};
 
-/// What a group journal holds: its identity and the newest valid record.
+/// What a group journal holds: its identity, the newest valid record and
+/// the valid record of the other slot.
 pub(crate) struct GroupJournalRead {
     pub identity: GroupIdentity,
     pub newest: Option<(Slot, GroupRecord)>,
+    pub older: Option<(Slot, GroupRecord)>,
 }
 
-/// Reads the identity and the newest valid slot of a group journal.
+/// Reads the identity and the valid slots of a group journal.
 ///
 /// A slot that is short (an unexpected end of file), torn or of another
 /// journal is left out; any other read error is an error, so that an I/O
@@ -47,7 +50,7 @@ pub(crate) fn read_group_journal<F: Storage>(file: &F, path: &Path) -> Result<Gr
     let bytes = files::read_vec(file, 0, want).map_err(io_err)?;
     let identity = GroupIdentity::decode(&bytes).map_err(|e| Error::from_format(path, e))?;
     let count = identity.members.len();
-    let mut newest: Option<(Slot, GroupRecord)> = None;
+    let mut valid: Vec<(Slot, GroupRecord)> = Vec::with_capacity(2);
     for slot in [Slot::A, Slot::B] {
         let at = identity.slot_offset(slot);
         let Some(head) = read_or_short(file, at, group_journal::SLOT_FIXED_LEN).map_err(io_err)?
@@ -60,15 +63,17 @@ pub(crate) fn read_group_journal<F: Storage>(file: &F, path: &Path) -> Result<Gr
         let Some(rec) = read_or_short(file, at, need).map_err(io_err)? else {
             continue;
         };
-        if let Ok(record) = GroupRecord::decode(&rec, identity.group_id, count)
-            && newest
-                .as_ref()
-                .is_none_or(|(_, n)| record.sequence > n.sequence)
-        {
-            newest = Some((slot, record));
+        if let Ok(record) = GroupRecord::decode(&rec, identity.group_id, count) {
+            valid.push((slot, record));
         }
     }
-    Ok(GroupJournalRead { identity, newest })
+    valid.sort_by_key(|(_, r)| std::cmp::Reverse(r.sequence));
+    let mut valid = valid.into_iter();
+    Ok(GroupJournalRead {
+        identity,
+        newest: valid.next(),
+        older: valid.next(),
+    })
 }
 
 /// `len` bytes at `at`, `None` when the file ends first.
@@ -164,33 +169,340 @@ pub(crate) struct MemberPlan {
     pub raw_header: Vec<u8>,
 }
 
-/// Decides how member `m` (at `member_path`, opened as `file` when it
-/// exists) is brought to `commit` of group record `sequence`, reading only.
+/// What recovery does to a group: the record every member is brought to,
+/// and each member's plan.
+pub(crate) struct GroupPlan {
+    /// The record recovered to and its slot: the newest record, or a
+    /// fallback that goes to `slot` (see `write_chosen`).
+    pub chosen: (Slot, GroupRecord),
+    /// The chosen record is a fallback from the newest record and must be
+    /// written (to its slot, after the members are cut and synced).
+    pub write_chosen: bool,
+    /// The highest sequence of a valid record on disk.
+    pub last_sequence: u64,
+    /// Each member's plan, in order.
+    pub members: Vec<MemberPlan>,
+    /// Each member's rows of the newest record that recovery did not keep
+    /// (a Process commit whose data a power loss did not keep).
+    pub dropped_rows: Vec<u64>,
+}
+
+/// A refusal of [`plan_group`], with the member it is about.
+pub(crate) struct Refusal {
+    /// The member's index; `None` when the refusal is about the group.
+    pub member: Option<usize>,
+    pub error: Error,
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Self {
+        r.error
+    }
+}
+
+/// Tags errors with member `i`.
+fn about<T>(i: usize, r: Result<T>) -> Result<T, Refusal> {
+    r.map_err(|error| Refusal {
+        member: Some(i),
+        error,
+    })
+}
+
+/// One member as recovery reads it.
+struct Found<'a, F> {
+    path: &'a Path,
+    file: Option<&'a F>,
+    layout: Layout,
+    len: u64,
+    read: Option<HeaderRead>,
+}
+
+impl<F: Storage> Found<'_, F> {
+    /// Whether the member holds `rows` rows (a missing member holds none).
+    fn fits(&self, rows: u64) -> bool {
+        rows == 0 || self.layout.end_of(rows).is_some_and(|end| end <= self.len)
+    }
+
+    /// Checks that the member holds `commit`'s rows, its CRC included.
+    fn check(&self, commit: &MemberCommit) -> Result<CommitCheck> {
+        let Some(file) = self.file else {
+            return Ok(if commit.rows == 0 {
+                CommitCheck::Ok
+            } else {
+                CommitCheck::Short {
+                    needed: self.layout.end_of(commit.rows).unwrap_or(u64::MAX),
+                }
+            });
+        };
+        check_commit(self.path, &self.layout, file, self.len, &file_commit(commit, true))
+    }
+
+    /// The rows the member's header shows.
+    fn header_rows(&self) -> Option<u64> {
+        let read = self.read.as_ref()?;
+        read.header.as_ref().ok().and_then(header::Header::growth_len)
+    }
+}
+
+fn file_commit(commit: &MemberCommit, data_synced: bool) -> FileCommit {
+    FileCommit {
+        rows: commit.rows,
+        prev_rows: commit.prev_rows,
+        data_crc: commit.data_crc,
+        data_synced,
+    }
+}
+
+/// Decides how every member of the group whose journal at `journal_path`
+/// reads as `read` (a newest record included) is brought to one record,
+/// reading only; `members` are the members' paths and files (`None` when
+/// missing), in order.
 ///
-/// Group commits are synced: a member missing committed rows, or whose rows
+/// A newest record whose rows were synced first (every Fsync commit and
+/// mark) is kept or refused: a member missing committed rows, or whose rows
 /// fail their CRC, or whose header is ahead of the record, is refused
-/// (nothing changed), as for a single file under fsync durability.
-pub(crate) fn plan_member<F: Storage>(
-    member_path: &Path,
+/// (nothing changed), as for a single file under fsync durability. A newest
+/// record of a Process commit (`data_synced` clear) is kept when every
+/// member holds its rows with their CRC; else recovery falls back, for all
+/// members alike, to the commit before it: the other slot's record when it
+/// has those rows, else those rows unverified (an empty cursor), else the
+/// other slot's record (the durable record the Process writer opened with).
+/// A member whose header claims rows it holds beyond the kept record is
+/// refused (another program's write looks the same) unless `accept_loss`;
+/// with `accept_loss`, a synced newest record is treated as a Process one.
+pub(crate) fn plan_group<F: Storage>(
+    journal_path: &Path,
+    read: &GroupJournalRead,
+    newest: &(Slot, GroupRecord),
+    members: &[(PathBuf, Option<F>)],
+    accept_loss: bool,
+) -> Result<GroupPlan, Refusal> {
+    let (newest_slot, record) = newest;
+    let mut found = Vec::with_capacity(members.len());
+    for (i, ((path, file), (m, commit))) in members
+        .iter()
+        .zip(read.identity.members.iter().zip(&record.members))
+        .enumerate()
+    {
+        found.push(about(
+            i,
+            read_member(path, journal_path, m, file.as_ref(), commit),
+        )?);
+    }
+    let strict = record.data_synced && !accept_loss;
+    let mut chosen = (*newest_slot, record.clone());
+    let mut write_chosen = false;
+    for (i, (f, commit)) in found.iter().zip(&record.members).enumerate() {
+        if strict && let Some(read) = &f.read {
+            about(
+                i,
+                refuse_header_ahead(f.path, journal_path, read, commit.rows),
+            )?;
+        }
+        let check = about(i, f.check(commit))?;
+        if check == CommitCheck::Ok {
+            continue;
+        }
+        if strict {
+            return about(i, Err(synced_rows_lost(
+                f.path,
+                &f.layout,
+                &file_commit(commit, true),
+                check,
+                f.len,
+                &format!("group commit {}", record.sequence),
+            )));
+        }
+        chosen = about(i, fallback(read, newest, &found, f, commit, check))?;
+        write_chosen = true;
+        break;
+    }
+    let kept = &chosen.1;
+    if !strict && !accept_loss {
+        for (i, ((f, keep), newest_commit)) in found
+            .iter()
+            .zip(&kept.members)
+            .zip(&record.members)
+            .enumerate()
+        {
+            if let Some(h) = f.header_rows()
+                && h > keep.rows
+                && f.fits(h)
+            {
+                return about(i, Err(Error::JournalDisagrees {
+                    path: f.path.to_path_buf(),
+                    journal: journal_path.to_path_buf(),
+                    what: format!(
+                        "the header says {h} rows and the file holds them, but the newest \
+                         group commit whose rows are intact has {} (the last, {}, has {}): \
+                         the rows past it may be another program's. The file: a header of \
+                         {h} rows; the journal: last commit of {} rows",
+                        keep.rows, record.sequence, newest_commit.rows, newest_commit.rows
+                    ),
+                }));
+            }
+        }
+    }
+    let mut plans = Vec::with_capacity(found.len());
+    let mut dropped_rows = Vec::with_capacity(found.len());
+    for (i, ((f, keep), newest_commit)) in found
+        .into_iter()
+        .zip(&kept.members)
+        .zip(&record.members)
+        .enumerate()
+    {
+        dropped_rows.push(newest_commit.rows.saturating_sub(keep.rows));
+        plans.push(about(i, member_plan(f, keep.rows))?);
+    }
+    let last_sequence = read
+        .older
+        .as_ref()
+        .map_or(record.sequence, |(_, o)| o.sequence.max(record.sequence));
+    Ok(GroupPlan {
+        chosen,
+        write_chosen,
+        last_sequence,
+        members: plans,
+        dropped_rows,
+    })
+}
+
+/// Reads member `m` (at `path`, `file` when it exists) and checks that it
+/// is the member the journal describes.
+fn read_member<'a, F: Storage>(
+    path: &'a Path,
     journal_path: &Path,
     m: &MemberIdentity,
-    file: Option<&F>,
+    file: Option<&'a F>,
+    newest: &MemberCommit,
+) -> Result<Found<'a, F>> {
+    let layout = member_layout(journal_path, m)?;
+    let Some(f) = file else {
+        return Ok(Found {
+            path,
+            file,
+            layout,
+            len: 0,
+            read: None,
+        });
+    };
+    let len = f
+        .len()
+        .map_err(|e| Error::io(path, "reading the length", e))?;
+    let read: HeaderRead =
+        files::read_header(f, len).map_err(|e| Error::io(path, "reading the header", e))?;
+    // A member the group was creating (no rows, no data yet) is rebuilt from
+    // its snapshot whatever its header holds.
+    let creating = newest.rows == 0 && len <= m.header_len;
+    check_binding(path, journal_path, &layout, &m.snapshot, creating, &read)?;
+    Ok(Found {
+        path,
+        file,
+        layout,
+        len,
+        read: Some(read),
+    })
+}
+
+/// The record a Process commit whose rows `failed` (member `f`, `commit`)
+/// falls back to, for every member, and its slot: the commit before the
+/// newest (the other slot's record when it has exactly those rows, checked;
+/// else those rows when every member holds them, unverified), else the
+/// other slot's record when every member holds it intact. Its sequence
+/// follows every record on disk; it goes to the slot of the record it does
+/// not come from, so that a torn write of it leaves a journal recovery
+/// decides the same way again.
+fn fallback<F: Storage>(
+    read: &GroupJournalRead,
+    newest: &(Slot, GroupRecord),
+    found: &[Found<'_, F>],
+    f: &Found<'_, F>,
     commit: &MemberCommit,
-    sequence: u64,
-) -> Result<MemberPlan> {
-    let mut layout = member_layout(journal_path, m)?;
-    let Some(file) = file else {
-        if commit.rows > 0 {
-            return Err(Error::CommittedDataMissing {
-                path: member_path.to_path_buf(),
-                committed_rows: commit.rows,
-                needed_len: layout.end_of(commit.rows).unwrap_or(u64::MAX),
-                actual_len: 0,
-            });
+    failed: CommitCheck,
+) -> Result<(Slot, GroupRecord)> {
+    let (newest_slot, record) = newest;
+    let older = read
+        .older
+        .as_ref()
+        .filter(|(_, o)| o.sequence < record.sequence);
+    let sequence = older.map_or(record.sequence, |(_, o)| o.sequence.max(record.sequence)) + 1;
+    let intact = |o: &GroupRecord| -> Result<bool> {
+        for (f, c) in found.iter().zip(&o.members) {
+            if f.check(c)? != CommitCheck::Ok {
+                return Ok(false);
+            }
         }
+        Ok(true)
+    };
+    let is_previous = |o: &GroupRecord| {
+        o.members
+            .iter()
+            .zip(&record.members)
+            .all(|(o, n)| o.rows == n.prev_rows)
+    };
+    if let Some((_, o)) = older
+        && is_previous(o)
+        && intact(o)?
+    {
+        return Ok((*newest_slot, renumbered(o, sequence)));
+    }
+    if found
+        .iter()
+        .zip(&record.members)
+        .all(|(f, c)| f.fits(c.prev_rows))
+    {
+        let previous = GroupRecord {
+            sequence,
+            data_synced: false,
+            closed: false,
+            members: record
+                .members
+                .iter()
+                .map(|c| MemberCommit {
+                    rows: c.prev_rows,
+                    prev_rows: c.prev_rows,
+                    data_crc: 0,
+                })
+                .collect(),
+            cursor: Vec::new(),
+        };
+        return Ok((newest_slot.other(), previous));
+    }
+    if let Some((_, o)) = older
+        && intact(o)?
+    {
+        return Ok((*newest_slot, renumbered(o, sequence)));
+    }
+    Err(synced_rows_lost(
+        f.path,
+        &f.layout,
+        &file_commit(commit, false),
+        failed,
+        f.len,
+        &format!(
+            "group commit {} (neither it nor an earlier commit is intact in every member)",
+            record.sequence
+        ),
+    ))
+}
+
+/// `record` as a new record numbered `sequence`, claiming no synced data
+/// beyond what it had.
+fn renumbered(record: &GroupRecord, sequence: u64) -> GroupRecord {
+    GroupRecord {
+        sequence,
+        ..record.clone()
+    }
+}
+
+/// The cut and header rewrite that bring member `f` to `rows`.
+fn member_plan<F: Storage>(f: Found<'_, F>, rows: u64) -> Result<MemberPlan> {
+    let mut layout = f.layout;
+    let Some(read) = f.read else {
+        // Missing: created from its snapshot (only ever with no rows).
         let header = layout
             .header_bytes(0)
-            .map_err(|e| Error::from_format(member_path, e))?;
+            .map_err(|e| Error::from_format(f.path, e))?;
         return Ok(MemberPlan {
             layout,
             file: FilePlan {
@@ -202,42 +514,8 @@ pub(crate) fn plan_member<F: Storage>(
             raw_header: Vec::new(),
         });
     };
-    let len = file
-        .len()
-        .map_err(|e| Error::io(member_path, "reading the length", e))?;
-    let read: HeaderRead = files::read_header(file, len)
-        .map_err(|e| Error::io(member_path, "reading the header", e))?;
-    // A member the group was creating (no rows, no data yet) is rebuilt from
-    // its snapshot whatever its header holds.
-    let creating = commit.rows == 0 && len <= m.header_len;
-    check_binding(
-        member_path,
-        journal_path,
-        &layout,
-        &m.snapshot,
-        creating,
-        &read,
-    )?;
-    refuse_header_ahead(member_path, journal_path, &read, commit.rows)?;
-    let commit = FileCommit {
-        rows: commit.rows,
-        prev_rows: commit.prev_rows,
-        data_crc: commit.data_crc,
-        data_synced: true,
-    };
-    let check = check_commit(member_path, &layout, file, len, &commit)?;
-    if check != CommitCheck::Ok {
-        return Err(synced_rows_lost(
-            member_path,
-            &layout,
-            &commit,
-            check,
-            len,
-            &format!("group commit {sequence}"),
-        ));
-    }
-    let plan = plan_cut(member_path, &layout, commit.rows, len, &read.raw, false)?;
-    layout.set_rows(commit.rows);
+    let plan = plan_cut(f.path, &layout, rows, f.len, &read.raw, false)?;
+    layout.set_rows(rows);
     Ok(MemberPlan {
         layout,
         file: plan,

@@ -18,8 +18,10 @@
 //! naming the group, so that an [`Appender`](crate::Appender) refuses to
 //! open a member on its own ([`Error::GroupMember`]).
 //!
-//! Group commits are always synced (the equivalent of
-//! [`Durability::Fsync`](crate::Durability::Fsync)).
+//! Group commits are synced by default ([`Durability::Fsync`]); under
+//! [`Durability::Process`] they make the same writes in the same order
+//! without syncs, every record into one slot while the other keeps the
+//! durable record the writer opened with.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -34,8 +36,8 @@ use crate::format::group_journal::{
 };
 use crate::format::header;
 use crate::format::layout::Layout;
-use crate::options::LockWait;
-use crate::recovery::group::{self as group_recovery, GroupJournalRead, MemberPlan};
+use crate::options::{Durability, LockWait};
+use crate::recovery::group::{self as group_recovery, GroupJournalRead};
 use crate::recovery::{Stray, apply_cut, clear_stray, move_aside_path};
 use crate::storage::{Backend, FsBackend, Storage};
 
@@ -101,6 +103,8 @@ pub struct GroupOptions {
     lock_wait: LockWait,
     buffer_bytes: Option<usize>,
     move_aside_foreign_journal: bool,
+    durability: Durability,
+    accept_loss: bool,
 }
 
 impl GroupOptions {
@@ -145,6 +149,36 @@ impl GroupOptions {
         self
     }
 
+    /// What a returned commit survives (default [`Durability::Fsync`]: power
+    /// loss). Under [`Durability::Process`] a group commit makes the same
+    /// writes in the same order without syncing them: it survives the death
+    /// of the process, not a power loss. After a power loss, recovery checks
+    /// the newest commit's rows in every member against their checksums and,
+    /// when one fails, brings every member back to the commit before it (or
+    /// to the durable record the writer opened with) and reports the rows it
+    /// dropped ([`AppendGroup::dropped_rows`]); only the newest commit is
+    /// checked. Opening still syncs (recovery, and the durable record), and
+    /// so does nothing else: [`close`](AppendGroup::close) writes its closed
+    /// mark without a sync.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Whether recovery may cut rows it cannot show are this library's own
+    /// (default: no). A member whose header claims rows it holds beyond the
+    /// newest intact group commit (as another program's write leaves a file,
+    /// or a power loss under Process durability that kept a header and lost
+    /// its commit) is refused with [`Error::JournalDisagrees`], nothing
+    /// changed; with this option the group journal wins, and a synced commit
+    /// whose rows are gone is fallen back from like a Process one.
+    #[must_use]
+    pub fn accept_loss(mut self, accept: bool) -> Self {
+        self.accept_loss = accept;
+        self
+    }
+
     /// Opens, creates or recovers the group whose journal is `path` on the
     /// real file system.
     pub fn open(self, path: impl AsRef<Path>) -> Result<AppendGroup<FsBackend>> {
@@ -172,7 +206,8 @@ impl GroupOptions {
 /// Opening cuts every member back to the newest record and fixes its
 /// header. Each member stays a plain `.npy` that numpy reads on its own and
 /// that never shows a row the group did not commit; [`GroupReader`](crate::GroupReader) shows a
-/// consistent snapshot of all members. Commits are always synced.
+/// consistent snapshot of all members. Commits are synced unless the group
+/// is opened with [`Durability::Process`] ([`GroupOptions::durability`]).
 ///
 /// The group journal names its members (file names in its own directory)
 /// and stays after [`close`](Self::close): it is the group's manifest and
@@ -190,6 +225,10 @@ pub struct AppendGroup<B: Backend = FsBackend> {
     journal: B::File,
     identity: GroupIdentity,
     members: Vec<DataFile<B::File>>,
+    durability: Durability,
+    /// The slot the next record goes to: under Fsync the older slot; under
+    /// Process always the same one, while the other keeps the durable
+    /// record this writer opened with.
     next_slot: Slot,
     next_sequence: u64,
     /// The cursor the next commit records.
@@ -201,6 +240,7 @@ pub struct AppendGroup<B: Backend = FsBackend> {
     /// member it writes a record without the mark.
     closed_on_disk: bool,
     bytes_cut: u64,
+    dropped_rows: Vec<u64>,
     poisoned: Poison,
 }
 
@@ -265,14 +305,7 @@ impl<B: Backend> AppendGroup<B> {
             Err(e) => return Err(e),
         };
         check_specs(path, &state.identity, &options.members)?;
-        Self::recover(
-            backend,
-            path,
-            journal,
-            state,
-            options.lock_wait,
-            buffer_bytes,
-        )
+        Self::recover(backend, path, journal, state, options, buffer_bytes)
     }
 
     /// Creates a new group: the journal (identity and a first record of
@@ -367,27 +400,33 @@ impl<B: Backend> AppendGroup<B> {
         let state = GroupJournalRead {
             identity,
             newest: Some((Slot::A, record)),
+            older: None,
         };
-        Self::recover(backend, path, journal, state, LockWait::Fail, buffer_bytes)
+        let options = GroupOptions {
+            lock_wait: LockWait::Fail,
+            ..options.clone()
+        };
+        Self::recover(backend, path, journal, state, &options, buffer_bytes)
     }
 
-    /// Brings every member to the newest record and returns the writer:
-    /// every member is locked and planned first (reading only), so that a
-    /// refusal changes nothing; then each is cut, its header rewritten and
-    /// synced.
+    /// Brings every member to one record (the newest, or under Process
+    /// durability a fallback from it) and returns the writer: every member
+    /// is locked and planned first (reading only), so that a refusal changes
+    /// nothing; then each is cut, its header rewritten and synced, then the
+    /// fallback record (if any) is written and the journal synced. A Process
+    /// writer then writes the durable record its commits keep beside them.
     fn recover(
         backend: B,
         path: &Path,
         journal: B::File,
         state: GroupJournalRead,
-        lock_wait: LockWait,
+        options: &GroupOptions,
         buffer_bytes: usize,
     ) -> Result<Self> {
         let dir = group_dir(path).to_path_buf();
-        let GroupJournalRead { identity, newest } = state;
-        let count = identity.members.len();
-        let (newest, reanchor) = match newest {
-            Some(n) => (n, false),
+        let count = state.identity.members.len();
+        let (newest, reanchor) = match &state.newest {
+            Some(n) => (n.clone(), false),
             // Identity and first slot are one write: a valid identity with
             // no valid slot is a torn creation, before any member existed.
             None => (
@@ -404,31 +443,26 @@ impl<B: Backend> AppendGroup<B> {
                 true,
             ),
         };
-        let mut planned: Vec<(PathBuf, Option<B::File>, MemberPlan)> = Vec::with_capacity(count);
-        for (m, commit) in identity.members.iter().zip(&newest.1.members) {
+        let mut opened = Vec::with_capacity(count);
+        for m in &state.identity.members {
             let member_path = dir.join(&m.name);
             // This writer holds the group journal's lock: a held member lock
             // is a reader's probe.
             let file = files::open_locked_probed(
                 &backend,
                 &member_path,
-                lock_wait,
+                options.lock_wait,
                 "opening a group member",
             )?;
-            let plan = group_recovery::plan_member(
-                &member_path,
-                path,
-                m,
-                file.as_ref(),
-                commit,
-                newest.1.sequence,
-            )?;
-            planned.push((member_path, file, plan));
+            opened.push((member_path, file));
         }
+        let plan =
+            group_recovery::plan_group(path, &state, &newest, &opened, options.accept_loss)?;
+        let durability = options.durability;
         let mut members = Vec::with_capacity(count);
         let mut created_any = false;
         let mut bytes_cut = 0;
-        for (member_path, file, plan) in planned {
+        for ((member_path, file), plan) in opened.into_iter().zip(plan.members) {
             ensure_marker(&backend, &member_path, path)?;
             let file = if let Some(file) = file {
                 file
@@ -439,40 +473,68 @@ impl<B: Backend> AppendGroup<B> {
             apply_cut(&file, &member_path, &plan.raw_header, &plan.file)?;
             file.sync_all().map_err(io(&member_path, "syncing"))?;
             bytes_cut += plan.file.bytes_cut;
-            // Every group commit syncs its members' rows.
-            members.push(
-                DataFile::new(member_path, file, plan.layout, buffer_bytes)?
-                    .start_early_writeback(),
-            );
+            let data = DataFile::new(member_path, file, plan.layout, buffer_bytes)?;
+            // Every Fsync commit syncs its members' rows.
+            members.push(match durability {
+                Durability::Fsync => data.start_early_writeback(),
+                Durability::Process => data,
+            });
         }
         if created_any {
             files::sync_parent(&backend, path)?;
         }
-        if reanchor {
-            let bytes = newest
-                .1
+        let identity = state.identity;
+        let write = |(slot, record): &(Slot, GroupRecord)| -> Result<()> {
+            let bytes = record
                 .encode(identity.group_id)
                 .map_err(|e| Error::from_format(path, e))?;
             journal
-                .write_at(&bytes, identity.slot_offset(newest.0))
-                .map_err(io(path, "writing the group journal"))?;
+                .write_at(&bytes, identity.slot_offset(*slot))
+                .and_then(|()| journal.sync_data())
+                .map_err(io(path, "writing the group journal"))
+        };
+        let mut current = plan.chosen;
+        if reanchor || plan.write_chosen {
+            write(&current)?;
+        } else {
+            journal
+                .sync_data()
+                .map_err(io(path, "syncing the group journal"))?;
         }
-        journal
-            .sync_data()
-            .map_err(io(path, "syncing the group journal"))?;
+        let mut last_sequence = plan.last_sequence.max(current.1.sequence);
+        if durability == Durability::Process {
+            // Process commits all go to one slot; the other keeps this
+            // record, whose rows were synced above. It claims no synced data
+            // (its copy may be an Fsync commit's), so that a power loss that
+            // keeps a later commit's header and loses its record is taken
+            // for what it is when the file does not hold the header's rows.
+            last_sequence += 1;
+            current = (
+                current.0.other(),
+                GroupRecord {
+                    sequence: last_sequence,
+                    data_synced: false,
+                    ..current.1
+                },
+            );
+            write(&current)?;
+        }
+        let (slot, record) = current;
         Ok(Self {
             backend,
             path: path.to_path_buf(),
             journal,
-            next_slot: newest.0.other(),
-            next_sequence: newest.1.sequence + 1,
-            next_cursor: newest.1.cursor.clone(),
-            closed_on_disk: newest.1.closed,
-            committed_cursor: newest.1.cursor,
+            durability,
+            next_slot: slot.other(),
+            next_sequence: last_sequence + 1,
+            next_cursor: record.cursor.clone(),
+            closed_on_disk: record.closed,
+            committed_cursor: record.cursor,
             cursor_dirty: false,
             identity,
             members,
             bytes_cut,
+            dropped_rows: plan.dropped_rows,
             poisoned: Poison::default(),
         })
     }
@@ -542,6 +604,18 @@ impl<B: Backend> AppendGroup<B> {
     /// never completed).
     pub fn bytes_cut(&self) -> u64 {
         self.bytes_cut
+    }
+
+    /// Rows of each member that recovery at open dropped from the newest
+    /// group commit, because a power loss under Process durability did not
+    /// keep them (zeros otherwise).
+    pub fn dropped_rows(&self) -> &[u64] {
+        &self.dropped_rows
+    }
+
+    /// The durability of commits.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// The cursor of the last group commit (empty when none carried one).
@@ -650,7 +724,7 @@ impl<B: Backend> AppendGroup<B> {
     fn write_mark(&mut self, closed: bool) -> Result<()> {
         let record = GroupRecord {
             sequence: self.next_sequence,
-            data_synced: true,
+            data_synced: self.durability == Durability::Fsync,
             closed,
             members: self
                 .members
@@ -666,8 +740,13 @@ impl<B: Backend> AppendGroup<B> {
         self.write_record(&record)
     }
 
-    /// Writes `record` into the older slot and syncs it: the one step of
-    /// every group commit and mark. The next record goes to the other slot.
+    /// Writes `record` into the next slot: the one step of every group
+    /// commit and mark. Under Fsync durability it is synced and the next
+    /// record goes to the other slot (a torn record leaves the previous,
+    /// durable one). Under Process durability every record goes to the same
+    /// slot, unsynced, so that the other keeps the durable record this
+    /// writer opened with: alternating without syncs would let two unsynced
+    /// records replace every durable one.
     fn write_record(&mut self, record: &GroupRecord) -> Result<()> {
         let bytes = record
             .encode(self.identity.group_id)
@@ -675,10 +754,12 @@ impl<B: Backend> AppendGroup<B> {
         self.journal
             .write_at(&bytes, self.identity.slot_offset(self.next_slot))
             .map_err(io(&self.path, "writing the group journal"))?;
-        self.journal
-            .sync_data()
-            .map_err(io(&self.path, "syncing the group journal"))?;
-        self.next_slot = self.next_slot.other();
+        if self.durability == Durability::Fsync {
+            self.journal
+                .sync_data()
+                .map_err(io(&self.path, "syncing the group journal"))?;
+            self.next_slot = self.next_slot.other();
+        }
         self.next_sequence += 1;
         self.closed_on_disk = record.closed;
         Ok(())
@@ -717,15 +798,18 @@ impl<B: Backend> AppendGroup<B> {
         if !self.cursor_dirty && self.members.iter().all(|m| m.pending() == 0) {
             return Ok(self.member_rows());
         }
-        // 1. rows past every member's committed end; 2. synced.
+        let synced = self.durability == Durability::Fsync;
+        // 1. rows past every member's committed end; 2. synced (Fsync).
         for m in self.members.iter_mut().filter(|m| m.pending() > 0) {
             m.flush()?;
-            m.sync_rows()?;
+            if synced {
+                m.sync_rows()?;
+            }
         }
-        // 3. one record for all members, in the older slot, synced.
+        // 3. one record for all members, in the next slot (synced: Fsync).
         let record = GroupRecord {
             sequence: self.next_sequence,
-            data_synced: true,
+            data_synced: synced,
             closed: false,
             members: self
                 .members
@@ -755,7 +839,8 @@ impl<B: Backend> AppendGroup<B> {
     /// Commits, then makes every member's header durable, then marks the
     /// group closed cleanly: a record of its own, without new rows, with
     /// the closed mark, synced (nothing is written when the newest record
-    /// is a clean close's already). The members are plain `.npy` files; the
+    /// is a clean close's already). Under Process durability nothing is
+    /// synced: the mark is a Process record like the commits. The members are plain `.npy` files; the
     /// group journal stays (it names the members and keeps the cursor).
     /// Readers tell a group closed this way from one whose writer died
     /// ([`GroupReader::writer_state`](crate::GroupReader::writer_state)).
@@ -764,7 +849,9 @@ impl<B: Backend> AppendGroup<B> {
         let rows = self.commit()?;
         self.guarded(|g| {
             g.check_held()?;
-            g.members.iter().try_for_each(DataFile::sync_all)?;
+            if g.durability == Durability::Fsync {
+                g.members.iter().try_for_each(DataFile::sync_all)?;
+            }
             if g.closed_on_disk {
                 Ok(())
             } else {

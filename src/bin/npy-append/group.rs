@@ -66,8 +66,14 @@ fn member_text(m: &MemberStatus) -> String {
             bytes_cut,
             header_rewritten,
             created,
+            rows_dropped,
         } => {
             let mut parts = Vec::new();
+            if *rows_dropped > 0 {
+                parts.push(format!(
+                    "drop the newest commit's last {rows_dropped} rows (a power loss did not keep them)"
+                ));
+            }
             if *created {
                 parts.push("create it from the journal's header".to_owned());
             }
@@ -180,9 +186,11 @@ fn to_json(s: &GroupStatus) -> Value {
                     bytes_cut,
                     header_rewritten,
                     created,
+                    rows_dropped,
                 } => Value::Object(vec![
                     ("action", Value::Str("changes".into())),
                     ("bytes_cut", Value::UInt(*bytes_cut)),
+                    ("rows_dropped", Value::UInt(*rows_dropped)),
                     ("header_rewritten", Value::Bool(*header_rewritten)),
                     ("created", Value::Bool(*created)),
                 ]),
