@@ -35,6 +35,19 @@
 //!   operation of that recovery, then recovery again, gives the same rows
 //!   and cursor.
 //!
+//! The same group workload under Process durability: after a kill (every
+//! pending write kept) the same checks. After a power loss, opening
+//! succeeds (or refuses a member whose header claims rows it holds beyond
+//! the newest intact commit, changing nothing, and then succeeds with
+//! `accept_loss`); every member holds the rows of one and the same commit
+//! begun before the crash, with that commit's cursor (or an empty cursor
+//! when recovery dropped rows and fell back to a commit whose record was
+//! overwritten), every header shows its member's rows and the length
+//! matches; what `GroupStatus` predicted (a refusal, the rows dropped)
+//! is what opening did. Rows of commits older than the newest are only as
+//! durable as the disk's write-back made them (as for a single file): the
+//! images where they differ from those written are counted, not failed.
+//!
 //! Ragged workload (sequences appended one by one, commits with and without
 //! a cursor, close, reopen, drop): after every crash image the ragged array
 //! opens with the sequences and cursor of one commit (the last acknowledged
@@ -53,8 +66,8 @@ use std::path::PathBuf;
 use crashsim::{Image, Model, Rng, SimBackend};
 use npy_append::format::header;
 use npy_append::{
-    AppendGroup, AppendOptions, Appender, Durability, Error, GroupOptions, MemberSpec,
-    RaggedOptions, cursor_path, member_marker_path,
+    AppendGroup, AppendOptions, Appender, Durability, Error, GroupOptions, GroupStatus,
+    MemberRecovery, MemberSpec, RaggedOptions, cursor_path, member_marker_path,
 };
 
 /// One state a crash may leave: rows of every member and the cursor.
@@ -429,7 +442,12 @@ fn member_path(i: usize) -> PathBuf {
 }
 
 fn group_options() -> GroupOptions {
+    group_options_as(Durability::Fsync)
+}
+
+fn group_options_as(durability: Durability) -> GroupOptions {
     GroupOptions::new()
+        .durability(durability)
         .member(MemberSpec::of::<f32>(NAMES[0], &[3]))
         .member(MemberSpec::of::<i64>(NAMES[1], &[]))
         .member(MemberSpec::of::<u64>(NAMES[2], &[]))
@@ -485,6 +503,10 @@ const GROUP_WORKLOAD: &[GStep] = &[
 ];
 
 fn record_group() -> Recording {
+    record_group_as(Durability::Fsync)
+}
+
+fn record_group_as(durability: Durability) -> Recording {
     let sim = SimBackend::from_image(&Image::new());
     let mut states = vec![State {
         rows: vec![0; 3],
@@ -496,7 +518,7 @@ fn record_group() -> Recording {
     for step in GROUP_WORKLOAD {
         match *step {
             GStep::Open => {
-                let a = group_options()
+                let a = group_options_as(durability)
                     .open_with(sim.clone(), group_path())
                     .unwrap();
                 if states.len() == 1 {
@@ -531,7 +553,11 @@ fn record_group() -> Recording {
         }
     }
     Recording {
-        name: "group",
+        name: if durability == Durability::Fsync {
+            "group"
+        } else {
+            "group, process durability"
+        },
         initial: sim.initial(),
         trace: sim.trace(),
         states,
@@ -567,9 +593,13 @@ fn check_group_unrecovered(image: &Image, begun: &[&State]) -> Result<(), String
     Ok(())
 }
 
-fn check_group_image(image: &Image, allowed: &[&State]) -> Result<(), String> {
+fn check_group_image(
+    image: &Image,
+    allowed: &[&State],
+    durability: Durability,
+) -> Result<(), String> {
     let (sim, g) = open_image(image, |sim, aside| {
-        group_options()
+        group_options_as(durability)
             .move_aside_foreign_journal(aside)
             .open_with(sim, group_path())
     })?;
@@ -587,22 +617,8 @@ fn check_group_image(image: &Image, allowed: &[&State]) -> Result<(), String> {
                 .collect::<Vec<_>>()
         ));
     }
-    let now = sim.current();
-    for m in 0..3 {
-        let bytes = &now[&member_path(m)];
-        let (header_rows, header_len) =
-            parse(bytes).ok_or_else(|| format!("{}: header does not parse", NAMES[m]))?;
-        if header_rows != rows[m]
-            || bytes.len() as u64 != header_len + rows[m] * MEMBER_ROW_BYTES[m]
-            || bytes[header_len as usize..] != member_rows(m, 0..rows[m])[..]
-        {
-            return Err(format!(
-                "{}: header {header_rows} rows, {} bytes, {} rows recovered, or rows differ",
-                NAMES[m],
-                bytes.len(),
-                rows[m]
-            ));
-        }
+    if !check_members(&sim.current(), &rows)? {
+        return Err("rows differ from those written".into());
     }
     drop(g);
     match AppendOptions::new().open_with(sim.clone(), member_path(1)) {
@@ -612,12 +628,132 @@ fn check_group_image(image: &Image, allowed: &[&State]) -> Result<(), String> {
     }
 }
 
+/// Checks every recovered member of `files` against `rows`: its header
+/// shows them and its length matches (else an error); returns whether its
+/// rows are also exactly those written.
+fn check_members(files: &Image, rows: &[u64]) -> Result<bool, String> {
+    let mut as_written = true;
+    for m in 0..3 {
+        let bytes = &files[&member_path(m)];
+        let (header_rows, header_len) =
+            parse(bytes).ok_or_else(|| format!("{}: header does not parse", NAMES[m]))?;
+        if header_rows != rows[m]
+            || bytes.len() as u64 != header_len + rows[m] * MEMBER_ROW_BYTES[m]
+        {
+            return Err(format!(
+                "{}: header {header_rows} rows, {} bytes, {} rows recovered",
+                NAMES[m],
+                bytes.len(),
+                rows[m]
+            ));
+        }
+        as_written &= bytes[header_len as usize..] == member_rows(m, 0..rows[m])[..];
+    }
+    Ok(as_written)
+}
+
+/// What the Process power-loss images showed.
+#[derive(Default)]
+struct ProcessStats {
+    /// Refused (nothing changed), then recovered with `accept_loss`.
+    refused: usize,
+    /// Recovered with rows dropped from the newest commit.
+    dropped: usize,
+    /// Rows of older commits not as written (the documented limit).
+    older_rows_differ: usize,
+}
+
+/// A power-loss image under Process durability (see the module's doc).
+fn check_group_image_process(
+    image: &Image,
+    begun: &[&State],
+    stats: &mut ProcessStats,
+) -> Result<(), String> {
+    let status = GroupStatus::read_with(&SimBackend::from_image(image), group_path()).ok();
+    let refuses = status.as_ref().map(|s| {
+        s.members
+            .iter()
+            .any(|m| matches!(m.recovery, MemberRecovery::Refuses(_)))
+    });
+    let sim = SimBackend::from_image(image);
+    let (sim, g, accepted) =
+        match group_options_as(Durability::Process).open_with(sim.clone(), group_path()) {
+            Ok(g) => (sim, g, false),
+            Err(Error::ForeignJournal { .. }) => {
+                let (sim, g) = open_image(image, |sim, aside| {
+                    group_options_as(Durability::Process)
+                        .move_aside_foreign_journal(aside)
+                        .open_with(sim, group_path())
+                })?;
+                (sim, g, false)
+            }
+            // A power loss that kept a member's header and lost the commit it
+            // belongs to looks like another program's write: refused, nothing
+            // changed; accepting the loss recovers.
+            Err(e @ Error::JournalDisagrees { .. }) => {
+                if sim.current() != *image {
+                    return Err(format!("a refused recovery changed the image: {e}"));
+                }
+                if refuses == Some(false) {
+                    return Err(format!("the status did not predict the refusal: {e}"));
+                }
+                stats.refused += 1;
+                let sim = SimBackend::from_image(image);
+                let g = group_options_as(Durability::Process)
+                    .accept_loss(true)
+                    .open_with(sim.clone(), group_path())
+                    .map_err(|e| format!("open with accept_loss failed: {e}"))?;
+                (sim, g, true)
+            }
+            Err(e) => return Err(format!("open failed: {e}")),
+        };
+    let (rows, cursor) = (g.member_rows(), g.cursor().to_vec());
+    let dropped = g.dropped_rows().iter().any(|&d| d > 0);
+    stats.dropped += usize::from(dropped);
+    let matched = begun
+        .iter()
+        .any(|s| s.rows == rows && (s.cursor == cursor || (cursor.is_empty() && dropped)));
+    if !matched {
+        return Err(format!(
+            "power loss: recovered rows {rows:?} with cursor {:?} (dropped {:?})",
+            String::from_utf8_lossy(&cursor),
+            g.dropped_rows()
+        ));
+    }
+    if let Some(status) = status.filter(|_| !accepted) {
+        if refuses == Some(true) {
+            return Err("the status predicted a refusal, opening recovered".into());
+        }
+        for (m, member) in status.members.iter().enumerate() {
+            let predicted = match member.recovery {
+                MemberRecovery::Changes { rows_dropped, .. } => rows_dropped,
+                _ => 0,
+            };
+            if predicted != g.dropped_rows()[m] {
+                return Err(format!(
+                    "{}: the status predicted {predicted} rows dropped, opening dropped {}",
+                    NAMES[m],
+                    g.dropped_rows()[m]
+                ));
+            }
+        }
+    }
+    if !check_members(&sim.current(), &rows)? {
+        stats.older_rows_differ += 1;
+    }
+    Ok(())
+}
+
 /// Recovers `image`, then crashes that recovery after each of its
 /// operations (a few images each) and recovers again: the same rows and
 /// cursor every time. Returns how many images were checked.
-fn check_group_recovery_crashes(image: &Image, rng: &mut Rng) -> Result<usize, String> {
+fn check_group_recovery_crashes(
+    image: &Image,
+    rng: &mut Rng,
+    options: impl Fn() -> GroupOptions,
+) -> Result<usize, String> {
     let (sim, g) = open_image(image, |sim, aside| {
-        group_options()
+        options()
             .move_aside_foreign_journal(aside)
             .open_with(sim, group_path())
     })?;
@@ -632,7 +768,7 @@ fn check_group_recovery_crashes(image: &Image, rng: &mut Rng) -> Result<usize, S
             crashsim::predict::check_image(&img)
                 .map_err(|e| format!("recovery crashed after {k} operations: {e}"))?;
             let (_, g) = open_image(&img, |sim, aside| {
-                group_options()
+                options()
                     .move_aside_foreign_journal(aside)
                     .open_with(sim, group_path())
             })
@@ -915,9 +1051,9 @@ fn group_crash_states() {
     let mut recovery_crashes = 0;
     let stats = enumerate(&rec, 0x0060_9007, |image, rec, k, kill, n| {
         check_group_unrecovered(image, &rec.begun(k))?;
-        check_group_image(image, &rec.allowed(k))?;
+        check_group_image(image, &rec.allowed(k), Durability::Fsync)?;
         if kill || n % 8 == 0 {
-            recovery_crashes += check_group_recovery_crashes(image, &mut rng)?;
+            recovery_crashes += check_group_recovery_crashes(image, &mut rng, group_options)?;
         }
         Ok(())
     });
@@ -926,6 +1062,41 @@ fn group_crash_states() {
         "group: {recovery_crashes} crashes during recovery, recovered again to the same commit"
     );
     assert!(stats.states > 1000, "too few states: {}", stats.states);
+}
+
+#[test]
+fn group_crash_states_process_durability() {
+    let rec = record_group_as(Durability::Process);
+    assert!(rec.states.len() >= 6, "{:?}", rec.states);
+    let mut rng = Rng::new(78);
+    let mut recovery_crashes = 0;
+    let mut process = ProcessStats::default();
+    let stats = enumerate(&rec, 0x0060_9008, |image, rec, k, kill, n| {
+        if kill {
+            check_group_unrecovered(image, &rec.begun(k))?;
+            check_group_image(image, &rec.allowed(k), Durability::Process)?;
+        } else {
+            check_group_image_process(image, &rec.begun(k), &mut process)?;
+        }
+        if kill || n % 8 == 0 {
+            // A power loss's image may need the loss accepted (checked
+            // above); the recovery is crashed with it accepted.
+            recovery_crashes += check_group_recovery_crashes(image, &mut rng, || {
+                group_options_as(Durability::Process).accept_loss(!kill)
+            })?;
+        }
+        Ok(())
+    });
+    report(&rec, &stats);
+    println!(
+        "group, process durability: {recovery_crashes} crashes during recovery, recovered again \
+         to the same commit; power losses: {} refused then recovered with accept_loss, {} \
+         dropped rows of the newest commit, {} with older commits' rows not as written",
+        process.refused, process.dropped, process.older_rows_differ
+    );
+    assert!(stats.states > 1000, "too few states: {}", stats.states);
+    assert!(stats.kills > 30, "too few kills: {}", stats.kills);
+    assert!(process.dropped > 0, "no power loss made recovery fall back");
 }
 
 #[test]
@@ -975,7 +1146,7 @@ fn group_checks_catch_a_header_before_the_record() {
     assert!(swapped > 0);
     let stats = enumerate(&rec, 11, |image, rec, k, _kill, _n| {
         check_group_unrecovered(image, &rec.begun(k))?;
-        check_group_image(image, &rec.allowed(k))
+        check_group_image(image, &rec.allowed(k), Durability::Fsync)
     });
     println!(
         "broken variant (header before record, {swapped} commits): {} states, {} violations",

@@ -272,13 +272,61 @@ fn the_schema_is_written_once_and_enforced() {
         std::fs::read(broken.join("schema.json")).unwrap(),
         b"{\"format\": 1"
     );
-    // Durability other than fsync is refused.
-    assert!(matches!(
+}
+
+#[test]
+fn a_process_shard_syncs_nothing_until_finalize_publishes_it() {
+    // Under Process durability commits, the complete mark and close sync
+    // nothing; a writer that dies keeps its commits (the kernel has them);
+    // finalize syncs every shard it publishes.
+    let mem = MemBackend::new();
+    let root = Path::new("/ds");
+    let process = || {
         ShardOptions::new()
+            .columns(&columns())
             .durability(npy_append::Durability::Process)
-            .open(&root, "c"),
-        Err(Error::Unsupported { .. })
-    ));
+    };
+    let mut w = process().open_with(mem.clone(), root, "a").unwrap();
+    let syncs = mem.count(MemOp::Sync);
+    add(&mut w, 0, 0..10);
+    w.commit_with_cursor(b"10").unwrap();
+    add(&mut w, 0, 10..25);
+    w.commit_with_cursor(b"25").unwrap();
+    add(&mut w, 0, 25..30); // pending, lost with the writer
+    assert_eq!(mem.count(MemOp::Sync), syncs, "a Process commit synced");
+    drop(w);
+    let mut w = process().open_with(mem.clone(), root, "a").unwrap();
+    assert_eq!((w.len(), w.cursor()), (25, &b"25"[..]));
+    add(&mut w, 0, 20..40);
+    let syncs = mem.count(MemOp::Sync);
+    assert_eq!(w.finish().unwrap(), 40);
+    assert_eq!(mem.count(MemOp::Sync), syncs, "a Process finish synced");
+    let manifest = dataset::finalize_with(&mem, root, None).unwrap();
+    assert_eq!(manifest.shards[0].rows, 40);
+    // The journal and both columns, each synced by finalize.
+    assert!(
+        mem.count(MemOp::Sync) >= syncs + 3,
+        "{} syncs",
+        mem.count(MemOp::Sync) - syncs
+    );
+    let r = DatasetReader::open_with(mem.clone(), root, ReadFrom::Manifest).unwrap();
+    assert_eq!(r.len(), 40);
+    // Fsync and Process writers take turns on one shard.
+    let mut w = ShardOptions::new()
+        .columns(&columns())
+        .open_with(mem.clone(), root, "b")
+        .unwrap();
+    add(&mut w, 1, 0..5);
+    w.commit().unwrap();
+    drop(w);
+    let mut w = process().open_with(mem.clone(), root, "b").unwrap();
+    add(&mut w, 1, 5..9);
+    w.commit().unwrap();
+    drop(w);
+    let w = ShardOptions::new()
+        .open_with(mem.clone(), root, "b")
+        .unwrap();
+    assert_eq!(w.len(), 9);
 }
 
 #[test]

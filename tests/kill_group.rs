@@ -9,7 +9,9 @@
 //! to `c.npy` when `k % 5 != 0`, so the members grow by different amounts and
 //! their row counts are functions of the cursor (the next input record).
 //! The writer commits after a random number of records with the cursor, and
-//! now and then closes and reopens.
+//! now and then closes and reopens. The same runs under Process durability
+//! (`sigkill_group_writer_process_durability`, whose writer reopens with
+//! either durability at random): a kill keeps every write the kernel took.
 //!
 //! Environment: `NPY_APPEND_GROUP_KILLS` (default 50) sets the number of
 //! kills, `NPY_APPEND_SEED` replays a run (the seed is printed).
@@ -23,12 +25,14 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use npy_append::{AppendGroup, GroupOptions, GroupReader, MemberSpec};
+use npy_append::{AppendGroup, Durability, GroupOptions, GroupReader, MemberSpec};
 
 use support::u64rows::Rng;
 
 const CHILD_ENV: &str = "NPY_APPEND_KILL_GROUP_CHILD";
 const CHILD_SEED_ENV: &str = "NPY_APPEND_KILL_GROUP_SEED";
+/// "process": the writer opens with Process durability, then either.
+const CHILD_DURABILITY_ENV: &str = "NPY_APPEND_KILL_GROUP_DURABILITY";
 const TAG: &str = "@npy-group ";
 /// The writer closes and stops after this many input records.
 const MAX_RECORDS: u64 = 60_000;
@@ -50,7 +54,12 @@ fn row(m: usize, r: u64) -> Vec<u64> {
 }
 
 fn options() -> GroupOptions {
+    options_as(Durability::Fsync)
+}
+
+fn options_as(durability: Durability) -> GroupOptions {
     GroupOptions::new()
+        .durability(durability)
         .member(MemberSpec::of::<u64>("a.npy", &[2]))
         .member(MemberSpec::of::<u64>("b.npy", &[]))
         .member(MemberSpec::of::<u64>("c.npy", &[]))
@@ -82,7 +91,13 @@ fn child_group_writer() {
     let path = PathBuf::from(path);
     let seed: u64 = std::env::var(CHILD_SEED_ENV).unwrap().parse().unwrap();
     let mut rng = Rng::new(seed | 1);
-    let mut g = options().open(&path).unwrap();
+    let process = std::env::var(CHILD_DURABILITY_ENV).is_ok_and(|d| d == "process");
+    let mut durability = if process {
+        Durability::Process
+    } else {
+        Durability::Fsync
+    };
+    let mut g = options_as(durability).open(&path).unwrap();
     let mut k = cursor_of(&g);
     assert_eq!(g.member_rows(), rows_after(k));
     say(&format!("opened {k}"));
@@ -111,7 +126,13 @@ fn child_group_writer() {
         if rng.below(20) == 0 {
             g.close().unwrap();
             say(&format!("closed {k}"));
-            g = options().open(&path).unwrap();
+            if process && rng.below(2) == 0 {
+                durability = match durability {
+                    Durability::Fsync => Durability::Process,
+                    _ => Durability::Fsync,
+                };
+            }
+            g = options_as(durability).open(&path).unwrap();
             say(&format!("opened {}", cursor_of(&g)));
         }
     }
@@ -150,6 +171,11 @@ fn check(path: &Path, heard: &Heard) -> u64 {
     let g = options().open(path).unwrap();
     let k = cursor_of(&g);
     assert!(
+        g.dropped_rows().iter().all(|&d| d == 0),
+        "a kill dropped rows: {:?}",
+        g.dropped_rows()
+    );
+    assert!(
         k == heard.acked || Some(k) == heard.in_flight,
         "recovered cursor {k}; acknowledged {}, in flight {:?}",
         heard.acked,
@@ -178,8 +204,18 @@ fn check(path: &Path, heard: &Heard) -> u64 {
 
 #[test]
 fn sigkill_group_writer() {
-    let kills: u32 = std::env::var("NPY_APPEND_GROUP_KILLS")
-        .map_or(50, |s| s.trim().parse().expect("NPY_APPEND_GROUP_KILLS"));
+    sigkill_group_writers("fsync", 50);
+}
+
+#[test]
+fn sigkill_group_writer_process_durability() {
+    sigkill_group_writers("process", 30);
+}
+
+fn sigkill_group_writers(durability: &str, default_kills: u32) {
+    let kills: u32 = std::env::var("NPY_APPEND_GROUP_KILLS").map_or(default_kills, |s| {
+        s.trim().parse().expect("NPY_APPEND_GROUP_KILLS")
+    });
     let seed: u64 = std::env::var("NPY_APPEND_SEED").map_or_else(
         |_| {
             std::time::SystemTime::now()
@@ -212,6 +248,7 @@ fn sigkill_group_writer() {
             ])
             .env(CHILD_ENV, &path)
             .env(CHILD_SEED_ENV, rng.next().to_string())
+            .env(CHILD_DURABILITY_ENV, durability)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -287,8 +324,8 @@ fn sigkill_group_writer() {
         assert_eq!(out.trim(), format!("{a} {b} {c}"));
     }
     println!(
-        "{killed} SIGKILLs survived ({in_flight_kept} kept the commit in flight), {finished} \
-         writers finished, {:.1} s",
+        "{durability}: {killed} SIGKILLs survived ({in_flight_kept} kept the commit in flight), \
+         {finished} writers finished, {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }

@@ -414,6 +414,7 @@ class ShardWriter:
         lock_timeout: Optional[float] = None,
         compare_overlap: bool = True,
         buffer_bytes: Optional[int] = None,
+        accept_loss: bool = False,
     ) -> "ShardWriter":
         """Opens (creating or resuming) shard ``shard`` of the dataset at
         ``root``; ``columns`` creates or must match the dataset's schema."""
@@ -425,7 +426,8 @@ class ShardWriter:
         the shard holds are compared (DataDiffersError when they differ) and
         skipped; returns the rows appended. GapError past the rows held."""
     def commit(self, cursor: Optional[ReadableBuffer] = None) -> int:
-        """Commits the pending rows of every column (synced), with ``cursor``
+        """Commits the pending rows of every column (synced under fsync
+        durability), with ``cursor``
         (at most 8127 bytes) when given; returns the committed rows."""
     def finish(self) -> int:
         """Commits, marks the shard complete and closes it; returns its

@@ -113,6 +113,7 @@ def open_shard(
     lock_timeout: Optional[float] = None,
     compare_overlap: bool = True,
     buffer_bytes: Optional[int] = None,
+    accept_loss: bool = False,
 ) -> _native.ShardWriter:
     """Opens shard ``shard`` of the dataset at ``root``, creating the dataset
     and the shard when missing, or resuming it; returns a
@@ -128,13 +129,22 @@ def open_shard(
       schema when there is none; otherwise it must equal the schema
       (DtypeMismatchError, ShapeMismatchError). May be omitted when the
       dataset exists.
-    durability: ``"fsync"``: every commit is synced (the columns of a shard
-      are one append group, whose commits are always synced).
+    durability: ``"fsync"`` (default): every commit is synced and survives a
+      power loss. ``"process"``: commits and the complete mark make the
+      same writes without syncing them, so they survive the death of the
+      process (``kill -9``, a killed worker) but not a power loss, which can
+      take the shard back to an earlier commit (never a partial one; the
+      rows dropped are reported by the next writer). :func:`finalize` syncs
+      every shard it publishes, so a manifest never outlives its rows.
     lock_timeout: seconds to wait for another writer of the shard (default:
       fail at once with LockedError).
     compare_overlap: whether ``append_at`` compares the rows it skips
       (default True).
     buffer_bytes: per-column buffer for small appends.
+    accept_loss: whether recovery may cut rows a column's header claims past
+      the shard's newest intact commit (as a power loss under ``"process"``
+      durability can leave them, or another program's write); refused by
+      default (JournalDisagreesError), changing nothing.
 
     Opening a complete shard succeeds: ``complete`` is then true and
     appending raises.
@@ -147,6 +157,7 @@ def open_shard(
         lock_timeout,
         compare_overlap,
         buffer_bytes,
+        accept_loss,
     )
 
 

@@ -104,6 +104,12 @@ class NpyDatasink(Datasink[Optional[Dict[str, Any]]]):  # type: ignore[misc, unu
       dataset's schema when it exists).
     lock_timeout: seconds a write task waits for another writer of its
       shard (default: fail at once).
+    durability: ``"fsync"`` (default): each block's commit is synced, and
+      survives a power loss. ``"process"``: the commits are not synced, so a
+      task does not wait for the disk; they survive killed workers (a
+      retried task resumes after its last commit), and ``on_write_complete``
+      syncs every shard before it publishes the manifest, so a published
+      dataset survives a power loss either way.
 
     Each write task writes its own shard, ``<write id>-<task index>``, and
     commits after every block, with the rows written so far as the cursor;
@@ -121,10 +127,14 @@ class NpyDatasink(Datasink[Optional[Dict[str, Any]]]):  # type: ignore[misc, unu
         columns: Optional[Columns] = None,
         *,
         lock_timeout: Optional[float] = None,
+        durability: str = "fsync",
     ) -> None:
+        if durability not in ("fsync", "process"):
+            raise ValueError(f"durability must be 'fsync' or 'process', not {durability!r}")
         self.root = os.fspath(root)
         self.columns = columns
         self.lock_timeout = lock_timeout
+        self.durability = durability
         self.manifest: Optional[Dict[str, Any]] = None
         # Names the shards of a write when Ray does not pass its write id.
         self._fallback_id = uuid.uuid4().hex
@@ -158,7 +168,11 @@ class NpyDatasink(Datasink[Optional[Dict[str, Any]]]):  # type: ignore[misc, unu
                     if columns is None:
                         columns = {n: (a.dtype, a.shape[1:]) for n, a in batch.items()}
                     shard = dataset.open_shard(
-                        self.root, name, columns, lock_timeout=self.lock_timeout
+                        self.root,
+                        name,
+                        columns,
+                        self.durability,
+                        lock_timeout=self.lock_timeout,
                     )
                     if shard.complete:
                         # An earlier attempt finished this task's shard.

@@ -155,7 +155,7 @@ impl PyShardWriter {
     /// Opens (creating or resuming) shard `shard` of the dataset at `root`;
     /// see `npy_append.dataset.open_shard`.
     #[staticmethod]
-    #[pyo3(signature = (root, shard, columns=None, durability="fsync", lock_timeout=None, compare_overlap=true, buffer_bytes=None))]
+    #[pyo3(signature = (root, shard, columns=None, durability="fsync", lock_timeout=None, compare_overlap=true, buffer_bytes=None, accept_loss=false))]
     #[allow(clippy::too_many_arguments, reason = "the Python signature")]
     fn open(
         py: Python<'_>,
@@ -166,11 +166,13 @@ impl PyShardWriter {
         lock_timeout: Option<f64>,
         compare_overlap: bool,
         buffer_bytes: Option<usize>,
+        accept_loss: bool,
     ) -> PyResult<Self> {
         let mut options = ShardOptions::new()
             .durability(parse_durability(durability)?)
             .lock_wait(lock_wait(lock_timeout)?)
-            .compare_overlap(compare_overlap);
+            .compare_overlap(compare_overlap)
+            .accept_loss(accept_loss);
         if let Some(columns) = &columns {
             options = options.columns(&parse_columns(py, columns)?);
         }

@@ -113,8 +113,8 @@ def test_the_schema_is_recorded_once_and_enforced(tmp_path):
         ds.open_shard(root, "a", {"id": "<i8"})
     with pytest.raises(npy_append.InvalidArgumentError, match="shard name"):
         ds.open_shard(root, "../a")
-    with pytest.raises(npy_append.UnsupportedError, match="fsync"):
-        ds.open_shard(root, "a", durability="process")
+    with pytest.raises(npy_append.InvalidArgumentError, match="durability"):
+        ds.open_shard(root, "a", durability="power")
     with pytest.raises(npy_append.InvalidArgumentError):
         ds.create(tmp_path / "x", {"a/b": "<i8"})
     assert not (root / "a").exists()

@@ -88,18 +88,19 @@ def make_featurize(kill_dir, root, kill_blocks, replace=None):
     return featurize
 
 
-def test_ray_data_sink_with_killed_workers(cluster, tmp_path):
+@pytest.mark.parametrize("durability", ["fsync", "process"])
+def test_ray_data_sink_with_killed_workers(cluster, tmp_path, durability):
     root = str(tmp_path / "ds")
     kill_dir = tmp_path / "kills"
     kill_dir.mkdir()
     featurize = make_featurize(str(kill_dir), root, kill_blocks={1, 4, 6})
     data = ray.data.range(N, override_num_blocks=READ_BLOCKS).map_batches(featurize, batch_size=BATCH)
-    sink = NpyDatasink(root)
+    sink = NpyDatasink(root, durability=durability)
     start = time.time()
     data.write_datasink(sink)
     elapsed = time.time() - start
     kills = {int(os.path.basename(p)): int(open(p).read()) for p in glob.glob(str(kill_dir / "[0-9]*"))}
-    print(f"ray data sink: {N} rows, {len(kills)} workers killed mid-write "
+    print(f"ray data sink ({durability}): {N} rows, {len(kills)} workers killed mid-write "
           f"(rows committed by then: {sorted(kills.values())}), {elapsed:.1f} s")
     assert len(kills) == 3
     # Killed after blocks of their own task were committed: a retry resumed.

@@ -183,7 +183,12 @@ impl GroupStatus {
         }
         let plan = match plan_group(path, &read, &newest, &opened, false) {
             Ok(plan) => Ok(plan),
-            Err(refusal @ crate::recovery::group::Refusal { error: Error::Io { .. }, .. }) => {
+            Err(
+                refusal @ crate::recovery::group::Refusal {
+                    error: Error::Io { .. },
+                    ..
+                },
+            ) => {
                 return Err(refusal.error);
             }
             Err(refusal) => Err(refusal),

@@ -9,12 +9,12 @@ use super::file::{
     CommitCheck, FileCommit, FilePlan, check_binding, check_commit, plan_cut, refuse_header_ahead,
     snapshot_layout, synced_rows_lost,
 };
-use crate::format::header;
 use crate::error::{Error, Result};
 use crate::files::{self, HeaderRead};
 use crate::format::group_journal::{
     self, GroupIdentity, GroupRecord, MemberCommit, MemberIdentity, Slot,
 };
+use crate::format::header;
 use crate::format::layout::Layout;
 use crate::storage::{Backend, OpenMode, Storage};
 
@@ -234,13 +234,22 @@ impl<F: Storage> Found<'_, F> {
                 }
             });
         };
-        check_commit(self.path, &self.layout, file, self.len, &file_commit(commit, true))
+        check_commit(
+            self.path,
+            &self.layout,
+            file,
+            self.len,
+            &file_commit(commit, true),
+        )
     }
 
     /// The rows the member's header shows.
     fn header_rows(&self) -> Option<u64> {
         let read = self.read.as_ref()?;
-        read.header.as_ref().ok().and_then(header::Header::growth_len)
+        read.header
+            .as_ref()
+            .ok()
+            .and_then(header::Header::growth_len)
     }
 }
 
@@ -304,14 +313,17 @@ pub(crate) fn plan_group<F: Storage>(
             continue;
         }
         if strict {
-            return about(i, Err(synced_rows_lost(
-                f.path,
-                &f.layout,
-                &file_commit(commit, true),
-                check,
-                f.len,
-                &format!("group commit {}", record.sequence),
-            )));
+            return about(
+                i,
+                Err(synced_rows_lost(
+                    f.path,
+                    &f.layout,
+                    &file_commit(commit, true),
+                    check,
+                    f.len,
+                    &format!("group commit {}", record.sequence),
+                )),
+            );
         }
         chosen = about(i, fallback(read, newest, &found, f, commit, check))?;
         write_chosen = true;
@@ -329,17 +341,21 @@ pub(crate) fn plan_group<F: Storage>(
                 && h > keep.rows
                 && f.fits(h)
             {
-                return about(i, Err(Error::JournalDisagrees {
-                    path: f.path.to_path_buf(),
-                    journal: journal_path.to_path_buf(),
-                    what: format!(
-                        "the header says {h} rows and the file holds them, but the newest \
-                         group commit whose rows are intact has {} (the last, {}, has {}): \
-                         the rows past it may be another program's. The file: a header of \
+                return about(
+                    i,
+                    Err(Error::JournalDisagrees {
+                        path: f.path.to_path_buf(),
+                        journal: journal_path.to_path_buf(),
+                        what: format!(
+                            "the header says {h} rows and the file holds them, but the newest \
+                         group commit whose rows are intact has {} (a power loss under \
+                         process durability can keep a commit's header and lose its record, \
+                         and another program's write looks the same). The file: a header of \
                          {h} rows; the journal: last commit of {} rows",
-                        keep.rows, record.sequence, newest_commit.rows, newest_commit.rows
-                    ),
-                }));
+                            keep.rows, newest_commit.rows
+                        ),
+                    }),
+                );
             }
         }
     }

@@ -456,8 +456,7 @@ impl<B: Backend> AppendGroup<B> {
             )?;
             opened.push((member_path, file));
         }
-        let plan =
-            group_recovery::plan_group(path, &state, &newest, &opened, options.accept_loss)?;
+        let plan = group_recovery::plan_group(path, &state, &newest, &opened, options.accept_loss)?;
         let durability = options.durability;
         let mut members = Vec::with_capacity(count);
         let mut created_any = false;
