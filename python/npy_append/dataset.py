@@ -133,9 +133,10 @@ def open_shard(
       power loss. ``"process"``: commits and the complete mark make the
       same writes without syncing them, so they survive the death of the
       process (``kill -9``, a killed worker) but not a power loss, which can
-      take the shard back to an earlier commit (never a partial one; the
-      rows dropped are reported by the next writer). :func:`finalize` syncs
-      every shard it publishes, so a manifest never outlives its rows.
+      take the shard back to an earlier commit (never a partial one).
+      :func:`finalize` publishes such a shard unsynced too: after a power
+      loss, a reader refuses a manifest listing rows a shard lost (until the
+      shard is finished and the dataset finalized again).
     lock_timeout: seconds to wait for another writer of the shard (default:
       fail at once with LockedError).
     compare_overlap: whether ``append_at`` compares the rows it skips

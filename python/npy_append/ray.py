@@ -105,11 +105,12 @@ class NpyDatasink(Datasink[Optional[Dict[str, Any]]]):  # type: ignore[misc, unu
     lock_timeout: seconds a write task waits for another writer of its
       shard (default: fail at once).
     durability: ``"fsync"`` (default): each block's commit is synced, and
-      survives a power loss. ``"process"``: the commits are not synced, so a
-      task does not wait for the disk; they survive killed workers (a
-      retried task resumes after its last commit), and ``on_write_complete``
-      syncs every shard before it publishes the manifest, so a published
-      dataset survives a power loss either way.
+      the dataset survives a power loss. ``"process"``: nothing but the
+      manifest is synced, so no task waits for the disk (the durability of
+      Ray's own ``write_numpy``, which syncs nothing): commits survive
+      killed workers and a retried task resumes after its last commit, but
+      a power loss can take rows back, which a reader of the published
+      dataset then detects (it refuses the manifest).
 
     Each write task writes its own shard, ``<write id>-<task index>``, and
     commits after every block, with the rows written so far as the cursor;

@@ -16,9 +16,16 @@ use crate::storage::{Backend, Directories, FsBackend, OpenMode, Storage};
 
 /// Publishes the dataset at `root` with every shard found there.
 ///
-/// Checks that every shard is complete and matches the schema, then writes
-/// `manifest.json` (the schema, the shards in the dataset's order with their
-/// rows, a format version): temporary file, fsync, rename, directory fsync.
+/// Checks that every shard is complete and matches the schema, syncs every
+/// shard written with [`Durability::Fsync`](crate::Durability::Fsync) (its
+/// columns and journal), then writes `manifest.json` (the schema, the shards
+/// in the dataset's order with their rows, a format version): temporary
+/// file, fsync, rename, directory fsync. A shard whose last writer chose
+/// [`Durability::Process`](crate::Durability::Process) is published as that
+/// writer left it, unsynced: a power loss can then take back rows the
+/// manifest lists, which the [`DatasetReader`](crate::DatasetReader)
+/// refuses ([`Error::Corrupt`] naming the shard) until the shard is finished
+/// again and the dataset finalized again.
 /// Returns the manifest. Idempotent: when `manifest.json` already holds
 /// this manifest nothing is written. When a shard is not complete (or a
 /// writer holds a complete one that needs recovery, below) it returns
@@ -109,8 +116,12 @@ enum ShardState<F> {
     Incomplete,
     /// Complete, and as its `finish` left it: every column at `rows`, its
     /// header saying so and nothing past them; the journal and the columns,
-    /// open for reading.
-    Clean { rows: u64, files: Vec<(PathBuf, F)> },
+    /// open for reading; whether its writer synced its commits (Fsync).
+    Clean {
+        rows: u64,
+        files: Vec<(PathBuf, F)>,
+        synced: bool,
+    },
     /// Complete, but a crash during `finish` left a column as recovery
     /// would not (its header behind the last commit).
     NeedsRecovery,
@@ -172,6 +183,7 @@ fn inspect<B: Backend>(
         newest: None,
         older: None,
     };
+    let synced = record.data_synced;
     let plan = plan_group(journal, &read, &(Slot::A, record), &members, false)?;
     let unchanged = !plan.write_chosen
         && plan
@@ -185,17 +197,22 @@ fn inspect<B: Backend>(
             _ => return Ok(ShardState::NeedsRecovery),
         }
     }
-    Ok(ShardState::Clean { rows, files })
+    Ok(ShardState::Clean {
+        rows,
+        files,
+        synced,
+    })
 }
 
 /// The rows the shard whose group journal is `journal` is published with;
 /// `None` when it is not complete (or a writer holds it while it needs
 /// recovery).
 ///
-/// A clean complete shard is synced (journal and columns, from the handles
-/// read): what was read may be only in the page cache, written by a
-/// `finish` killed before its own syncs, and the manifest must not outlive
-/// it. One that needs recovery is opened and closed as its writer would
+/// A clean complete shard of an Fsync writer is synced (journal and
+/// columns, from the handles read): what was read may be only in the page
+/// cache, written by a `finish` killed before its own syncs, and the
+/// manifest must not outlive it. A Process writer's is left as it is (see
+/// [`finalize`]). One that needs recovery is opened and closed as its writer would
 /// (without waiting for the lock), then read again.
 fn published_rows<B: Directories + Clone>(
     backend: &B,
@@ -206,8 +223,12 @@ fn published_rows<B: Directories + Clone>(
     loop {
         match inspect(backend, schema, journal)? {
             ShardState::Incomplete => return Ok(None),
-            ShardState::Clean { rows, files } => {
-                for (path, file) in &files {
+            ShardState::Clean {
+                rows,
+                files,
+                synced,
+            } => {
+                for (path, file) in files.iter().filter(|_| synced) {
                     file.sync_data()
                         .map_err(|e| Error::io(path, "syncing a shard", e))?;
                 }

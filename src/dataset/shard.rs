@@ -109,8 +109,9 @@ impl ShardOptions {
     /// (`kill -9`, a killed worker), and a power loss can take the shard
     /// back to an earlier commit, never to a partial one
     /// ([`GroupOptions::durability`](crate::GroupOptions::durability)).
-    /// [`finalize`](crate::dataset::finalize) syncs every shard it
-    /// publishes, so a manifest never outlives the rows it lists.
+    /// [`finalize`](crate::dataset::finalize) publishes such a shard
+    /// unsynced too: after a power loss the reader refuses a manifest that
+    /// lists rows the shard lost, until it is finished and finalized again.
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
