@@ -1158,3 +1158,75 @@ fn group_checks_catch_a_header_before_the_record() {
         "the broken variant went unnoticed"
     );
 }
+
+/// The checks catch Process commits that alternate slots without syncs:
+/// with every second unsynced record moved to the other slot, two unsynced
+/// records can replace the durable one, and a power loss then leaves
+/// members that no intact record describes.
+#[test]
+fn process_group_checks_catch_alternating_slots() {
+    let mut rec = record_group_as(Durability::Process);
+    let names = crashsim::names(&rec.initial, &rec.trace);
+    let journal_ino = *names.iter().find(|(_, p)| **p == group_path()).unwrap().0;
+    let slots: Vec<u64> = {
+        let mut offsets: Vec<u64> = rec
+            .trace
+            .iter()
+            .filter_map(|op| match op {
+                crashsim::Op::Write { ino, offset, .. } if *ino == journal_ino && *offset > 0 => {
+                    Some(*offset)
+                }
+                _ => None,
+            })
+            .collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        offsets
+    };
+    assert_eq!(slots.len(), 2, "{slots:?}");
+    let mut moved = 0;
+    let mut unsynced = 0;
+    for i in 0..rec.trace.len() {
+        let synced_next = matches!(
+            rec.trace.get(i + 1),
+            Some(crashsim::Op::Sync { ino, .. }) if *ino == journal_ino
+        );
+        if let crashsim::Op::Write { ino, offset, .. } = &mut rec.trace[i]
+            && *ino == journal_ino
+            && *offset > 0
+            && !synced_next
+        {
+            unsynced += 1;
+            if unsynced % 2 == 0 {
+                *offset = if *offset == slots[0] {
+                    slots[1]
+                } else {
+                    slots[0]
+                };
+                moved += 1;
+            }
+        }
+    }
+    assert!(moved > 0);
+    let mut process = ProcessStats::default();
+    let stats = enumerate(&rec, 13, |image, rec, k, kill, _n| {
+        if kill {
+            check_group_image(image, &rec.allowed(k), Durability::Process)
+        } else {
+            check_group_image_process(image, &rec.begun(k), &mut process)
+        }
+    });
+    println!(
+        "broken variant (Process records alternating slots, {moved} moved): {} states, {} \
+         violations",
+        stats.states,
+        stats.violations.len()
+    );
+    if let Some(v) = stats.violations.first() {
+        println!("  {v}");
+    }
+    assert!(
+        !stats.violations.is_empty(),
+        "the broken variant went unnoticed"
+    );
+}

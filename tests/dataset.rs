@@ -305,7 +305,11 @@ fn a_process_shard_syncs_nothing_not_even_when_published() {
     let manifest = dataset::finalize_with(&mem, root, None).unwrap();
     assert_eq!(manifest.shards[0].rows, 40);
     // The manifest's temporary file only.
-    assert_eq!(mem.count(MemOp::Sync), syncs + 1, "finalize synced a Process shard");
+    assert_eq!(
+        mem.count(MemOp::Sync),
+        syncs + 1,
+        "finalize synced a Process shard"
+    );
     let r = DatasetReader::open_with(mem.clone(), root, ReadFrom::Manifest).unwrap();
     assert_eq!(r.len(), 40);
     // Fsync and Process writers take turns on one shard.

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use npy_append::storage::{MemBackend, MemOp};
 use npy_append::{
-    AppendGroup, Error, GroupOptions, GroupReader, MemberSpec, RaggedAppender, RaggedOptions,
-    RaggedReader,
+    AppendGroup, Durability, Error, GroupOptions, GroupReader, MemberSpec, RaggedAppender,
+    RaggedOptions, RaggedReader,
 };
 
 const OPS: [MemOp; 8] = [
@@ -143,6 +143,40 @@ impl Writer for AppendGroup<MemBackend> {
         let same = r.as_slice::<u32>(0).unwrap() == x(0..rows)
             && r.as_slice::<i64>(1).unwrap() == y(0..rows);
         (rows, same)
+    }
+}
+
+/// The same group under Process durability (an I/O error is not a power
+/// loss: what was written stays, and the promises are the same).
+struct ProcessGroup(AppendGroup<MemBackend>);
+
+impl Writer for ProcessGroup {
+    fn open(mem: &MemBackend) -> npy_append::Result<Self> {
+        let g = options()
+            .durability(Durability::Process)
+            .open_with(mem.clone(), group_path())?;
+        Ok(Self(g))
+    }
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+    fn held(&self) -> u64 {
+        self.0.held()
+    }
+    fn append(&mut self, n: u64) -> npy_append::Result<()> {
+        Writer::append(&mut self.0, n)
+    }
+    fn commit(&mut self) -> npy_append::Result<u64> {
+        Writer::commit(&mut self.0)
+    }
+    fn close(self) -> npy_append::Result<u64> {
+        Writer::close(self.0)
+    }
+    fn is_poisoned(&self) -> bool {
+        AppendGroup::is_poisoned(&self.0)
+    }
+    fn read(mem: &MemBackend) -> (u64, bool) {
+        <AppendGroup<MemBackend> as Writer>::read(mem)
     }
 }
 
@@ -294,6 +328,11 @@ fn every_failure<W: Writer>(name: &str) {
 #[test]
 fn group_failure_of_every_operation() {
     every_failure::<AppendGroup<MemBackend>>("group");
+}
+
+#[test]
+fn process_group_failure_of_every_operation() {
+    every_failure::<ProcessGroup>("group, process durability");
 }
 
 #[test]
