@@ -483,41 +483,15 @@ impl<B: Backend> AppendGroup<B> {
             files::sync_parent(&backend, path)?;
         }
         let identity = state.identity;
-        let write = |(slot, record): &(Slot, GroupRecord)| -> Result<()> {
-            let bytes = record
-                .encode(identity.group_id)
-                .map_err(|e| Error::from_format(path, e))?;
-            journal
-                .write_at(&bytes, identity.slot_offset(*slot))
-                .and_then(|()| journal.sync_data())
-                .map_err(io(path, "writing the group journal"))
-        };
-        let mut current = plan.chosen;
-        if reanchor || plan.write_chosen {
-            write(&current)?;
-        } else {
-            journal
-                .sync_data()
-                .map_err(io(path, "syncing the group journal"))?;
-        }
-        let mut last_sequence = plan.last_sequence.max(current.1.sequence);
-        if durability == Durability::Process {
-            // Process commits all go to one slot; the other keeps this
-            // record, whose rows were synced above. It claims no synced data
-            // (its copy may be an Fsync commit's), so that a power loss that
-            // keeps a later commit's header and loses its record is taken
-            // for what it is when the file does not hold the header's rows.
-            last_sequence += 1;
-            current = (
-                current.0.other(),
-                GroupRecord {
-                    sequence: last_sequence,
-                    data_synced: false,
-                    ..current.1
-                },
-            );
-            write(&current)?;
-        }
+        let (current, last_sequence) = settle_journal(
+            &journal,
+            path,
+            &identity,
+            plan.chosen,
+            reanchor || plan.write_chosen,
+            plan.last_sequence,
+            durability,
+        )?;
         let (slot, record) = current;
         Ok(Self {
             backend,
@@ -897,6 +871,59 @@ impl<B: Backend> AppendGroup<B> {
             None => Ok(Vec::new()),
         })
     }
+}
+
+/// The group journal's part of recovery, once every member is cut and
+/// synced: writes the `chosen` record when it must be (`write`: a fallback,
+/// or a torn creation's first record), else syncs the journal; a Process
+/// writer then writes the durable record its commits keep beside them.
+/// Returns the record the writer goes on from, in its slot, and the highest
+/// sequence on disk.
+fn settle_journal<F: Storage>(
+    journal: &F,
+    path: &Path,
+    identity: &GroupIdentity,
+    chosen: (Slot, GroupRecord),
+    write: bool,
+    last_sequence: u64,
+    durability: Durability,
+) -> Result<((Slot, GroupRecord), u64)> {
+    let put = |(slot, record): &(Slot, GroupRecord)| -> Result<()> {
+        let bytes = record
+            .encode(identity.group_id)
+            .map_err(|e| Error::from_format(path, e))?;
+        journal
+            .write_at(&bytes, identity.slot_offset(*slot))
+            .and_then(|()| journal.sync_data())
+            .map_err(io(path, "writing the group journal"))
+    };
+    let mut current = chosen;
+    if write {
+        put(&current)?;
+    } else {
+        journal
+            .sync_data()
+            .map_err(io(path, "syncing the group journal"))?;
+    }
+    let mut last_sequence = last_sequence.max(current.1.sequence);
+    if durability == Durability::Process {
+        // Process commits all go to one slot; the other keeps this record,
+        // whose rows were synced above. It claims no synced data (its copy
+        // may be an Fsync commit's), so that a power loss that keeps a later
+        // commit's header and loses its record is taken for what it is when
+        // the file does not hold the header's rows.
+        last_sequence += 1;
+        current = (
+            current.0.other(),
+            GroupRecord {
+                sequence: last_sequence,
+                data_synced: false,
+                ..current.1
+            },
+        );
+        put(&current)?;
+    }
+    Ok((current, last_sequence))
 }
 
 /// Checks the options' members against an existing group.
