@@ -166,6 +166,8 @@ class AppendGroup:
         lock_timeout: Optional[float] = None,
         buffer_bytes: Optional[int] = None,
         move_aside_foreign_journal: bool = False,
+        durability: Literal["fsync", "process"] = "fsync",
+        accept_loss: bool = False,
     ) -> "AppendGroup":
         """Creates the group with ``members`` (``{file_name: (dtype,
         row_shape)}`` or ``{file_name: dtype}``, or ``(file_name, dtype,
@@ -212,6 +214,10 @@ class AppendGroup:
     @property
     def bytes_cut(self) -> int:
         """Bytes the open cut from the members (an unfinished commit)."""
+    @property
+    def dropped_rows(self) -> List[Tuple[str, int]]:
+        """``(member, rows)`` the open dropped from the newest commit: a
+        power loss under process durability did not keep them."""
     @property
     def path(self) -> pathlib.Path:
         """The group journal's path."""

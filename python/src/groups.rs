@@ -12,7 +12,9 @@ use npy_append::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::convert::{Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_specs, seconds};
+use crate::convert::{
+    Accepts, Rows, cursor_bytes, lock_wait, numpy_dtype, parse_durability, parse_specs, seconds,
+};
 use crate::errors::{OrRaise, corrupt, invalid_argument};
 use crate::handle::Handle;
 use crate::reader::{GroupMapping, Snapshot};
@@ -122,8 +124,17 @@ impl PyAppendGroup {
     ///   journal npy_append wrote, with no member file beside it, is renamed
     ///   to `<path>.foreign` and a new group created (default: raise
     ///   ForeignJournalError, nothing changed).
+    /// durability: "fsync" (default; a commit survives power loss) or
+    ///   "process" (commits are not synced: they survive the death of the
+    ///   process, and a power loss can take every member back to an earlier
+    ///   commit together, reported by `dropped_rows`).
+    /// accept_loss: recover even when a member's header claims rows it
+    ///   holds past the newest intact commit (a power loss under process
+    ///   durability, or another program's write; default: raise
+    ///   JournalDisagreesError, nothing changed).
     #[staticmethod]
-    #[pyo3(signature = (path, members=None, lock_timeout=None, buffer_bytes=None, move_aside_foreign_journal=false))]
+    #[pyo3(signature = (path, members=None, lock_timeout=None, buffer_bytes=None, move_aside_foreign_journal=false, durability="fsync", accept_loss=false))]
+    #[allow(clippy::too_many_arguments, reason = "the Python signature")]
     fn open_or_recover(
         py: Python<'_>,
         path: PathBuf,
@@ -131,10 +142,14 @@ impl PyAppendGroup {
         lock_timeout: Option<f64>,
         buffer_bytes: Option<usize>,
         move_aside_foreign_journal: bool,
+        durability: &str,
+        accept_loss: bool,
     ) -> PyResult<Self> {
         let mut options = GroupOptions::new()
             .lock_wait(lock_wait(lock_timeout)?)
-            .move_aside_foreign_journal(move_aside_foreign_journal);
+            .move_aside_foreign_journal(move_aside_foreign_journal)
+            .durability(parse_durability(durability)?)
+            .accept_loss(accept_loss);
         if let Some(members) = &members {
             for spec in parse_members(py, members)? {
                 options = options.member(spec);
@@ -278,6 +293,20 @@ impl PyAppendGroup {
     #[getter]
     fn bytes_cut(&self) -> PyResult<u64> {
         Ok(self.handle.live_ref()?.bytes_cut())
+    }
+
+    /// Rows of each member (`[(name, rows)]`) that the open dropped from the
+    /// newest commit, because a power loss under process durability did not
+    /// keep them (zeros otherwise).
+    #[getter]
+    fn dropped_rows(&self) -> PyResult<Vec<(String, u64)>> {
+        let g = self.handle.live_ref()?;
+        Ok(self
+            .members
+            .iter()
+            .map(|m| m.name.clone())
+            .zip(g.dropped_rows().iter().copied())
+            .collect())
     }
 
     /// The path of member `name`'s `.npy` file.

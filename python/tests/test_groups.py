@@ -326,7 +326,7 @@ import json, os, sys
 import numpy as np
 from npy_append import AppendGroup
 members = {"x.npy": ("<f4", (4,)), "y.npy": ("<i8", ()), "ids.npy": ("<u8", ())}
-g = AppendGroup.open_or_recover(sys.argv[1], members=members)
+g = AppendGroup.open_or_recover(sys.argv[1], members=members, durability=sys.argv[2])
 k = json.loads(g.cursor)["k"] + 1 if g.cursor else 0
 rows = g.rows
 while True:
@@ -360,10 +360,11 @@ def wait_commits(group, child, commits):
     return last
 
 
-def test_killed_group_writer_recovers_every_member_to_one_commit(group, tmp_path):
+@pytest.mark.parametrize("durability", ["fsync", "process"])
+def test_killed_group_writer_recovers_every_member_to_one_commit(group, tmp_path, durability):
     rng = random.Random(7)
     for round_ in range(5):
-        child = spawn(KILLED_CHILD, group)
+        child = spawn(KILLED_CHILD, group, durability)
         acked = wait_commits(group, child, 40 + 30 * round_)
         # At a random point of a later commit, not just after an acknowledgement.
         time.sleep(rng.uniform(0, 0.02))
@@ -374,9 +375,10 @@ def test_killed_group_writer_recovers_every_member_to_one_commit(group, tmp_path
         g = AppendGroup.open_or_recover(group, members=MEMBERS)
         cursor = json.loads(g.cursor)
         k = cursor["k"]
-        # Commits are synced: the last acknowledged one survives; the one in
-        # flight at the kill may have completed too.
+        # A kill keeps what the kernel took, synced or not: the last
+        # acknowledged commit survives; the one in flight may have completed.
         assert k in (acked, acked + 1), (k, acked)
+        assert g.dropped_rows == [("x.npy", 0), ("y.npy", 0), ("ids.npy", 0)]
         assert g.rows == expected_rows(k)
         assert list(g.rows.values()) == cursor["rows"]
         assert g.pending_rows == {"x.npy": 0, "y.npy": 0, "ids.npy": 0}
