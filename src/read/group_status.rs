@@ -153,7 +153,16 @@ impl GroupStatus {
 
     /// [`GroupStatus::read`] on `backend`.
     pub fn read_with<B: Backend>(backend: &B, path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
+        Self::read_planned(backend, path.as_ref(), false)
+    }
+
+    /// [`GroupStatus::read_with`], planning recovery with or without
+    /// `accept_loss` ([`GroupOptions::preview_recovery`](crate::GroupOptions::preview_recovery)).
+    pub(crate) fn read_planned<B: Backend>(
+        backend: &B,
+        path: &Path,
+        accept_loss: bool,
+    ) -> Result<Self> {
         let journal = backend
             .open(path, OpenMode::Read)
             .map_err(|e| Error::io(path, "opening the group journal", e))?;
@@ -181,7 +190,7 @@ impl GroupStatus {
             };
             opened.push((member_path, file));
         }
-        let plan = match plan_group(path, &read, &newest, &opened, false) {
+        let plan = match plan_group(path, &read, &newest, &opened, accept_loss) {
             Ok(plan) => Ok(plan),
             Err(
                 refusal @ crate::recovery::group::Refusal {

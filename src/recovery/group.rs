@@ -277,7 +277,9 @@ fn file_commit(commit: &MemberCommit, data_synced: bool) -> FileCommit {
 /// has those rows, else those rows unverified (an empty cursor), else the
 /// other slot's record (the durable record the Process writer opened with).
 /// A member whose header claims rows it holds beyond the kept record is
-/// refused (another program's write looks the same) unless `accept_loss`;
+/// refused (another program's write looks the same) unless `accept_loss`,
+/// or unless they are rows of the newest commit that passed their check in
+/// that member (its own rows, cut with the others);
 /// with `accept_loss`, a synced newest record is treated as a Process one.
 pub(crate) fn plan_group<F: Storage>(
     journal_path: &Path,
@@ -301,6 +303,8 @@ pub(crate) fn plan_group<F: Storage>(
     let strict = record.data_synced && !accept_loss;
     let mut chosen = (*newest_slot, record.clone());
     let mut write_chosen = false;
+    let mut intact = Vec::with_capacity(found.len());
+    let mut failed = None;
     for (i, (f, commit)) in found.iter().zip(&record.members).enumerate() {
         if strict && let Some(read) = &f.read {
             about(
@@ -309,7 +313,8 @@ pub(crate) fn plan_group<F: Storage>(
             )?;
         }
         let check = about(i, f.check(commit))?;
-        if check == CommitCheck::Ok {
+        intact.push(check == CommitCheck::Ok);
+        if check == CommitCheck::Ok || failed.is_some() {
             continue;
         }
         if strict {
@@ -325,9 +330,13 @@ pub(crate) fn plan_group<F: Storage>(
                 )),
             );
         }
+        failed = Some((i, check));
+    }
+    if let Some((i, check)) = failed
+        && let (Some(f), Some(commit)) = (found.get(i), record.members.get(i))
+    {
         chosen = about(i, fallback(read, newest, &found, f, commit, check))?;
         write_chosen = true;
-        break;
     }
     let kept = &chosen.1;
     if !strict && !accept_loss {
@@ -337,9 +346,13 @@ pub(crate) fn plan_group<F: Storage>(
             .zip(&record.members)
             .enumerate()
         {
+            // Rows of the newest commit that passed their check in this
+            // member are this writer's own, whatever its header says.
+            let own = intact.get(i) == Some(&true) && f.header_rows() <= Some(newest_commit.rows);
             if let Some(h) = f.header_rows()
                 && h > keep.rows
                 && f.fits(h)
+                && !own
             {
                 return about(
                     i,

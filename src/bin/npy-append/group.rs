@@ -1,13 +1,77 @@
 //! `info` and `verify` of a group journal: read-only reports built on
-//! [`GroupStatus`] (the members, the state, what recovery would do).
+//! [`GroupStatus`] (the members, the state, what recovery would do); and
+//! `recover` of a group journal: its writer's open and close, or with
+//! `--dry-run` the same plan, read-only.
 
 use std::process::ExitCode;
 
 use npy_append::format::header;
-use npy_append::{FileState, GroupStatus, MemberRecovery, MemberStatus};
+use npy_append::{FileState, GroupOptions, GroupStatus, MemberRecovery, MemberStatus};
 
+use crate::args::{RecoverArgs, ShortFile, Tail};
 use crate::json::Value;
 use crate::output::{self, EXIT_PROBLEM, Failure};
+
+/// `npy-append recover GROUP [--dry-run] [--accept-loss]
+/// [--move-aside-journal] [--json]`: opens the group as its writer would
+/// (recovering every member to one commit) and closes it; with `--dry-run`
+/// says what that would do, from the same plan, changing nothing.
+pub fn recover(args: &RecoverArgs) -> Result<ExitCode, Failure> {
+    let path = &args.file;
+    let shown = path.display();
+    if args.tail != Tail::Refuse || args.short_file != ShortFile::Refuse {
+        return Err(Failure::new(format!(
+            "{shown}: --tail and --short-file are for a .npy without a journal; a group's \
+             members always have their group journal"
+        )));
+    }
+    let options = GroupOptions::new()
+        .accept_loss(args.accept_loss)
+        .move_aside_foreign_journal(args.move_aside_journal);
+    let lib = |e| Failure::lib(path, &e);
+    let preview = options.preview_recovery(path).map_err(lib)?;
+    if let Some(why) = preview.members.iter().find_map(|m| match &m.recovery {
+        MemberRecovery::Refuses(why) => Some(format!("member {}: {why}", m.name)),
+        _ => None,
+    }) {
+        let verb = if args.dry_run {
+            "dry run: recovery would refuse and change nothing"
+        } else {
+            "recovery refused and changed nothing"
+        };
+        return Err(Failure::new(format!("{shown}: {verb}: {why}")));
+    }
+    let mut done = String::new();
+    if !args.dry_run {
+        let group = options.open(path).map_err(lib)?;
+        let kept: Vec<String> = (0..group.member_count())
+            .map(|i| {
+                let name = group.member_name(i).unwrap_or_default();
+                match group.dropped_rows().get(i).copied().unwrap_or(0) {
+                    0 => format!("{name} {}", group.rows(i)),
+                    d => format!("{name} {} (dropped {d})", group.rows(i)),
+                }
+            })
+            .collect();
+        done = format!("kept {}; cut {} bytes", kept.join(", "), group.bytes_cut());
+        group.close().map_err(lib)?;
+    }
+    if args.json {
+        let mut json = to_json(&preview);
+        if let Value::Object(fields) = &mut json {
+            fields.push(("dry_run", Value::Bool(args.dry_run)));
+        }
+        output::line(format_args!("{}", json.render()))?;
+    } else if args.dry_run {
+        output::line(format_args!(
+            "{shown}: dry run: recovery would {}; nothing was changed",
+            recovery_text(&preview)
+        ))?;
+    } else {
+        output::line(format_args!("{shown}: recovered: {done}; closed cleanly"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// `npy-append info GROUP [--json]`.
 pub fn info(status: &GroupStatus, json: bool) -> Result<ExitCode, Failure> {
@@ -48,12 +112,18 @@ pub fn verify(status: &GroupStatus) -> Result<ExitCode, Failure> {
     }
 }
 
-/// "x.npy 5, y.npy 5".
+/// "x.npy 5, y.npy 5": the rows recovery keeps.
 fn rows_text(status: &GroupStatus) -> String {
     status
         .members
         .iter()
-        .map(|m| format!("{} {}", m.name, m.rows))
+        .map(|m| {
+            let dropped = match m.recovery {
+                MemberRecovery::Changes { rows_dropped, .. } => rows_dropped,
+                _ => 0,
+            };
+            format!("{} {}", m.name, m.rows - dropped)
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use npy_append::{AppendOptions, RecoveryOutcome, ShortFilePolicy, TailPolicy};
+use npy_append::{AppendOptions, GroupStatus, RecoveryOutcome, ShortFilePolicy, TailPolicy};
 
 use crate::args::{RecoverArgs, ShortFile, Tail};
 use crate::inspect::{changes_text, report_json};
@@ -21,6 +21,9 @@ use crate::output::{self, Failure};
 pub fn recover(args: &RecoverArgs) -> Result<ExitCode, Failure> {
     let path = &args.file;
     let shown = path.display();
+    if GroupStatus::is_group_journal(path).map_err(|e| Failure::lib(path, &e))? {
+        return crate::group::recover(args);
+    }
     let options = AppendOptions::new()
         .tail_policy(match args.tail {
             Tail::Refuse => TailPolicy::Refuse,
