@@ -32,6 +32,15 @@
 //! `Durability::Process`, recovery still succeeds and leaves a well-formed
 //! file (it prints how many acknowledged commits were lost).
 //!
+//! Append groups (`*_group`, `*_group_process`): a writer appends the same
+//! rows to two members and commits them together, under either durability.
+//! After each cut both members hold one commit's rows, every row as
+//! written; under Fsync that commit is the last acknowledged one or the one
+//! in flight; under Process recovery succeeds (after a refusal that changes
+//! nothing, accepting the loss) and the cuts must lose some unsynced
+//! commit. `*_group_catches_no_data_sync` must catch a group whose member
+//! syncs do nothing.
+//!
 //! Needs root, loop devices, `losetup`, `mount`, `mkfs.ext4` and `mkfs.xfs`:
 //! without them each test prints `SKIP fs_power_cut_<fs>: <reason>` and
 //! passes, except under `CI=true`, where that is a failure. Every mount and
@@ -109,6 +118,13 @@ enum Mode {
     /// the handle (creation and recovery still sync), so a commit's journal
     /// record can reach the disk before the rows it counts.
     NoDataSync,
+    /// An append group of two members under `Durability::Fsync`.
+    GroupFsync,
+    /// The same group under `Durability::Process`.
+    GroupProcess,
+    /// The group under `Durability::Fsync` through [`NoDataSync`]: a broken
+    /// protocol whose records can reach the disk before the rows they count.
+    GroupNoDataSync,
 }
 
 impl Mode {
@@ -117,6 +133,9 @@ impl Mode {
             Mode::Fsync => "fsync",
             Mode::Process => "process",
             Mode::NoDataSync => "no-data-sync",
+            Mode::GroupFsync => "group-fsync",
+            Mode::GroupProcess => "group-process",
+            Mode::GroupNoDataSync => "group-no-data-sync",
         }
     }
 }
@@ -171,7 +190,8 @@ impl Backend for NoDataSync {
     fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<NoDataSyncFile> {
         Ok(NoDataSyncFile {
             inner: FsBackend.open(path, mode)?,
-            npy: !path.to_string_lossy().ends_with(".journal"),
+            // A `.npy` (a file or a group member), not a journal.
+            npy: path.extension().is_some_and(|e| e == "npy"),
             wrote_rows: false.into(),
         })
     }
@@ -206,6 +226,11 @@ fn child_fs_writer() {
         "fsync" => write_until_killed(FsBackend, &path, Durability::Fsync, seed),
         "process" => write_until_killed(FsBackend, &path, Durability::Process, seed),
         "no-data-sync" => write_until_killed(NoDataSync, &path, Durability::Fsync, seed),
+        "group-fsync" => write_group_until_killed(FsBackend, &path, Durability::Fsync, seed),
+        "group-process" => write_group_until_killed(FsBackend, &path, Durability::Process, seed),
+        "group-no-data-sync" => {
+            write_group_until_killed(NoDataSync, &path, Durability::Fsync, seed);
+        }
         other => panic!("unknown mode {other}"),
     }
 }
@@ -1314,6 +1339,374 @@ fn fs_power_cut_ext4_process_recovers() {
 #[test]
 fn fs_power_cut_xfs_process_recovers() {
     process_durability_cuts(FsKind::Xfs);
+}
+
+// ---------------------------------------------------------------------------
+// Append groups: two members committed together.
+
+/// The group's members: the same rows of `value(i, j)` in both (a member is
+/// checked on its own with `wrong_rows`), grown together.
+const GROUP_MEMBERS: [&str; 2] = ["a.npy", "b.npy"];
+
+fn group_options(durability: Durability) -> npy_append::GroupOptions {
+    GROUP_MEMBERS.iter().fold(
+        npy_append::GroupOptions::new().durability(durability),
+        |g, name| g.member(npy_append::MemberSpec::of::<u64>(name, &[ROW])),
+    )
+}
+
+/// Opens (recovering) the group at `path`; under Process durability a group
+/// refused with `JournalDisagrees` (a power cut kept a member's header and
+/// rows, not their record) must be unchanged and is then opened accepting
+/// the loss. Returns the group and whether it was refused.
+fn open_group<B: Backend + Copy>(
+    backend: B,
+    path: &Path,
+    durability: Durability,
+) -> (npy_append::AppendGroup<B>, bool) {
+    match group_options(durability).open_with(backend, path) {
+        Ok(g) => (g, false),
+        Err(e @ npy_append::Error::JournalDisagrees { .. })
+            if durability == Durability::Process =>
+        {
+            let dir = path.parent().unwrap();
+            let files = || {
+                let mut v: Vec<_> = std::fs::read_dir(dir)
+                    .unwrap()
+                    .map(|e| {
+                        let p = e.unwrap().path();
+                        let bytes = std::fs::read(&p).unwrap();
+                        (p, bytes)
+                    })
+                    .collect();
+                v.sort();
+                v
+            };
+            let before = files();
+            assert!(group_options(durability).open_with(backend, path).is_err());
+            assert!(files() == before, "a refused open changed the files: {e}");
+            let g = group_options(durability)
+                .accept_loss(true)
+                .open_with(backend, path)
+                .unwrap_or_else(|e| panic!("opening with accept_loss failed: {e}"));
+            (g, true)
+        }
+        Err(e) => panic!("opening the group failed: {e}"),
+    }
+}
+
+/// The group writer: appends the same rows to both members, commits, now
+/// and then closes and reopens, until `MAX_ROWS / 4` rows; says what it
+/// does as `write_until_killed` does.
+fn write_group_until_killed<B: Backend + Copy>(
+    backend: B,
+    path: &Path,
+    durability: Durability,
+    seed: u64,
+) {
+    let mut rng = Rng::new(seed);
+    let max = MAX_ROWS / 4;
+    let open = || {
+        say("opening");
+        let (g, refused) = open_group(backend, path, durability);
+        if refused {
+            say("refused");
+        }
+        say(&format!("opened {}", g.rows(0)));
+        g
+    };
+    let mut g = open();
+    loop {
+        let start = g.rows(0);
+        if start >= max {
+            let n = g.close().unwrap();
+            say(&format!("closed {}", n[0]));
+            say("done");
+            return;
+        }
+        let size = if rng.below(8) == 0 {
+            4096 + rng.below(12_000)
+        } else {
+            1 + rng.below(500)
+        };
+        let target = (start + size).min(max);
+        let batch = rows(start, target - start);
+        for m in 0..GROUP_MEMBERS.len() {
+            g.append(m, &batch).unwrap();
+        }
+        say(&format!("committing {target}"));
+        let n = g.commit().unwrap();
+        assert_eq!(n, [target, target]);
+        say(&format!("committed {target}"));
+        if rng.below(16) == 0 {
+            let n = g.close().unwrap();
+            say(&format!("closed {}", n[0]));
+            g = open();
+        }
+    }
+}
+
+/// Power cuts of a group writer (`Mode::GroupFsync` or `GroupProcess`):
+/// after each, a copy of the group is recovered and checked. Both members
+/// must hold the same rows (one commit) and be well-formed `.npy` files
+/// whose rows are as written; under Fsync the rows are the last
+/// acknowledged commit or the one in flight. Under Process a cut may lose
+/// acknowledged commits (counted) and rows of older commits may be wrong
+/// (counted: the documented limit); recovery must still succeed, possibly
+/// after refusing (unchanged) and being told to accept the loss.
+fn group_power_cuts(kind: FsKind, durability: Durability) {
+    let mode = if durability == Durability::Fsync {
+        Mode::GroupFsync
+    } else {
+        Mode::GroupProcess
+    };
+    let test = format!(
+        "fs_power_cut_{}_{}",
+        kind.name(),
+        mode.name().replace('-', "_")
+    );
+    let Some((_lock, mut fs)) = setup(kind, &test) else {
+        return;
+    };
+    let cuts = (cuts_per_fs() / 3).max(1);
+    let seed = seed_from_env_or_time();
+    let mut rng = Rng::new(seed);
+    let exe = std::env::current_exe().unwrap();
+    let checks = tempfile::Builder::new()
+        .prefix(CHECKS_PREFIX)
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let mut generation = 0;
+    let mnt = fs.mnt.clone();
+    let group_at = |generation: u32| {
+        let dir = mnt.join(format!("group-{generation}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("data.group")
+    };
+    let mut path = group_at(generation);
+    let (mut acked_commits, mut in_flight_kept, mut lost, mut wrong) = (0, 0, 0, 0);
+    let (mut refused, mut dropped, mut fine) = (0, 0, 0);
+    for round in 0..cuts {
+        let context = format!("{test}, cut {round} (seed {seed})");
+        let (mut child, rx, reader, err_reader) = spawn_writer(&exe, &path, rng.next(), mode);
+        let mut heard = Heard::default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while heard.opened.is_none() && !heard.done {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => heard.hear(&line),
+                Err(e) => panic!(
+                    "{context}: the writer did not open ({e}):\n{}",
+                    err_reader.join().unwrap()
+                ),
+            }
+        }
+        let commits = rng.below(10);
+        while heard.commits < commits && !heard.done {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => heard.hear(&line),
+                Err(_) => break,
+            }
+        }
+        std::thread::sleep(Duration::from_micros(rng.below(3000)));
+        fs.cut();
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+        reader.join().unwrap();
+        for line in rx.try_iter() {
+            heard.hear(&line);
+        }
+        let stderr = err_reader.join().unwrap();
+        drop(child);
+        fs.remount();
+        acked_commits += heard.commits;
+
+        // Check a copy of the group's directory; the next writer recovers
+        // the original.
+        let copy_dir = checks.path().join(format!("cut-{round}"));
+        std::fs::create_dir_all(&copy_dir).unwrap();
+        for entry in std::fs::read_dir(path.parent().unwrap()).unwrap() {
+            let from = entry.unwrap().path();
+            std::fs::copy(&from, copy_dir.join(from.file_name().unwrap())).unwrap();
+        }
+        let copy = copy_dir.join("data.group");
+        let rows = if copy.exists() {
+            let (g, was_refused) = open_group(FsBackend, &copy, durability);
+            refused += u64::from(was_refused);
+            dropped += u64::from(g.dropped_rows().iter().any(|&d| d > 0));
+            let rows = g.member_rows();
+            g.close()
+                .unwrap_or_else(|e| panic!("{context}: close failed: {e}"));
+            assert!(
+                rows.iter().all(|&r| r == rows[0]),
+                "{context}: the members hold different rows: {rows:?}"
+            );
+            rows[0]
+        } else {
+            0
+        };
+        for name in GROUP_MEMBERS {
+            let member = copy_dir.join(name);
+            if !member.exists() {
+                assert_eq!(rows, 0, "{context}: {name} is missing");
+                continue;
+            }
+            match wrong_rows(&member, rows) {
+                Ok(0) => {}
+                Ok(n) if durability == Durability::Process => {
+                    wrong += 1;
+                    println!("  {context}: {name}: {n} of {rows} rows wrong");
+                }
+                Ok(n) => panic!("{context}: {name}: {n} of {rows} rows wrong"),
+                Err(e) => panic!("{context}: {name} is not well formed: {e}\n{stderr}"),
+            }
+        }
+        if durability == Durability::Fsync {
+            assert!(
+                rows == heard.acked || Some(rows) == heard.in_flight,
+                "{context}: recovered {rows} rows; acknowledged {}, in flight {:?}",
+                heard.acked,
+                heard.in_flight
+            );
+            in_flight_kept += u64::from(rows != heard.acked);
+        } else if rows >= heard.acked {
+            fine += 1;
+        } else {
+            lost += 1;
+        }
+        let _ = std::fs::remove_dir_all(&copy_dir);
+        if heard.done || rng.below(4) == 0 {
+            let _ = std::fs::remove_dir_all(path.parent().unwrap());
+            generation += 1;
+            path = group_at(generation);
+        }
+    }
+    println!(
+        "{test}: {cuts} cuts (seed {seed}): {acked_commits} acknowledged commits; {}",
+        if durability == Durability::Fsync {
+            format!(
+                "every member at the last acknowledged commit or the one in flight \
+                 ({in_flight_kept} kept the one in flight), every row as written"
+            )
+        } else {
+            format!(
+                "{fine} kept every acknowledged commit, {lost} lost some, {dropped} recoveries \
+                 dropped rows of the newest commit, {refused} refused (unchanged) then \
+                 recovered accepting the loss, {wrong} members with rows of older commits \
+                 not as written"
+            )
+        }
+    );
+    assert!(acked_commits > 0, "{test}: no commit was acknowledged");
+    // Teeth: the cuts drop unsynced writes of a group too.
+    assert!(
+        durability == Durability::Fsync || lost > 0 || cuts < 20,
+        "{test}: no cut lost an unsynced commit: the cuts prove nothing"
+    );
+}
+
+/// Teeth: the cuts catch a group whose commits write their record before
+/// the rows it counts are durable ([`Mode::GroupNoDataSync`]): within 10
+/// cuts a recovery fails, loses an acknowledged commit or keeps wrong rows.
+fn group_cuts_catch_no_data_sync(kind: FsKind) {
+    let test = format!("fs_power_cut_{}_group_catches_no_data_sync", kind.name());
+    let Some((_lock, mut fs)) = setup(kind, &test) else {
+        return;
+    };
+    let exe = std::env::current_exe().unwrap();
+    let checks = tempfile::Builder::new()
+        .prefix(CHECKS_PREFIX)
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    let mut outcomes = Vec::new();
+    for round in 0..10 {
+        let dir = fs.mnt.join(format!("broken-{round}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("data.group");
+        let (mut child, rx, reader, err_reader) =
+            spawn_writer(&exe, &path, 1 + round, Mode::GroupNoDataSync);
+        let mut heard = Heard::default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while heard.commits < 5 {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => heard.hear(&line),
+                Err(e) => panic!(
+                    "{test}: the writer made no commits ({e}):\n{}",
+                    err_reader.join().unwrap()
+                ),
+            }
+        }
+        fs.cut();
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+        reader.join().unwrap();
+        for line in rx.try_iter() {
+            heard.hear(&line);
+        }
+        drop(child);
+        drop(err_reader);
+        fs.remount();
+        let copy_dir = checks.path().join(format!("broken-{round}"));
+        std::fs::create_dir_all(&copy_dir).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let from = entry.unwrap().path();
+            std::fs::copy(&from, copy_dir.join(from.file_name().unwrap())).unwrap();
+        }
+        let outcome = match group_options(Durability::Fsync).open(copy_dir.join("data.group")) {
+            Ok(g) => {
+                let rows = g.rows(0);
+                drop(g);
+                let wrong: Vec<_> = GROUP_MEMBERS
+                    .iter()
+                    .map(|m| wrong_rows(&copy_dir.join(m), rows))
+                    .collect();
+                let caught = rows < heard.acked || wrong.iter().any(|w| *w != Ok(0));
+                (
+                    caught,
+                    format!("{rows} of {} acknowledged rows, {wrong:?}", heard.acked),
+                )
+            }
+            Err(e) => (
+                true,
+                format!("{} rows acknowledged, recovery failed: {e}", heard.acked),
+            ),
+        };
+        if outcome.0 {
+            println!("{test}: cut {round} caught it, as it must: {}", outcome.1);
+            return;
+        }
+        outcomes.push(outcome.1);
+    }
+    panic!("{test}: 10 cuts never caught the broken group writer: {outcomes:#?}");
+}
+
+#[test]
+fn fs_power_cut_ext4_group_catches_no_data_sync() {
+    group_cuts_catch_no_data_sync(FsKind::Ext4);
+}
+
+#[test]
+fn fs_power_cut_xfs_group_catches_no_data_sync() {
+    group_cuts_catch_no_data_sync(FsKind::Xfs);
+}
+
+#[test]
+fn fs_power_cut_ext4_group() {
+    group_power_cuts(FsKind::Ext4, Durability::Fsync);
+}
+
+#[test]
+fn fs_power_cut_xfs_group() {
+    group_power_cuts(FsKind::Xfs, Durability::Fsync);
+}
+
+#[test]
+fn fs_power_cut_ext4_group_process() {
+    group_power_cuts(FsKind::Ext4, Durability::Process);
+}
+
+#[test]
+fn fs_power_cut_xfs_group_process() {
+    group_power_cuts(FsKind::Xfs, Durability::Process);
 }
 
 // ---------------------------------------------------------------------------
