@@ -340,37 +340,7 @@ pub(crate) fn plan_group<F: Storage>(
     }
     let kept = &chosen.1;
     if !strict && !accept_loss {
-        for (i, ((f, keep), newest_commit)) in found
-            .iter()
-            .zip(&kept.members)
-            .zip(&record.members)
-            .enumerate()
-        {
-            // Rows of the newest commit that passed their check in this
-            // member are this writer's own, whatever its header says.
-            let own = intact.get(i) == Some(&true) && f.header_rows() <= Some(newest_commit.rows);
-            if let Some(h) = f.header_rows()
-                && h > keep.rows
-                && f.fits(h)
-                && !own
-            {
-                return about(
-                    i,
-                    Err(Error::JournalDisagrees {
-                        path: f.path.to_path_buf(),
-                        journal: journal_path.to_path_buf(),
-                        what: format!(
-                            "the header says {h} rows and the file holds them, but the newest \
-                         group commit whose rows are intact has {} (a power loss under \
-                         process durability can keep a commit's header and lose its record, \
-                         and another program's write looks the same). The file: a header of \
-                         {h} rows; the journal: last commit of {} rows",
-                            keep.rows, newest_commit.rows
-                        ),
-                    }),
-                );
-            }
-        }
+        refuse_claimed(journal_path, &found, &intact, kept, record)?;
     }
     let mut plans = Vec::with_capacity(found.len());
     let mut dropped_rows = Vec::with_capacity(found.len());
@@ -394,6 +364,49 @@ pub(crate) fn plan_group<F: Storage>(
         members: plans,
         dropped_rows,
     })
+}
+
+/// Refuses a member whose header claims rows it holds beyond the `kept`
+/// record, unless they are rows of the newest record (`newest`) that passed
+/// their check in that member (`intact`): this writer's own rows, cut with
+/// the other members'.
+fn refuse_claimed<F: Storage>(
+    journal_path: &Path,
+    found: &[Found<'_, F>],
+    intact: &[bool],
+    kept: &GroupRecord,
+    newest: &GroupRecord,
+) -> Result<(), Refusal> {
+    for (i, ((f, keep), newest_commit)) in found
+        .iter()
+        .zip(&kept.members)
+        .zip(&newest.members)
+        .enumerate()
+    {
+        let own = intact.get(i) == Some(&true) && f.header_rows() <= Some(newest_commit.rows);
+        if let Some(h) = f.header_rows()
+            && h > keep.rows
+            && f.fits(h)
+            && !own
+        {
+            return about(
+                i,
+                Err(Error::JournalDisagrees {
+                    path: f.path.to_path_buf(),
+                    journal: journal_path.to_path_buf(),
+                    what: format!(
+                        "the header says {h} rows and the file holds them, but the newest \
+                         group commit whose rows are intact has {} (a power loss under \
+                         process durability can keep a commit's header and lose its record, \
+                         and another program's write looks the same). The file: a header of \
+                         {h} rows; the journal: last commit of {} rows",
+                        keep.rows, newest_commit.rows
+                    ),
+                }),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Reads member `m` (at `path`, `file` when it exists) and checks that it
