@@ -18,6 +18,7 @@ use crate::format::dtype::Dtype;
 use crate::format::group_journal::{self, GroupRecord, MemberCommit, MemberIdentity};
 use crate::recovery::group::{MemberPlan, member_layout, plan_group, read_group_journal};
 use crate::storage::{Backend, FsBackend, OpenMode, Storage};
+use crate::write::group::GroupOptions;
 
 /// What [`GroupStatus::read`] found about one member.
 #[derive(Debug, Clone)]
@@ -156,13 +157,26 @@ impl GroupStatus {
         Self::read_planned(backend, path.as_ref(), false)
     }
 
-    /// [`GroupStatus::read_with`], planning recovery with or without
-    /// `accept_loss` ([`GroupOptions::preview_recovery`](crate::GroupOptions::preview_recovery)).
-    pub(crate) fn read_planned<B: Backend>(
+    /// What opening the existing group whose journal is `path` with
+    /// `options` would do to its members ([`GroupOptions::accept_loss`] is
+    /// the option that changes the plan), read-only and without a lock: the
+    /// same plan the open makes.
+    pub fn preview_recovery(path: impl AsRef<Path>, options: &GroupOptions) -> Result<Self> {
+        Self::read_planned(&FsBackend, path.as_ref(), options.accepts_loss())
+    }
+
+    /// [`GroupStatus::preview_recovery`] on `backend`.
+    pub fn preview_recovery_with<B: Backend>(
         backend: &B,
-        path: &Path,
-        accept_loss: bool,
+        path: impl AsRef<Path>,
+        options: &GroupOptions,
     ) -> Result<Self> {
+        Self::read_planned(backend, path.as_ref(), options.accepts_loss())
+    }
+
+    /// [`GroupStatus::read_with`], planning recovery with or without
+    /// `accept_loss`.
+    fn read_planned<B: Backend>(backend: &B, path: &Path, accept_loss: bool) -> Result<Self> {
         let journal = backend
             .open(path, OpenMode::Read)
             .map_err(|e| Error::io(path, "opening the group journal", e))?;

@@ -179,21 +179,9 @@ impl GroupOptions {
         self
     }
 
-    /// What opening the existing group whose journal is `path` would do to
-    /// its members with these options (`accept_loss` is the option that
-    /// changes the plan), read-only and without a lock: the same plan the
-    /// open makes ([`GroupStatus`](crate::GroupStatus)).
-    pub fn preview_recovery(&self, path: impl AsRef<Path>) -> Result<crate::GroupStatus> {
-        self.preview_recovery_with(&FsBackend, path)
-    }
-
-    /// [`preview_recovery`](Self::preview_recovery) on `backend`.
-    pub fn preview_recovery_with<B: Backend>(
-        &self,
-        backend: &B,
-        path: impl AsRef<Path>,
-    ) -> Result<crate::GroupStatus> {
-        crate::GroupStatus::read_planned(backend, path.as_ref(), self.accept_loss)
+    /// Whether these options accept a loss ([`accept_loss`](Self::accept_loss)).
+    pub fn accepts_loss(&self) -> bool {
+        self.accept_loss
     }
 
     /// Opens, creates or recovers the group whose journal is `path` on the

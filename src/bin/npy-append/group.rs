@@ -29,7 +29,7 @@ pub fn recover(args: &RecoverArgs) -> Result<ExitCode, Failure> {
         .accept_loss(args.accept_loss)
         .move_aside_foreign_journal(args.move_aside_journal);
     let lib = |e| Failure::lib(path, &e);
-    let preview = options.preview_recovery(path).map_err(lib)?;
+    let preview = GroupStatus::preview_recovery(path, &options).map_err(lib)?;
     if let Some(why) = preview.members.iter().find_map(|m| match &m.recovery {
         MemberRecovery::Refuses(why) => Some(format!("member {}: {why}", m.name)),
         _ => None,
