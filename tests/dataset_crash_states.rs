@@ -29,6 +29,18 @@
 //! Broken variants (the temporary file not synced before its rename, the
 //! directory not synced after it) must be caught.
 //!
+//! The same workload with every shard written under Process durability
+//! (`finalize` then publishes the shards unsynced): after a kill every check
+//! above holds. After a power loss the schema and manifest checks hold;
+//! every shard opens (a refusal of rows a header claims changes nothing and
+//! is then recovered accepting the loss) with the rows and complete state
+//! of a commit begun before the crash; a reader through the manifest either
+//! shows exactly the manifest's rows, or refuses when a shard lost rows the
+//! manifest lists (never fewer rows, never a wrong row count); finalize on
+//! the recovered image publishes exactly the complete shards or refuses.
+//! Rows of older commits are as durable as the write-back made them:
+//! counted, not failed.
+//!
 //! `cargo test --release --test dataset_crash_states -- --nocapture` prints
 //! the counts.
 
@@ -107,6 +119,10 @@ struct Recording {
 }
 
 fn record() -> Recording {
+    record_as(npy_append::Durability::Fsync)
+}
+
+fn record_as(durability: npy_append::Durability) -> Recording {
     let sim = SimBackend::from_image(&Image::new());
     let root = root();
     let mut shards = BTreeMap::new();
@@ -122,6 +138,7 @@ fn record() -> Recording {
         let start = sim.ops();
         let mut w = ShardOptions::new()
             .columns(&columns())
+            .durability(durability)
             .open_with(sim.clone(), &root, name)
             .unwrap();
         h.commits.push((0, false, start, sim.ops()));
@@ -440,19 +457,31 @@ struct Stats {
 }
 
 fn enumerate(rec: &Recording, trace: &[Op], stop_at_first: bool) -> Stats {
+    enumerate_with(rec, trace, stop_at_first, |image, k, _kill| {
+        check(rec, image, k)
+    })
+}
+
+fn enumerate_with(
+    rec: &Recording,
+    trace: &[Op],
+    stop_at_first: bool,
+    mut check: impl FnMut(&Image, usize, bool) -> Result<(), String>,
+) -> Stats {
     let mut stats = Stats::default();
     let mut rng = Rng::new(0x5eed_da7a);
     let mut seen = HashSet::new();
     for k in 0..=trace.len() {
         let model = Model::at(&rec.initial, trace, k);
         stats.crash_points += 1;
+        let killed = model.build(&model.all_kept(), 0);
         for fates in model.choices(&mut rng, 10, 64, 4) {
             let image = model.build(&fates, k as u64);
             if !seen.insert((image.clone(), k)) {
                 continue;
             }
             stats.states += 1;
-            if let Err(e) = check(rec, &image, k) {
+            if let Err(e) = check(&image, k, image == killed) {
                 stats.violations.push(format!(
                     "crash after op {k} ({}): {e}",
                     trace.get(k.wrapping_sub(1)).map_or_else(
@@ -556,4 +585,178 @@ fn a_rename_without_a_directory_sync_is_caught() {
         matches!(op, Op::SyncDir) && i.checked_sub(1).is_some_and(|r| renames.contains(&r))
     });
     assert_caught("rename without a directory sync", &rec, &trace);
+}
+
+/// What the Process power-loss images showed.
+#[derive(Default, Debug)]
+struct ProcessStats {
+    /// Shards refused (unchanged), then opened accepting the loss.
+    refused: usize,
+    /// Images whose manifest lists rows a shard lost: the reader refused.
+    manifest_refused: usize,
+    /// Images with a manifest the reader showed.
+    manifest_read: usize,
+    /// Shards with rows of older commits not as written.
+    older_rows_differ: usize,
+}
+
+/// A power-loss image of the Process workload (see the module's doc).
+fn check_process(
+    rec: &Recording,
+    image: &Image,
+    k: usize,
+    stats: &mut ProcessStats,
+) -> Result<(), String> {
+    let root = root();
+    let schema_path = root.join("schema.json");
+    let manifest_path = root.join("manifest.json");
+    // The schema and the manifest are synced whatever the shards' durability.
+    let acked = rec.manifests.iter().rposition(|m| m.2 <= k);
+    let found = image.get(&manifest_path);
+    let allowed = rec.manifests.iter().enumerate().any(|(i, m)| {
+        Some(&m.0) == found && (Some(i) == acked || (acked.is_none_or(|a| i > a) && m.1 < k))
+    }) || (found.is_none() && acked.is_none());
+    if !allowed {
+        return Err("manifest.json is no manifest a crash there may leave".into());
+    }
+    if image.get(&schema_path).is_none() {
+        if image
+            .keys()
+            .any(|p| p.file_name().is_some_and(|n| n == "shard.group"))
+        {
+            return Err("a shard exists without a schema".into());
+        }
+        return Ok(());
+    }
+    let sim = SimBackend::from_image(image);
+    let process = || ShardOptions::new().durability(npy_append::Durability::Process);
+    let mut complete = Vec::new();
+    let mut incomplete = Vec::new();
+    let mut recovered = BTreeMap::new();
+    for name in dataset::list_shards_with(&sim, &root).map_err(|e| format!("list: {e}"))? {
+        let (number, h) = &rec.shards[&name];
+        let w = match process().open_with(sim.clone(), &root, &name) {
+            Ok(w) => w,
+            Err(Error::ForeignJournal { .. }) => process()
+                .move_aside_foreign_journal(true)
+                .open_with(sim.clone(), &root, &name)
+                .map_err(|e| format!("shard {name} does not open moving aside: {e}"))?,
+            Err(e @ Error::JournalDisagrees { .. }) => {
+                let before = sim.current();
+                if process().open_with(sim.clone(), &root, &name).is_ok() || sim.current() != before
+                {
+                    return Err(format!(
+                        "shard {name}: a refusal changed files or went away: {e}"
+                    ));
+                }
+                stats.refused += 1;
+                process()
+                    .accept_loss(true)
+                    .open_with(sim.clone(), &root, &name)
+                    .map_err(|e| format!("shard {name} does not open accepting the loss: {e}"))?
+            }
+            Err(e) => return Err(format!("shard {name} does not open: {e}")),
+        };
+        let state = (w.len(), w.is_complete());
+        let begun = h
+            .commits
+            .iter()
+            .any(|&(rows, c, start, _)| (start < k || start == 0) && (rows, c) == state);
+        if !begun {
+            return Err(format!(
+                "shard {name}: {state:?} is no commit begun before the crash"
+            ));
+        }
+        let (ids, _) = batch_bytes(*number, 0..w.len());
+        if !sim.current()[&root.join(&name).join("id.npy")].ends_with(&ids) {
+            stats.older_rows_differ += 1;
+        }
+        recovered.insert(name.clone(), w.len());
+        if w.is_complete() {
+            complete.push((name, w.len()));
+        } else {
+            incomplete.push(name);
+        }
+        w.close().map_err(|e| format!("close: {e}"))?;
+    }
+    // A reader through the manifest shows exactly its rows, or refuses a
+    // shard that lost rows the manifest lists.
+    if let Some(m) =
+        dataset::read_manifest_with(&sim, &root).map_err(|e| format!("manifest: {e}"))?
+    {
+        let lost = m
+            .shards
+            .iter()
+            .any(|s| recovered.get(&s.name).copied().unwrap_or(0) < s.rows);
+        match DatasetReader::open_with(sim.clone(), &root, ReadFrom::Manifest) {
+            Ok(r) => {
+                let listed: Vec<(String, u64)> =
+                    m.shards.iter().map(|s| (s.name.clone(), s.rows)).collect();
+                if r.pinned() != listed {
+                    return Err(format!(
+                        "the reader shows {:?}, the manifest {listed:?}",
+                        r.pinned()
+                    ));
+                }
+                if lost {
+                    return Err("the reader showed a manifest listing rows a shard lost".into());
+                }
+                stats.manifest_read += 1;
+            }
+            Err(Error::Corrupt { what, .. }) if lost && what.contains("committed") => {
+                stats.manifest_refused += 1;
+            }
+            Err(e) => return Err(format!("the reader of the manifest: {e}")),
+        }
+    }
+    let before = sim.current().get(&manifest_path).cloned();
+    match dataset::finalize_with(&sim, &root, None) {
+        Ok(m) if incomplete.is_empty() => {
+            let got: Vec<(String, u64)> =
+                m.shards.iter().map(|s| (s.name.clone(), s.rows)).collect();
+            if got != complete {
+                return Err(format!("finalize published {got:?}, complete {complete:?}"));
+            }
+        }
+        Ok(_) => return Err(format!("finalize published with {incomplete:?} incomplete")),
+        Err(Error::Incomplete { shards, .. }) if shards == incomplete => {
+            if sim.current().get(&manifest_path) != before.as_ref() {
+                return Err("a refused finalize changed manifest.json".into());
+            }
+        }
+        Err(e) => return Err(format!("finalize: {e}")),
+    }
+    Ok(())
+}
+
+#[test]
+fn every_crash_state_of_process_shards() {
+    let rec = record_as(npy_append::Durability::Process);
+    let mut process = ProcessStats::default();
+    let mut kills = 0;
+    let stats = enumerate_with(&rec, &rec.trace, false, |image, k, kill| {
+        if kill {
+            kills += 1;
+            check(&rec, image, k)
+        } else {
+            check_process(&rec, image, k, &mut process)
+        }
+    });
+    println!(
+        "dataset, process durability: {} crash points, {} states ({kills} kills), {} violations; \
+         {process:?}",
+        stats.crash_points,
+        stats.states,
+        stats.violations.len()
+    );
+    assert!(
+        stats.violations.is_empty(),
+        "{}",
+        stats.violations[..stats.violations.len().min(10)].join("\n")
+    );
+    assert!(stats.states > 500, "{}", stats.states);
+    assert!(
+        process.manifest_refused > 0,
+        "no image lost rows a manifest lists"
+    );
 }

@@ -668,7 +668,10 @@ where
             path: journal,
             offset: None,
             what: format!(
-                "{listed_by} lists {rows} rows of shard {name}, which has {committed} committed"
+                "{listed_by} lists {rows} rows of shard {name}, which has {committed} committed: \
+                 the shard lost rows since (a power loss after commits a Process writer did not \
+                 sync, or another program changed it); finish the shard again (its work \
+                 resumes from its last commit) and finalize again"
             ),
         });
     }
