@@ -701,6 +701,52 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Starts a writer of `path` in `mode` and cuts the file system once it
+/// acknowledged `commits` commits; kills it, hears the rest of what it said
+/// and mounts the file system again.
+fn cut_after_commits(
+    fs: &mut LoopFs,
+    exe: &Path,
+    path: &Path,
+    seed: u64,
+    mode: Mode,
+    commits: u64,
+    test: &str,
+) -> Heard {
+    let (mut child, rx, reader, err_reader) = spawn_writer(exe, path, seed, mode);
+    let mut heard = Heard::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while heard.commits < commits {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => heard.hear(&line),
+            Err(e) => panic!(
+                "{test}: the writer made no commits ({e}):\n{}",
+                err_reader.join().unwrap()
+            ),
+        }
+    }
+    fs.cut();
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+    reader.join().unwrap();
+    for line in rx.try_iter() {
+        heard.hear(&line);
+    }
+    drop(child);
+    drop(err_reader);
+    fs.remount();
+    heard
+}
+
+/// Copies every file of directory `from` into `to` (created).
+fn copy_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let from = entry.unwrap().path();
+        std::fs::copy(&from, to.join(from.file_name().unwrap())).unwrap();
+    }
+}
+
 /// Serializes the tests of this binary and runs of it in other processes:
 /// they compete for the same two cores and loop devices, and while the lock
 /// is held any loop device of ours is a leftover of a run that was killed.
@@ -1088,30 +1134,9 @@ fn cuts_catch(kind: FsKind, mode: Mode) {
     let mut outcomes = Vec::new();
     for round in 0..10 {
         let path = fs.mnt.join(format!("{}-{round}.npy", mode.name()));
-        let (mut child, rx, reader, err_reader) = spawn_writer(&exe, &path, 1 + round, mode);
         // Cut once a few commits were acknowledged since the file was
         // created (creating a file syncs it).
-        let mut heard = Heard::default();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while heard.commits < 5 {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => heard.hear(&line),
-                Err(e) => panic!(
-                    "{test}: the writer made no commits ({e}):\n{}",
-                    err_reader.join().unwrap()
-                ),
-            }
-        }
-        fs.cut();
-        let _ = child.0.kill();
-        let _ = child.0.wait();
-        reader.join().unwrap();
-        for line in rx.try_iter() {
-            heard.hear(&line);
-        }
-        drop(child);
-        drop(err_reader);
-        fs.remount();
+        let heard = cut_after_commits(&mut fs, &exe, &path, 1 + round, mode, 5, &test);
         let copy = checks.path().join(format!("{}-{round}.npy", mode.name()));
         copy_pair(&path, &copy);
         let (caught, outcome) = match Appender::open_or_recover(&copy) {
@@ -1523,11 +1548,7 @@ fn group_power_cuts(kind: FsKind, durability: Durability) {
         // Check a copy of the group's directory; the next writer recovers
         // the original.
         let copy_dir = checks.path().join(format!("cut-{round}"));
-        std::fs::create_dir_all(&copy_dir).unwrap();
-        for entry in std::fs::read_dir(path.parent().unwrap()).unwrap() {
-            let from = entry.unwrap().path();
-            std::fs::copy(&from, copy_dir.join(from.file_name().unwrap())).unwrap();
-        }
+        copy_files(path.parent().unwrap(), &copy_dir);
         let copy = copy_dir.join("data.group");
         let rows = if copy.exists() {
             let (g, was_refused) = open_group(FsBackend, &copy, durability);
@@ -1622,35 +1643,17 @@ fn group_cuts_catch_no_data_sync(kind: FsKind) {
         let dir = fs.mnt.join(format!("broken-{round}"));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("data.group");
-        let (mut child, rx, reader, err_reader) =
-            spawn_writer(&exe, &path, 1 + round, Mode::GroupNoDataSync);
-        let mut heard = Heard::default();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while heard.commits < 5 {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => heard.hear(&line),
-                Err(e) => panic!(
-                    "{test}: the writer made no commits ({e}):\n{}",
-                    err_reader.join().unwrap()
-                ),
-            }
-        }
-        fs.cut();
-        let _ = child.0.kill();
-        let _ = child.0.wait();
-        reader.join().unwrap();
-        for line in rx.try_iter() {
-            heard.hear(&line);
-        }
-        drop(child);
-        drop(err_reader);
-        fs.remount();
+        let heard = cut_after_commits(
+            &mut fs,
+            &exe,
+            &path,
+            1 + round,
+            Mode::GroupNoDataSync,
+            5,
+            &test,
+        );
         let copy_dir = checks.path().join(format!("broken-{round}"));
-        std::fs::create_dir_all(&copy_dir).unwrap();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let from = entry.unwrap().path();
-            std::fs::copy(&from, copy_dir.join(from.file_name().unwrap())).unwrap();
-        }
+        copy_files(&dir, &copy_dir);
         let outcome = match group_options(Durability::Fsync).open(copy_dir.join("data.group")) {
             Ok(g) => {
                 let rows = g.rows(0);
