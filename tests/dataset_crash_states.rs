@@ -456,6 +456,18 @@ struct Stats {
     violations: Vec<String>,
 }
 
+impl Stats {
+    /// No violation (the first ten shown), in enough states.
+    fn assert_clean(&self) {
+        assert!(
+            self.violations.is_empty(),
+            "{}",
+            self.violations[..self.violations.len().min(10)].join("\n")
+        );
+        assert!(self.states > 500, "{}", self.states);
+    }
+}
+
 fn enumerate(rec: &Recording, trace: &[Op], stop_at_first: bool) -> Stats {
     enumerate_with(rec, trace, stop_at_first, |image, k, _kill| {
         check(rec, image, k)
@@ -508,12 +520,7 @@ fn every_crash_state_of_schema_shards_and_manifest() {
         stats.states,
         stats.violations.len()
     );
-    assert!(
-        stats.violations.is_empty(),
-        "{}",
-        stats.violations[..stats.violations.len().min(10)].join("\n")
-    );
-    assert!(stats.states > 500, "{}", stats.states);
+    stats.assert_clean();
 }
 
 /// The inode created at a path whose name is `name`.
@@ -749,12 +756,7 @@ fn every_crash_state_of_process_shards() {
         stats.states,
         stats.violations.len()
     );
-    assert!(
-        stats.violations.is_empty(),
-        "{}",
-        stats.violations[..stats.violations.len().min(10)].join("\n")
-    );
-    assert!(stats.states > 500, "{}", stats.states);
+    stats.assert_clean();
     assert!(
         process.manifest_refused > 0,
         "no image lost rows a manifest lists"
