@@ -55,7 +55,8 @@ def work(part, shard):
         shard.commit(cursor=str(b + BATCH).encode())
 
 
-def test_process_pool_with_killed_workers(tmp_path):
+@pytest.mark.parametrize("durability", ["fsync", "process"])
+def test_process_pool_with_killed_workers(tmp_path, durability):
     root = tmp_path / "ds"
     kill_dir = tmp_path / "kills"
     kill_dir.mkdir()
@@ -68,7 +69,9 @@ def test_process_pool_with_killed_workers(tmp_path):
         existing_before = {p for p in parts if ds.shard_status(root, shard_name(p))}
         try:
             with ProcessPoolExecutor(2) as pool:
-                report = ds.run_partitions(pool, root, parts, work, columns=COLUMNS, shard_name=shard_name)
+                report = ds.run_partitions(
+                    pool, root, parts, work, columns=COLUMNS, shard_name=shard_name, durability=durability
+                )
             failed = []
         except ds.PartitionsFailed as e:
             report, failed = e.report, [p for p, _ in e.failures]
@@ -83,7 +86,7 @@ def test_process_pool_with_killed_workers(tmp_path):
     else:
         pytest.fail("the partitions never finished")
     kills = len(os.listdir(kill_dir))
-    print(f"process pool: {kills} workers killed, {len(reports)} runs, "
+    print(f"process pool ({durability}): {kills} workers killed, {len(reports)} runs, "
           f"skipped per run {[len(r.skipped) for r in reports]}, "
           f"resumed per run {[len(r.resumed) for r in reports]}")
     assert kills >= 10
