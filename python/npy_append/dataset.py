@@ -624,6 +624,10 @@ def run_partitions(
     complete). Partitions whose shards are complete are skipped without
     running ``work``; a partition whose earlier run died is resumed.
 
+    ``columns``, ``durability`` and ``lock_timeout`` open each shard as
+    :func:`open_shard` does (``durability="process"``: commits that do not
+    wait for the disk, kept when a worker is killed).
+
     ``work``, the partitions and ``columns`` must be picklable for a process
     pool. When partitions fail, the others still finish and
     :class:`PartitionsFailed` is raised after all are done (a partition the
