@@ -701,6 +701,30 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Cuts the file system under the running writer `child`, kills it, hears
+/// the rest of what it said and mounts the file system again; returns the
+/// writer's exit status and its stderr.
+fn cut_and_remount(
+    fs: &mut LoopFs,
+    mut child: ChildGuard,
+    rx: &Lines,
+    reader: Join<()>,
+    err_reader: Join<String>,
+    heard: &mut Heard,
+) -> (std::process::ExitStatus, String) {
+    fs.cut();
+    let _ = child.0.kill();
+    let status = child.0.wait().unwrap();
+    reader.join().unwrap();
+    for line in rx.try_iter() {
+        heard.hear(&line);
+    }
+    let stderr = err_reader.join().unwrap();
+    drop(child);
+    fs.remount();
+    (status, stderr)
+}
+
 /// Starts a writer of `path` in `mode` and cuts the file system once it
 /// acknowledged `commits` commits; kills it, hears the rest of what it said
 /// and mounts the file system again.
@@ -713,7 +737,7 @@ fn cut_after_commits(
     commits: u64,
     test: &str,
 ) -> Heard {
-    let (mut child, rx, reader, err_reader) = spawn_writer(exe, path, seed, mode);
+    let (child, rx, reader, err_reader) = spawn_writer(exe, path, seed, mode);
     let mut heard = Heard::default();
     let deadline = Instant::now() + Duration::from_secs(30);
     while heard.commits < commits {
@@ -725,16 +749,7 @@ fn cut_after_commits(
             ),
         }
     }
-    fs.cut();
-    let _ = child.0.kill();
-    let _ = child.0.wait();
-    reader.join().unwrap();
-    for line in rx.try_iter() {
-        heard.hear(&line);
-    }
-    drop(child);
-    drop(err_reader);
-    fs.remount();
+    cut_and_remount(fs, child, &rx, reader, err_reader, &mut heard);
     heard
 }
 
@@ -970,16 +985,7 @@ fn power_cuts(kind: FsKind) {
                 err_reader.join().unwrap()
             );
         }
-        fs.cut();
-        let _ = child.0.kill();
-        let status = child.0.wait().unwrap();
-        reader.join().unwrap();
-        for line in rx.try_iter() {
-            heard.hear(&line);
-        }
-        let stderr = err_reader.join().unwrap();
-        drop(child);
-        fs.remount();
+        let (status, stderr) = cut_and_remount(&mut fs, child, &rx, reader, err_reader, &mut heard);
 
         if heard.opened.is_none() && !heard.done {
             if fresh {
@@ -1247,8 +1253,7 @@ fn process_durability_cuts(kind: FsKind) {
     let (mut done, mut refused, mut writer_refused) = (0, 0, 0);
     let mut examples = Vec::new();
     for round in 0..cuts {
-        let (mut child, rx, reader, err_reader) =
-            spawn_writer(&exe, &path, rng.next(), Mode::Process);
+        let (child, rx, reader, err_reader) = spawn_writer(&exe, &path, rng.next(), Mode::Process);
         let mut heard = Heard::default();
         let deadline = Instant::now() + Duration::from_secs(30);
         while heard.opened.is_none() {
@@ -1263,16 +1268,7 @@ fn process_durability_cuts(kind: FsKind) {
         // Unsynced commits are quick: cut within 15 ms, mostly before the
         // writer reaches its last row and closes (which syncs).
         std::thread::sleep(Duration::from_micros(rng.below(15_000)));
-        fs.cut();
-        let _ = child.0.kill();
-        let _ = child.0.wait();
-        reader.join().unwrap();
-        for line in rx.try_iter() {
-            heard.hear(&line);
-        }
-        drop(child);
-        drop(err_reader);
-        fs.remount();
+        cut_and_remount(&mut fs, child, &rx, reader, err_reader, &mut heard);
         if heard.done {
             done += 1;
         }
@@ -1513,7 +1509,7 @@ fn group_power_cuts(kind: FsKind, durability: Durability) {
     let (mut refused, mut dropped, mut fine) = (0, 0, 0);
     for round in 0..cuts {
         let context = format!("{test}, cut {round} (seed {seed})");
-        let (mut child, rx, reader, err_reader) = spawn_writer(&exe, &path, rng.next(), mode);
+        let (child, rx, reader, err_reader) = spawn_writer(&exe, &path, rng.next(), mode);
         let mut heard = Heard::default();
         let deadline = Instant::now() + Duration::from_secs(30);
         while heard.opened.is_none() && !heard.done {
@@ -1533,16 +1529,7 @@ fn group_power_cuts(kind: FsKind, durability: Durability) {
             }
         }
         std::thread::sleep(Duration::from_micros(rng.below(3000)));
-        fs.cut();
-        let _ = child.0.kill();
-        let _ = child.0.wait();
-        reader.join().unwrap();
-        for line in rx.try_iter() {
-            heard.hear(&line);
-        }
-        let stderr = err_reader.join().unwrap();
-        drop(child);
-        fs.remount();
+        let (_, stderr) = cut_and_remount(&mut fs, child, &rx, reader, err_reader, &mut heard);
         acked_commits += heard.commits;
 
         // Check a copy of the group's directory; the next writer recovers
