@@ -56,7 +56,7 @@ except ImportError as _e:  # pragma: no cover - exercised without Ray
     ) from _e
 
 from . import dataset
-from ._errors import UnsupportedError
+from ._errors import InvalidArgumentError, UnsupportedError
 from .dataset import Columns, PartitionReport, StrPath, Work
 
 __all__ = ["NpyDatasink", "RayExecutor", "run_partitions"]
@@ -131,7 +131,10 @@ class NpyDatasink(Datasink[Optional[Dict[str, Any]]]):  # type: ignore[misc, unu
         durability: str = "fsync",
     ) -> None:
         if durability not in ("fsync", "process"):
-            raise ValueError(f"durability must be 'fsync' or 'process', not {durability!r}")
+            # Checked here, in the driver, rather than in every write task.
+            raise InvalidArgumentError(
+                f'durability must be "fsync" or "process", not {durability!r}'
+            )
         self.root = os.fspath(root)
         self.columns = columns
         self.lock_timeout = lock_timeout

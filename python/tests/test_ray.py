@@ -168,6 +168,9 @@ def test_object_columns_are_refused(cluster, tmp_path):
     with pytest.raises(Exception) as e:
         ok.write_datasink(bad)
     assert "dtype mismatch" in str(e.value)
+    # A durability that does not exist is refused in the driver.
+    with pytest.raises(npy_append.InvalidArgumentError, match="durability"):
+        NpyDatasink(root + "4", durability="power")
 
 
 DRIVER = """
