@@ -2,7 +2,8 @@
 symbolic links, as a Python user meets them: recovery never cuts rows it
 cannot show are its own (JournalDisagreesError, nothing changed, until
 accept_loss=True), a writer whose file is removed or replaced stops with
-FileReplacedError, and a symlink shares its file's journal."""
+FileReplacedError, and a symlink shares its file's journal. The same for
+np.save over a member of a group whose Process writer died."""
 
 import os
 
@@ -144,3 +145,38 @@ def test_a_name_too_long_for_its_journal(tmp_path):
         Appender.open_or_recover(path)
     assert "too long for its sidecar files" in str(info.value)
     assert len(npy_append.Reader(path)) == 3
+
+
+def group_snapshot(directory):
+    return {name: open(os.path.join(directory, name), "rb").read() for name in sorted(os.listdir(directory))}
+
+
+@pytest.mark.parametrize("saved_rows", [4000, 500])
+def test_np_save_over_a_process_group_member_is_refused_unchanged(tmp_path, saved_rows):
+    """numpy saves over a member of a group whose Process writer died, with
+    more rows than the group committed or fewer: recovery refuses
+    (JournalDisagreesError), changing no file, since those rows may be
+    numpy's; accept_loss=True then recovers every member to one commit."""
+    from npy_append import AppendGroup
+
+    group = str(tmp_path / "data.group")
+    members = {"a.npy": ("<u8", (8,)), "b.npy": ("<u8", (8,))}
+    g = AppendGroup.open_or_recover(group, members=members, durability="process")
+    for c in range(3):
+        for name in members:
+            g.append(name, rows(c * 1000, (c + 1) * 1000))
+        g.commit()
+    g.abandon()  # the writer dies
+    np.save(tmp_path / "a.npy", rows(0, saved_rows))
+    before = group_snapshot(tmp_path)
+    with pytest.raises(npy_append.JournalDisagreesError, match="a.npy"):
+        AppendGroup.open_or_recover(group, durability="process")
+    with pytest.raises(npy_append.JournalDisagreesError):
+        AppendGroup.open_or_recover(group)
+    assert group_snapshot(tmp_path) == before
+    g = AppendGroup.open_or_recover(group, accept_loss=True)
+    kept = g.rows
+    assert kept["a.npy"] == kept["b.npy"]
+    g.close()
+    for name in members:
+        np.testing.assert_array_equal(np.load(tmp_path / name), rows(0, kept[name]))
